@@ -1,0 +1,51 @@
+//! Every bound pkinspect puts on what a file can make it do.
+//!
+//! A pickle is attacker-controlled, so no length, count or depth it declares is
+//! trusted. Each limit is a named constant here; code checks a declared size
+//! against the bytes that remain *and* against one of these before it
+//! allocates. Reaching a limit ends the analysis of that stream with a
+//! `limit-exceeded` finding (rule PK209); what was found before stays reported.
+
+/// Largest argument (string, bytes, big integer) whose bytes are held in memory.
+/// Longer `bytes`/`str` arguments are skipped over and recorded by offset and
+/// length only, so array payloads are never copied.
+pub const MAX_INLINE_ARG: usize = 1 << 20;
+
+/// Longest newline-terminated argument (GLOBAL names, INT/FLOAT/STRING text).
+pub const MAX_LINE_ARG: usize = 64 * 1024;
+
+/// Largest `LONG1`/`LONG4` integer, in bytes, that is decoded.
+pub const MAX_LONG_BYTES: usize = 64 * 1024;
+
+/// Most opcodes executed in one file (all pickles in it together).
+pub const MAX_OPS: u64 = 50_000_000;
+
+/// Deepest the value stack may grow (including marks).
+pub const MAX_STACK_DEPTH: usize = 1_000_000;
+
+/// Most nested marks open at once.
+pub const MAX_MARK_DEPTH: usize = 100_000;
+
+/// Most memo entries one pickle may define.
+pub const MAX_MEMO_ENTRIES: usize = 4_000_000;
+
+/// Most symbolic values one file may create.
+pub const MAX_VALUES: usize = 20_000_000;
+
+/// Most pickles analysed in one file (a file may hold pickles back to back).
+pub const MAX_PICKLES_PER_FILE: usize = 1_000;
+
+/// Most events (imports, calls, builds, anomalies) recorded for one file.
+pub const MAX_EVENTS: usize = 1_000_000;
+
+/// Deepest nesting the renderers follow when printing a value.
+pub const MAX_RENDER_DEPTH: usize = 64;
+
+/// Longest call expression kept in a finding, in characters.
+pub const MAX_EXPR_CHARS: usize = 400;
+
+/// Most findings of one rule reported per file before they are summarised.
+pub const MAX_FINDINGS_PER_RULE: usize = 1_000;
+
+/// Largest output `pkinspect show` writes before it stops, in bytes.
+pub const MAX_SHOW_OUTPUT: usize = 64 << 20;

@@ -1,0 +1,649 @@
+//! The opcode reader: bytes in, [`Op`]s with absolute offsets out.
+//!
+//! This is the only code that decodes opcode arguments. It follows CPython's
+//! unpickler (`Modules/_pickle.c`, `Lib/pickle.py`) for what an argument
+//! *means*, and pickletools' argument descriptors for its *shape*. Every
+//! declared length is checked against the bytes that remain and against
+//! [`crate::limits`] before anything is read; arguments longer than
+//! [`MAX_INLINE_ARG`] are skipped and reported by offset and length only.
+//!
+//! The reader also tracks `FRAME`s (protocol 4+) and marks any opcode whose
+//! bytes run past the end of the current frame: CPython's C unpickler ignores
+//! frame boundaries while `pickle.py` rejects such a stream, so a crossing is a
+//! parser differential a scanner must see.
+
+use std::borrow::Cow;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::limits::{MAX_INLINE_ARG, MAX_LINE_ARG, MAX_LONG_BYTES};
+use crate::opcodes::{ArgKind, Opcode};
+use crate::pynum::{parse_float, parse_int, PyInt};
+use crate::source::{ByteSource, Line};
+
+/// Bytes of an argument: in memory, or skipped because they were too long.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload<'s> {
+    /// The bytes themselves.
+    Inline(&'s [u8]),
+    /// Not held: `len` bytes at absolute `offset`.
+    Skipped {
+        /// Absolute offset of the first byte.
+        offset: u64,
+        /// Length in bytes.
+        len: u64,
+    },
+}
+
+impl Payload<'_> {
+    /// Length in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            Payload::Inline(b) => b.len() as u64,
+            Payload::Skipped { len, .. } => *len,
+        }
+    }
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Text of an argument: decoded, or skipped because it was too long.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Text<'s> {
+    /// The decoded text. Lone surrogates (allowed by CPython's
+    /// `surrogatepass`) are replaced by U+FFFD.
+    Inline(Cow<'s, str>),
+    /// Not decoded: `len` bytes at absolute `offset`.
+    Skipped {
+        /// Absolute offset of the first byte.
+        offset: u64,
+        /// Length in bytes.
+        len: u64,
+    },
+}
+
+/// A decoded opcode argument.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg<'s> {
+    /// The opcode has no argument.
+    None,
+    /// A fixed-width integer (uint1, uint2, int4, uint4).
+    Int(i64),
+    /// An eight-byte unsigned integer (FRAME length).
+    U64(u64),
+    /// `INT` with `00`/`01`: False/True.
+    Bool(bool),
+    /// An integer of any size (INT, LONG, LONG1, LONG4, GET/PUT text).
+    BigInt(PyInt),
+    /// A float (FLOAT, BINFLOAT).
+    Float(f64),
+    /// Raw bytes (bytes1/4/8, bytearray8) or a protocol-0/1 byte string
+    /// (string1/string4, which py3 decodes per the unpickler's encoding).
+    Bytes(Payload<'s>),
+    /// `STRING`'s quoted literal after Python's escape decoding.
+    Escaped(Vec<u8>),
+    /// UTF-8 or raw-unicode-escape text.
+    Str(Text<'s>),
+    /// GLOBAL / INST: module and qualified name, each a UTF-8 line.
+    Global {
+        /// The module line.
+        module: String,
+        /// The name line.
+        name: String,
+    },
+}
+
+/// How an opcode relates to the `FRAME` it sits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameNote {
+    /// Nothing to note.
+    Ok,
+    /// The opcode or its argument runs past the end of the current frame.
+    CrossesEnd {
+        /// Absolute offset where the frame ended.
+        frame_end: u64,
+    },
+    /// A FRAME opcode inside a frame that still had bytes left.
+    NewBeforeEnd {
+        /// Absolute offset where the previous frame would have ended.
+        frame_end: u64,
+    },
+    /// A FRAME whose length runs past the end of the input.
+    PastInput,
+}
+
+/// One opcode with its argument and position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Op<'s> {
+    /// Absolute offset of the opcode byte.
+    pub offset: u64,
+    /// Absolute offset just past the argument.
+    pub end: u64,
+    /// The opcode.
+    pub opcode: Opcode,
+    /// Its decoded argument.
+    pub arg: Arg<'s>,
+    /// Its relation to the current frame.
+    pub frame: FrameNote,
+}
+
+/// Reads opcodes one at a time from a [`ByteSource`].
+pub struct OpReader<S> {
+    src: S,
+    frame_end: Option<u64>,
+}
+
+/// The note for an opcode that ends at `end` inside the frame ending at `open`.
+fn crossing(open: Option<u64>, end: u64) -> FrameNote {
+    match open {
+        Some(frame_end) if end > frame_end => FrameNote::CrossesEnd { frame_end },
+        _ => FrameNote::Ok,
+    }
+}
+
+fn eof(what: &'static str, offset: u64) -> Error {
+    Error::new(ErrorKind::UnexpectedEof { what }, offset)
+}
+
+fn io_err(e: std::io::Error, offset: u64) -> Error {
+    Error::new(ErrorKind::Io(e.to_string()), offset)
+}
+
+fn bad(what: &'static str, detail: impl Into<String>, offset: u64) -> Error {
+    Error::new(ErrorKind::BadArgument { what, detail: detail.into() }, offset)
+}
+
+/// Decodes UTF-8 as CPython's `surrogatepass` does, replacing each lone
+/// surrogate with U+FFFD. Returns `None` for input CPython rejects.
+pub fn decode_utf8_surrogatepass(bytes: &[u8]) -> Option<Cow<'_, str>> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Some(Cow::Borrowed(s)),
+        Err(_) => {
+            let mut out = String::with_capacity(bytes.len());
+            let mut rest = bytes;
+            loop {
+                match std::str::from_utf8(rest) {
+                    Ok(s) => {
+                        out.push_str(s);
+                        return Some(Cow::Owned(out));
+                    }
+                    Err(e) => {
+                        let (good, bad_tail) = rest.split_at(e.valid_up_to());
+                        out.push_str(std::str::from_utf8(good).ok()?);
+                        // An encoded surrogate: ED A0..BF 80..BF.
+                        match bad_tail {
+                            [0xED, b1, b2, ..] if (0xA0..=0xBF).contains(b1) && (0x80..=0xBF).contains(b2) => {
+                                out.push('\u{FFFD}');
+                                rest = &bad_tail[3..];
+                            }
+                            _ => return None,
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Decodes Python's `raw-unicode-escape`: bytes are latin-1 code points, except
+/// `\uXXXX` / `\UXXXXXXXX` after an odd run of backslashes.
+pub fn decode_raw_unicode_escape(bytes: &[u8]) -> Option<String> {
+    let mut out = String::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c != b'\\' {
+            out.push(c as char);
+            i += 1;
+            continue;
+        }
+        let run_start = i;
+        while i < bytes.len() && bytes[i] == b'\\' {
+            i += 1;
+        }
+        let run = i - run_start;
+        let escape = run % 2 == 1 && matches!(bytes.get(i), Some(b'u') | Some(b'U'));
+        let literal = if escape { run - 1 } else { run };
+        out.extend(std::iter::repeat_n('\\', literal));
+        if escape {
+            let width = if bytes[i] == b'u' { 4 } else { 8 };
+            let hex = bytes.get(i + 1..i + 1 + width)?;
+            let text = std::str::from_utf8(hex).ok()?;
+            if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
+            let cp = u32::from_str_radix(text, 16).ok()?;
+            if cp > 0x10FFFF {
+                return None;
+            }
+            out.push(char::from_u32(cp).unwrap_or('\u{FFFD}'));
+            i += 1 + width;
+        }
+    }
+    Some(out)
+}
+
+/// Undoes Python's bytes escapes (`codecs.escape_decode`), as the `STRING`
+/// opcode does. Returns `None` where Python raises (a bad `\x` escape).
+pub fn escape_decode(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        i += 1;
+        if c != b'\\' {
+            out.push(c);
+            continue;
+        }
+        let Some(&e) = bytes.get(i) else { return None }; // trailing backslash: "\\ at end of string"
+        i += 1;
+        match e {
+            b'\n' => {}
+            b'\\' => out.push(b'\\'),
+            b'\'' => out.push(b'\''),
+            b'"' => out.push(b'"'),
+            b'a' => out.push(7),
+            b'b' => out.push(8),
+            b'f' => out.push(12),
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'v' => out.push(11),
+            b'0'..=b'7' => {
+                let mut v = (e - b'0') as u32;
+                for _ in 0..2 {
+                    match bytes.get(i) {
+                        Some(d @ b'0'..=b'7') => {
+                            v = v * 8 + (d - b'0') as u32;
+                            i += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                out.push(v as u8);
+            }
+            b'x' => {
+                let hex = bytes.get(i..i + 2)?;
+                let h = std::str::from_utf8(hex).ok()?;
+                if !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return None;
+                }
+                out.push(u8::from_str_radix(h, 16).ok()?);
+                i += 2;
+            }
+            other => {
+                out.push(b'\\');
+                out.push(other);
+            }
+        }
+    }
+    Some(out)
+}
+
+impl<S: ByteSource> OpReader<S> {
+    /// A reader over `src`.
+    pub fn new(src: S) -> Self {
+        OpReader { src, frame_end: None }
+    }
+
+    /// Absolute offset of the next opcode.
+    pub fn position(&self) -> u64 {
+        self.src.position()
+    }
+
+    /// The underlying source (for container payloads that follow an opcode).
+    pub fn source_mut(&mut self) -> &mut S {
+        &mut self.src
+    }
+
+    /// True when the input is exhausted.
+    pub fn at_eof(&mut self) -> Result<bool> {
+        let pos = self.src.position();
+        self.src.at_eof().map_err(|e| io_err(e, pos))
+    }
+
+    /// Forgets the current frame (a new pickle starts).
+    pub fn reset_frame(&mut self) {
+        self.frame_end = None;
+    }
+
+    fn fixed<const N: usize>(&mut self, what: &'static str, at: u64) -> Result<[u8; N]> {
+        match self.src.take(N).map_err(|e| io_err(e, at))? {
+            Some(b) => {
+                let mut out = [0u8; N];
+                out.copy_from_slice(b);
+                Ok(out)
+            }
+            None => Err(eof(what, at)),
+        }
+    }
+
+    fn line(&mut self, what: &'static str, at: u64) -> Result<&[u8]> {
+        let pos = self.src.position();
+        match self.src.take_line(MAX_LINE_ARG).map_err(|e| io_err(e, pos))? {
+            Line::Found(l) => Ok(l),
+            Line::TooLong => Err(Error::new(ErrorKind::LineTooLong { limit: MAX_LINE_ARG }, pos)),
+            Line::Eof => Err(eof(what, at)),
+        }
+    }
+
+    /// Checks a declared length against what remains; returns it as u64.
+    fn check_len(&self, what: &'static str, declared: i128, at: u64) -> Result<u64> {
+        let remaining = self.src.remaining();
+        let ok = declared >= 0 && remaining.is_none_or(|r| declared as u128 <= r as u128);
+        if !ok {
+            return Err(Error::new(ErrorKind::BadLength { what, declared, remaining }, at));
+        }
+        Ok(declared as u64)
+    }
+
+    /// Reads `len` bytes inline, or skips them when longer than `MAX_INLINE_ARG`.
+    fn payload(&mut self, what: &'static str, len: u64, at: u64) -> Result<Payload<'_>> {
+        let start = self.src.position();
+        if len > MAX_INLINE_ARG as u64 {
+            let got = self.src.skip(len).map_err(|e| io_err(e, start))?;
+            if got < len {
+                return Err(eof(what, at));
+            }
+            return Ok(Payload::Skipped { offset: start, len });
+        }
+        match self.src.take(len as usize).map_err(|e| io_err(e, start))? {
+            Some(b) => Ok(Payload::Inline(b)),
+            None => Err(eof(what, at)),
+        }
+    }
+
+    fn utf8(&mut self, what: &'static str, len: u64, at: u64) -> Result<Arg<'_>> {
+        let start = self.src.position();
+        match self.payload(what, len, at)? {
+            Payload::Inline(b) => match decode_utf8_surrogatepass(b) {
+                Some(s) => Ok(Arg::Str(Text::Inline(s))),
+                None => Err(bad(what, "invalid UTF-8", start)),
+            },
+            Payload::Skipped { offset, len } => Ok(Arg::Str(Text::Skipped { offset, len })),
+        }
+    }
+
+    /// Reads the next opcode. `Ok(None)` means the input ended cleanly
+    /// between opcodes.
+    ///
+    /// # Errors
+    /// An unknown opcode byte, an argument cut short by the end of the input,
+    /// a declared length that is negative or exceeds what remains, an
+    /// argument that does not decode, or an I/O error — each at its offset.
+    pub fn next_op(&mut self) -> Result<Option<Op<'_>>> {
+        let offset = self.src.position();
+        let byte = match self.src.take(1).map_err(|e| io_err(e, offset))? {
+            None => return Ok(None),
+            Some(b) => b[0],
+        };
+        let opcode = Opcode::from_byte(byte).ok_or_else(|| Error::new(ErrorKind::UnknownOpcode(byte), offset))?;
+        // The frame this opcode starts in, if any (a frame ends at its last byte).
+        let open = match self.frame_end {
+            Some(fe) if offset < fe => Some(fe),
+            _ => {
+                self.frame_end = None;
+                None
+            }
+        };
+        let (arg, end, frame) = self.read_arg(opcode, offset, open)?;
+        Ok(Some(Op { offset, end, opcode, arg, frame }))
+    }
+
+    fn read_arg(&mut self, opcode: Opcode, at: u64, open: Option<u64>) -> Result<(Arg<'_>, u64, FrameNote)> {
+        // Work out owned/scalar arguments first; borrowed ones return early.
+        let what = opcode.name();
+        let arg: Arg<'static> = match opcode.arg() {
+            ArgKind::None => Arg::None,
+            ArgKind::Uint1 => Arg::Int(self.fixed::<1>(what, at)?[0] as i64),
+            ArgKind::Uint2 => Arg::Int(u16::from_le_bytes(self.fixed::<2>(what, at)?) as i64),
+            ArgKind::Int4 => Arg::Int(i32::from_le_bytes(self.fixed::<4>(what, at)?) as i64),
+            ArgKind::Uint4 => Arg::Int(u32::from_le_bytes(self.fixed::<4>(what, at)?) as i64),
+            ArgKind::Uint8 => {
+                let v = u64::from_le_bytes(self.fixed::<8>(what, at)?);
+                if opcode == Opcode::Frame {
+                    let end = self.src.position();
+                    self.frame_end = Some(end.saturating_add(v));
+                    let note = match open {
+                        Some(frame_end) => FrameNote::NewBeforeEnd { frame_end },
+                        None if self.src.remaining().is_some_and(|r| v > r) => FrameNote::PastInput,
+                        None => FrameNote::Ok,
+                    };
+                    return Ok((Arg::U64(v), end, note));
+                }
+                Arg::U64(v)
+            }
+            ArgKind::Float8 => Arg::Float(f64::from_be_bytes(self.fixed::<8>(what, at)?)),
+            ArgKind::Long1 | ArgKind::Long4 => {
+                let n: i128 = if opcode.arg() == ArgKind::Long1 {
+                    self.fixed::<1>(what, at)?[0] as i128
+                } else {
+                    i32::from_le_bytes(self.fixed::<4>(what, at)?) as i128
+                };
+                let n = self.check_len(what, n, at)?;
+                if n > MAX_LONG_BYTES as u64 {
+                    return Err(Error::new(
+                        ErrorKind::LimitExceeded { limit: "MAX_LONG_BYTES", value: MAX_LONG_BYTES as u64 },
+                        at,
+                    ));
+                }
+                match self.src.take(n as usize).map_err(|e| io_err(e, at))? {
+                    Some(b) => Arg::BigInt(PyInt::from_le_twos(b)),
+                    None => return Err(eof(what, at)),
+                }
+            }
+            ArgKind::DecimalnlShort | ArgKind::DecimalnlLong => {
+                let line = self.line(what, at)?;
+                match opcode {
+                    Opcode::Int if line == b"00" => Arg::Bool(false),
+                    Opcode::Int if line == b"01" => Arg::Bool(true),
+                    Opcode::Int | Opcode::Long => {
+                        let text = if opcode == Opcode::Long { line.strip_suffix(b"L").unwrap_or(line) } else { line };
+                        match parse_int(text, true) {
+                            Some(v) => Arg::BigInt(v),
+                            None => return Err(bad(what, "not an integer literal", at)),
+                        }
+                    }
+                    _ => match parse_int(line, false) {
+                        Some(v) => Arg::BigInt(v),
+                        None => return Err(bad(what, "not a decimal integer", at)),
+                    },
+                }
+            }
+            ArgKind::Floatnl => {
+                let line = self.line(what, at)?;
+                match parse_float(line) {
+                    Some(f) => Arg::Float(f),
+                    None => return Err(bad(what, "not a float literal", at)),
+                }
+            }
+            ArgKind::Stringnl => {
+                let line = self.line(what, at)?;
+                let quoted = line.len() >= 2 && matches!(line[0], b'\'' | b'"') && line[line.len() - 1] == line[0];
+                if !quoted {
+                    return Err(bad(what, "the STRING argument must be quoted", at));
+                }
+                match escape_decode(&line[1..line.len() - 1]) {
+                    Some(v) => Arg::Escaped(v),
+                    None => return Err(bad(what, "invalid escape", at)),
+                }
+            }
+            ArgKind::StringnlNoescape => {
+                let line = self.line(what, at)?;
+                // pickle.py decodes the persistent id as ASCII.
+                match std::str::from_utf8(line) {
+                    Ok(s) if s.is_ascii() => Arg::Str(Text::Inline(Cow::Owned(s.to_owned()))),
+                    _ => return Err(bad(what, "persistent id is not ASCII", at)),
+                }
+            }
+            ArgKind::StringnlNoescapePair => {
+                let module = self.line(what, at)?;
+                let module = match std::str::from_utf8(module) {
+                    Ok(s) => s.to_owned(),
+                    Err(_) => return Err(bad(what, "module name is not UTF-8", at)),
+                };
+                let name = self.line(what, at)?;
+                let name = match std::str::from_utf8(name) {
+                    Ok(s) => s.to_owned(),
+                    Err(_) => return Err(bad(what, "name is not UTF-8", at)),
+                };
+                Arg::Global { module, name }
+            }
+            ArgKind::Unicodestringnl => {
+                let line = self.line(what, at)?;
+                match decode_raw_unicode_escape(line) {
+                    Some(s) => Arg::Str(Text::Inline(Cow::Owned(s))),
+                    None => return Err(bad(what, "invalid raw-unicode-escape", at)),
+                }
+            }
+            // Borrowing arguments: handled below.
+            ArgKind::String1
+            | ArgKind::String4
+            | ArgKind::Bytes1
+            | ArgKind::Bytes4
+            | ArgKind::Bytes8
+            | ArgKind::Bytearray8
+            | ArgKind::Unicodestring1
+            | ArgKind::Unicodestring4
+            | ArgKind::Unicodestring8 => return self.read_sized(opcode, at, open),
+        };
+        let end = self.src.position();
+        Ok((arg, end, crossing(open, end)))
+    }
+
+    fn read_sized(&mut self, opcode: Opcode, at: u64, open: Option<u64>) -> Result<(Arg<'_>, u64, FrameNote)> {
+        let what = opcode.name();
+        let kind = opcode.arg();
+        let declared: i128 = match kind {
+            ArgKind::String1 | ArgKind::Bytes1 | ArgKind::Unicodestring1 => self.fixed::<1>(what, at)?[0] as i128,
+            ArgKind::String4 => i32::from_le_bytes(self.fixed::<4>(what, at)?) as i128,
+            ArgKind::Bytes4 | ArgKind::Unicodestring4 => u32::from_le_bytes(self.fixed::<4>(what, at)?) as i128,
+            _ => u64::from_le_bytes(self.fixed::<8>(what, at)?) as i128,
+        };
+        let len = self.check_len(what, declared, at)?;
+        if matches!(kind, ArgKind::Bytes8 | ArgKind::Bytearray8 | ArgKind::Unicodestring8) && len > i64::MAX as u64 {
+            return Err(Error::new(ErrorKind::BadLength { what, declared, remaining: None }, at));
+        }
+        let end = self.src.position() + len;
+        let arg = match kind {
+            ArgKind::Unicodestring1 | ArgKind::Unicodestring4 | ArgKind::Unicodestring8 => self.utf8(what, len, at)?,
+            _ => Arg::Bytes(self.payload(what, len, at)?),
+        };
+        Ok((arg, end, crossing(open, end)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::SliceSource;
+
+    fn ops(data: &[u8]) -> Vec<(u64, Opcode, String)> {
+        let mut r = OpReader::new(SliceSource::new(data, 0));
+        let mut out = Vec::new();
+        while let Some(op) = r.next_op().unwrap() {
+            out.push((op.offset, op.opcode, format!("{:?}", op.arg)));
+        }
+        out
+    }
+
+    fn err(data: &[u8]) -> Error {
+        let mut r = OpReader::new(SliceSource::new(data, 0));
+        loop {
+            match r.next_op() {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("expected an error"),
+                Err(e) => return e,
+            }
+        }
+    }
+
+    #[test]
+    fn text_forms_of_protocol_0() {
+        let v = ops(b"I00\nI01\nI-12\nL123456789012345678901234L\nF-1.25\nS'a\\x41\\n'\nVcaf\\u00e9\n.");
+        assert_eq!(v[0].2, "Bool(false)");
+        assert_eq!(v[1].2, "Bool(true)");
+        assert_eq!(v[2].2, "BigInt(Small(-12))");
+        assert!(v[3].2.starts_with("BigInt(Big"));
+        assert_eq!(v[4].2, "Float(-1.25)");
+        assert_eq!(v[5].2, format!("{:?}", Arg::Escaped(b"aA\n".to_vec())));
+        assert_eq!(v[6].2, format!("{:?}", Arg::Str(Text::Inline(Cow::Borrowed("café")))));
+        assert_eq!(v[7].1, Opcode::Stop);
+    }
+
+    #[test]
+    fn binary_forms() {
+        let mut data = vec![0x80, 4, b'G'];
+        data.extend_from_slice(&(-1.25f64).to_be_bytes());
+        data.extend_from_slice(&[0x8a, 2, 0x00, 0x80]); // LONG1 -32768
+        data.extend_from_slice(&[0x8c, 2, b'h', b'i']);
+        data.extend_from_slice(&[0x8e, 1, 0, 0, 0, 0, 0, 0, 0, 0xff]);
+        let v = ops(&data);
+        assert_eq!(v[0].2, "Int(4)");
+        assert_eq!(v[1].2, "Float(-1.25)");
+        assert_eq!(v[2].2, "BigInt(Small(-32768))");
+        assert_eq!(v[3].0, 15);
+        assert_eq!(v[4].2, format!("{:?}", Arg::Bytes(Payload::Inline(&[0xff]))));
+    }
+
+    #[test]
+    fn declared_length_checked_before_reading() {
+        let e = err(&[0x8e, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 1, 2]);
+        assert!(matches!(e.kind(), ErrorKind::BadLength { remaining: Some(2), .. }), "{e}");
+        assert_eq!(e.offset(), 0);
+        let e = err(&[b'T', 0xff, 0xff, 0xff, 0xff]); // BINSTRING -1
+        assert!(matches!(e.kind(), ErrorKind::BadLength { declared: -1, .. }), "{e}");
+        let e = err(&[b'N', 0x01]);
+        assert_eq!(e.kind(), &ErrorKind::UnknownOpcode(1));
+        assert_eq!(e.offset(), 1);
+        let e = err(b"cos\nsys");
+        assert!(matches!(e.kind(), ErrorKind::UnexpectedEof { .. }));
+        let e = err(&[b'J', 1, 2]);
+        assert!(matches!(e.kind(), ErrorKind::UnexpectedEof { .. }));
+    }
+
+    #[test]
+    fn big_payloads_are_skipped_not_copied() {
+        let n = crate::limits::MAX_INLINE_ARG + 10;
+        let mut data = vec![0x8e];
+        data.extend_from_slice(&(n as u64).to_le_bytes());
+        data.resize(9 + n, 7);
+        data.push(b'.');
+        let mut r = OpReader::new(SliceSource::new(&data, 100));
+        let op = r.next_op().unwrap().unwrap();
+        assert_eq!(op.arg, Arg::Bytes(Payload::Skipped { offset: 109, len: n as u64 }));
+        assert_eq!(r.next_op().unwrap().unwrap().opcode, Opcode::Stop);
+    }
+
+    #[test]
+    fn frame_crossing_is_noted() {
+        // FRAME 3 covers "\x8c\x05a" but the SHORT_BINUNICODE needs 5 more bytes.
+        let mut data = vec![0x80, 4, 0x95, 3, 0, 0, 0, 0, 0, 0, 0];
+        data.extend_from_slice(&[0x8c, 5]);
+        data.extend_from_slice(b"abcde");
+        data.push(b'.');
+        let mut r = OpReader::new(SliceSource::new(&data, 0));
+        let mut notes = Vec::new();
+        while let Some(op) = r.next_op().unwrap() {
+            notes.push((op.opcode, op.frame));
+        }
+        assert_eq!(notes[2], (Opcode::ShortBinunicode, FrameNote::CrossesEnd { frame_end: 14 }));
+        assert_eq!(notes[3], (Opcode::Stop, FrameNote::Ok));
+    }
+
+    #[test]
+    fn raw_unicode_escape_rules() {
+        assert_eq!(decode_raw_unicode_escape(br"\u0041").as_deref(), Some("A"));
+        assert_eq!(decode_raw_unicode_escape(br"\\u0041").as_deref(), Some(r"\\u0041"));
+        assert_eq!(decode_raw_unicode_escape(br"\\\u0041").as_deref(), Some(r"\\A"));
+        assert_eq!(decode_raw_unicode_escape(br"\x41").as_deref(), Some(r"\x41"));
+        assert_eq!(decode_raw_unicode_escape(br"\u00"), None);
+    }
+
+    #[test]
+    fn surrogatepass() {
+        assert_eq!(decode_utf8_surrogatepass(b"a\xed\xa0\x80b").as_deref(), Some("a\u{FFFD}b"));
+        assert_eq!(decode_utf8_surrogatepass(b"a\xffb"), None);
+    }
+}
