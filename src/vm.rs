@@ -1,0 +1,1320 @@
+//! The symbolic machine: runs a pickle's opcodes on symbolic values, never
+//! importing or calling anything, and records what a real unpickler would do.
+//!
+//! Values live in an arena ([`Value`], addressed by [`ValueId`]); the stack
+//! and the memo hold ids, so a memo reference never copies a value and a
+//! memo-reference "bomb" stays a small DAG. Mutating opcodes (`APPEND`,
+//! `SETITEMS`, `BUILD`, ...) update the arena value in place, as CPython
+//! mutates the shared object.
+//!
+//! The stack discipline follows `Lib/pickle.py`: `MARK` pushes the current
+//! stack on a meta-stack and starts an empty one; opcodes that take a mark pop
+//! it back. Where CPython would raise (stack underflow, a missing memo key, an
+//! `APPEND` to a tuple, ...) the machine records an [`Anomaly`], pushes an
+//! [`Value::Unknown`] where a value was expected, and keeps going, so that what
+//! a file does after a deliberate inconsistency is still seen.
+//!
+//! The machine holds no policy: it never decides what is dangerous. It only
+//! reports [`Event`]s — every import, call, `BUILD`, persistent id and anomaly,
+//! each with its byte offset — for [`crate::rules`] to judge.
+
+use crate::compat_table::{IMPORT_MAPPING, NAME_MAPPING};
+use crate::error::{Error, ErrorKind};
+use crate::limits::*;
+use crate::opcodes::Opcode;
+use crate::pynum::PyInt;
+use crate::reader::{Arg, FrameNote, Op, OpReader, Payload, Text};
+use crate::source::ByteSource;
+
+/// Index of a value in [`Analysis::values`].
+pub type ValueId = u32;
+
+/// Largest string or bytes value whose contents the machine keeps; longer ones
+/// are kept as offset and length (plus a short prefix for display).
+pub const MAX_KEPT_VALUE_BYTES: usize = 64 * 1024;
+
+/// Bytes kept from the start of a long string or bytes value, for display.
+pub const PREVIEW_BYTES: usize = 64;
+
+/// Contents of a `str`, `bytes` or `bytearray` value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Blob<T> {
+    /// The whole contents, when no longer than [`MAX_KEPT_VALUE_BYTES`];
+    /// otherwise a prefix of [`PREVIEW_BYTES`] (or `None` when skipped unread).
+    pub data: Option<T>,
+    /// True when `data` is the whole value.
+    pub complete: bool,
+    /// Absolute offset of the value's bytes in the input.
+    pub offset: u64,
+    /// Length of the value's encoded bytes.
+    pub len: u64,
+}
+
+/// How a callable is invoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallKind {
+    /// `REDUCE`: `func(*args)`.
+    Reduce,
+    /// `NEWOBJ`: `cls.__new__(cls, *args)`.
+    NewObj,
+    /// `NEWOBJ_EX`: `cls.__new__(cls, *args, **kwargs)`.
+    NewObjEx,
+    /// `INST`: `cls(*args)` (protocol 0).
+    Inst,
+    /// `OBJ`: `cls(*args)` (protocol 1).
+    Obj,
+    /// `BUILD` on an object whose `__setstate__` attribute was set by an
+    /// earlier `BUILD`: calls that attribute with the state.
+    SetState,
+    /// `APPEND`/`APPENDS` on a non-list: calls the object's `append`/`extend`.
+    Append,
+    /// `SETITEM`/`SETITEMS` on a non-dict: calls the object's `__setitem__`.
+    SetItem,
+    /// `ADDITEMS` on a non-set: calls the object's `add`.
+    Add,
+}
+
+/// A change applied to an object after it was created.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Patch {
+    /// `BUILD` with this state.
+    Build(ValueId),
+    /// `APPEND`(S) of this item.
+    Append(ValueId),
+    /// `SETITEM`(S) of this key and value.
+    SetItem(ValueId, ValueId),
+    /// `ADDITEMS` of this item.
+    Add(ValueId),
+}
+
+/// Why a value is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownWhy {
+    /// The opcode needed more stack items than there were.
+    StackUnderflow,
+    /// A memo key that was never stored.
+    MissingMemo,
+    /// An `EXT` code with no registration in the stream.
+    UnregisteredExtension,
+    /// A string too long to keep.
+    Unreadable,
+}
+
+/// A symbolic value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// `None`.
+    None,
+    /// `True` / `False`.
+    Bool(bool),
+    /// An integer.
+    Int(PyInt),
+    /// A float.
+    Float(f64),
+    /// A `str` (protocol 0/1 byte strings are read as latin-1 text).
+    Str(Blob<String>),
+    /// A `bytes`.
+    Bytes(Blob<Vec<u8>>),
+    /// A `bytearray`.
+    ByteArray(Blob<Vec<u8>>),
+    /// A tuple.
+    Tuple(Vec<ValueId>),
+    /// A list (mutated in place by `APPEND`).
+    List(Vec<ValueId>),
+    /// A dict, in insertion order.
+    Dict(Vec<(ValueId, ValueId)>),
+    /// A set.
+    Set(Vec<ValueId>),
+    /// A frozenset.
+    FrozenSet(Vec<ValueId>),
+    /// An imported global (after Python 2 name mapping).
+    Global {
+        /// Module, as imported.
+        module: String,
+        /// Name, possibly dotted (an attribute path).
+        name: String,
+    },
+    /// A `STACK_GLOBAL` whose operands were not plain strings.
+    ComputedGlobal {
+        /// The module operand.
+        module: ValueId,
+        /// The name operand.
+        name: ValueId,
+    },
+    /// The result of a call.
+    Call {
+        /// How it was invoked.
+        kind: CallKind,
+        /// The callable (or, for method calls, the receiving object).
+        func: ValueId,
+        /// The positional arguments (usually a tuple).
+        args: ValueId,
+        /// Keyword arguments (`NEWOBJ_EX`).
+        kwargs: Option<ValueId>,
+        /// Offset of the calling opcode.
+        offset: u64,
+        /// Changes applied afterwards (`BUILD`, `APPEND`, ...).
+        patches: Vec<Patch>,
+    },
+    /// The result of `persistent_load(pid)`.
+    Persistent {
+        /// The persistent id.
+        pid: ValueId,
+    },
+    /// An out-of-band buffer (`NEXT_BUFFER`).
+    Buffer {
+        /// Marked read-only by `READONLY_BUFFER`.
+        readonly: bool,
+    },
+    /// Something the machine cannot know.
+    Unknown(UnknownWhy),
+}
+
+/// An inconsistency CPython would stumble on, or a trick a scanner must see.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Anomaly {
+    /// An opcode needed more stack items than there were.
+    StackUnderflow {
+        /// The opcode.
+        opcode: &'static str,
+    },
+    /// An opcode needed a mark and none was open.
+    NoMark {
+        /// The opcode.
+        opcode: &'static str,
+    },
+    /// A container opcode applied to the wrong type (e.g. `APPEND` to a tuple).
+    TypeMismatch {
+        /// The opcode.
+        opcode: &'static str,
+        /// What it needed.
+        expected: &'static str,
+    },
+    /// `GET` of a memo key never stored.
+    MemoMissing {
+        /// The key.
+        key: u64,
+    },
+    /// `PUT` over a memo key already stored (a memo swap).
+    MemoOverwrite {
+        /// The key.
+        key: u64,
+    },
+    /// `PUT`/`MEMOIZE` with nothing (or a mark) on the stack.
+    MemoEmptyStack,
+    /// A negative or unusable memo key.
+    MemoBadKey,
+    /// `STACK_GLOBAL` operands that are not plain strings.
+    ComputedGlobal,
+    /// A global name with dots (an attribute path).
+    DottedName {
+        /// The full name.
+        name: String,
+    },
+    /// An opcode newer than the protocol the stream declared.
+    AboveProtocol {
+        /// The opcode.
+        opcode: &'static str,
+        /// The protocol the opcode needs.
+        needs: u8,
+        /// The protocol declared by `PROTO`.
+        declared: u8,
+    },
+    /// `PROTO` with an unsupported protocol, or not at the start.
+    BadProto {
+        /// The protocol number.
+        proto: i64,
+    },
+    /// An opcode whose bytes run past the end of its `FRAME`.
+    FrameCrossing {
+        /// Where the frame ended.
+        frame_end: u64,
+    },
+    /// A `FRAME` before the previous one was used up.
+    FrameNotFinished {
+        /// Where the previous frame would have ended.
+        frame_end: u64,
+    },
+    /// A `FRAME` longer than the rest of the input.
+    FramePastInput,
+    /// `EXT` with code 0 or an unregistered code.
+    BadExtension {
+        /// The code.
+        code: i64,
+    },
+    /// `DICT`/`SETITEMS` with an odd number of items.
+    OddItems {
+        /// The opcode.
+        opcode: &'static str,
+    },
+    /// The input ended between opcodes before `STOP`.
+    MissingStop,
+    /// Bytes after the last `STOP` that do not start a pickle.
+    TrailingData {
+        /// How many bytes.
+        len: u64,
+    },
+    /// Another pickle follows the first one.
+    AnotherPickle {
+        /// Its index in the file (1 for the second).
+        index: usize,
+    },
+    /// A `BUILD` state that sets a dunder attribute such as `__setstate__`.
+    DunderState {
+        /// The attribute.
+        attr: String,
+    },
+    /// A named limit was reached; analysis of the file stopped.
+    LimitExceeded {
+        /// The constant's name.
+        limit: &'static str,
+    },
+}
+
+/// What happened at one offset.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    /// A global was imported.
+    Import {
+        /// The opcode that imported it.
+        via: Opcode,
+        /// The module, as imported (Python 2 names mapped).
+        module: String,
+        /// The name, possibly dotted.
+        name: String,
+        /// The module and name as written, when the mapping changed them.
+        written: Option<(String, String)>,
+        /// The pushed value.
+        value: ValueId,
+    },
+    /// A `STACK_GLOBAL` with computed operands: an import nobody can name.
+    ComputedImport {
+        /// The pushed value.
+        value: ValueId,
+    },
+    /// Something was called.
+    Call {
+        /// How.
+        kind: CallKind,
+        /// The callable.
+        func: ValueId,
+        /// Positional arguments.
+        args: ValueId,
+        /// Keyword arguments.
+        kwargs: Option<ValueId>,
+        /// The result.
+        result: ValueId,
+    },
+    /// `BUILD` applied a state.
+    Build {
+        /// The object.
+        target: ValueId,
+        /// The state.
+        state: ValueId,
+    },
+    /// A persistent id was handed to the loader's `persistent_load`.
+    PersistentId {
+        /// The id value.
+        pid: ValueId,
+    },
+    /// An `EXT` code was used.
+    Extension {
+        /// The code.
+        code: i64,
+        /// The global it resolves to through an in-stream registration.
+        resolved: Option<(String, String)>,
+    },
+    /// `NEXT_BUFFER`: data outside the file.
+    ExternalBuffer,
+    /// An inconsistency.
+    Anomaly(Anomaly),
+}
+
+/// An event with its position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Absolute offset of the opcode.
+    pub offset: u64,
+    /// Index of the pickle in the file (0 for the first).
+    pub pickle: usize,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// One pickle of a file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PickleInfo {
+    /// Offset of its first opcode.
+    pub start: u64,
+    /// Offset just past its `STOP` (or where analysis ended).
+    pub end: u64,
+    /// Protocol declared by `PROTO` (0 when absent).
+    pub proto: u8,
+    /// The highest protocol among its opcodes.
+    pub max_opcode_proto: u8,
+    /// What `STOP` returned.
+    pub root: Option<ValueId>,
+    /// Opcodes read.
+    pub ops: u64,
+}
+
+/// Everything the machine learned from one input.
+#[derive(Debug, Default)]
+pub struct Analysis {
+    /// The value arena.
+    pub values: Vec<Value>,
+    /// Events in stream order.
+    pub events: Vec<Event>,
+    /// The pickles found, in order.
+    pub pickles: Vec<PickleInfo>,
+    /// The error that ended reading, if any. Everything before it is kept.
+    pub error: Option<Error>,
+    /// Total opcodes read.
+    pub ops: u64,
+    /// Bytes consumed.
+    pub bytes: u64,
+}
+
+impl Analysis {
+    /// The value with this id.
+    pub fn value(&self, id: ValueId) -> &Value {
+        // Ids are only created by `Machine::alloc`, so they are in range.
+        &self.values[id as usize]
+    }
+}
+
+/// Why the machine stopped early.
+enum Halt {
+    /// A named limit; recorded as an anomaly.
+    Limit(&'static str),
+    /// A reader error.
+    Error(Error),
+}
+
+/// The machine's state for one pickle.
+struct Frame {
+    stack: Vec<ValueId>,
+    metastack: Vec<(Vec<ValueId>, u64)>,
+    frozen: usize,
+    memo: std::collections::HashMap<u64, ValueId>,
+    proto: u8,
+    max_opcode_proto: u8,
+    saw_proto: bool,
+    ops: u64,
+    /// Objects whose `__setstate__` attribute a BUILD has set.
+    setstate: std::collections::HashMap<ValueId, ValueId>,
+}
+
+impl Frame {
+    fn new() -> Frame {
+        Frame {
+            stack: Vec::new(),
+            metastack: Vec::new(),
+            frozen: 0,
+            memo: std::collections::HashMap::new(),
+            proto: 0,
+            max_opcode_proto: 0,
+            saw_proto: false,
+            ops: 0,
+            setstate: std::collections::HashMap::new(),
+        }
+    }
+}
+
+/// Runs opcodes symbolically and builds an [`Analysis`].
+pub struct Machine {
+    out: Analysis,
+    pickle: usize,
+    offset: u64,
+    kept_bytes: usize,
+    /// In-stream `copyreg.add_extension(module, name, code)` registrations.
+    extensions: std::collections::HashMap<i64, (String, String)>,
+    unknown_underflow: Option<ValueId>,
+}
+
+/// Most bytes of string and bytes contents the machine keeps for one file.
+pub const MAX_KEPT_TOTAL: usize = 256 << 20;
+
+/// Analyses every pickle in `src`.
+pub fn analyze<S: ByteSource>(src: S) -> Analysis {
+    let mut m = Machine::new();
+    m.run(OpReader::new(src));
+    m.out
+}
+
+/// Analyses every pickle in a byte slice whose first byte is at `base`.
+pub fn analyze_bytes(data: &[u8], base: u64) -> Analysis {
+    analyze(crate::source::SliceSource::new(data, base))
+}
+
+/// Python 2 → 3 renaming as `Unpickler.find_class` applies it.
+pub fn map_py2_name(module: &str, name: &str) -> Option<(String, String)> {
+    if let Some((_, (m, n))) = NAME_MAPPING.iter().find(|((m, n), _)| *m == module && *n == name) {
+        return Some((m.to_string(), n.to_string()));
+    }
+    IMPORT_MAPPING.iter().find(|(m, _)| *m == module).map(|(_, m)| (m.to_string(), name.to_string()))
+}
+
+impl Machine {
+    fn new() -> Machine {
+        Machine {
+            out: Analysis::default(),
+            pickle: 0,
+            offset: 0,
+            kept_bytes: 0,
+            extensions: std::collections::HashMap::new(),
+            unknown_underflow: None,
+        }
+    }
+
+    fn alloc(&mut self, v: Value) -> Result<ValueId, Halt> {
+        if self.out.values.len() >= MAX_VALUES {
+            return Err(Halt::Limit("MAX_VALUES"));
+        }
+        self.out.values.push(v);
+        Ok((self.out.values.len() - 1) as ValueId)
+    }
+
+    fn event(&mut self, kind: EventKind) -> Result<(), Halt> {
+        if self.out.events.len() >= MAX_EVENTS {
+            return Err(Halt::Limit("MAX_EVENTS"));
+        }
+        self.out.events.push(Event { offset: self.offset, pickle: self.pickle, kind });
+        Ok(())
+    }
+
+    fn anomaly(&mut self, a: Anomaly) -> Result<(), Halt> {
+        self.event(EventKind::Anomaly(a))
+    }
+
+    fn unknown(&mut self, why: UnknownWhy) -> Result<ValueId, Halt> {
+        if why == UnknownWhy::StackUnderflow {
+            // One shared node for all underflows keeps a hostile stream from
+            // filling the arena with them.
+            if let Some(id) = self.unknown_underflow {
+                return Ok(id);
+            }
+            let id = self.alloc(Value::Unknown(why))?;
+            self.unknown_underflow = Some(id);
+            return Ok(id);
+        }
+        self.alloc(Value::Unknown(why))
+    }
+
+    fn push(&mut self, f: &mut Frame, id: ValueId) -> Result<(), Halt> {
+        if f.stack.len() + f.frozen >= MAX_STACK_DEPTH {
+            return Err(Halt::Limit("MAX_STACK_DEPTH"));
+        }
+        f.stack.push(id);
+        Ok(())
+    }
+
+    fn push_new(&mut self, f: &mut Frame, v: Value) -> Result<ValueId, Halt> {
+        let id = self.alloc(v)?;
+        self.push(f, id)?;
+        Ok(id)
+    }
+
+    fn pop(&mut self, f: &mut Frame, op: Opcode) -> Result<ValueId, Halt> {
+        match f.stack.pop() {
+            Some(id) => Ok(id),
+            None => {
+                self.anomaly(Anomaly::StackUnderflow { opcode: op.name() })?;
+                self.unknown(UnknownWhy::StackUnderflow)
+            }
+        }
+    }
+
+    fn top(&mut self, f: &mut Frame, op: Opcode) -> Result<ValueId, Halt> {
+        match f.stack.last() {
+            Some(id) => Ok(*id),
+            None => {
+                self.anomaly(Anomaly::StackUnderflow { opcode: op.name() })?;
+                let id = self.unknown(UnknownWhy::StackUnderflow)?;
+                self.push(f, id)?;
+                Ok(id)
+            }
+        }
+    }
+
+    fn pop_mark(&mut self, f: &mut Frame, op: Opcode) -> Result<Vec<ValueId>, Halt> {
+        match f.metastack.pop() {
+            Some((below, _)) => {
+                f.frozen -= below.len();
+                Ok(std::mem::replace(&mut f.stack, below))
+            }
+            None => {
+                self.anomaly(Anomaly::NoMark { opcode: op.name() })?;
+                Ok(std::mem::take(&mut f.stack))
+            }
+        }
+    }
+
+    fn keep_text(&mut self, text: &Text<'_>) -> Blob<String> {
+        match text {
+            Text::Inline(s) => {
+                let len = s.len() as u64;
+                if s.len() <= MAX_KEPT_VALUE_BYTES && self.kept_bytes + s.len() <= MAX_KEPT_TOTAL {
+                    self.kept_bytes += s.len();
+                    Blob { data: Some(s.to_string()), complete: true, offset: 0, len }
+                } else {
+                    let mut cut = PREVIEW_BYTES.min(s.len());
+                    while !s.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    Blob { data: Some(s[..cut].to_string()), complete: false, offset: 0, len }
+                }
+            }
+            Text::Skipped { offset, len } => Blob { data: None, complete: false, offset: *offset, len: *len },
+        }
+    }
+
+    fn keep_bytes(&mut self, p: &Payload<'_>) -> Blob<Vec<u8>> {
+        match p {
+            Payload::Inline(b) => {
+                let len = b.len() as u64;
+                if b.len() <= MAX_KEPT_VALUE_BYTES && self.kept_bytes + b.len() <= MAX_KEPT_TOTAL {
+                    self.kept_bytes += b.len();
+                    Blob { data: Some(b.to_vec()), complete: true, offset: 0, len }
+                } else {
+                    Blob { data: Some(b[..PREVIEW_BYTES.min(b.len())].to_vec()), complete: false, offset: 0, len }
+                }
+            }
+            Payload::Skipped { offset, len } => Blob { data: None, complete: false, offset: *offset, len: *len },
+        }
+    }
+
+    fn call(
+        &mut self,
+        f: &mut Frame,
+        kind: CallKind,
+        func: ValueId,
+        args: ValueId,
+        kwargs: Option<ValueId>,
+    ) -> Result<ValueId, Halt> {
+        let offset = self.offset;
+        let result = self.alloc(Value::Call { kind, func, args, kwargs, offset, patches: Vec::new() })?;
+        self.event(EventKind::Call { kind, func, args, kwargs, result })?;
+        self.note_registration(func, args);
+        self.push(f, result)?;
+        Ok(result)
+    }
+
+    /// Records `copyreg.add_extension('mod', 'name', code)` so later `EXT`
+    /// codes resolve as CPython's registry would.
+    fn note_registration(&mut self, func: ValueId, args: ValueId) {
+        let is_add = matches!(self.out.value(func), Value::Global { module, name }
+            if module == "copyreg" && name == "add_extension");
+        if !is_add {
+            return;
+        }
+        if let Value::Tuple(items) = self.out.value(args) {
+            if let [m, n, c] = items[..] {
+                let (Some(m), Some(n), Some(c)) = (self.str_of(m), self.str_of(n), self.int_of(c)) else { return };
+                self.extensions.insert(c, (m, n));
+            }
+        }
+    }
+
+    /// The string a value holds, when it is a complete literal string.
+    pub fn str_of(&self, id: ValueId) -> Option<String> {
+        match self.out.value(id) {
+            Value::Str(Blob { data: Some(s), complete: true, .. }) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    fn int_of(&self, id: ValueId) -> Option<i64> {
+        match self.out.value(id) {
+            Value::Int(i) => i.as_i64(),
+            Value::Bool(b) => Some(*b as i64),
+            _ => None,
+        }
+    }
+
+    fn import(&mut self, f: &mut Frame, via: Opcode, module: String, name: String) -> Result<ValueId, Halt> {
+        // find_class applies the Python 2 mapping only below protocol 3; the
+        // scanner maps regardless, judging what the file would import in the
+        // reading where it means the most.
+        let (m, n, written) = match map_py2_name(&module, &name) {
+            Some((m, n)) => (m, n, Some((module, name))),
+            None => (module, name, None),
+        };
+        if n.contains('.') {
+            self.anomaly(Anomaly::DottedName { name: format!("{m}.{n}") })?;
+        }
+        let value = self.alloc(Value::Global { module: m.clone(), name: n.clone() })?;
+        self.event(EventKind::Import { via, module: m, name: n, written, value })?;
+        let _ = f;
+        Ok(value)
+    }
+
+    fn memo_put(&mut self, f: &mut Frame, key: Option<u64>) -> Result<(), Halt> {
+        let Some(key) = key else { return self.anomaly(Anomaly::MemoBadKey) };
+        let Some(&top) = f.stack.last() else { return self.anomaly(Anomaly::MemoEmptyStack) };
+        if f.memo.len() >= MAX_MEMO_ENTRIES && !f.memo.contains_key(&key) {
+            return Err(Halt::Limit("MAX_MEMO_ENTRIES"));
+        }
+        if let Some(old) = f.memo.insert(key, top) {
+            if old != top {
+                self.anomaly(Anomaly::MemoOverwrite { key })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn memo_get(&mut self, f: &mut Frame, key: Option<u64>) -> Result<(), Halt> {
+        let found = key.and_then(|k| f.memo.get(&k).copied());
+        let id = match found {
+            Some(id) => id,
+            None => {
+                match key {
+                    Some(key) => self.anomaly(Anomaly::MemoMissing { key })?,
+                    None => self.anomaly(Anomaly::MemoBadKey)?,
+                }
+                self.unknown(UnknownWhy::MissingMemo)?
+            }
+        };
+        self.push(f, id)
+    }
+
+    fn run<S: ByteSource>(&mut self, mut reader: OpReader<S>) {
+        let mut index = 0usize;
+        loop {
+            let start = reader.position();
+            let mut f = Frame::new();
+            reader.reset_frame();
+            self.pickle = index;
+            let outcome = self.run_one(&mut reader, &mut f);
+            let end = reader.position();
+            let root = match &outcome {
+                Ok(Some(root)) => Some(*root),
+                _ => None,
+            };
+            let read_nothing = f.ops == 0;
+            match outcome {
+                Ok(_) if read_nothing && index > 0 => {
+                    // Clean end of input right after a STOP.
+                    break;
+                }
+                Err(Halt::Error(e)) if read_nothing && index > 0 => {
+                    // Bytes after the last STOP that are not a pickle.
+                    let len = reader.source_mut().remaining().map(|r| r + (e.offset() - start).min(1)).unwrap_or(0);
+                    self.offset = start;
+                    let _ = self.anomaly(Anomaly::TrailingData { len: len.max(end - start) });
+                    break;
+                }
+                _ => {}
+            }
+            if index > 0 {
+                self.offset = start;
+                // Recorded after the fact so it sits with the pickle's events.
+                let ev = Event { offset: start, pickle: index, kind: EventKind::Anomaly(Anomaly::AnotherPickle { index }) };
+                if self.out.events.len() < MAX_EVENTS {
+                    let pos = self
+                        .out
+                        .events
+                        .iter()
+                        .position(|e| e.pickle == index)
+                        .unwrap_or(self.out.events.len());
+                    self.out.events.insert(pos, ev);
+                }
+            }
+            self.out.pickles.push(PickleInfo {
+                start,
+                end,
+                proto: f.proto,
+                max_opcode_proto: f.max_opcode_proto,
+                root,
+                ops: f.ops,
+            });
+            match outcome {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    if read_nothing && index == 0 {
+                        self.out.error = Some(Error::new(ErrorKind::UnexpectedEof { what: "an empty input" }, start));
+                    } else {
+                        self.offset = end;
+                        let _ = self.anomaly(Anomaly::MissingStop);
+                    }
+                    break;
+                }
+                Err(Halt::Limit(limit)) => {
+                    let _ = self.anomaly(Anomaly::LimitExceeded { limit });
+                    break;
+                }
+                Err(Halt::Error(e)) => {
+                    self.out.error = Some(e);
+                    break;
+                }
+            }
+            index += 1;
+            if index >= MAX_PICKLES_PER_FILE {
+                let more = !matches!(reader.at_eof(), Ok(true));
+                if more {
+                    self.offset = reader.position();
+                    let _ = self.anomaly(Anomaly::LimitExceeded { limit: "MAX_PICKLES_PER_FILE" });
+                }
+                break;
+            }
+        }
+        self.out.bytes = reader.position();
+    }
+
+    /// Runs one pickle to its STOP. `Ok(None)`: clean end of input first.
+    fn run_one<S: ByteSource>(&mut self, reader: &mut OpReader<S>, f: &mut Frame) -> Result<Option<ValueId>, Halt> {
+        loop {
+            if self.out.ops >= MAX_OPS {
+                return Err(Halt::Limit("MAX_OPS"));
+            }
+            let op = match reader.next_op() {
+                Ok(Some(op)) => op,
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(Halt::Error(e)),
+            };
+            self.out.ops += 1;
+            f.ops += 1;
+            self.offset = op.offset;
+            if let Some(root) = self.step(f, &op)? {
+                return Ok(Some(root));
+            }
+        }
+    }
+
+    /// Executes one opcode. Returns the root value at `STOP`.
+    fn step(&mut self, f: &mut Frame, op: &Op<'_>) -> Result<Option<ValueId>, Halt> {
+        use Opcode::*;
+        let code = op.opcode;
+        let proto = code.proto();
+        f.max_opcode_proto = f.max_opcode_proto.max(proto);
+        if proto > f.proto && !(code == Proto) {
+            // Only worth noting once per opcode kind per pickle would be
+            // nicer; one per occurrence is bounded by MAX_EVENTS.
+            if f.saw_proto {
+                self.anomaly(Anomaly::AboveProtocol { opcode: code.name(), needs: proto, declared: f.proto })?;
+            }
+        }
+        match op.frame {
+            FrameNote::Ok => {}
+            FrameNote::CrossesEnd { frame_end } => self.anomaly(Anomaly::FrameCrossing { frame_end })?,
+            FrameNote::NewBeforeEnd { frame_end } => self.anomaly(Anomaly::FrameNotFinished { frame_end })?,
+            FrameNote::PastInput => self.anomaly(Anomaly::FramePastInput)?,
+        }
+        match (code, &op.arg) {
+            (Proto, Arg::Int(p)) => {
+                if *p > 5 || f.ops > 1 && f.saw_proto {
+                    self.anomaly(Anomaly::BadProto { proto: *p })?;
+                }
+                f.proto = (*p).clamp(0, 255) as u8;
+                f.saw_proto = true;
+            }
+            (Frame, _) => {}
+            (Stop, _) => {
+                let root = self.pop(f, code)?;
+                return Ok(Some(root));
+            }
+            (Mark, _) => {
+                if f.metastack.len() >= MAX_MARK_DEPTH {
+                    return Err(Halt::Limit("MAX_MARK_DEPTH"));
+                }
+                let below = std::mem::take(&mut f.stack);
+                f.frozen += below.len();
+                f.metastack.push((below, op.offset));
+            }
+            (Pop, _) => {
+                if f.stack.pop().is_none() {
+                    if f.metastack.is_empty() {
+                        self.anomaly(Anomaly::StackUnderflow { opcode: code.name() })?;
+                    } else {
+                        self.pop_mark(f, code)?;
+                    }
+                }
+            }
+            (PopMark, _) => {
+                self.pop_mark(f, code)?;
+            }
+            (Dup, _) => {
+                let t = self.top(f, code)?;
+                self.push(f, t)?;
+            }
+            (None, _) => {
+                self.push_new(f, Value::None)?;
+            }
+            (Newtrue, _) => {
+                self.push_new(f, Value::Bool(true))?;
+            }
+            (Newfalse, _) => {
+                self.push_new(f, Value::Bool(false))?;
+            }
+            (_, Arg::Bool(b)) => {
+                self.push_new(f, Value::Bool(*b))?;
+            }
+            (Binint | Binint1 | Binint2, Arg::Int(i)) => {
+                self.push_new(f, Value::Int(PyInt::Small(*i)))?;
+            }
+            (Int | Long | Long1 | Long4, Arg::BigInt(i)) => {
+                self.push_new(f, Value::Int(i.clone()))?;
+            }
+            (Float | Binfloat, Arg::Float(x)) => {
+                self.push_new(f, Value::Float(*x))?;
+            }
+            (String, Arg::Escaped(b)) => {
+                let s: std::string::String = b.iter().map(|&c| c as char).collect();
+                let blob = self.keep_text(&Text::Inline(s.into()));
+                self.push_new(f, Value::Str(blob))?;
+            }
+            (Binstring | ShortBinstring, Arg::Bytes(p)) => {
+                let blob = match p {
+                    Payload::Inline(b) => {
+                        let s: std::string::String = b.iter().map(|&c| c as char).collect();
+                        self.keep_text(&Text::Inline(s.into()))
+                    }
+                    Payload::Skipped { offset, len } => Blob { data: Option::None, complete: false, offset: *offset, len: *len },
+                };
+                self.push_new(f, Value::Str(blob))?;
+            }
+            (Binbytes | ShortBinbytes | Binbytes8, Arg::Bytes(p)) => {
+                let blob = self.keep_bytes(p);
+                self.push_new(f, Value::Bytes(blob))?;
+            }
+            (Bytearray8, Arg::Bytes(p)) => {
+                let blob = self.keep_bytes(p);
+                self.push_new(f, Value::ByteArray(blob))?;
+            }
+            (Unicode | Binunicode | ShortBinunicode | Binunicode8, Arg::Str(t)) => {
+                let blob = self.keep_text(t);
+                self.push_new(f, Value::Str(blob))?;
+            }
+            (EmptyTuple, _) => {
+                self.push_new(f, Value::Tuple(Vec::new()))?;
+            }
+            (EmptyList, _) => {
+                self.push_new(f, Value::List(Vec::new()))?;
+            }
+            (EmptyDict, _) => {
+                self.push_new(f, Value::Dict(Vec::new()))?;
+            }
+            (EmptySet, _) => {
+                self.push_new(f, Value::Set(Vec::new()))?;
+            }
+            (Tuple, _) => {
+                let items = self.pop_mark(f, code)?;
+                self.push_new(f, Value::Tuple(items))?;
+            }
+            (Tuple1 | Tuple2 | Tuple3, _) => {
+                let n = match code {
+                    Tuple1 => 1,
+                    Tuple2 => 2,
+                    _ => 3,
+                };
+                let mut items = vec![0; n];
+                for slot in items.iter_mut().rev() {
+                    *slot = self.pop(f, code)?;
+                }
+                self.push_new(f, Value::Tuple(items))?;
+            }
+            (List, _) => {
+                let items = self.pop_mark(f, code)?;
+                self.push_new(f, Value::List(items))?;
+            }
+            (Frozenset, _) => {
+                let items = self.pop_mark(f, code)?;
+                self.push_new(f, Value::FrozenSet(items))?;
+            }
+            (Dict, _) => {
+                let items = self.pop_mark(f, code)?;
+                if items.len() % 2 == 1 {
+                    self.anomaly(Anomaly::OddItems { opcode: code.name() })?;
+                }
+                let pairs = items.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+                self.push_new(f, Value::Dict(pairs))?;
+            }
+            (Append, _) => {
+                let item = self.pop(f, code)?;
+                let target = self.top(f, code)?;
+                self.extend(f, target, vec![item], code)?;
+            }
+            (Appends, _) => {
+                let items = self.pop_mark(f, code)?;
+                let target = self.top(f, code)?;
+                self.extend(f, target, items, code)?;
+            }
+            (Additems, _) => {
+                let items = self.pop_mark(f, code)?;
+                let target = self.top(f, code)?;
+                self.extend(f, target, items, code)?;
+            }
+            (Setitem, _) => {
+                let v = self.pop(f, code)?;
+                let k = self.pop(f, code)?;
+                let target = self.top(f, code)?;
+                self.set_items(f, target, vec![k, v], code)?;
+            }
+            (Setitems, _) => {
+                let items = self.pop_mark(f, code)?;
+                if items.len() % 2 == 1 {
+                    self.anomaly(Anomaly::OddItems { opcode: code.name() })?;
+                }
+                let target = self.top(f, code)?;
+                self.set_items(f, target, items, code)?;
+            }
+            (Put | Binput | LongBinput, arg) => {
+                let key = match arg {
+                    Arg::Int(i) if *i >= 0 => Some(*i as u64),
+                    Arg::BigInt(PyInt::Small(i)) if *i >= 0 => Some(*i as u64),
+                    _ => Option::None,
+                };
+                self.memo_put(f, key)?;
+            }
+            (Memoize, _) => {
+                let key = f.memo.len() as u64;
+                self.memo_put(f, Some(key))?;
+            }
+            (Get | Binget | LongBinget, arg) => {
+                let key = match arg {
+                    Arg::Int(i) if *i >= 0 => Some(*i as u64),
+                    Arg::BigInt(PyInt::Small(i)) if *i >= 0 => Some(*i as u64),
+                    _ => Option::None,
+                };
+                self.memo_get(f, key)?;
+            }
+            (Global, Arg::Global { module, name }) => {
+                let id = self.import(f, code, module.clone(), name.clone())?;
+                self.push(f, id)?;
+            }
+            (StackGlobal, _) => {
+                let name = self.pop(f, code)?;
+                let module = self.pop(f, code)?;
+                match (self.str_of(module), self.str_of(name)) {
+                    (Some(m), Some(n)) => {
+                        let id = self.import(f, code, m, n)?;
+                        self.push(f, id)?;
+                    }
+                    _ => {
+                        self.anomaly(Anomaly::ComputedGlobal)?;
+                        let value = self.push_new(f, Value::ComputedGlobal { module, name })?;
+                        self.event(EventKind::ComputedImport { value })?;
+                    }
+                }
+            }
+            (Inst, Arg::Global { module, name }) => {
+                let cls = self.import(f, code, module.clone(), name.clone())?;
+                let items = self.pop_mark(f, code)?;
+                let args = self.alloc(Value::Tuple(items))?;
+                self.call(f, CallKind::Inst, cls, args, Option::None)?;
+            }
+            (Obj, _) => {
+                let mut items = self.pop_mark(f, code)?;
+                let cls = if items.is_empty() {
+                    self.anomaly(Anomaly::StackUnderflow { opcode: code.name() })?;
+                    self.unknown(UnknownWhy::StackUnderflow)?
+                } else {
+                    items.remove(0)
+                };
+                let args = self.alloc(Value::Tuple(items))?;
+                self.call(f, CallKind::Obj, cls, args, Option::None)?;
+            }
+            (Reduce, _) => {
+                let args = self.pop(f, code)?;
+                let func = self.pop(f, code)?;
+                self.call(f, CallKind::Reduce, func, args, Option::None)?;
+            }
+            (Newobj, _) => {
+                let args = self.pop(f, code)?;
+                let cls = self.pop(f, code)?;
+                self.call(f, CallKind::NewObj, cls, args, Option::None)?;
+            }
+            (NewobjEx, _) => {
+                let kwargs = self.pop(f, code)?;
+                let args = self.pop(f, code)?;
+                let cls = self.pop(f, code)?;
+                self.call(f, CallKind::NewObjEx, cls, args, Some(kwargs))?;
+            }
+            (Build, _) => {
+                let state = self.pop(f, code)?;
+                let target = self.top(f, code)?;
+                self.build(f, target, state)?;
+            }
+            (Persid, Arg::Str(t)) => {
+                let blob = self.keep_text(t);
+                let pid = self.alloc(Value::Str(blob))?;
+                self.persistent(f, pid)?;
+            }
+            (Binpersid, _) => {
+                let pid = self.pop(f, code)?;
+                self.persistent(f, pid)?;
+            }
+            (Ext1 | Ext2 | Ext4, Arg::Int(c)) => {
+                let resolved = self.extensions.get(c).cloned();
+                self.event(EventKind::Extension { code: *c, resolved: resolved.clone() })?;
+                match resolved {
+                    Some((m, n)) => {
+                        let id = self.import(f, code, m, n)?;
+                        self.push(f, id)?;
+                    }
+                    Option::None => {
+                        self.anomaly(Anomaly::BadExtension { code: *c })?;
+                        let id = self.unknown(UnknownWhy::UnregisteredExtension)?;
+                        self.push(f, id)?;
+                    }
+                }
+            }
+            (NextBuffer, _) => {
+                self.event(EventKind::ExternalBuffer)?;
+                self.push_new(f, Value::Buffer { readonly: false })?;
+            }
+            (ReadonlyBuffer, _) => {
+                let t = self.top(f, code)?;
+                if let Value::Buffer { readonly } = &mut self.out.values[t as usize] {
+                    *readonly = true;
+                }
+            }
+            // The reader only produces the argument kinds matched above; an
+            // opcode/argument pairing outside them cannot occur, but is
+            // treated as an unknown value rather than trusted.
+            _ => {
+                let id = self.unknown(UnknownWhy::Unreadable)?;
+                self.push(f, id)?;
+            }
+        }
+        Ok(Option::None)
+    }
+
+    fn persistent(&mut self, f: &mut Frame, pid: ValueId) -> Result<(), Halt> {
+        self.event(EventKind::PersistentId { pid })?;
+        self.push_new(f, Value::Persistent { pid })?;
+        Ok(())
+    }
+
+    fn patch(&mut self, target: ValueId, p: Patch) {
+        if let Value::Call { patches, .. } = &mut self.out.values[target as usize] {
+            patches.push(p);
+        }
+    }
+
+    /// APPEND / APPENDS / ADDITEMS.
+    fn extend(&mut self, f: &mut Frame, target: ValueId, items: Vec<ValueId>, code: Opcode) -> Result<(), Halt> {
+        let is_add = code == Opcode::Additems;
+        match &mut self.out.values[target as usize] {
+            Value::List(v) if !is_add => v.extend(items),
+            Value::Set(v) if is_add => v.extend(items),
+            Value::Call { .. } | Value::Persistent { .. } | Value::Unknown(_) => {
+                let kind = if is_add { CallKind::Add } else { CallKind::Append };
+                for item in items {
+                    let args = self.alloc(Value::Tuple(vec![item]))?;
+                    self.method_call(f, kind, target, args)?;
+                    self.patch(target, if is_add { Patch::Add(item) } else { Patch::Append(item) });
+                }
+            }
+            _ => {
+                let expected = if is_add { "set" } else { "list" };
+                self.anomaly(Anomaly::TypeMismatch { opcode: code.name(), expected })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// SETITEM / SETITEMS.
+    fn set_items(&mut self, f: &mut Frame, target: ValueId, items: Vec<ValueId>, code: Opcode) -> Result<(), Halt> {
+        match &mut self.out.values[target as usize] {
+            Value::Dict(d) => d.extend(items.chunks_exact(2).map(|p| (p[0], p[1]))),
+            Value::Call { .. } | Value::Persistent { .. } | Value::Unknown(_) => {
+                for pair in items.chunks_exact(2) {
+                    let args = self.alloc(Value::Tuple(vec![pair[0], pair[1]]))?;
+                    self.method_call(f, CallKind::SetItem, target, args)?;
+                    self.patch(target, Patch::SetItem(pair[0], pair[1]));
+                }
+            }
+            _ => self.anomaly(Anomaly::TypeMismatch { opcode: code.name(), expected: "dict" })?,
+        }
+        Ok(())
+    }
+
+    /// A call of a method on an object (the object stands in for the callable).
+    fn method_call(&mut self, _f: &mut Frame, kind: CallKind, target: ValueId, args: ValueId) -> Result<(), Halt> {
+        let offset = self.offset;
+        let result = self.alloc(Value::Call { kind, func: target, args, kwargs: Option::None, offset, patches: Vec::new() })?;
+        self.event(EventKind::Call { kind, func: target, args, kwargs: Option::None, result })
+    }
+
+    /// BUILD: `inst.__setstate__(state)` if the instance has one, else a
+    /// `__dict__` update plus `setattr` for a `(state, slotstate)` pair.
+    fn build(&mut self, f: &mut Frame, target: ValueId, state: ValueId) -> Result<(), Halt> {
+        self.event(EventKind::Build { target, state })?;
+        self.patch(target, Patch::Build(state));
+        if let Some(&hook) = f.setstate.get(&target) {
+            let args = self.alloc(Value::Tuple(vec![state]))?;
+            let offset = self.offset;
+            let result =
+                self.alloc(Value::Call { kind: CallKind::SetState, func: hook, args, kwargs: Option::None, offset, patches: Vec::new() })?;
+            self.event(EventKind::Call { kind: CallKind::SetState, func: hook, args, kwargs: Option::None, result })?;
+            return Ok(());
+        }
+        // Which dicts would be applied as attributes.
+        let mut dicts = Vec::new();
+        match self.out.value(state) {
+            Value::Dict(_) => dicts.push(state),
+            Value::Tuple(items) if items.len() == 2 => {
+                dicts.extend(items.iter().copied().filter(|i| matches!(self.out.value(*i), Value::Dict(_))));
+            }
+            _ => {}
+        }
+        for d in dicts {
+            let Value::Dict(pairs) = self.out.value(d) else { continue };
+            let pairs = pairs.clone();
+            for (k, v) in pairs {
+                if let Some(key) = self.str_of(k) {
+                    if key.starts_with("__") && key.ends_with("__") && key.len() > 4 {
+                        self.anomaly(Anomaly::DunderState { attr: key.clone() })?;
+                        if key == "__setstate__" {
+                            f.setstate.insert(target, v);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn imports(a: &Analysis) -> Vec<String> {
+        a.events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Import { module, name, .. } => Some(format!("{module}.{name}")),
+                _ => Option::None,
+            })
+            .collect()
+    }
+
+    fn calls(a: &Analysis) -> Vec<(CallKind, ValueId)> {
+        a.events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Call { kind, func, .. } => Some((*kind, *func)),
+                _ => Option::None,
+            })
+            .collect()
+    }
+
+    fn anomalies(a: &Analysis) -> Vec<Anomaly> {
+        a.events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Anomaly(x) => Some(x.clone()),
+                _ => Option::None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn protocol0_reduce() {
+        let a = analyze_bytes(b"cos\nsystem\n(S'echo hi'\ntR.", 0);
+        assert_eq!(imports(&a), vec!["os.system"]);
+        let c = calls(&a);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].0, CallKind::Reduce);
+        assert!(a.error.is_none());
+        assert_eq!(a.events[0].offset, 0);
+        assert_eq!(a.events[1].offset, 24);
+    }
+
+    #[test]
+    fn py2_names_are_mapped() {
+        let a = analyze_bytes(b"ccommands\ngetoutput\n(S'x'\ntR.", 0);
+        assert_eq!(imports(&a), vec!["subprocess.getoutput"]);
+    }
+
+    #[test]
+    fn memo_pop_trick_still_resolves() {
+        // GLOBAL, BINPUT 0, POP, BINGET 0, args, REDUCE
+        let a = analyze_bytes(b"\x80\x02cos\nsystem\nq\x000h\x00X\x02\x00\x00\x00hi\x85R.", 0);
+        let c = calls(&a);
+        assert_eq!(c.len(), 1);
+        assert!(matches!(a.value(c[0].1), Value::Global { module, .. } if module == "os"));
+    }
+
+    #[test]
+    fn setstate_hijack_becomes_a_call() {
+        // OrderedDict() ; BUILD (None, {'__setstate__': os.system}) ; BUILD 'x'
+        let p = b"\x80\x04\x8c\x0bcollections\x8c\x0bOrderedDict\x93)\x81N}\x8c\x0c__setstate__\x8c\x02os\x8c\x06system\x93s\x86b\x8c\x01xb.";
+        let a = analyze_bytes(p, 0);
+        let c = calls(&a);
+        assert_eq!(c.last().map(|c| c.0), Some(CallKind::SetState));
+        assert!(matches!(a.value(c.last().unwrap().1), Value::Global { name, .. } if name == "system"));
+        assert!(anomalies(&a).contains(&Anomaly::DunderState { attr: "__setstate__".into() }));
+    }
+
+    #[test]
+    fn extension_registered_in_stream() {
+        let p = b"\x80\x02ccopyreg\nadd_extension\nX\x02\x00\x00\x00osX\x06\x00\x00\x00systemK\xf0\x87R0\x82\xf0X\x01\x00\x00\x00x\x85R.";
+        let a = analyze_bytes(p, 0);
+        assert_eq!(imports(&a), vec!["copyreg.add_extension", "os.system"]);
+        assert_eq!(calls(&a).len(), 2);
+    }
+
+    #[test]
+    fn computed_stack_global() {
+        let p = b"\x80\x04c_codecs\ndecode\n\x8c\x02bf\x8c\x05rot13\x86R\x8c\x06system\x93)R.";
+        let a = analyze_bytes(p, 0);
+        assert!(anomalies(&a).contains(&Anomaly::ComputedGlobal));
+        assert!(a.events.iter().any(|e| matches!(e.kind, EventKind::ComputedImport { .. })));
+    }
+
+    #[test]
+    fn underflow_and_missing_memo_keep_going() {
+        let a = analyze_bytes(b"\x80\x02Rh\x05cos\nsystem\n)R.", 0);
+        let an = anomalies(&a);
+        assert!(an.contains(&Anomaly::StackUnderflow { opcode: "REDUCE" }));
+        assert!(an.contains(&Anomaly::MemoMissing { key: 5 }));
+        assert_eq!(imports(&a), vec!["os.system"]);
+    }
+
+    #[test]
+    fn second_pickle_and_trailing_data() {
+        let a = analyze_bytes(b"N.cos\nsystem\n)R.", 0);
+        assert_eq!(a.pickles.len(), 2);
+        assert!(anomalies(&a).contains(&Anomaly::AnotherPickle { index: 1 }));
+        assert_eq!(imports(&a), vec!["os.system"]);
+        let a = analyze_bytes(b"N.\x00\x01\x02", 0);
+        assert_eq!(a.pickles.len(), 1);
+        assert!(matches!(anomalies(&a)[..], [Anomaly::TrailingData { .. }]));
+        assert!(a.error.is_none());
+    }
+
+    #[test]
+    fn truncation_keeps_earlier_events() {
+        let a = analyze_bytes(b"cos\nsystem\n(S'x'\ntR\x8c\x10ab", 0);
+        assert_eq!(calls(&a).len(), 1);
+        assert!(matches!(a.error.as_ref().map(|e| e.kind()), Some(ErrorKind::BadLength { declared: 16, remaining: Some(2), .. })));
+        let a = analyze_bytes(b"cos\nsystem\n(S'x'\ntR", 0);
+        assert!(anomalies(&a).contains(&Anomaly::MissingStop));
+    }
+
+    #[test]
+    fn memo_dag_stays_small() {
+        // x = []; repeat 100 times: x = (x, x)
+        let mut p = b"\x80\x02]".to_vec();
+        for _ in 0..100 {
+            p.extend_from_slice(b"2\x86");
+        }
+        p.push(b'.');
+        let a = analyze_bytes(&p, 0);
+        assert!(a.values.len() < 300);
+        assert!(a.pickles[0].root.is_some());
+    }
+
+    #[test]
+    fn deep_marks_hit_a_limit_not_the_stack() {
+        let p = vec![b'('; MAX_MARK_DEPTH + 10];
+        let a = analyze_bytes(&p, 0);
+        assert!(anomalies(&a).contains(&Anomaly::LimitExceeded { limit: "MAX_MARK_DEPTH" }));
+    }
+}
