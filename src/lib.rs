@@ -2,12 +2,19 @@
 #![forbid(unsafe_code)]
 
 mod compat_table;
+pub mod dis;
 pub mod error;
 pub mod limits;
 pub mod opcodes;
 pub mod pynum;
 pub mod pyrepr;
+pub mod policy;
 pub mod reader;
+pub mod render;
+pub mod report;
+pub mod rules;
+pub mod scan;
+pub mod show;
 pub mod source;
 pub mod vm;
 

@@ -1,1 +1,19 @@
-fn main() {}
+//! The `pkinspect` command: parse arguments, run, map the outcome to an exit code.
+
+mod cli;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match cli::run() {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            // A closed pipe (`pkinspect dis x | head`) is not an error.
+            if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("pkinspect: error: {e:#}");
+            ExitCode::from(cli::EXIT_ERROR)
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! Command-line definitions: one `Opts` struct per subcommand, each with `run()`.
+
+mod dis;
+mod rules;
+mod scan;
+mod show;
+
+use clap::{Parser, Subcommand};
+
+/// Exit status: nothing at or above `--fail-on` was found.
+pub const EXIT_CLEAN: u8 = 0;
+/// Exit status: a finding at or above `--fail-on`.
+pub const EXIT_FINDINGS: u8 = 1;
+/// Exit status: a file could not be read, or the command line was wrong.
+pub const EXIT_ERROR: u8 = 2;
+
+const AFTER_HELP: &str = "\
+Exit status (scan):
+  0  no finding at or above --fail-on
+  1  a finding at or above --fail-on (default: warning)
+  2  a file could not be read, or a usage error (takes precedence over 1)
+
+pkinspect never imports or runs Python: every file is read as data.";
+
+/// Says what a Python pickle would import and call if loaded, without running it.
+#[derive(Parser, Debug)]
+#[command(name = "pkinspect", version, about, after_help = AFTER_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Scan files (or folders) and report dangerous, unknown and safe globals.
+    Scan(scan::Opts),
+    /// Disassemble a pickle, as `python -m pickletools` does.
+    Dis(dis::Opts),
+    /// Print the object graph a pickle builds, as Python-like code.
+    Show(show::Opts),
+    /// List every rule with its code, severity and summary.
+    Rules(rules::ListOpts),
+    /// Explain one rule.
+    Explain(rules::ExplainOpts),
+}
+
+/// Parses the command line and runs it; returns the exit code.
+pub fn run() -> anyhow::Result<u8> {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_ERROR } else { EXIT_CLEAN };
+            let _ = e.print();
+            return Ok(code);
+        }
+    };
+    match cli.command {
+        Command::Scan(o) => o.run(),
+        Command::Dis(o) => o.run(),
+        Command::Show(o) => o.run(),
+        Command::Rules(o) => o.run(),
+        Command::Explain(o) => o.run(),
+    }
+}

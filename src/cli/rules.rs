@@ -1,0 +1,47 @@
+//! `pkinspect rules` and `pkinspect explain`.
+
+use clap::Args;
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+
+use pkinspect::rules::Rule;
+
+use super::{EXIT_CLEAN, EXIT_ERROR};
+
+/// Options of `pkinspect rules`.
+#[derive(Args, Debug)]
+pub struct ListOpts {}
+
+/// Options of `pkinspect explain`.
+#[derive(Args, Debug)]
+pub struct ExplainOpts {
+    /// A rule code (PK101) or slug (dangerous-import).
+    code: String,
+}
+
+impl ListOpts {
+    pub fn run(self) -> anyhow::Result<u8> {
+        let mut t = Table::new();
+        t.load_preset(UTF8_FULL_CONDENSED);
+        t.set_header(vec!["code", "slug", "severity", "summary"]);
+        for r in Rule::ALL {
+            t.add_row(vec![r.code(), r.slug(), r.default_severity().as_str(), r.summary()]);
+        }
+        println!("{t}");
+        Ok(EXIT_CLEAN)
+    }
+}
+
+impl ExplainOpts {
+    pub fn run(self) -> anyhow::Result<u8> {
+        match Rule::from_code(&self.code) {
+            Some(r) => {
+                println!("{} {} ({})\n\n{}\n\n{}", r.code(), r.slug(), r.default_severity().as_str(), r.summary(), r.explanation());
+                Ok(EXIT_CLEAN)
+            }
+            None => {
+                eprintln!("pkinspect: unknown rule {:?}; `pkinspect rules` lists them", self.code);
+                Ok(EXIT_ERROR)
+            }
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! `pkinspect show`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::EXIT_CLEAN;
+
+/// Options of `pkinspect show`.
+#[derive(Args, Debug)]
+pub struct Opts {
+    /// The pickle file.
+    file: PathBuf,
+}
+
+impl Opts {
+    pub fn run(self) -> anyhow::Result<u8> {
+        let f = std::fs::File::open(&self.file).with_context(|| format!("opening {}", self.file.display()))?;
+        let size = f.metadata().ok().map(|m| m.len());
+        let analysis = pkinspect::vm::analyze(pkinspect::source::ReadSource::new(f, size));
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        // WIP: pkinspect::show::show(&analysis, &mut out)?;
+        let _ = (&analysis, &mut out);
+        out.flush()?;
+        Ok(EXIT_CLEAN)
+    }
+}

@@ -1,0 +1,303 @@
+//! Python-like text for symbolic values: `os.system('echo hi')`.
+//!
+//! Used for the call expressions in findings and by `pkinspect show`. Every
+//! rendering has a character budget and a depth bound, so a value graph built
+//! to explode (a memo DAG that doubles at each level, a list containing
+//! itself) costs bounded time and output. Text that comes from the file —
+//! string contents, global names — is escaped: strings through Python's own
+//! `repr` rules, names so that no control character or bidi override reaches
+//! a terminal.
+
+use crate::limits::MAX_RENDER_DEPTH;
+use crate::pyrepr::{escape_for_terminal, repr_bytearray, repr_bytes, repr_float, repr_str};
+use crate::vm::{Analysis, Blob, CallKind, UnknownWhy, Value, ValueId};
+
+/// Renders values of one [`Analysis`] within a character budget.
+pub struct Renderer<'a> {
+    analysis: &'a Analysis,
+    budget: usize,
+    /// Values to print as a name instead of expanding (used by `show`).
+    names: Option<&'a dyn Fn(ValueId) -> Option<String>>,
+}
+
+/// A global's printable dotted name, escaped for terminals.
+pub fn global_name(module: &str, name: &str) -> String {
+    escape_for_terminal(&format!("{module}.{name}"))
+}
+
+/// The literal text of a value that has no children, if it is one.
+pub fn atom(v: &Value) -> Option<String> {
+    Some(match v {
+        Value::None => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Int(i) => i.to_decimal(),
+        Value::Float(x) => float_literal(*x),
+        Value::Str(b) => blob_text(b, |s: &String| repr_str(s)),
+        Value::Bytes(b) => blob_text(b, |d: &Vec<u8>| repr_bytes(d)),
+        Value::ByteArray(b) => blob_text(b, |d: &Vec<u8>| repr_bytearray(d)),
+        Value::Global { module, name } => global_name(module, name),
+        Value::Buffer { readonly } => {
+            if *readonly {
+                "<out-of-band buffer, read-only>".into()
+            } else {
+                "<out-of-band buffer>".into()
+            }
+        }
+        Value::Unknown(why) => format!("<unknown: {}>", unknown_text(*why)),
+        _ => return None,
+    })
+}
+
+fn float_literal(x: f64) -> String {
+    // repr gives 'inf'/'nan', which are not Python literals.
+    if x.is_nan() {
+        "float('nan')".into()
+    } else if x.is_infinite() {
+        if x > 0.0 { "float('inf')".into() } else { "-float('inf')".into() }
+    } else {
+        repr_float(x)
+    }
+}
+
+fn blob_text<T>(b: &Blob<T>, repr: impl Fn(&T) -> String) -> String {
+    match (&b.data, b.complete) {
+        (Some(d), true) => repr(d),
+        (Some(d), false) => format!("{}…<{} bytes at offset {}>", repr(d), b.len, b.offset),
+        (None, _) => format!("<{} bytes at offset {}>", b.len, b.offset),
+    }
+}
+
+fn unknown_text(why: UnknownWhy) -> &'static str {
+    match why {
+        UnknownWhy::StackUnderflow => "stack underflow",
+        UnknownWhy::MissingMemo => "missing memo entry",
+        UnknownWhy::UnregisteredExtension => "unregistered extension code",
+        UnknownWhy::Unreadable => "unreadable",
+    }
+}
+
+impl<'a> Renderer<'a> {
+    /// A renderer that writes at most `budget` characters per call.
+    pub fn new(analysis: &'a Analysis, budget: usize) -> Self {
+        Renderer { analysis, budget, names: None }
+    }
+
+    /// Prints the values `names` maps to a name as that name.
+    pub fn with_names(mut self, names: &'a dyn Fn(ValueId) -> Option<String>) -> Self {
+        self.names = Some(names);
+        self
+    }
+
+    /// `id` as a Python-like expression, cut with `…` past the budget.
+    pub fn expr(&self, id: ValueId) -> String {
+        let mut out = String::new();
+        self.write(id, 0, &mut out, true);
+        if out.chars().count() > self.budget {
+            let cut: String = out.chars().take(self.budget.saturating_sub(1)).collect();
+            return cut + "…";
+        }
+        out
+    }
+
+    /// The expression of a call: `func(args)` in the form its opcode implies.
+    pub fn call(&self, kind: CallKind, func: ValueId, args: ValueId, kwargs: Option<ValueId>) -> String {
+        let mut out = String::new();
+        self.write_call(kind, func, args, kwargs, 0, &mut out);
+        if out.chars().count() > self.budget {
+            let cut: String = out.chars().take(self.budget.saturating_sub(1)).collect();
+            return cut + "…";
+        }
+        out
+    }
+
+    fn full(&self, out: &str) -> bool {
+        out.len() > self.budget.saturating_mul(4)
+    }
+
+    fn write(&self, id: ValueId, depth: usize, out: &mut String, top: bool) {
+        if self.full(out) {
+            return;
+        }
+        if !top {
+            if let Some(names) = self.names {
+                if let Some(n) = names(id) {
+                    out.push_str(&n);
+                    return;
+                }
+            }
+        }
+        let v = self.analysis.value(id);
+        if let Some(a) = atom(v) {
+            out.push_str(&a);
+            return;
+        }
+        if depth >= MAX_RENDER_DEPTH {
+            out.push('…');
+            return;
+        }
+        match v {
+            Value::Tuple(items) => {
+                out.push('(');
+                self.seq(items, depth, out);
+                if items.len() == 1 {
+                    out.push(',');
+                }
+                out.push(')');
+            }
+            Value::List(items) => {
+                out.push('[');
+                self.seq(items, depth, out);
+                out.push(']');
+            }
+            Value::Set(items) if items.is_empty() => out.push_str("set()"),
+            Value::Set(items) => {
+                out.push('{');
+                self.seq(items, depth, out);
+                out.push('}');
+            }
+            Value::FrozenSet(items) => {
+                out.push_str("frozenset({");
+                self.seq(items, depth, out);
+                out.push_str("})");
+            }
+            Value::Dict(pairs) => {
+                out.push('{');
+                for (i, (k, v)) in pairs.iter().enumerate() {
+                    if self.full(out) {
+                        break;
+                    }
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    self.write(*k, depth + 1, out, false);
+                    out.push_str(": ");
+                    self.write(*v, depth + 1, out, false);
+                }
+                out.push('}');
+            }
+            Value::ComputedGlobal { module, name } => {
+                out.push_str("find_class(");
+                self.write(*module, depth + 1, out, false);
+                out.push_str(", ");
+                self.write(*name, depth + 1, out, false);
+                out.push(')');
+            }
+            Value::Call { kind, func, args, kwargs, .. } => {
+                self.write_call(*kind, *func, *args, *kwargs, depth, out);
+            }
+            Value::Persistent { pid } => {
+                out.push_str("persistent_load(");
+                self.write(*pid, depth + 1, out, false);
+                out.push(')');
+            }
+            _ => out.push('?'),
+        }
+    }
+
+    fn seq(&self, items: &[ValueId], depth: usize, out: &mut String) {
+        for (i, item) in items.iter().enumerate() {
+            if self.full(out) {
+                out.push('…');
+                break;
+            }
+            if i > 0 {
+                out.push_str(", ");
+            }
+            self.write(*item, depth + 1, out, false);
+        }
+    }
+
+    /// Arguments: the elements of a tuple or list, else `*value`.
+    fn args(&self, args: ValueId, depth: usize, out: &mut String) {
+        match self.analysis.value(args) {
+            Value::Tuple(items) | Value::List(items) => self.seq(items, depth, out),
+            _ => {
+                out.push('*');
+                self.write(args, depth + 1, out, false);
+            }
+        }
+    }
+
+    fn write_call(&self, kind: CallKind, func: ValueId, args: ValueId, kwargs: Option<ValueId>, depth: usize, out: &mut String) {
+        let method = |name: &str, out: &mut String| {
+            self.write(func, depth + 1, out, false);
+            out.push('.');
+            out.push_str(name);
+            out.push('(');
+        };
+        match kind {
+            CallKind::Reduce | CallKind::Inst | CallKind::Obj | CallKind::SetState => {
+                self.write(func, depth + 1, out, false);
+                out.push('(');
+            }
+            CallKind::NewObj | CallKind::NewObjEx => {
+                self.write(func, depth + 1, out, false);
+                out.push_str(".__new__(");
+                self.write(func, depth + 1, out, false);
+                if !matches!(self.analysis.value(args), Value::Tuple(t) | Value::List(t) if t.is_empty()) {
+                    out.push_str(", ");
+                }
+            }
+            CallKind::Append => method("append", out),
+            CallKind::SetItem => method("__setitem__", out),
+            CallKind::Add => method("add", out),
+        }
+        self.args(args, depth, out);
+        if let Some(kw) = kwargs {
+            match self.analysis.value(kw) {
+                Value::Dict(pairs) if pairs.is_empty() => {}
+                _ => {
+                    out.push_str(", **");
+                    self.write(kw, depth + 1, out, false);
+                }
+            }
+        }
+        out.push(')');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vm::{analyze_bytes, EventKind};
+
+    fn first_call(p: &[u8]) -> String {
+        let a = analyze_bytes(p, 0);
+        let r = Renderer::new(&a, 200);
+        a.events
+            .iter()
+            .find_map(|e| match &e.kind {
+                EventKind::Call { kind, func, args, kwargs, .. } => Some(r.call(*kind, *func, *args, *kwargs)),
+                _ => None,
+            })
+            .expect("a call")
+    }
+
+    #[test]
+    fn calls_read_like_python() {
+        assert_eq!(first_call(b"cos\nsystem\n(S'echo pwned'\ntR."), "os.system('echo pwned')");
+        assert_eq!(
+            first_call(b"\x80\x04\x8c\x03foo\x8c\x03Bar\x93K\x01\x85\x81."),
+            "foo.Bar.__new__(foo.Bar, 1)"
+        );
+        assert_eq!(first_call(b"\x80\x04\x8c\x03foo\x8c\x03Bar\x93)\x81."), "foo.Bar.__new__(foo.Bar)");
+    }
+
+    #[test]
+    fn names_are_escaped() {
+        assert_eq!(first_call(b"cfoo\x1b[31m\nbar\n)R."), "foo\\x1b[31m.bar()");
+    }
+
+    #[test]
+    fn doubling_dag_is_bounded() {
+        let mut p = b"\x80\x02cos\nsystem\n]".to_vec();
+        for _ in 0..60 {
+            p.extend_from_slice(b"2\x86");
+        }
+        p.extend_from_slice(b"\x85R.");
+        let s = first_call(&p);
+        assert!(s.chars().count() <= 200, "{}", s.len());
+        assert!(s.starts_with("os.system((("));
+    }
+}

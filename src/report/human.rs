@@ -1,0 +1,132 @@
+//! Human output: a table of findings per file, the calls they make, and an
+//! inventory of the globals by verdict.
+//!
+//! Every piece of text that came from the scanned file has been escaped
+//! before it reaches this module (see [`crate::render`]); the path, which
+//! came from the file system, is escaped here.
+
+use std::fmt::Write as _;
+
+use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
+
+use super::Report;
+use crate::policy::Verdict;
+use crate::pyrepr::escape_for_terminal;
+use crate::rules::Severity;
+
+/// Options for the human format.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HumanOptions {
+    /// Also list the globals judged safe.
+    pub show_safe: bool,
+    /// Terminal width for the tables (None: let comfy-table decide).
+    pub width: Option<u16>,
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// The report as text.
+pub fn render(report: &Report, opts: HumanOptions) -> String {
+    let mut out = String::new();
+    for f in &report.files {
+        let path = escape_for_terminal(&f.path);
+        if let Some(e) = &f.error {
+            let _ = writeln!(out, "{path}: error: {}", escape_for_terminal(e));
+            continue;
+        }
+        let mut sev = [0usize; 3];
+        for x in &f.findings {
+            sev[x.severity as usize] += 1;
+        }
+        let protos: Vec<String> = f.pickles.iter().map(|p| p.protocol.to_string()).collect();
+        let verdict = match f.max_severity() {
+            Some(Severity::Error) => "DANGEROUS",
+            Some(Severity::Warning) => "REVIEW",
+            _ => "clean",
+        };
+        let _ = writeln!(
+            out,
+            "{path}: {verdict} ({} error, {} warning, {} info) — {} {}, protocol {}, {} bytes",
+            sev[2],
+            sev[1],
+            sev[0],
+            f.format,
+            plural(f.pickles.len(), "pickle"),
+            if protos.is_empty() { "-".to_string() } else { protos.join("/") },
+            f.size
+        );
+        if !f.findings.is_empty() {
+            let mut t = Table::new();
+            t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+            if let Some(w) = opts.width {
+                t.set_width(w);
+            }
+            t.set_header(vec!["offset", "rule", "severity", "finding"]);
+            for x in &f.findings {
+                let mut text = x.message.clone();
+                if let Some(c) = &x.call {
+                    text.push_str("\n→ ");
+                    text.push_str(c);
+                }
+                t.add_row(vec![
+                    x.offset.to_string(),
+                    format!("{} {}", x.rule.code(), x.rule.slug()),
+                    x.severity.as_str().to_string(),
+                    text,
+                ]);
+            }
+            let _ = writeln!(out, "{t}");
+        }
+        for (code, n) in &f.suppressed {
+            let _ = writeln!(out, "  ({n} more {code} findings not shown)");
+        }
+        let mut by = [0usize; 4];
+        for g in &f.globals {
+            by[g.verdict as usize] += 1;
+        }
+        let _ = writeln!(
+            out,
+            "  globals: {} dangerous, {} unknown, {} conditional, {} safe",
+            by[Verdict::Dangerous as usize],
+            by[Verdict::Unknown as usize],
+            by[Verdict::Conditional as usize],
+            by[Verdict::Safe as usize]
+        );
+        for g in &f.globals {
+            if g.verdict == Verdict::Safe && !opts.show_safe {
+                continue;
+            }
+            let label = match g.verdict {
+                Verdict::Dangerous => "dangerous",
+                Verdict::Unknown => "unknown",
+                Verdict::Conditional => "conditional",
+                Verdict::Safe => "safe",
+            };
+            let _ = writeln!(
+                out,
+                "    {label:<11} {} ({}, {}) first at offset {}",
+                crate::render::global_name(&g.module, &g.name),
+                plural(g.imports, "import"),
+                plural(g.calls, "call"),
+                g.first_offset
+            );
+        }
+    }
+    let [info, warning, error] = report.counts();
+    let _ = writeln!(
+        out,
+        "{} scanned: {error} error, {warning} warning, {info} info findings{}",
+        plural(report.files.len(), "file"),
+        match report.unreadable() {
+            0 => String::new(),
+            n => format!("; {} could not be read", plural(n, "file")),
+        }
+    );
+    out
+}

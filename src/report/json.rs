@@ -1,0 +1,58 @@
+//! `--format json`: one JSON document, versioned by `schema_version`.
+//!
+//! The schema is documented in the README ("JSON output"). Text from the file
+//! (global names, strings in call expressions) is carried as JSON strings, so
+//! control characters arrive escaped.
+
+use serde_json::{json, Value};
+
+use super::{Report, SCHEMA_VERSION};
+
+/// The report as a JSON value.
+pub fn to_json(report: &Report) -> Value {
+    let files: Vec<Value> = report
+        .files
+        .iter()
+        .map(|f| {
+            let findings: Vec<Value> = f
+                .findings
+                .iter()
+                .map(|x| {
+                    json!({
+                        "rule": x.rule.code(),
+                        "slug": x.rule.slug(),
+                        "severity": x.severity,
+                        "offset": x.offset,
+                        "pickle": x.pickle,
+                        "member": x.member,
+                        "global": x.global,
+                        "message": x.message,
+                        "call": x.call,
+                    })
+                })
+                .collect();
+            json!({
+                "path": f.path,
+                "size": f.size,
+                "format": f.format,
+                "error": f.error,
+                "max_severity": f.max_severity(),
+                "pickles": f.pickles,
+                "globals": f.globals,
+                "findings": findings,
+                "suppressed": f.suppressed,
+            })
+        })
+        .collect();
+    let [info, warning, error] = report.counts();
+    json!({
+        "schema_version": SCHEMA_VERSION,
+        "tool": { "name": "pkinspect", "version": env!("CARGO_PKG_VERSION") },
+        "files": files,
+        "summary": {
+            "files": report.files.len(),
+            "unreadable": report.unreadable(),
+            "findings": { "error": error, "warning": warning, "info": info },
+        },
+    })
+}

@@ -1,0 +1,556 @@
+//! The rule registry and the judging stage: machine events in, findings out.
+//!
+//! Every finding carries a stable [`Rule`] code. Codes are never reused or
+//! renumbered (a test snapshots the table); severities come from
+//! [`Rule::default_severity`]. This is the only place that decides what is
+//! dangerous: the machine reports, the [`Policy`] classifies names, and
+//! [`check`] turns both into [`Finding`]s.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::error::ErrorKind;
+use crate::limits::{MAX_EXPR_CHARS, MAX_FINDINGS_PER_RULE};
+use crate::policy::{Judgement, Policy, Verdict};
+use crate::render::{global_name, Renderer};
+use crate::vm::{Analysis, Anomaly, CallKind, EventKind, Value, ValueId};
+
+/// How serious a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Worth knowing; not a problem by itself.
+    Info,
+    /// Unknown or suspicious: review before loading.
+    Warning,
+    /// Loading would run dangerous code, or the file is built to mislead scanners.
+    Error,
+}
+
+impl Severity {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+macro_rules! rules {
+    ($( $variant:ident = $code:literal, $slug:literal, $sev:ident, $summary:literal, $explanation:literal; )*) => {
+        /// A stable rule. The code (`PK101`) and slug never change meaning.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Rule { $( #[doc = $summary] $variant, )* }
+
+        impl Rule {
+            /// Every rule, in code order.
+            pub const ALL: &'static [Rule] = &[ $( Rule::$variant, )* ];
+            /// The stable code, e.g. `PK101`.
+            pub fn code(self) -> &'static str { match self { $( Rule::$variant => $code, )* } }
+            /// The stable kebab-case name.
+            pub fn slug(self) -> &'static str { match self { $( Rule::$variant => $slug, )* } }
+            /// The severity a finding of this rule has.
+            pub fn default_severity(self) -> Severity { match self { $( Rule::$variant => Severity::$sev, )* } }
+            /// One line: what the rule detects.
+            pub fn summary(self) -> &'static str { match self { $( Rule::$variant => $summary, )* } }
+            /// Why it matters and what to do.
+            pub fn explanation(self) -> &'static str { match self { $( Rule::$variant => $explanation, )* } }
+            /// The rule with this code or slug.
+            pub fn from_code(s: &str) -> Option<Rule> {
+                Rule::ALL.iter().copied().find(|r| r.code().eq_ignore_ascii_case(s) || r.slug() == s)
+            }
+        }
+    };
+}
+
+rules! {
+    DangerousImport = "PK101", "dangerous-import", Error,
+        "The pickle imports a global on the denylist.",
+        "Unpickling imports the module and fetches the name before anything else happens. Denylisted globals run commands, evaluate code, touch files or the network, or deserialise again. A legitimate model never needs them. Do not load the file; if you wrote it yourself, find which object pickled a reference to this callable.";
+    DangerousCall = "PK102", "dangerous-call", Error,
+        "The pickle calls a denylisted callable; the finding shows the call.",
+        "REDUCE, NEWOBJ, NEWOBJ_EX, INST, OBJ, or a BUILD that triggers a planted __setstate__, invokes the callable with the arguments shown while the file is loaded. This is how malicious pickles run code. Do not load the file.";
+    UnknownImport = "PK103", "unknown-import", Warning,
+        "The pickle imports a global that is neither allowlisted nor denylisted.",
+        "Importing a module runs its top-level code, and an unknown class or function may do anything when called. Review the name: if it is your own trusted class, allow it in the policy (pkinspect.toml, issue-tracked) or with --allow.";
+    UnknownCall = "PK104", "unknown-call", Warning,
+        "The pickle calls a global that is not on the allowlist.",
+        "An unknown callable runs with the arguments shown when the file is loaded. Check that the callable is trusted code before loading.";
+    IndirectCall = "PK105", "indirect-call", Warning,
+        "The pickle calls something that is not a plain global: the result of another call, a persistent object, or an unknown value.",
+        "Calling the result of a call (for example getattr(x, name)(...)) hides the real callable from simple scanners. pkinspect resolves getattr and functools.partial on allowlisted names; anything else it cannot name is reported here.";
+    SetstateHijack = "PK106", "setstate-hijack", Error,
+        "A BUILD state sets a dunder attribute such as __setstate__ on an object.",
+        "BUILD with a (state, slotstate) pair runs setattr for each slot; setting __setstate__ to a callable makes the next BUILD on that object call it. No legitimate pickle sets dunder attributes this way.";
+    ExtensionCode = "PK107", "extension-code", Warning,
+        "The pickle uses EXT1/EXT2/EXT4 extension-registry codes.",
+        "Extension codes name globals through copyreg's registry, which standard Python leaves empty. A pickle that registers codes itself (copyreg.add_extension) uses them to hide imports. pkinspect resolves in-stream registrations and judges the resolved name.";
+    ComputedGlobal = "PK108", "computed-global", Error,
+        "STACK_GLOBAL takes a module or name that was computed, not written as a string.",
+        "The imported name is produced at load time (for example by decoding rot13), so no static reader can say what is imported. This only happens in files built to evade scanners.";
+    DottedGlobal = "PK109", "dotted-global", Warning,
+        "A global name is an attribute path (protocol 4 resolves dots one attribute at a time).",
+        "find_class walks a dotted name with getattr, so random._os.system reaches os.system. pkinspect judges the whole path: safe only when allowlisted exactly.";
+    PersistentId = "PK110", "persistent-id", Info,
+        "The pickle hands persistent ids to the loader's persistent_load.",
+        "PyTorch checkpoints use persistent ids for tensor storages. What an id does depends on the loader; plain pickle.load refuses them.";
+    ExternalBuffer = "PK111", "external-buffer", Warning,
+        "The pickle refers to out-of-band buffers (NEXT_BUFFER), data that is not in the file.",
+        "Protocol 5 out-of-band buffers must be supplied by the caller; the file alone cannot be loaded and its array data cannot be audited.";
+    MalformedStream = "PK201", "malformed-stream", Error,
+        "The stream cannot be parsed past a point: unknown opcode, bad argument, or bad length.",
+        "Findings before the offset are still reported. A loader may stop at the same point after having already run what came before; a model written by a real library is never malformed.";
+    TruncatedStream = "PK202", "truncated-stream", Error,
+        "The stream ends before STOP.",
+        "Everything before the end is still executed by a loader, which then fails. Files that break right after a payload use this to run code and leave an unloadable file behind.";
+    StackAnomaly = "PK203", "stack-anomaly", Warning,
+        "An opcode finds too few items, no MARK, or the wrong container type on the stack.",
+        "CPython would raise at this point; real pickles never do this. It often marks a hand-written stream.";
+    MemoAnomaly = "PK204", "memo-anomaly", Warning,
+        "The memo is read before it is written, overwritten, or written from an empty stack.",
+        "Memo tricks make naive scanners lose track of which object is called. pkinspect follows the memo exactly as CPython does; the trick itself is reported.";
+    ProtocolViolation = "PK205", "protocol-violation", Warning,
+        "An opcode is newer than the protocol the stream declares, or PROTO is invalid.",
+        "CPython accepts any opcode whatever PROTO says, but real picklers never mix them; scanners keyed on the declared protocol can be misled.";
+    FrameViolation = "PK206", "frame-violation", Error,
+        "An opcode or argument runs past the end of its FRAME, or frames overlap or exceed the input.",
+        "CPython's C unpickler ignores frame boundaries while pickle.py rejects such streams: the same bytes mean different things to different readers. Only evasive files do this.";
+    TrailingData = "PK207", "trailing-data", Warning,
+        "Bytes after the final STOP that do not form a pickle.",
+        "pickle.load ignores them, but they can carry a payload for another reader (a polyglot file).";
+    MultiplePickles = "PK208", "multiple-pickles", Warning,
+        "Another pickle follows the first one in the same file.",
+        "pickle.load reads only the first, but a loader that reads in a loop (or a second pickle.load on the same handle) runs the next one. Every pickle in the file is analysed.";
+    LimitExceeded = "PK209", "limit-exceeded", Error,
+        "A safety limit was reached (ops, stack depth, memo size, values); analysis stopped there.",
+        "The rest of the file was not analysed. Legitimate models stay far below the limits; files built to exhaust a scanner do not.";
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Finding {
+    /// The rule.
+    #[serde(serialize_with = "ser_rule")]
+    pub rule: Rule,
+    /// Its severity.
+    pub severity: Severity,
+    /// Absolute byte offset of the opcode (or error).
+    pub offset: u64,
+    /// Index of the pickle in the file.
+    pub pickle: usize,
+    /// Archive member, for containers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
+    /// The global concerned, as `module.name`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub global: Option<String>,
+    /// What was found.
+    pub message: String,
+    /// The call as a Python-like expression.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call: Option<String>,
+}
+
+fn ser_rule<S: serde::Serializer>(r: &Rule, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(r.code())
+}
+
+/// One imported global and what the policy says of it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct GlobalUse {
+    /// Module as imported.
+    pub module: String,
+    /// Name, possibly dotted.
+    pub name: String,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Why.
+    pub reason: String,
+    /// How many times it is imported.
+    pub imports: usize,
+    /// How many times it is called (directly or via getattr/partial resolution).
+    pub calls: usize,
+    /// Offset of the first import.
+    pub first_offset: u64,
+}
+
+/// What judging one analysis produced.
+#[derive(Debug, Clone, Default)]
+pub struct Judged {
+    /// Findings, in offset order.
+    pub findings: Vec<Finding>,
+    /// Every distinct global, in first-import order.
+    pub globals: Vec<GlobalUse>,
+    /// Findings dropped past `MAX_FINDINGS_PER_RULE`, per rule code.
+    pub suppressed: BTreeMap<&'static str, usize>,
+}
+
+/// What a callable resolves to, for judging a call.
+enum Target {
+    /// A global name (module, name).
+    Name(String, String),
+    /// A computed global.
+    Computed,
+    /// Something else (a call result, a persistent object, an unknown).
+    Indirect(&'static str),
+}
+
+struct Judge<'a> {
+    a: &'a Analysis,
+    policy: &'a Policy,
+    out: Judged,
+    counts: HashMap<Rule, usize>,
+    index: HashMap<(String, String), usize>,
+}
+
+impl<'a> Judge<'a> {
+    fn add(&mut self, rule: Rule, offset: u64, pickle: usize, global: Option<String>, message: String, call: Option<String>) {
+        let n = self.counts.entry(rule).or_insert(0);
+        *n += 1;
+        if *n > MAX_FINDINGS_PER_RULE {
+            *self.out.suppressed.entry(rule.code()).or_insert(0) += 1;
+            return;
+        }
+        self.out.findings.push(Finding {
+            rule,
+            severity: rule.default_severity(),
+            offset,
+            pickle,
+            member: None,
+            global,
+            message,
+            call,
+        });
+    }
+
+    fn global_use(&mut self, module: &str, name: &str, offset: u64, j: &Judgement) -> usize {
+        let key = (module.to_string(), name.to_string());
+        if let Some(&i) = self.index.get(&key) {
+            return i;
+        }
+        self.out.globals.push(GlobalUse {
+            module: module.to_string(),
+            name: name.to_string(),
+            verdict: j.verdict,
+            reason: j.reason.clone(),
+            imports: 0,
+            calls: 0,
+            first_offset: offset,
+        });
+        self.index.insert(key, self.out.globals.len() - 1);
+        self.out.globals.len() - 1
+    }
+
+    fn str_of(&self, id: ValueId) -> Option<&'a str> {
+        match self.a.value(id) {
+            Value::Str(b) if b.complete => b.data.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Resolves a callable through getattr(X, 'attr') and partial(X, ...),
+    /// bounded by a fixed number of steps.
+    fn resolve(&self, mut id: ValueId) -> Target {
+        for _ in 0..32 {
+            match self.a.value(id) {
+                Value::Global { module, name } => return Target::Name(module.clone(), name.clone()),
+                Value::ComputedGlobal { .. } => return Target::Computed,
+                Value::Call { kind: CallKind::Reduce, func, args, .. } => {
+                    let Value::Global { module, name } = self.a.value(*func) else {
+                        return Target::Indirect("the result of another call");
+                    };
+                    let items: &[ValueId] = match self.a.value(*args) {
+                        Value::Tuple(t) => t,
+                        _ => &[],
+                    };
+                    match (module.as_str(), name.as_str(), items) {
+                        ("builtins", "getattr", [obj, attr, ..]) => {
+                            let Some(attr) = self.str_of(*attr) else { return Target::Indirect("getattr with a computed name") };
+                            return match self.resolve(*obj) {
+                                Target::Name(m, n) => Target::Name(m, format!("{n}.{attr}")),
+                                other => other,
+                            };
+                        }
+                        ("functools" | "_functools", "partial", [f, ..]) => id = *f,
+                        _ => return Target::Indirect("the result of another call"),
+                    }
+                }
+                Value::Call { .. } => return Target::Indirect("the result of another call"),
+                Value::Persistent { .. } => return Target::Indirect("an object from persistent_load"),
+                Value::Unknown(_) => return Target::Indirect("an unknown value"),
+                _ => return Target::Indirect("a value that is not callable"),
+            }
+        }
+        Target::Indirect("a chain of calls too long to follow")
+    }
+
+    fn run(mut self) -> Judged {
+        let a = self.a;
+        let r = Renderer::new(a, MAX_EXPR_CHARS);
+        for e in &a.events {
+            match &e.kind {
+                EventKind::Import { via, module, name, written, .. } => {
+                    let j = self.policy.judge(module, name);
+                    let i = self.global_use(module, name, e.offset, &j);
+                    self.out.globals[i].imports += 1;
+                    let g = global_name(module, name);
+                    let shown = match written {
+                        Some((m, n)) => format!("{g} (written as {})", global_name(m, n)),
+                        None => g.clone(),
+                    };
+                    match j.verdict {
+                        Verdict::Dangerous => self.add(
+                            Rule::DangerousImport,
+                            e.offset,
+                            e.pickle,
+                            Some(g),
+                            format!("{} imports {shown}: {}", via.name(), j.reason),
+                            None,
+                        ),
+                        Verdict::Unknown => self.add(
+                            Rule::UnknownImport,
+                            e.offset,
+                            e.pickle,
+                            Some(g),
+                            format!("{} imports {shown}: {}", via.name(), j.reason),
+                            None,
+                        ),
+                        Verdict::Safe | Verdict::Conditional => {}
+                    }
+                }
+                EventKind::ComputedImport { value } => {
+                    self.add(
+                        Rule::ComputedGlobal,
+                        e.offset,
+                        e.pickle,
+                        None,
+                        "STACK_GLOBAL imports a name computed at load time".into(),
+                        Some(r.expr(*value)),
+                    );
+                }
+                EventKind::Call { kind, func, args, kwargs, .. } => {
+                    let expr = r.call(*kind, *func, *args, *kwargs);
+                    self.judge_call(e.offset, e.pickle, *kind, *func, *args, expr);
+                }
+                EventKind::Build { .. } => {}
+                EventKind::PersistentId { pid } => {
+                    self.add(Rule::PersistentId, e.offset, e.pickle, None, "persistent id for the loader".into(), Some(format!("persistent_load({})", r.expr(*pid))));
+                }
+                EventKind::Extension { code, resolved } => {
+                    let msg = match resolved {
+                        Some((m, n)) => format!("EXT code {code} resolves to {} through an in-stream registration", global_name(m, n)),
+                        None => format!("EXT code {code} is not registered in the stream"),
+                    };
+                    self.add(Rule::ExtensionCode, e.offset, e.pickle, None, msg, None);
+                }
+                EventKind::ExternalBuffer => {
+                    self.add(Rule::ExternalBuffer, e.offset, e.pickle, None, "NEXT_BUFFER: data outside the file".into(), None);
+                }
+                EventKind::Anomaly(an) => self.anomaly(e.offset, e.pickle, an),
+            }
+        }
+        if let Some(err) = &a.error {
+            let truncated = match err.kind() {
+                ErrorKind::UnexpectedEof { .. } => true,
+                ErrorKind::BadLength { declared, remaining: Some(r), .. } => *declared > *r as i128,
+                _ => false,
+            };
+            let pickle = a.pickles.len().saturating_sub(1);
+            let rule = if truncated { Rule::TruncatedStream } else { Rule::MalformedStream };
+            self.add(rule, err.offset(), pickle, None, err.to_string(), None);
+        }
+        self.out.findings.sort_by_key(|f| (f.offset, f.rule));
+        self.out
+    }
+
+    /// What a method call on `obj` runs: code of the class that made it.
+    fn class_of(&self, obj: ValueId) -> Target {
+        match self.a.value(obj) {
+            Value::Call { func, .. } => self.resolve(*func),
+            Value::Persistent { .. } => Target::Indirect("an object from persistent_load"),
+            _ => Target::Indirect("an unknown value"),
+        }
+    }
+
+    fn judge_call(&mut self, offset: u64, pickle: usize, kind: CallKind, func: ValueId, args: ValueId, expr: String) {
+        let target = match kind {
+            CallKind::Append | CallKind::SetItem | CallKind::Add => self.class_of(func),
+            _ => self.resolve(func),
+        };
+        match target {
+            Target::Name(m, n) => {
+                let mut j = self.policy.judge(&m, &n);
+                // builtins.getattr(X, 'attr') itself: as safe as X.attr.
+                if j.verdict == Verdict::Conditional && kind == CallKind::Reduce {
+                    j = self.conditional_call(&m, &n, args);
+                }
+                if let Some(&i) = self.index.get(&(m.clone(), n.clone())) {
+                    self.out.globals[i].calls += 1;
+                }
+                let g = global_name(&m, &n);
+                let how = match kind {
+                    CallKind::Append | CallKind::SetItem | CallKind::Add => format!("method call on a {g} object"),
+                    CallKind::SetState => format!("BUILD calls a planted __setstate__ = {g}"),
+                    _ => format!("calls {g}"),
+                };
+                match j.verdict {
+                    Verdict::Dangerous => {
+                        self.add(Rule::DangerousCall, offset, pickle, Some(g), format!("{how}: {}", j.reason), Some(expr))
+                    }
+                    Verdict::Unknown | Verdict::Conditional => {
+                        self.add(Rule::UnknownCall, offset, pickle, Some(g), format!("{how}: {}", j.reason), Some(expr))
+                    }
+                    Verdict::Safe => {}
+                }
+            }
+            Target::Computed => self.add(
+                Rule::ComputedGlobal,
+                offset,
+                pickle,
+                None,
+                "calls a global whose name is computed at load time".into(),
+                Some(expr),
+            ),
+            Target::Indirect(what) => {
+                self.add(Rule::IndirectCall, offset, pickle, None, format!("calls {what}"), Some(expr))
+            }
+        }
+    }
+
+    /// Judges a call of a conditional global by its arguments.
+    fn conditional_call(&self, module: &str, name: &str, args: ValueId) -> Judgement {
+        let items: &[ValueId] = match self.a.value(args) {
+            Value::Tuple(t) => t,
+            _ => &[],
+        };
+        let target = match (module, name, items) {
+            ("builtins", "getattr", [obj, attr, ..]) => match (self.resolve(*obj), self.str_of(*attr)) {
+                (Target::Name(m, n), Some(attr)) => Some((m, format!("{n}.{attr}"))),
+                _ => None,
+            },
+            (_, "partial", [f, ..]) => match self.resolve(*f) {
+                Target::Name(m, n) => Some((m, n)),
+                _ => None,
+            },
+            _ => None,
+        };
+        match target {
+            Some((m, n)) => {
+                let j = self.policy.judge(&m, &n);
+                match j.verdict {
+                    Verdict::Safe => j,
+                    Verdict::Dangerous => Judgement { verdict: Verdict::Dangerous, reason: format!("reaches {}: {}", global_name(&m, &n), j.reason) },
+                    _ if name == "getattr" => Judgement {
+                        verdict: Verdict::Dangerous,
+                        reason: format!("getattr reaches {}, which is not allowlisted", global_name(&m, &n)),
+                    },
+                    _ => Judgement { verdict: Verdict::Unknown, reason: format!("wraps {}: {}", global_name(&m, &n), j.reason) },
+                }
+            }
+            None => Judgement { verdict: Verdict::Dangerous, reason: format!("{name} with arguments that cannot be resolved") },
+        }
+    }
+
+    fn anomaly(&mut self, offset: u64, pickle: usize, an: &Anomaly) {
+        let (rule, msg) = match an {
+            Anomaly::StackUnderflow { opcode } => (Rule::StackAnomaly, format!("{opcode} pops more items than the stack holds")),
+            Anomaly::NoMark { opcode } => (Rule::StackAnomaly, format!("{opcode} needs a MARK and none is open")),
+            Anomaly::TypeMismatch { opcode, expected } => (Rule::StackAnomaly, format!("{opcode} applied to something that is not a {expected}")),
+            Anomaly::OddItems { opcode } => (Rule::StackAnomaly, format!("{opcode} with an odd number of items")),
+            Anomaly::MemoMissing { key } => (Rule::MemoAnomaly, format!("memo key {key} is read but was never stored")),
+            Anomaly::MemoOverwrite { key } => (Rule::MemoAnomaly, format!("memo key {key} is overwritten with a different object")),
+            Anomaly::MemoEmptyStack => (Rule::MemoAnomaly, "memo store with an empty stack".to_string()),
+            Anomaly::MemoBadKey => (Rule::MemoAnomaly, "negative or unusable memo key".to_string()),
+            // Reported through the ComputedImport event.
+            Anomaly::ComputedGlobal => return,
+            Anomaly::DottedName { name } => {
+                (Rule::DottedGlobal, format!("global {} is an attribute path", crate::pyrepr::escape_for_terminal(name)))
+            }
+            Anomaly::AboveProtocol { opcode, needs, declared } => {
+                (Rule::ProtocolViolation, format!("{opcode} needs protocol {needs} but the stream declares {declared}"))
+            }
+            Anomaly::BadProto { proto } => (Rule::ProtocolViolation, format!("PROTO {proto} is invalid or repeated")),
+            Anomaly::FrameCrossing { frame_end } => {
+                (Rule::FrameViolation, format!("opcode runs past the end of its FRAME at offset {frame_end}"))
+            }
+            Anomaly::FrameNotFinished { frame_end } => {
+                (Rule::FrameViolation, format!("FRAME starts before the previous frame ends at offset {frame_end}"))
+            }
+            Anomaly::FramePastInput => (Rule::FrameViolation, "FRAME is longer than the rest of the input".to_string()),
+            Anomaly::BadExtension { code } => (Rule::ExtensionCode, format!("EXT code {code} cannot be resolved")),
+            Anomaly::MissingStop => (Rule::TruncatedStream, "the input ends before STOP".to_string()),
+            Anomaly::TrailingData { len } => (Rule::TrailingData, format!("{len} bytes after the last STOP are not a pickle")),
+            Anomaly::AnotherPickle { index } => (Rule::MultiplePickles, format!("pickle {} starts here", index + 1)),
+            Anomaly::DunderState { attr } => (
+                Rule::SetstateHijack,
+                format!("BUILD state sets {}", crate::pyrepr::escape_for_terminal(attr)),
+            ),
+            Anomaly::LimitExceeded { limit } => (Rule::LimitExceeded, format!("limit {limit} reached; analysis stopped")),
+        };
+        self.add(rule, offset, pickle, None, msg, None);
+    }
+}
+
+/// Judges an analysis against a policy.
+pub fn check(analysis: &Analysis, policy: &Policy) -> Judged {
+    Judge { a: analysis, policy, out: Judged::default(), counts: HashMap::new(), index: HashMap::new() }.run()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vm::analyze_bytes;
+
+    #[test]
+    fn codes_are_unique_and_stable() {
+        let mut seen = std::collections::HashSet::new();
+        for r in Rule::ALL {
+            assert!(seen.insert(r.code()), "repeated code {}", r.code());
+            assert!(seen.insert(r.slug()), "repeated slug {}", r.slug());
+        }
+        // A rename or renumbering must show up here, in review.
+        let table: Vec<String> = Rule::ALL.iter().map(|r| format!("{} {} {}", r.code(), r.slug(), r.default_severity().as_str())).collect();
+        assert_eq!(
+            table.join("\n"),
+            "PK101 dangerous-import error\nPK102 dangerous-call error\nPK103 unknown-import warning\n\
+             PK104 unknown-call warning\nPK105 indirect-call warning\nPK106 setstate-hijack error\n\
+             PK107 extension-code warning\nPK108 computed-global error\nPK109 dotted-global warning\n\
+             PK110 persistent-id info\nPK111 external-buffer warning\nPK201 malformed-stream error\n\
+             PK202 truncated-stream error\nPK203 stack-anomaly warning\nPK204 memo-anomaly warning\n\
+             PK205 protocol-violation warning\nPK206 frame-violation error\nPK207 trailing-data warning\n\
+             PK208 multiple-pickles warning\nPK209 limit-exceeded error"
+        );
+    }
+
+    fn codes(p: &[u8]) -> Vec<&'static str> {
+        let j = check(&analyze_bytes(p, 0), &Policy::builtin());
+        j.findings.iter().map(|f| f.rule.code()).collect()
+    }
+
+    #[test]
+    fn dangerous_call_shows_expression() {
+        let j = check(&analyze_bytes(b"cos\nsystem\n(S'echo hi'\ntR.", 0), &Policy::builtin());
+        assert_eq!(j.findings.len(), 2);
+        assert_eq!(j.findings[1].rule, Rule::DangerousCall);
+        assert_eq!(j.findings[1].call.as_deref(), Some("os.system('echo hi')"));
+        assert_eq!(j.findings[1].offset, 24);
+    }
+
+    #[test]
+    fn getattr_on_allowlisted_class_is_safe() {
+        // getattr(zoneinfo.ZoneInfo, '_unpickle')('Europe/Berlin', 1)
+        let p = b"\x80\x04\x8c\x08builtins\x8c\x07getattr\x93\x8c\x08zoneinfo\x8c\x08ZoneInfo\x93\x8c\x09_unpickle\x86R\x8c\x0dEurope/Berlin\x4b\x01\x86R.";
+        assert_eq!(codes(p), Vec::<&str>::new());
+        // getattr reaching something else is dangerous.
+        let p = b"\x80\x04\x8c\x08builtins\x8c\x07getattr\x93\x8c\x06random\x8c\x06Random\x93\x8c\x04seed\x86R)R.";
+        assert!(codes(p).contains(&"PK102"));
+    }
+
+    #[test]
+    fn partial_is_judged_by_its_target() {
+        let p = b"cfunctools\npartial\n(cos\nsystem\nS'echo'\ntR)R.";
+        let c = codes(p);
+        assert!(c.contains(&"PK101") && c.contains(&"PK102"), "{c:?}");
+    }
+}
