@@ -12,6 +12,8 @@ use std::fmt;
 pub enum ErrorKind {
     /// A byte that is not a pickle opcode.
     UnknownOpcode(u8),
+    /// The input has no bytes at all.
+    EmptyInput,
     /// The input ended inside an opcode or its argument.
     UnexpectedEof {
         /// What was being read.
@@ -94,6 +96,7 @@ impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ErrorKind::UnknownOpcode(b) => write!(f, "unknown opcode byte 0x{b:02x}"),
+            ErrorKind::EmptyInput => write!(f, "the input is empty, not a pickle"),
             ErrorKind::UnexpectedEof { what } => write!(f, "input ends inside {what}"),
             ErrorKind::BadLength { what, declared, remaining: Some(r) } => {
                 write!(f, "{what} declares length {declared} but {r} bytes remain")

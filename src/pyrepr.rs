@@ -398,8 +398,10 @@ pub fn repr_int_le_twos_limited(bytes: &[u8], max_digits: usize) -> Option<Strin
 /// Printable text (including backslashes and non-ASCII letters) is left
 /// alone; every control character is replaced by an escape: C0 controls
 /// (U+0000..U+001F, including tab and newline), DEL (U+007F) and C1 controls
-/// (U+0080..U+009F) become `\xNN`, and the bidi embedding/override/isolate
-/// characters U+202A..U+202E and U+2066..U+2069 become `\uNNNN`.
+/// (U+0080..U+009F) become `\xNN`, and the bidi marks, embeddings, overrides
+/// and isolates (U+061C, U+200E, U+200F, U+202A..U+202E, U+2066..U+2069) and
+/// the line/paragraph separators U+2028/U+2029 become `\uNNNN` ("Trojan
+/// Source" characters that reorder or break what a terminal shows).
 ///
 /// The result is meant for display, not for round-tripping: a literal `\x1b`
 /// in the input is indistinguishable from an escaped ESC.
@@ -409,6 +411,7 @@ pub fn escape_for_terminal(s: &str) -> String {
         let cp = c as u32;
         let escape = cp < 0x20
             || (0x7f..=0x9f).contains(&cp)
+            || matches!(cp, 0x061c | 0x200e | 0x200f | 0x2028 | 0x2029)
             || (0x202a..=0x202e).contains(&cp)
             || (0x2066..=0x2069).contains(&cp);
         if escape {

@@ -735,7 +735,7 @@ impl Machine {
                 Ok(Some(_)) => {}
                 Ok(None) => {
                     if read_nothing && index == 0 {
-                        self.out.error = Some(Error::new(ErrorKind::UnexpectedEof { what: "an empty input" }, start));
+                        self.out.error = Some(Error::new(ErrorKind::EmptyInput, start));
                     } else {
                         self.offset = end;
                         let _ = self.anomaly(Anomaly::MissingStop);

@@ -46,13 +46,13 @@ pub fn render(report: &Report, opts: HumanOptions) -> String {
         }
         let protos: Vec<String> = f.pickles.iter().map(|p| p.protocol.to_string()).collect();
         let verdict = match f.max_severity() {
-            Some(Severity::Error) => "DANGEROUS",
+            Some(Severity::Error) => "FAIL",
             Some(Severity::Warning) => "REVIEW",
-            _ => "clean",
+            _ => "OK",
         };
         let _ = writeln!(
             out,
-            "{path}: {verdict} ({} error, {} warning, {} info) — {} {}, protocol {}, {} bytes",
+            "{path}: {verdict} ({} error, {} warning, {} info) — {}, {}, protocol {}, {} bytes",
             sev[2],
             sev[1],
             sev[0],
