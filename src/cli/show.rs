@@ -21,8 +21,7 @@ impl Opts {
         let size = f.metadata().ok().map(|m| m.len());
         let analysis = pkinspect::vm::analyze(pkinspect::source::ReadSource::new(f, size));
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        // WIP: pkinspect::show::show(&analysis, &mut out)?;
-        let _ = (&analysis, &mut out);
+        pkinspect::show::show(&analysis, &mut out)?;
         out.flush()?;
         Ok(EXIT_CLEAN)
     }
