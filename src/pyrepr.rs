@@ -639,9 +639,10 @@ mod tests {
             escape_for_terminal("\u{202a}\u{202e}\u{2066}\u{2069}"),
             "\\u202a\\u202e\\u2066\\u2069"
         );
+        assert_eq!(escape_for_terminal("\u{a0}\u{2070}"), "\u{a0}\u{2070}");
         assert_eq!(
-            escape_for_terminal("\u{a0}\u{2028}\u{2070}"),
-            "\u{a0}\u{2028}\u{2070}"
+            escape_for_terminal("\u{61c}\u{200e}\u{200f}\u{2028}\u{2029}"),
+            "\\u061c\\u200e\\u200f\\u2028\\u2029"
         );
     }
 }

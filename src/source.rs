@@ -87,6 +87,30 @@ impl ByteSource for SliceSource<'_> {
 
 const CHUNK: usize = 64 * 1024;
 
+/// A reader that can move forward without reading what it passes over.
+///
+/// Files seek; streams (decompressors) read through into a sink.
+pub trait Input: Read {
+    /// Moves `n` bytes forward; returns how many were passed (fewer at the end).
+    fn skip_forward(&mut self, n: u64) -> io::Result<u64> {
+        io::copy(&mut self.take(n), &mut io::sink())
+    }
+}
+
+impl Input for std::fs::File {
+    fn skip_forward(&mut self, n: u64) -> io::Result<u64> {
+        use std::io::{Seek, SeekFrom};
+        let here = self.stream_position()?;
+        let len = self.metadata()?.len();
+        let to = here.saturating_add(n).min(len.max(here));
+        self.seek(SeekFrom::Start(to))?;
+        Ok(to - here)
+    }
+}
+
+impl Input for &[u8] {}
+impl<R: Read + ?Sized> Input for Box<R> {}
+
 /// A source over a reader (a file or a decompressing stream) seen through a
 /// window that grows only as far as the largest argument actually read.
 pub struct ReadSource<R> {
@@ -100,7 +124,7 @@ pub struct ReadSource<R> {
     eof: bool,
 }
 
-impl<R: Read> ReadSource<R> {
+impl<R: Input> ReadSource<R> {
     /// Reads from `inner`; `total` is the input's size when known (a file).
     pub fn new(inner: R, total: Option<u64>) -> Self {
         ReadSource { inner, buf: Vec::new(), start: 0, end: 0, pos: 0, total, eof: false }
@@ -130,7 +154,7 @@ impl<R: Read> ReadSource<R> {
     }
 }
 
-impl<R: Read> ByteSource for ReadSource<R> {
+impl<R: Input> ByteSource for ReadSource<R> {
     fn position(&self) -> u64 {
         self.pos
     }
@@ -183,7 +207,7 @@ impl<R: Read> ByteSource for ReadSource<R> {
         let mut left = n - in_buf;
         let mut skipped = in_buf;
         if left > 0 && !self.eof {
-            let copied = io::copy(&mut (&mut self.inner).take(left), &mut io::sink())?;
+            let copied = self.inner.skip_forward(left)?;
             skipped += copied;
             self.pos += copied;
             left -= copied;
@@ -205,6 +229,7 @@ mod tests {
 
     /// A reader that returns one byte per call, to exercise window refills.
     struct Trickle<'a>(&'a [u8]);
+    impl Input for Trickle<'_> {}
     impl Read for Trickle<'_> {
         fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
             match (self.0.split_first(), out.first_mut()) {

@@ -75,19 +75,6 @@ pub enum CallKind {
     Add,
 }
 
-/// A change applied to an object after it was created.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Patch {
-    /// `BUILD` with this state.
-    Build(ValueId),
-    /// `APPEND`(S) of this item.
-    Append(ValueId),
-    /// `SETITEM`(S) of this key and value.
-    SetItem(ValueId, ValueId),
-    /// `ADDITEMS` of this item.
-    Add(ValueId),
-}
-
 /// Why a value is unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -155,8 +142,6 @@ pub enum Value {
         kwargs: Option<ValueId>,
         /// Offset of the calling opcode.
         offset: u64,
-        /// Changes applied afterwards (`BUILD`, `APPEND`, ...).
-        patches: Vec<Patch>,
     },
     /// The result of `persistent_load(pid)`.
     Persistent {
@@ -394,12 +379,61 @@ enum Halt {
     Error(Error),
 }
 
+/// The memo: dense for the small consecutive keys picklers use, sparse for
+/// the rest (a `LONG_BINPUT 4000000000` must not allocate 16 GB).
+#[derive(Default)]
+struct Memo {
+    dense: Vec<ValueId>,
+    sparse: std::collections::HashMap<u64, ValueId>,
+    len: usize,
+}
+
+const NO_VALUE: ValueId = ValueId::MAX;
+
+impl Memo {
+    fn get(&self, key: u64) -> Option<ValueId> {
+        match self.dense.get(key as usize) {
+            Some(&v) if v != NO_VALUE => Some(v),
+            Some(_) => None,
+            None => self.sparse.get(&key).copied(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Stores `v` at `key`; returns the value it replaced.
+    fn insert(&mut self, key: u64, v: ValueId) -> Option<ValueId> {
+        if (key as usize) < self.dense.len() {
+            let old = std::mem::replace(&mut self.dense[key as usize], v);
+            if old == NO_VALUE {
+                self.len += 1;
+                return None;
+            }
+            return Some(old);
+        }
+        // Grow densely only a little past what is filled.
+        if key <= (self.dense.len() as u64).saturating_mul(2) + 1024 && self.sparse.is_empty() {
+            self.dense.resize(key as usize + 1, NO_VALUE);
+            self.dense[key as usize] = v;
+            self.len += 1;
+            return None;
+        }
+        let old = self.sparse.insert(key, v);
+        if old.is_none() {
+            self.len += 1;
+        }
+        old
+    }
+}
+
 /// The machine's state for one pickle.
 struct Frame {
     stack: Vec<ValueId>,
     metastack: Vec<(Vec<ValueId>, u64)>,
     frozen: usize,
-    memo: std::collections::HashMap<u64, ValueId>,
+    memo: Memo,
     proto: u8,
     max_opcode_proto: u8,
     saw_proto: bool,
@@ -414,7 +448,7 @@ impl Frame {
             stack: Vec::new(),
             metastack: Vec::new(),
             frozen: 0,
-            memo: std::collections::HashMap::new(),
+            memo: Memo::default(),
             proto: 0,
             max_opcode_proto: 0,
             saw_proto: false,
@@ -596,7 +630,7 @@ impl Machine {
         kwargs: Option<ValueId>,
     ) -> Result<ValueId, Halt> {
         let offset = self.offset;
-        let result = self.alloc(Value::Call { kind, func, args, kwargs, offset, patches: Vec::new() })?;
+        let result = self.alloc(Value::Call { kind, func, args, kwargs, offset })?;
         self.event(EventKind::Call { kind, func, args, kwargs, result })?;
         self.note_registration(func, args);
         self.push(f, result)?;
@@ -655,7 +689,7 @@ impl Machine {
     fn memo_put(&mut self, f: &mut Frame, key: Option<u64>) -> Result<(), Halt> {
         let Some(key) = key else { return self.anomaly(Anomaly::MemoBadKey) };
         let Some(&top) = f.stack.last() else { return self.anomaly(Anomaly::MemoEmptyStack) };
-        if f.memo.len() >= MAX_MEMO_ENTRIES && !f.memo.contains_key(&key) {
+        if f.memo.len() >= MAX_MEMO_ENTRIES && f.memo.get(key).is_none() {
             return Err(Halt::Limit("MAX_MEMO_ENTRIES"));
         }
         if let Some(old) = f.memo.insert(key, top) {
@@ -667,7 +701,7 @@ impl Machine {
     }
 
     fn memo_get(&mut self, f: &mut Frame, key: Option<u64>) -> Result<(), Halt> {
-        let found = key.and_then(|k| f.memo.get(&k).copied());
+        let found = key.and_then(|k| f.memo.get(k));
         let id = match found {
             Some(id) => id,
             None => {
@@ -1089,12 +1123,6 @@ impl Machine {
         Ok(())
     }
 
-    fn patch(&mut self, target: ValueId, p: Patch) {
-        if let Value::Call { patches, .. } = &mut self.out.values[target as usize] {
-            patches.push(p);
-        }
-    }
-
     /// APPEND / APPENDS / ADDITEMS.
     fn extend(&mut self, f: &mut Frame, target: ValueId, items: Vec<ValueId>, code: Opcode) -> Result<(), Halt> {
         let is_add = code == Opcode::Additems;
@@ -1106,7 +1134,6 @@ impl Machine {
                 for item in items {
                     let args = self.alloc(Value::Tuple(vec![item]))?;
                     self.method_call(f, kind, target, args)?;
-                    self.patch(target, if is_add { Patch::Add(item) } else { Patch::Append(item) });
                 }
             }
             _ => {
@@ -1125,7 +1152,6 @@ impl Machine {
                 for pair in items.chunks_exact(2) {
                     let args = self.alloc(Value::Tuple(vec![pair[0], pair[1]]))?;
                     self.method_call(f, CallKind::SetItem, target, args)?;
-                    self.patch(target, Patch::SetItem(pair[0], pair[1]));
                 }
             }
             _ => self.anomaly(Anomaly::TypeMismatch { opcode: code.name(), expected: "dict" })?,
@@ -1136,7 +1162,7 @@ impl Machine {
     /// A call of a method on an object (the object stands in for the callable).
     fn method_call(&mut self, _f: &mut Frame, kind: CallKind, target: ValueId, args: ValueId) -> Result<(), Halt> {
         let offset = self.offset;
-        let result = self.alloc(Value::Call { kind, func: target, args, kwargs: Option::None, offset, patches: Vec::new() })?;
+        let result = self.alloc(Value::Call { kind, func: target, args, kwargs: Option::None, offset })?;
         self.event(EventKind::Call { kind, func: target, args, kwargs: Option::None, result })
     }
 
@@ -1144,12 +1170,11 @@ impl Machine {
     /// `__dict__` update plus `setattr` for a `(state, slotstate)` pair.
     fn build(&mut self, f: &mut Frame, target: ValueId, state: ValueId) -> Result<(), Halt> {
         self.event(EventKind::Build { target, state })?;
-        self.patch(target, Patch::Build(state));
         if let Some(&hook) = f.setstate.get(&target) {
             let args = self.alloc(Value::Tuple(vec![state]))?;
             let offset = self.offset;
             let result =
-                self.alloc(Value::Call { kind: CallKind::SetState, func: hook, args, kwargs: Option::None, offset, patches: Vec::new() })?;
+                self.alloc(Value::Call { kind: CallKind::SetState, func: hook, args, kwargs: Option::None, offset })?;
             self.event(EventKind::Call { kind: CallKind::SetState, func: hook, args, kwargs: Option::None, result })?;
             return Ok(());
         }
