@@ -17,8 +17,10 @@ out.write("pub static IMPORT_MAPPING: &[(&str, &str)] = &[\n")
 for k, v in sorted(c.IMPORT_MAPPING.items()):
     out.write('    ("%s", "%s"),\n' % (k, v))
 out.write("];\n\n")
+out.write("/// A `(module, name)` pair.\n")
+out.write("pub type Name = (&'static str, &'static str);\n\n")
 out.write("/// `_compat_pickle.NAME_MAPPING`: (module, name) -> (module, name).\n")
-out.write("pub static NAME_MAPPING: &[((&str, &str), (&str, &str))] = &[\n")
+out.write("pub static NAME_MAPPING: &[(Name, Name)] = &[\n")
 for (m, n), (m2, n2) in sorted(c.NAME_MAPPING.items()):
     out.write('    (("%s", "%s"), ("%s", "%s")),\n' % (m, n, m2, n2))
 out.write("];\n")

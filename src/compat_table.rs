@@ -60,8 +60,11 @@ pub static IMPORT_MAPPING: &[(&str, &str)] = &[
     ("xmlrpclib", "xmlrpc.client"),
 ];
 
+/// A `(module, name)` pair.
+pub type Name = (&'static str, &'static str);
+
 /// `_compat_pickle.NAME_MAPPING`: (module, name) -> (module, name).
-pub static NAME_MAPPING: &[((&str, &str), (&str, &str))] = &[
+pub static NAME_MAPPING: &[(Name, Name)] = &[
     (("UserDict", "IterableUserDict"), ("collections", "UserDict")),
     (("UserDict", "UserDict"), ("collections", "UserDict")),
     (("UserList", "UserList"), ("collections", "UserList")),

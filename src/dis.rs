@@ -65,8 +65,8 @@ use crate::limits::MAX_PICKLES_PER_FILE;
 use crate::opcodes::{ArgKind, Opcode, StackItem};
 use crate::pynum::{parse_int, PyInt};
 use crate::pyrepr::{
-    escape_for_terminal, repr_bytearray, repr_bytes, repr_float, repr_int_le_twos_limited,
-    repr_str, repr_str_codepoints, INT_MAX_STR_DIGITS,
+    escape_for_terminal, repr_bytearray, repr_bytes, repr_float, repr_int_le_twos_limited, repr_str,
+    repr_str_codepoints, INT_MAX_STR_DIGITS,
 };
 use crate::reader::{escape_decode, Arg, OpReader, Payload, Text};
 use crate::source::SliceSource;
@@ -149,11 +149,7 @@ struct ArgView {
 
 impl ArgView {
     fn plain(repr: String) -> ArgView {
-        ArgView {
-            repr,
-            key: None,
-            pickletools_fails: None,
-        }
+        ArgView { repr, key: None, pickletools_fails: None }
     }
 }
 
@@ -189,9 +185,7 @@ fn limb_bits(limbs: &[u32]) -> u64 {
 const TOO_LARGE: &str = "<int too large to print: more than 4300 digits>";
 
 fn int_limit_message() -> String {
-    format!(
-        "ValueError: Exceeds the limit ({INT_MAX_STR_DIGITS} digits) for integer string conversion"
-    )
+    format!("ValueError: Exceeds the limit ({INT_MAX_STR_DIGITS} digits) for integer string conversion")
 }
 
 /// `repr(int)`, refusing (as CPython 3.11 does) more than 4300 digits without
@@ -214,38 +208,18 @@ fn repr_pyint(v: &PyInt) -> Option<String> {
 /// pickletools' `read_decimalnl_short` / `read_decimalnl_long` on the line.
 fn decimal_arg(line: &[u8], long: bool) -> ArgView {
     if !long && line == b"00" {
-        return ArgView {
-            repr: "False".into(),
-            key: Some(MemoKey::Small(0)),
-            pickletools_fails: None,
-        };
+        return ArgView { repr: "False".into(), key: Some(MemoKey::Small(0)), pickletools_fails: None };
     }
     if !long && line == b"01" {
-        return ArgView {
-            repr: "True".into(),
-            key: Some(MemoKey::Small(1)),
-            pickletools_fails: None,
-        };
+        return ArgView { repr: "True".into(), key: Some(MemoKey::Small(1)), pickletools_fails: None };
     }
-    let text = if long {
-        line.strip_suffix(b"L").unwrap_or(line)
-    } else {
-        line
-    };
+    let text = if long { line.strip_suffix(b"L").unwrap_or(line) } else { line };
     match parse_int(text, false) {
         Some(v) => {
             let key = Some(MemoKey::from_pyint(&v));
             match repr_pyint(&v) {
-                Some(repr) => ArgView {
-                    repr,
-                    key,
-                    pickletools_fails: None,
-                },
-                None => ArgView {
-                    repr: TOO_LARGE.into(),
-                    key,
-                    pickletools_fails: Some(int_limit_message()),
-                },
+                Some(repr) => ArgView { repr, key, pickletools_fails: None },
+                None => ArgView { repr: TOO_LARGE.into(), key, pickletools_fails: Some(int_limit_message()) },
             }
         }
         None => ArgView {
@@ -260,10 +234,8 @@ fn decimal_arg(line: &[u8], long: bool) -> ArgView {
 fn escaped_ascii(body: &[u8]) -> (Vec<u32>, Option<String>) {
     match escape_decode(body) {
         Some(bytes) => {
-            let fails = (!bytes.is_ascii()).then(|| {
-                "UnicodeDecodeError: 'ascii' codec can't decode the escape-decoded argument"
-                    .to_string()
-            });
+            let fails = (!bytes.is_ascii())
+                .then(|| "UnicodeDecodeError: 'ascii' codec can't decode the escape-decoded argument".to_string());
             (latin1(&bytes), fails)
         }
         None => (latin1(body), Some("ValueError: invalid \\x escape".into())),
@@ -354,22 +326,14 @@ fn arg_view(opcode: Opcode, raw: &[u8], arg: &Arg<'_>) -> Option<ArgView> {
                 ),
                 other => (format!("{other:?}"), None),
             };
-            ArgView {
-                repr,
-                key,
-                pickletools_fails: None,
-            }
+            ArgView { repr, key, pickletools_fails: None }
         }
         ArgKind::Long1 | ArgKind::Long4 => {
             let header = if kind == ArgKind::Long1 { 1 } else { 4 };
             let bytes = body.get(header..).unwrap_or(&[]);
             match repr_int_le_twos_limited(bytes, INT_MAX_STR_DIGITS) {
                 Some(repr) => ArgView::plain(repr),
-                None => ArgView {
-                    repr: TOO_LARGE.into(),
-                    key: None,
-                    pickletools_fails: Some(int_limit_message()),
-                },
+                None => ArgView { repr: TOO_LARGE.into(), key: None, pickletools_fails: Some(int_limit_message()) },
             }
         }
         ArgKind::Float8 | ArgKind::Floatnl => match arg {
@@ -381,25 +345,13 @@ fn arg_view(opcode: Opcode, raw: &[u8], arg: &Arg<'_>) -> Option<ArgView> {
         }
         ArgKind::Stringnl => {
             let line = split_line(body).0;
-            let inner = if line.len() >= 2 {
-                &line[1..line.len() - 1]
-            } else {
-                &[][..]
-            };
+            let inner = if line.len() >= 2 { &line[1..line.len() - 1] } else { &[][..] };
             let (cps, fails) = escaped_ascii(inner);
-            ArgView {
-                repr: repr_str_codepoints(&cps),
-                key: None,
-                pickletools_fails: fails,
-            }
+            ArgView { repr: repr_str_codepoints(&cps), key: None, pickletools_fails: fails }
         }
         ArgKind::StringnlNoescape => {
             let (cps, fails) = escaped_ascii(split_line(body).0);
-            ArgView {
-                repr: repr_str_codepoints(&cps),
-                key: None,
-                pickletools_fails: fails,
-            }
+            ArgView { repr: repr_str_codepoints(&cps), key: None, pickletools_fails: fails }
         }
         ArgKind::StringnlNoescapePair => {
             let (module, rest) = split_line(body);
@@ -408,11 +360,7 @@ fn arg_view(opcode: Opcode, raw: &[u8], arg: &Arg<'_>) -> Option<ArgView> {
             let (name_cps, f2) = escaped_ascii(name);
             cps.push(u32::from(b' '));
             cps.extend(name_cps);
-            ArgView {
-                repr: repr_str_codepoints(&cps),
-                key: None,
-                pickletools_fails: f1.or(f2),
-            }
+            ArgView { repr: repr_str_codepoints(&cps), key: None, pickletools_fails: f1.or(f2) }
         }
         ArgKind::String1 | ArgKind::String4 => match arg {
             Arg::Bytes(Payload::Inline(b)) => ArgView::plain(repr_str_codepoints(&latin1(b))),
@@ -420,9 +368,7 @@ fn arg_view(opcode: Opcode, raw: &[u8], arg: &Arg<'_>) -> Option<ArgView> {
             other => ArgView::plain(format!("{other:?}")),
         },
         ArgKind::Bytes1 | ArgKind::Bytes4 | ArgKind::Bytes8 | ArgKind::Bytearray8 => match arg {
-            Arg::Bytes(Payload::Inline(b)) if kind == ArgKind::Bytearray8 => {
-                ArgView::plain(repr_bytearray(b))
-            }
+            Arg::Bytes(Payload::Inline(b)) if kind == ArgKind::Bytearray8 => ArgView::plain(repr_bytearray(b)),
             Arg::Bytes(Payload::Inline(b)) => ArgView::plain(repr_bytes(b)),
             Arg::Bytes(Payload::Skipped { offset, len }) => skipped(*len, *offset),
             other => ArgView::plain(format!("{other:?}")),
@@ -511,10 +457,7 @@ fn dis_one_inner<W: Write>(data: &[u8], start: usize, out: &mut W) -> io::Result
             Ok(Some(op)) => op,
             Ok(None) => {
                 let offset = reader.position();
-                writeln!(
-                    out,
-                    "!! error: pickle exhausted before seeing STOP (at offset {offset})"
-                )?;
+                writeln!(out, "!! error: pickle exhausted before seeing STOP (at offset {offset})")?;
                 return Ok(DisEnd::Eof { offset });
             }
             Err(e) => {
@@ -595,16 +538,10 @@ fn dis_one_inner<W: Write>(data: &[u8], start: usize, out: &mut W) -> io::Result
                 };
                 if let Some(key) = key {
                     match memo.entry(key) {
-                        Entry::Occupied(_) => {
-                            errormsg = Some(format!("memo key {arg_repr} already defined"))
-                        }
+                        Entry::Occupied(_) => errormsg = Some(format!("memo key {arg_repr} already defined")),
                         Entry::Vacant(slot) => match stack.last() {
-                            None => {
-                                errormsg = Some("stack is empty -- can't store into memo".into())
-                            }
-                            Some(StackItem::Mark) => {
-                                errormsg = Some("can't store markobject in the memo".into())
-                            }
+                            None => errormsg = Some("stack is empty -- can't store into memo".into()),
+                            Some(StackItem::Mark) => errormsg = Some("can't store markobject in the memo".into()),
                             Some(&top) => {
                                 slot.insert(top);
                             }
@@ -613,18 +550,12 @@ fn dis_one_inner<W: Write>(data: &[u8], start: usize, out: &mut W) -> io::Result
                 }
             }
             Opcode::Get | Opcode::Binget | Opcode::LongBinget => {
-                match arg
-                    .as_ref()
-                    .and_then(|a| a.key.as_ref())
-                    .and_then(|k| memo.get(k))
-                {
+                match arg.as_ref().and_then(|a| a.key.as_ref()).and_then(|k| memo.get(k)) {
                     Some(&item) => {
                         got_item = [item];
                         after = &got_item;
                     }
-                    None => {
-                        errormsg = Some(format!("memo key {arg_repr} has never been stored into"))
-                    }
+                    None => errormsg = Some(format!("memo key {arg_repr} has never been stored into")),
                 }
             }
             _ => {}
@@ -659,11 +590,7 @@ fn dis_one_inner<W: Write>(data: &[u8], start: usize, out: &mut W) -> io::Result
 
         // Emulate the stack effects.
         if stack.len() < numtopop {
-            writeln!(
-                out,
-                "!! tries to pop {numtopop} items from stack with only {} items",
-                stack.len()
-            )?;
+            writeln!(out, "!! tries to pop {numtopop} items from stack with only {} items", stack.len())?;
             stack.clear();
         } else {
             stack.truncate(stack.len() - numtopop);
@@ -721,19 +648,11 @@ pub fn dis_all<W: Write>(data: &[u8], out: &mut W) -> io::Result<()> {
             }
             if count >= MAX_PICKLES_PER_FILE {
                 writeln!(w, "!! stopping after {MAX_PICKLES_PER_FILE} pickles")?;
-                writeln!(
-                    w,
-                    "--- trailing data: {} bytes at offset {start} ---",
-                    data.len() - start
-                )?;
+                writeln!(w, "--- trailing data: {} bytes at offset {start} ---", data.len() - start)?;
                 break;
             }
             if !parses_to_stop(data, start) {
-                writeln!(
-                    w,
-                    "--- trailing data: {} bytes at offset {start} ---",
-                    data.len() - start
-                )?;
+                writeln!(w, "--- trailing data: {} bytes at offset {start} ---", data.len() - start)?;
                 break;
             }
             writeln!(w, "--- pickle {} at offset {start} ---", count + 1)?;
@@ -844,37 +763,19 @@ highest protocol among opcodes = 4
 ";
         assert_eq!(got, want);
         let got = dis(b"NN.");
-        assert!(
-            got.ends_with("= 0\n!! stack not empty after STOP: [None]\n"),
-            "{got}"
-        );
+        assert!(got.ends_with("= 0\n!! stack not empty after STOP: [None]\n"), "{got}");
         let got = dis(b"N\x94q\x00.");
-        assert!(
-            got.contains("BINPUT     0\n!! memo key 0 already defined\n"),
-            "{got}"
-        );
+        assert!(got.contains("BINPUT     0\n!! memo key 0 already defined\n"), "{got}");
     }
 
     #[test]
     fn dis_reader_errors_stop() {
         let got = dis(b"N\xff.");
-        assert!(
-            got.ends_with("!! error: unknown opcode byte 0xff (at offset 1)\n"),
-            "{got}"
-        );
+        assert!(got.ends_with("!! error: unknown opcode byte 0xff (at offset 1)\n"), "{got}");
         let mut v = Vec::new();
-        assert!(matches!(
-            dis_one(b"N", 0, &mut v),
-            Ok(DisEnd::Eof { offset: 1 })
-        ));
-        assert!(matches!(
-            dis_one(b"NX\x05\x00", 0, &mut v),
-            Ok(DisEnd::Error(_))
-        ));
-        assert!(matches!(
-            dis_one(b"N.N.", 2, &mut v),
-            Ok(DisEnd::Stop { end: 4 })
-        ));
+        assert!(matches!(dis_one(b"N", 0, &mut v), Ok(DisEnd::Eof { offset: 1 })));
+        assert!(matches!(dis_one(b"NX\x05\x00", 0, &mut v), Ok(DisEnd::Error(_))));
+        assert!(matches!(dis_one(b"N.N.", 2, &mut v), Ok(DisEnd::Stop { end: 4 })));
     }
 
     #[test]
@@ -885,10 +786,7 @@ highest protocol among opcodes = 4
         p.push(b'.');
         let got = dis(&p);
         assert!(got.contains(TOO_LARGE), "{got}");
-        assert!(
-            got.contains("!! pickletools would fail here: ValueError: Exceeds the limit"),
-            "{got}"
-        );
+        assert!(got.contains("!! pickletools would fail here: ValueError: Exceeds the limit"), "{got}");
     }
 
     #[test]
@@ -897,13 +795,7 @@ highest protocol among opcodes = 4
         p.push(b'N');
         let got = dis(&p);
         let last = got.lines().nth(100).unwrap_or_default();
-        assert_eq!(
-            last,
-            format!(
-                "  100: N    {}(…100 levels) NONE",
-                INDENT_CHUNK.repeat(MAX_INDENT_LEVELS)
-            )
-        );
+        assert_eq!(last, format!("  100: N    {}(…100 levels) NONE", INDENT_CHUNK.repeat(MAX_INDENT_LEVELS)));
     }
 
     #[test]
@@ -930,14 +822,8 @@ highest protocol among opcodes = 2
 
     #[test]
     fn dis_surrogatepass() {
-        assert_eq!(
-            utf8_surrogatepass_cps(b"a\xed\xb2\x80b"),
-            Some(vec![0x61, 0xdc80, 0x62])
-        );
+        assert_eq!(utf8_surrogatepass_cps(b"a\xed\xb2\x80b"), Some(vec![0x61, 0xdc80, 0x62]));
         assert_eq!(utf8_surrogatepass_cps(b"a\xffb"), None);
-        assert_eq!(
-            raw_unicode_escape_cps(br"\\\ud800"),
-            Some(vec![0x5c, 0x5c, 0xd800])
-        );
+        assert_eq!(raw_unicode_escape_cps(br"\\\ud800"), Some(vec![0x5c, 0x5c, 0xd800]));
     }
 }

@@ -1,14 +1,15 @@
 //! pkinspect: static inspection of Python pickle files.
 #![forbid(unsafe_code)]
 
+#[rustfmt::skip]
 mod compat_table;
 pub mod dis;
 pub mod error;
 pub mod limits;
 pub mod opcodes;
+pub mod policy;
 pub mod pynum;
 pub mod pyrepr;
-pub mod policy;
 pub mod reader;
 pub mod render;
 pub mod report;

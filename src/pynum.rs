@@ -109,8 +109,7 @@ impl PyInt {
 
 fn normalize(negative: bool, limbs: Vec<u32>) -> PyInt {
     if limbs.len() <= 2 {
-        let mag = limbs.first().copied().unwrap_or(0) as u64
-            | (limbs.get(1).copied().unwrap_or(0) as u64) << 32;
+        let mag = limbs.first().copied().unwrap_or(0) as u64 | (limbs.get(1).copied().unwrap_or(0) as u64) << 32;
         if negative {
             if mag <= i64::MAX as u64 + 1 {
                 return PyInt::Small((mag as i128).wrapping_neg() as i64);
@@ -209,10 +208,7 @@ pub fn parse_float(text: &[u8]) -> Option<f64> {
     let bytes = s.as_bytes();
     for (i, &c) in bytes.iter().enumerate() {
         if c == b'_' {
-            let ok = i > 0
-                && i + 1 < bytes.len()
-                && bytes[i - 1].is_ascii_digit()
-                && bytes[i + 1].is_ascii_digit();
+            let ok = i > 0 && i + 1 < bytes.len() && bytes[i - 1].is_ascii_digit() && bytes[i + 1].is_ascii_digit();
             if !ok {
                 return None;
             }

@@ -245,11 +245,7 @@ fn tie_to_even(f: f64, digits: &str, exp: i32) -> Option<(String, i32)> {
     let bits = f.to_bits();
     let biased = ((bits >> 52) & 0x7ff) as i32;
     let frac = bits & ((1u64 << 52) - 1);
-    let (m, e) = if biased == 0 {
-        (frac, -1074)
-    } else {
-        (frac | (1u64 << 52), biased - 1075)
-    };
+    let (m, e) = if biased == 0 { (frac, -1074) } else { (frac | (1u64 << 52), biased - 1075) };
     if m == 0 {
         return None;
     }
@@ -333,8 +329,7 @@ pub fn repr_int_le_twos(bytes: &[u8]) -> String {
 
     // Repeated division by 10^9; each remainder is 9 decimal digits.
     const BASE: u64 = 1_000_000_000;
-    let mut chunks: Vec<u32> =
-        Vec::with_capacity((limbs.len() / 28).saturating_mul(32).saturating_add(2));
+    let mut chunks: Vec<u32> = Vec::with_capacity((limbs.len() / 28).saturating_mul(32).saturating_add(2));
     while !limbs.is_empty() {
         let mut rem: u64 = 0;
         for limb in limbs.iter_mut().rev() {
@@ -446,10 +441,7 @@ mod tests {
 
     fn unhex(s: &str) -> Vec<u8> {
         assert!(s.len() % 2 == 0, "odd hex length");
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-            .collect()
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
     }
 
     #[test]
@@ -457,10 +449,7 @@ mod tests {
         let v = cases();
         assert!(v["python"].as_str().expect("python").starts_with("3.11."));
         assert_eq!(v["unidata_version"], "14.0.0");
-        assert_eq!(
-            v["printable_count"].as_u64(),
-            Some(u64::from(printable::PRINTABLE_COUNT))
-        );
+        assert_eq!(v["printable_count"].as_u64(), Some(u64::from(printable::PRINTABLE_COUNT)));
     }
 
     #[test]
@@ -515,11 +504,7 @@ mod tests {
             assert_eq!(repr_int_le_twos(&b), want, "int bytes {b:x?}");
             let py_ok = case["py_ok"].as_bool().expect("py_ok");
             let limited = repr_int_le_twos_limited(&b, INT_MAX_STR_DIGITS);
-            assert_eq!(
-                limited.as_deref(),
-                py_ok.then_some(want),
-                "limit, int bytes {b:x?}"
-            );
+            assert_eq!(limited.as_deref(), py_ok.then_some(want), "limit, int bytes {b:x?}");
             if let Ok(i) = want.parse::<i64>() {
                 assert_eq!(repr_i64(i), want);
             }
@@ -534,10 +519,7 @@ mod tests {
         assert_eq!(repr_int_le_twos(&[0x00; 17]), "0");
         assert_eq!(repr_int_le_twos(&[0xff; 17]), "-1");
         assert_eq!(repr_int_le_twos(&[0x00, 0x80]), "-32768");
-        assert_eq!(
-            repr_int_le_twos(&[0x00, 0x00, 0x00, 0x00, 0x80]),
-            "-549755813888"
-        );
+        assert_eq!(repr_int_le_twos(&[0x00, 0x00, 0x00, 0x00, 0x80]), "-549755813888");
         assert_eq!(repr_i64(i64::MIN), "-9223372036854775808");
         let mut min = [0u8; 8];
         min[7] = 0x80;
@@ -566,18 +548,12 @@ mod tests {
         assert!(s.starts_with("1001764965"), "{}", &s[..10]);
         assert!(s.ends_with("2859578367"), "{}", &s[s.len() - 10..]);
         assert_eq!(repr_int_le_twos_limited(&b, INT_MAX_STR_DIGITS), None);
-        assert_eq!(
-            repr_int_le_twos_limited(&b, 19_729).as_deref(),
-            Some(s.as_str())
-        );
+        assert_eq!(repr_int_le_twos_limited(&b, 19_729).as_deref(), Some(s.as_str()));
         assert_eq!(repr_int_le_twos_limited(&b, 19_728), None);
         // Huge sign extension is cheap and harmless.
         let mut padded = vec![0xffu8; 1 << 20];
         padded[0] = 0xfe;
-        assert_eq!(
-            repr_int_le_twos_limited(&padded, INT_MAX_STR_DIGITS).as_deref(),
-            Some("-2")
-        );
+        assert_eq!(repr_int_le_twos_limited(&padded, INT_MAX_STR_DIGITS).as_deref(), Some("-2"));
         padded[(1 << 20) - 1] = 0x7f;
         assert_eq!(repr_int_le_twos_limited(&padded, INT_MAX_STR_DIGITS), None);
     }
@@ -627,18 +603,9 @@ mod tests {
 
     #[test]
     fn terminal_escaping() {
-        assert_eq!(
-            escape_for_terminal("plain caf\u{e9} \u{4e2d} \\ 'q'"),
-            "plain caf\u{e9} \u{4e2d} \\ 'q'"
-        );
-        assert_eq!(
-            escape_for_terminal("a\x1b[31mb\n\t\x7f\u{85}\u{9f}"),
-            "a\\x1b[31mb\\x0a\\x09\\x7f\\x85\\x9f"
-        );
-        assert_eq!(
-            escape_for_terminal("\u{202a}\u{202e}\u{2066}\u{2069}"),
-            "\\u202a\\u202e\\u2066\\u2069"
-        );
+        assert_eq!(escape_for_terminal("plain caf\u{e9} \u{4e2d} \\ 'q'"), "plain caf\u{e9} \u{4e2d} \\ 'q'");
+        assert_eq!(escape_for_terminal("a\x1b[31mb\n\t\x7f\u{85}\u{9f}"), "a\\x1b[31mb\\x0a\\x09\\x7f\\x85\\x9f");
+        assert_eq!(escape_for_terminal("\u{202a}\u{202e}\u{2066}\u{2069}"), "\\u202a\\u202e\\u2066\\u2069");
         assert_eq!(escape_for_terminal("\u{a0}\u{2070}"), "\u{a0}\u{2070}");
         assert_eq!(
             escape_for_terminal("\u{61c}\u{200e}\u{200f}\u{2028}\u{2029}"),

@@ -236,7 +236,8 @@ pub fn escape_decode(bytes: &[u8]) -> Option<Vec<u8>> {
             out.push(c);
             continue;
         }
-        let Some(&e) = bytes.get(i) else { return None }; // trailing backslash: "\\ at end of string"
+        // A trailing backslash is an error ("\\ at end of string").
+        let &e = bytes.get(i)?;
         i += 1;
         match e {
             b'\n' => {}

@@ -54,7 +54,11 @@ fn float_literal(x: f64) -> String {
     if x.is_nan() {
         "float('nan')".into()
     } else if x.is_infinite() {
-        if x > 0.0 { "float('inf')".into() } else { "-float('inf')".into() }
+        if x > 0.0 {
+            "float('inf')".into()
+        } else {
+            "-float('inf')".into()
+        }
     } else {
         repr_float(x)
     }
@@ -219,7 +223,15 @@ impl<'a> Renderer<'a> {
         }
     }
 
-    fn write_call(&self, kind: CallKind, func: ValueId, args: ValueId, kwargs: Option<ValueId>, depth: usize, out: &mut String) {
+    fn write_call(
+        &self,
+        kind: CallKind,
+        func: ValueId,
+        args: ValueId,
+        kwargs: Option<ValueId>,
+        depth: usize,
+        out: &mut String,
+    ) {
         let method = |name: &str, out: &mut String| {
             self.write(func, depth + 1, out, false);
             out.push('.');
@@ -277,10 +289,7 @@ mod tests {
     #[test]
     fn calls_read_like_python() {
         assert_eq!(first_call(b"cos\nsystem\n(S'echo pwned'\ntR."), "os.system('echo pwned')");
-        assert_eq!(
-            first_call(b"\x80\x04\x8c\x03foo\x8c\x03Bar\x93K\x01\x85\x81."),
-            "foo.Bar.__new__(foo.Bar, 1)"
-        );
+        assert_eq!(first_call(b"\x80\x04\x8c\x03foo\x8c\x03Bar\x93K\x01\x85\x81."), "foo.Bar.__new__(foo.Bar, 1)");
         assert_eq!(first_call(b"\x80\x04\x8c\x03foo\x8c\x03Bar\x93)\x81."), "foo.Bar.__new__(foo.Bar)");
     }
 

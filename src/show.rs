@@ -72,11 +72,7 @@ pub fn show<W: Write>(analysis: &Analysis, out: &mut W) -> io::Result<()> {
 
 /// [`show`] with an output limit in bytes.
 fn show_limited<W: Write>(analysis: &Analysis, out: &mut W, limit: usize) -> io::Result<()> {
-    let mut sink = Sink {
-        w: io::BufWriter::new(out),
-        written: 0,
-        limit,
-    };
+    let mut sink = Sink { w: io::BufWriter::new(out), written: 0, limit };
     match write_all(analysis, &mut sink) {
         Ok(()) => {}
         Err(Stop::Io(e)) => return Err(e),
@@ -147,19 +143,12 @@ fn write_all<W: Write>(a: &Analysis, sink: &mut Sink<W>) -> Result<(), Stop> {
         write_anomalies(a, rest, sink)?;
     }
     if let Some(err) = &a.error {
-        sink.line(&format!(
-            "# error: {}",
-            escape_for_terminal(&err.to_string())
-        ))?;
+        sink.line(&format!("# error: {}", escape_for_terminal(&err.to_string())))?;
     }
     Ok(())
 }
 
-fn write_anomalies<W: Write>(
-    a: &Analysis,
-    events: &[usize],
-    sink: &mut Sink<W>,
-) -> Result<(), Stop> {
+fn write_anomalies<W: Write>(a: &Analysis, events: &[usize], sink: &mut Sink<W>) -> Result<(), Stop> {
     let mut shown = 0usize;
     let mut more = 0usize;
     for &ei in events {
@@ -168,11 +157,7 @@ fn write_anomalies<W: Write>(
             continue;
         };
         if shown < MAX_ANOMALY_LINES {
-            sink.line(&format!(
-                "# anomaly at offset {}: {}",
-                e.offset,
-                anomaly_text(an)
-            ))?;
+            sink.line(&format!("# anomaly at offset {}: {}", e.offset, anomaly_text(an)))?;
             shown += 1;
         } else {
             more += 1;
@@ -201,11 +186,7 @@ fn anomaly_text(an: &Anomaly) -> String {
         Anomaly::DottedName { name } => {
             format!("global {} is an attribute path", escape_for_terminal(name))
         }
-        Anomaly::AboveProtocol {
-            opcode,
-            needs,
-            declared,
-        } => {
+        Anomaly::AboveProtocol { opcode, needs, declared } => {
             format!("{opcode} needs protocol {needs} but the stream declares {declared}")
         }
         Anomaly::BadProto { proto } => format!("PROTO {proto} is invalid or repeated"),
@@ -316,11 +297,7 @@ struct Post {
 enum PostKind {
     Fill(u32),
     Patch(usize),
-    Discard {
-        node: u32,
-        offset: u64,
-        why: RootWhy,
-    },
+    Discard { node: u32, offset: u64, why: RootWhy },
 }
 
 /// The reachable graph of one pickle.
@@ -340,30 +317,16 @@ struct Graph<'a, 'l> {
 /// twice.
 fn edge_at(a: &Analysis, id: ValueId, i: usize) -> Option<ValueId> {
     match a.value(id) {
-        Value::Tuple(items) | Value::List(items) | Value::Set(items) | Value::FrozenSet(items) => {
-            items.get(i).copied()
-        }
-        Value::Dict(pairs) => pairs
-            .get(i / 2)
-            .map(|&(k, v)| if i % 2 == 0 { k } else { v }),
+        Value::Tuple(items) | Value::List(items) | Value::Set(items) | Value::FrozenSet(items) => items.get(i).copied(),
+        Value::Dict(pairs) => pairs.get(i / 2).map(|&(k, v)| if i % 2 == 0 { k } else { v }),
         Value::ComputedGlobal { module, name } => match i {
             0 => Some(*module),
             1 => Some(*name),
             _ => None,
         },
         Value::Persistent { pid } => (i == 0).then_some(*pid),
-        Value::Call {
-            kind,
-            func,
-            args,
-            kwargs,
-            ..
-        } => {
-            let nf = if matches!(kind, CallKind::NewObj | CallKind::NewObjEx) {
-                2
-            } else {
-                1
-            };
+        Value::Call { kind, func, args, kwargs, .. } => {
+            let nf = if matches!(kind, CallKind::NewObj | CallKind::NewObjEx) { 2 } else { 1 };
             if i < nf {
                 return Some(*func);
             }
@@ -439,12 +402,7 @@ fn name_len(id: ValueId) -> usize {
 
 impl<'a, 'l> Graph<'a, 'l> {
     fn new(a: &'a Analysis, local: &'l mut Vec<u32>) -> Self {
-        Graph {
-            a,
-            local,
-            nodes: Vec::new(),
-            edges: 0,
-        }
+        Graph { a, local, nodes: Vec::new(), edges: 0 }
     }
 
     fn reset(&mut self) {
@@ -462,8 +420,7 @@ impl<'a, 'l> Graph<'a, 'l> {
     }
 
     fn is_named(&self, id: ValueId) -> bool {
-        self.node_of(id)
-            .is_some_and(|l| self.nodes[l as usize].named)
+        self.node_of(id).is_some_and(|l| self.nodes[l as usize].named)
     }
 
     /// Adds `id` if new, returning its index and whether it was new.
@@ -524,11 +481,9 @@ impl<'a, 'l> Graph<'a, 'l> {
             // `cls.__new__(cls, ...)` writes `cls` twice: that counts as two
             // references (so a composite `cls` is named), unless it is a literal.
             let dup = match self.a.value(id) {
-                Value::Call {
-                    kind: CallKind::NewObj | CallKind::NewObjEx,
-                    func,
-                    ..
-                } => atom_len(self.a.value(*func)).is_some(),
+                Value::Call { kind: CallKind::NewObj | CallKind::NewObjEx, func, .. } => {
+                    atom_len(self.a.value(*func)).is_some()
+                }
                 _ => false,
             };
             let mut i = 0;
@@ -605,13 +560,7 @@ impl<'a, 'l> Graph<'a, 'l> {
         order
     }
 
-    fn visit(
-        &mut self,
-        v: u32,
-        counter: &mut u32,
-        tstack: &mut Vec<u32>,
-        calls: &mut Vec<(u32, usize)>,
-    ) {
+    fn visit(&mut self, v: u32, counter: &mut u32, tstack: &mut Vec<u32>, calls: &mut Vec<(u32, usize)>) {
         let n = &mut self.nodes[v as usize];
         n.index = *counter;
         n.low = *counter;
@@ -629,11 +578,7 @@ impl<'a, 'l> Graph<'a, 'l> {
                 _ => n.len > LONG_ATOM,
             };
             n.named = n.patched || n.cycle || (n.refs > 1 && (!n.atom || long));
-            n.split = n.cycle
-                && matches!(
-                    self.a.value(n.id),
-                    Value::List(_) | Value::Dict(_) | Value::Set(_)
-                );
+            n.split = n.cycle && matches!(self.a.value(n.id), Value::List(_) | Value::Dict(_) | Value::Set(_));
         }
         for &v in order {
             if self.nodes[v as usize].atom {
@@ -650,8 +595,7 @@ impl<'a, 'l> Graph<'a, 'l> {
                     if ch.named {
                         continue;
                     }
-                    let too_long =
-                        len > SOFT_LEN && (ch.len >= BIG_CHILD || (ch.interesting && !ch.atom));
+                    let too_long = len > SOFT_LEN && (ch.len >= BIG_CHILD || (ch.interesting && !ch.atom));
                     if too_long || ch.height >= MAX_INLINE_HEIGHT {
                         ch.named = true;
                     }
@@ -672,10 +616,8 @@ impl<'a, 'l> Graph<'a, 'l> {
         let value = self.a.value(id);
         let mut len: usize = 16;
         let mut height = 0;
-        let mut interesting = matches!(
-            value,
-            Value::Call { .. } | Value::ComputedGlobal { .. } | Value::Persistent { .. }
-        );
+        let mut interesting =
+            matches!(value, Value::Call { .. } | Value::ComputedGlobal { .. } | Value::Persistent { .. });
         let mut i = 0;
         while let Some(c) = edge_at(self.a, id, i) {
             i += 1;
@@ -775,26 +717,13 @@ impl<'a, 'l> Graph<'a, 'l> {
     }
 
     /// Places the contents of queued split containers, recording the fills.
-    fn drain_fills(
-        &mut self,
-        defs: &mut Vec<u32>,
-        fills: &mut VecDeque<u32>,
-        posts: &mut Vec<(Post, Vec<u32>)>,
-    ) {
+    fn drain_fills(&mut self, defs: &mut Vec<u32>, fills: &mut VecDeque<u32>, posts: &mut Vec<(Post, Vec<u32>)>) {
         while let Some(m) = fills.pop_front() {
             let mut deps = vec![m];
             self.closure(self.nodes[m as usize].id, true, &mut deps);
             self.place(&deps, defs, fills);
             let seq = posts.len();
-            posts.push((
-                Post {
-                    key: -1,
-                    class: 0,
-                    seq,
-                    kind: PostKind::Fill(m),
-                },
-                deps,
-            ));
+            posts.push((Post { key: -1, class: 0, seq, kind: PostKind::Fill(m) }, deps));
         }
     }
 
@@ -806,10 +735,7 @@ impl<'a, 'l> Graph<'a, 'l> {
         sink: &mut Sink<W>,
     ) -> Result<(), Stop> {
         let a = self.a;
-        sink.line(&format!(
-            "# pickle {index} at offset {}, protocol {}",
-            info.start, info.proto
-        ))?;
+        sink.line(&format!("# pickle {index} at offset {}, protocol {}", info.start, info.proto))?;
 
         // Patches and roots from the events, in stream order.
         let mut patches: Vec<Patch> = Vec::new();
@@ -819,18 +745,8 @@ impl<'a, 'l> Graph<'a, 'l> {
             let offset = e.offset;
             match &e.kind {
                 EventKind::Build { target, state } => {
-                    patches.push(Patch {
-                        target: *target,
-                        offset,
-                        op: PatchOp::Build(*state),
-                        seq,
-                    });
-                    extra.push(ExtraRoot {
-                        id: *target,
-                        offset,
-                        why: RootWhy::Patched,
-                        seq,
-                    });
+                    patches.push(Patch { target: *target, offset, op: PatchOp::Build(*state), seq });
+                    extra.push(ExtraRoot { id: *target, offset, why: RootWhy::Patched, seq });
                 }
                 EventKind::Call {
                     kind: kind @ (CallKind::Append | CallKind::SetItem | CallKind::Add),
@@ -839,46 +755,22 @@ impl<'a, 'l> Graph<'a, 'l> {
                     ..
                 } => {
                     let op = match (kind, a.value(*args)) {
-                        (CallKind::Append, Value::Tuple(t)) if t.len() == 1 => {
-                            PatchOp::Append(t[0])
-                        }
+                        (CallKind::Append, Value::Tuple(t)) if t.len() == 1 => PatchOp::Append(t[0]),
                         (CallKind::Add, Value::Tuple(t)) if t.len() == 1 => PatchOp::Add(t[0]),
-                        (CallKind::SetItem, Value::Tuple(t)) if t.len() == 2 => {
-                            PatchOp::SetItem(t[0], t[1])
-                        }
+                        (CallKind::SetItem, Value::Tuple(t)) if t.len() == 2 => PatchOp::SetItem(t[0], t[1]),
                         _ => continue,
                     };
-                    patches.push(Patch {
-                        target: *func,
-                        offset,
-                        op,
-                        seq,
-                    });
-                    extra.push(ExtraRoot {
-                        id: *func,
-                        offset,
-                        why: RootWhy::Patched,
-                        seq,
-                    });
+                    patches.push(Patch { target: *func, offset, op, seq });
+                    extra.push(ExtraRoot { id: *func, offset, why: RootWhy::Patched, seq });
                 }
                 // The hook's call is shown by the BUILD patch it belongs to.
-                EventKind::Call {
-                    kind: CallKind::SetState,
-                    ..
-                } => {}
-                EventKind::Call { result, .. } => extra.push(ExtraRoot {
-                    id: *result,
-                    offset,
-                    why: RootWhy::Call,
-                    seq,
-                }),
-                EventKind::Import { value, .. } | EventKind::ComputedImport { value } => extra
-                    .push(ExtraRoot {
-                        id: *value,
-                        offset,
-                        why: RootWhy::Import,
-                        seq,
-                    }),
+                EventKind::Call { kind: CallKind::SetState, .. } => {}
+                EventKind::Call { result, .. } => {
+                    extra.push(ExtraRoot { id: *result, offset, why: RootWhy::Call, seq })
+                }
+                EventKind::Import { value, .. } | EventKind::ComputedImport { value } => {
+                    extra.push(ExtraRoot { id: *value, offset, why: RootWhy::Import, seq })
+                }
                 _ => {}
             }
         }
@@ -886,12 +778,7 @@ impl<'a, 'l> Graph<'a, 'l> {
         let mut hooks: HashMap<u64, ValueId> = HashMap::new();
         for &seq in events {
             let e = &a.events[seq];
-            if let EventKind::Call {
-                kind: CallKind::SetState,
-                func,
-                ..
-            } = &e.kind
-            {
+            if let EventKind::Call { kind: CallKind::SetState, func, .. } = &e.kind {
                 hooks.insert(e.offset, *func);
             }
         }
@@ -903,9 +790,7 @@ impl<'a, 'l> Graph<'a, 'l> {
         // Discovery: the result first, then what the stream did besides
         // (latest first, so an earlier value used by a later one is not a
         // root of its own).
-        let root = info
-            .root
-            .and_then(|r| self.discover(r, &patches, &by_target).map(|(l, _)| l));
+        let root = info.root.and_then(|r| self.discover(r, &patches, &by_target).map(|(l, _)| l));
         if let Some(r) = root {
             let n = &mut self.nodes[r as usize];
             n.refs = n.refs.saturating_add(1);
@@ -949,21 +834,12 @@ impl<'a, 'l> Graph<'a, 'l> {
                 continue;
             };
             let n = &self.nodes[l as usize];
-            if !n.extra_root || n.refs > 0 || x.why == RootWhy::Patched || !seen_roots.insert(x.id)
-            {
+            if !n.extra_root || n.refs > 0 || x.why == RootWhy::Patched || !seen_roots.insert(x.id) {
                 continue;
             }
             let mut deps = Vec::new();
             self.closure(x.id, false, &mut deps);
-            timed.push((
-                x.seq,
-                PostKind::Discard {
-                    node: l,
-                    offset: x.offset,
-                    why: x.why,
-                },
-                deps,
-            ));
+            timed.push((x.seq, PostKind::Discard { node: l, offset: x.offset, why: x.why }, deps));
         }
         timed.sort_by_key(|t| t.0);
         for (_, _, deps) in &timed {
@@ -972,21 +848,14 @@ impl<'a, 'l> Graph<'a, 'l> {
         }
         // Anything still unplaced (not expected): in arena order.
         let mut rest: Vec<u32> = (0..self.nodes.len() as u32)
-            .filter(|&l| {
-                self.nodes[l as usize].named && self.nodes[l as usize].color == Color::White
-            })
+            .filter(|&l| self.nodes[l as usize].named && self.nodes[l as usize].color == Color::White)
             .collect();
         rest.sort_by_key(|&l| self.nodes[l as usize].id);
         self.place(&rest, &mut defs, &mut fills);
         self.drain_fills(&mut defs, &mut fills, &mut posts);
 
         let key_of = |g: &Self, deps: &[u32]| {
-            deps.iter()
-                .map(|&d| g.nodes[d as usize].pos)
-                .filter(|&p| p != NONE)
-                .map(i64::from)
-                .max()
-                .unwrap_or(-1)
+            deps.iter().map(|&d| g.nodes[d as usize].pos).filter(|&p| p != NONE).map(i64::from).max().unwrap_or(-1)
         };
         for (post, deps) in posts.iter_mut() {
             post.key = key_of(self, deps);
@@ -1003,12 +872,7 @@ impl<'a, 'l> Graph<'a, 'l> {
                     continue;
                 }
             }
-            all.push(Post {
-                key,
-                class: 1,
-                seq,
-                kind,
-            });
+            all.push(Post { key, class: 1, seq, kind });
         }
         all.sort_by_key(|p| (p.key, p.class, p.seq));
 
@@ -1034,11 +898,7 @@ impl<'a, 'l> Graph<'a, 'l> {
                 let text = match &all[*pi].kind {
                     PostKind::Fill(m) => {
                         let id = self.nodes[*m as usize].id;
-                        let method = if matches!(a.value(id), Value::List(_)) {
-                            "extend"
-                        } else {
-                            "update"
-                        };
+                        let method = if matches!(a.value(id), Value::List(_)) { "extend" } else { "update" };
                         format!("{}.{method}({})", name_of(id), r.expr(id))
                     }
                     PostKind::Patch(i) => {
@@ -1054,7 +914,9 @@ impl<'a, 'l> Graph<'a, 'l> {
                                 ),
                                 None => format!("{t}.__setstate__({})  # BUILD at offset {}", reference(s), p.offset),
                             },
-                            PatchOp::Append(x) => format!("{t}.append({})  # APPEND(S) at offset {}", reference(x), p.offset),
+                            PatchOp::Append(x) => {
+                                format!("{t}.append({})  # APPEND(S) at offset {}", reference(x), p.offset)
+                            }
                             PatchOp::SetItem(k, v) => {
                                 format!("{t}[{}] = {}  # SETITEM(S) at offset {}", reference(k), reference(v), p.offset)
                             }
@@ -1062,15 +924,8 @@ impl<'a, 'l> Graph<'a, 'l> {
                         }
                     }
                     PostKind::Discard { node, offset, why } => {
-                        let what = if *why == RootWhy::Import {
-                            "imported"
-                        } else {
-                            "called"
-                        };
-                        format!(
-                            "{}  # {what} at offset {offset}, not used",
-                            r.expr(self.nodes[*node as usize].id)
-                        )
+                        let what = if *why == RootWhy::Import { "imported" } else { "called" };
+                        format!("{}  # {what} at offset {offset}, not used", r.expr(self.nodes[*node as usize].id))
                     }
                 };
                 sink.line(&text)?;
@@ -1096,10 +951,7 @@ impl<'a, 'l> Graph<'a, 'l> {
         }
         write_posts(i64::MAX, &mut pi, sink)?;
         match root {
-            Some(l) => sink.line(&format!(
-                "result = {}",
-                reference(self.nodes[l as usize].id)
-            ))?,
+            Some(l) => sink.line(&format!("result = {}", reference(self.nodes[l as usize].id)))?,
             None => sink.line("# no result: the pickle did not reach STOP")?,
         }
         write_anomalies(a, events, sink)
@@ -1121,30 +973,21 @@ mod tests {
     #[test]
     fn simple_call() {
         let s = show_str(b"cos\nsystem\n(S'echo hi'\ntR.");
-        assert_eq!(
-            s,
-            "# pickle 0 at offset 0, protocol 0\nresult = os.system('echo hi')\n"
-        );
+        assert_eq!(s, "# pickle 0 at offset 0, protocol 0\nresult = os.system('echo hi')\n");
     }
 
     #[test]
     fn self_referencing_list() {
         // [] MEMOIZE, BINGET 0, APPEND, K 2, APPEND, STOP.
         let s = show_str(b"\x80\x04]\x94h\x00aK\x02a.");
-        assert!(
-            s.ends_with("_v0 = []\n_v0.extend([_v0, 2])\nresult = _v0\n"),
-            "{s}"
-        );
+        assert!(s.ends_with("_v0 = []\n_v0.extend([_v0, 2])\nresult = _v0\n"), "{s}");
     }
 
     #[test]
     fn cycle_through_a_tuple() {
         // L = []; T = (L,); L.append(T); result T
         let s = show_str(b"\x80\x04]\x94h\x00\x85\x94h\x00h\x01a0.");
-        assert!(
-            s.ends_with("_v0 = []\n_v1 = (_v0,)\n_v0.extend([_v1])\nresult = _v1\n"),
-            "{s}"
-        );
+        assert!(s.ends_with("_v0 = []\n_v1 = (_v0,)\n_v0.extend([_v1])\nresult = _v1\n"), "{s}");
     }
 
     #[test]
@@ -1164,7 +1007,9 @@ mod tests {
     fn build_is_a_patch_statement() {
         let s = show_str(b"\x80\x04\x8c\x03foo\x8c\x03Bar\x93)\x81}\x8c\x01a\x4b\x01sb.");
         assert!(
-            s.ends_with("_v4 = foo.Bar.__new__(foo.Bar)\n_v4.__setstate__({'a': 1})  # BUILD at offset 22\nresult = _v4\n"),
+            s.ends_with(
+                "_v4 = foo.Bar.__new__(foo.Bar)\n_v4.__setstate__({'a': 1})  # BUILD at offset 22\nresult = _v4\n"
+            ),
             "{s}"
         );
     }
@@ -1172,10 +1017,7 @@ mod tests {
     #[test]
     fn discarded_call_is_shown() {
         let s = show_str(b"cos\nsystem\n(S'echo hi'\ntR0N.");
-        assert!(
-            s.contains("os.system('echo hi')  # called at offset 24, not used\n"),
-            "{s}"
-        );
+        assert!(s.contains("os.system('echo hi')  # called at offset 24, not used\n"), "{s}");
         assert!(s.contains("result = None"), "{s}");
     }
 
@@ -1186,11 +1028,7 @@ mod tests {
         p.extend(std::iter::repeat_n(b"t".as_slice(), 2000).flatten());
         p.push(b'.');
         let s = show_str(&p);
-        assert!(
-            s.lines().count() > 2000 / MAX_INLINE_HEIGHT as usize,
-            "{}",
-            s.lines().count()
-        );
+        assert!(s.lines().count() > 2000 / MAX_INLINE_HEIGHT as usize, "{}", s.lines().count());
         assert!(!s.contains('…'), "nothing cut");
     }
 
@@ -1211,13 +1049,10 @@ mod tests {
 
     #[test]
     fn atom_len_matches_render_atoms() {
-        let a = analyze_bytes(b"\x80\x04(NK\x01G?\xf0\x00\x00\x00\x00\x00\x00\x8c\x01aC\x01b\x8c\x01m\x8c\x01n\x93]}l.", 0);
+        let a =
+            analyze_bytes(b"\x80\x04(NK\x01G?\xf0\x00\x00\x00\x00\x00\x00\x8c\x01aC\x01b\x8c\x01m\x8c\x01n\x93]}l.", 0);
         for v in &a.values {
-            assert_eq!(
-                atom_len(v).is_some(),
-                crate::render::atom(v).is_some(),
-                "{v:?}"
-            );
+            assert_eq!(atom_len(v).is_some(), crate::render::atom(v).is_some(), "{v:?}");
         }
     }
 }

@@ -746,14 +746,10 @@ impl Machine {
             if index > 0 {
                 self.offset = start;
                 // Recorded after the fact so it sits with the pickle's events.
-                let ev = Event { offset: start, pickle: index, kind: EventKind::Anomaly(Anomaly::AnotherPickle { index }) };
+                let ev =
+                    Event { offset: start, pickle: index, kind: EventKind::Anomaly(Anomaly::AnotherPickle { index }) };
                 if self.out.events.len() < MAX_EVENTS {
-                    let pos = self
-                        .out
-                        .events
-                        .iter()
-                        .position(|e| e.pickle == index)
-                        .unwrap_or(self.out.events.len());
+                    let pos = self.out.events.iter().position(|e| e.pickle == index).unwrap_or(self.out.events.len());
                     self.out.events.insert(pos, ev);
                 }
             }
@@ -824,7 +820,7 @@ impl Machine {
         let code = op.opcode;
         let proto = code.proto();
         f.max_opcode_proto = f.max_opcode_proto.max(proto);
-        if proto > f.proto && !(code == Proto) {
+        if proto > f.proto && code != Proto {
             // Only worth noting once per opcode kind per pickle would be
             // nicer; one per occurrence is bounded by MAX_EVENTS.
             if f.saw_proto {
@@ -906,7 +902,9 @@ impl Machine {
                         let s: std::string::String = b.iter().map(|&c| c as char).collect();
                         self.keep_text(&Text::Inline(s.into()))
                     }
-                    Payload::Skipped { offset, len } => Blob { data: Option::None, complete: false, offset: *offset, len: *len },
+                    Payload::Skipped { offset, len } => {
+                        Blob { data: Option::None, complete: false, offset: *offset, len: *len }
+                    }
                 };
                 self.push_new(f, Value::Str(blob))?;
             }
@@ -1318,7 +1316,10 @@ mod tests {
     fn truncation_keeps_earlier_events() {
         let a = analyze_bytes(b"cos\nsystem\n(S'x'\ntR\x8c\x10ab", 0);
         assert_eq!(calls(&a).len(), 1);
-        assert!(matches!(a.error.as_ref().map(|e| e.kind()), Some(ErrorKind::BadLength { declared: 16, remaining: Some(2), .. })));
+        assert!(matches!(
+            a.error.as_ref().map(|e| e.kind()),
+            Some(ErrorKind::BadLength { declared: 16, remaining: Some(2), .. })
+        ));
         let a = analyze_bytes(b"cos\nsystem\n(S'x'\ntR", 0);
         assert!(anomalies(&a).contains(&Anomaly::MissingStop));
     }

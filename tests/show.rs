@@ -25,14 +25,8 @@ fn logistic_regression_reads_like_python() {
         if std::env::var_os("PKINSPECT_PRINT").is_some() {
             println!("{s}");
         }
-        assert!(
-            s.starts_with(&format!("# pickle 0 at offset 0, protocol {p}\n")),
-            "{s}"
-        );
-        assert!(
-            s.contains("sklearn.linear_model._logistic.LogisticRegression.__new__("),
-            "{s}"
-        );
+        assert!(s.starts_with(&format!("# pickle 0 at offset 0, protocol {p}\n")), "{s}");
+        assert!(s.contains("sklearn.linear_model._logistic.LogisticRegression.__new__("), "{s}");
         let build = s
             .lines()
             .find(|l| l.contains(".__setstate__({") && l.contains("'coef_'"))
@@ -62,13 +56,8 @@ fn check_defined_before_use(s: &str) {
         let code = rhs.split("  # ").next().unwrap_or(rhs);
         let mut rest = code;
         while let Some(i) = rest.find("_v") {
-            let digits: String = rest[i + 2..]
-                .chars()
-                .take_while(|c| c.is_ascii_digit())
-                .collect();
-            let before_ok = i == 0
-                || !rest.as_bytes()[i - 1].is_ascii_alphanumeric()
-                    && rest.as_bytes()[i - 1] != b'_';
+            let digits: String = rest[i + 2..].chars().take_while(|c| c.is_ascii_digit()).collect();
+            let before_ok = i == 0 || !rest.as_bytes()[i - 1].is_ascii_alphanumeric() && rest.as_bytes()[i - 1] != b'_';
             if !digits.is_empty() && before_ok && !in_string(code, code.len() - rest.len() + i) {
                 let name = format!("_v{digits}");
                 assert!(
@@ -109,8 +98,7 @@ fn self_referencing_list_is_named() {
         // A list created empty, then filled with itself among its items.
         let fill = s.lines().find(|l| {
             l.split_once(".extend([").is_some_and(|(name, rest)| {
-                name.starts_with("_v")
-                    && (rest.contains(&format!("{name},")) || rest.contains(&format!("{name}]")))
+                name.starts_with("_v") && (rest.contains(&format!("{name},")) || rest.contains(&format!("{name}]")))
             })
         });
         if let Some(fill) = fill {
@@ -145,23 +133,14 @@ fn os_system_global_is_shown() {
 fn planted_setstate_is_named() {
     let s = show_file("fixtures/hostile/setstate_hijack_ordereddict_p2.pkl");
     assert!(s.contains("{'__setstate__': os.system}"), "{s}");
-    assert!(
-        s.contains("# BUILD at offset 89, with __setstate__ = os.system\n"),
-        "{s}"
-    );
-    assert!(
-        s.contains("# anomaly at offset 61: BUILD state sets __setstate__"),
-        "{s}"
-    );
+    assert!(s.contains("# BUILD at offset 89, with __setstate__ = os.system\n"), "{s}");
+    assert!(s.contains("# anomaly at offset 61: BUILD state sets __setstate__"), "{s}");
 }
 
 #[test]
 fn call_before_an_error_is_shown() {
     let s = show_file("fixtures/hostile/truncated_after_reduce_p0.pkl");
-    assert!(
-        s.contains("os.system('echo pkinspect-fixture')  # called at offset 39, not used\n"),
-        "{s}"
-    );
+    assert!(s.contains("os.system('echo pkinspect-fixture')  # called at offset 39, not used\n"), "{s}");
     assert!(s.contains("# no result"), "{s}");
     assert!(s.contains("# error: "), "{s}");
 }
@@ -192,19 +171,12 @@ fn every_fixture_is_bounded() {
         let s = show_bytes(&data);
         let took = start.elapsed();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("?");
-        assert!(
-            s.len() <= MAX_SHOW_OUTPUT + 256,
-            "{name}: {} bytes",
-            s.len()
-        );
+        assert!(s.len() <= MAX_SHOW_OUTPUT + 256, "{name}: {} bytes", s.len());
         assert!(s.starts_with("# "), "{name}: {}", &s[..s.len().min(200)]);
         assert!(took.as_secs() < 60, "{name}: took {took:?}");
         // Every pickle that reached STOP ends with its result.
         if name.starts_with("sklearn") || name.starts_with("numpy") || name.starts_with("py_") {
-            assert!(
-                s.contains("\nresult = ") || s.starts_with("result = "),
-                "{name}: {s}"
-            );
+            assert!(s.contains("\nresult = ") || s.starts_with("result = "), "{name}: {s}");
             check_defined_before_use(&s);
         }
     }

@@ -35,7 +35,14 @@ impl ExplainOpts {
     pub fn run(self) -> anyhow::Result<u8> {
         match Rule::from_code(&self.code) {
             Some(r) => {
-                println!("{} {} ({})\n\n{}\n\n{}", r.code(), r.slug(), r.default_severity().as_str(), r.summary(), r.explanation());
+                println!(
+                    "{} {} ({})\n\n{}\n\n{}",
+                    r.code(),
+                    r.slug(),
+                    r.default_severity().as_str(),
+                    r.summary(),
+                    r.explanation()
+                );
                 Ok(EXIT_CLEAN)
             }
             None => {

@@ -205,7 +205,15 @@ struct Judge<'a> {
 }
 
 impl<'a> Judge<'a> {
-    fn add(&mut self, rule: Rule, offset: u64, pickle: usize, global: Option<String>, message: String, call: Option<String>) {
+    fn add(
+        &mut self,
+        rule: Rule,
+        offset: u64,
+        pickle: usize,
+        global: Option<String>,
+        message: String,
+        call: Option<String>,
+    ) {
         let n = self.counts.entry(rule).or_insert(0);
         *n += 1;
         if *n > MAX_FINDINGS_PER_RULE {
@@ -266,7 +274,9 @@ impl<'a> Judge<'a> {
                     };
                     match (module.as_str(), name.as_str(), items) {
                         ("builtins", "getattr", [obj, attr, ..]) => {
-                            let Some(attr) = self.str_of(*attr) else { return Target::Indirect("getattr with a computed name") };
+                            let Some(attr) = self.str_of(*attr) else {
+                                return Target::Indirect("getattr with a computed name");
+                            };
                             return match self.resolve(*obj) {
                                 Target::Name(m, n) => Target::Name(m, format!("{n}.{attr}")),
                                 other => other,
@@ -335,17 +345,34 @@ impl<'a> Judge<'a> {
                 }
                 EventKind::Build { .. } => {}
                 EventKind::PersistentId { pid } => {
-                    self.add(Rule::PersistentId, e.offset, e.pickle, None, "persistent id for the loader".into(), Some(format!("persistent_load({})", r.expr(*pid))));
+                    self.add(
+                        Rule::PersistentId,
+                        e.offset,
+                        e.pickle,
+                        None,
+                        "persistent id for the loader".into(),
+                        Some(format!("persistent_load({})", r.expr(*pid))),
+                    );
                 }
                 EventKind::Extension { code, resolved } => {
                     let msg = match resolved {
-                        Some((m, n)) => format!("EXT code {code} resolves to {} through an in-stream registration", global_name(m, n)),
+                        Some((m, n)) => format!(
+                            "EXT code {code} resolves to {} through an in-stream registration",
+                            global_name(m, n)
+                        ),
                         None => format!("EXT code {code} is not registered in the stream"),
                     };
                     self.add(Rule::ExtensionCode, e.offset, e.pickle, None, msg, None);
                 }
                 EventKind::ExternalBuffer => {
-                    self.add(Rule::ExternalBuffer, e.offset, e.pickle, None, "NEXT_BUFFER: data outside the file".into(), None);
+                    self.add(
+                        Rule::ExternalBuffer,
+                        e.offset,
+                        e.pickle,
+                        None,
+                        "NEXT_BUFFER: data outside the file".into(),
+                        None,
+                    );
                 }
                 EventKind::Anomaly(an) => self.anomaly(e.offset, e.pickle, an),
             }
@@ -395,9 +422,14 @@ impl<'a> Judge<'a> {
                     _ => format!("calls {g}"),
                 };
                 match j.verdict {
-                    Verdict::Dangerous => {
-                        self.add(Rule::DangerousCall, offset, pickle, Some(g), format!("{how}: {}", j.reason), Some(expr))
-                    }
+                    Verdict::Dangerous => self.add(
+                        Rule::DangerousCall,
+                        offset,
+                        pickle,
+                        Some(g),
+                        format!("{how}: {}", j.reason),
+                        Some(expr),
+                    ),
                     Verdict::Unknown | Verdict::Conditional => {
                         self.add(Rule::UnknownCall, offset, pickle, Some(g), format!("{how}: {}", j.reason), Some(expr))
                     }
@@ -440,33 +472,49 @@ impl<'a> Judge<'a> {
                 let j = self.policy.judge(&m, &n);
                 match j.verdict {
                     Verdict::Safe => j,
-                    Verdict::Dangerous => Judgement { verdict: Verdict::Dangerous, reason: format!("reaches {}: {}", global_name(&m, &n), j.reason) },
+                    Verdict::Dangerous => Judgement {
+                        verdict: Verdict::Dangerous,
+                        reason: format!("reaches {}: {}", global_name(&m, &n), j.reason),
+                    },
                     _ if name == "getattr" => Judgement {
                         verdict: Verdict::Dangerous,
                         reason: format!("getattr reaches {}, which is not allowlisted", global_name(&m, &n)),
                     },
-                    _ => Judgement { verdict: Verdict::Unknown, reason: format!("wraps {}: {}", global_name(&m, &n), j.reason) },
+                    _ => Judgement {
+                        verdict: Verdict::Unknown,
+                        reason: format!("wraps {}: {}", global_name(&m, &n), j.reason),
+                    },
                 }
             }
-            None => Judgement { verdict: Verdict::Dangerous, reason: format!("{name} with arguments that cannot be resolved") },
+            None => Judgement {
+                verdict: Verdict::Dangerous,
+                reason: format!("{name} with arguments that cannot be resolved"),
+            },
         }
     }
 
     fn anomaly(&mut self, offset: u64, pickle: usize, an: &Anomaly) {
         let (rule, msg) = match an {
-            Anomaly::StackUnderflow { opcode } => (Rule::StackAnomaly, format!("{opcode} pops more items than the stack holds")),
+            Anomaly::StackUnderflow { opcode } => {
+                (Rule::StackAnomaly, format!("{opcode} pops more items than the stack holds"))
+            }
             Anomaly::NoMark { opcode } => (Rule::StackAnomaly, format!("{opcode} needs a MARK and none is open")),
-            Anomaly::TypeMismatch { opcode, expected } => (Rule::StackAnomaly, format!("{opcode} applied to something that is not a {expected}")),
+            Anomaly::TypeMismatch { opcode, expected } => {
+                (Rule::StackAnomaly, format!("{opcode} applied to something that is not a {expected}"))
+            }
             Anomaly::OddItems { opcode } => (Rule::StackAnomaly, format!("{opcode} with an odd number of items")),
             Anomaly::MemoMissing { key } => (Rule::MemoAnomaly, format!("memo key {key} is read but was never stored")),
-            Anomaly::MemoOverwrite { key } => (Rule::MemoAnomaly, format!("memo key {key} is overwritten with a different object")),
+            Anomaly::MemoOverwrite { key } => {
+                (Rule::MemoAnomaly, format!("memo key {key} is overwritten with a different object"))
+            }
             Anomaly::MemoEmptyStack => (Rule::MemoAnomaly, "memo store with an empty stack".to_string()),
             Anomaly::MemoBadKey => (Rule::MemoAnomaly, "negative or unusable memo key".to_string()),
             // Reported through the ComputedImport event.
             Anomaly::ComputedGlobal => return,
-            Anomaly::DottedName { name } => {
-                (Rule::DottedGlobal, format!("global {} is an attribute path", crate::pyrepr::escape_for_terminal(name)))
-            }
+            Anomaly::DottedName { name } => (
+                Rule::DottedGlobal,
+                format!("global {} is an attribute path", crate::pyrepr::escape_for_terminal(name)),
+            ),
             Anomaly::AboveProtocol { opcode, needs, declared } => {
                 (Rule::ProtocolViolation, format!("{opcode} needs protocol {needs} but the stream declares {declared}"))
             }
@@ -480,13 +528,16 @@ impl<'a> Judge<'a> {
             Anomaly::FramePastInput => (Rule::FrameViolation, "FRAME is longer than the rest of the input".to_string()),
             Anomaly::BadExtension { code } => (Rule::ExtensionCode, format!("EXT code {code} cannot be resolved")),
             Anomaly::MissingStop => (Rule::TruncatedStream, "the input ends before STOP".to_string()),
-            Anomaly::TrailingData { len } => (Rule::TrailingData, format!("{len} bytes after the last STOP are not a pickle")),
+            Anomaly::TrailingData { len } => {
+                (Rule::TrailingData, format!("{len} bytes after the last STOP are not a pickle"))
+            }
             Anomaly::AnotherPickle { index } => (Rule::MultiplePickles, format!("pickle {} starts here", index + 1)),
-            Anomaly::DunderState { attr } => (
-                Rule::SetstateHijack,
-                format!("BUILD state sets {}", crate::pyrepr::escape_for_terminal(attr)),
-            ),
-            Anomaly::LimitExceeded { limit } => (Rule::LimitExceeded, format!("limit {limit} reached; analysis stopped")),
+            Anomaly::DunderState { attr } => {
+                (Rule::SetstateHijack, format!("BUILD state sets {}", crate::pyrepr::escape_for_terminal(attr)))
+            }
+            Anomaly::LimitExceeded { limit } => {
+                (Rule::LimitExceeded, format!("limit {limit} reached; analysis stopped"))
+            }
         };
         self.add(rule, offset, pickle, None, msg, None);
     }
@@ -510,7 +561,8 @@ mod tests {
             assert!(seen.insert(r.slug()), "repeated slug {}", r.slug());
         }
         // A rename or renumbering must show up here, in review.
-        let table: Vec<String> = Rule::ALL.iter().map(|r| format!("{} {} {}", r.code(), r.slug(), r.default_severity().as_str())).collect();
+        let table: Vec<String> =
+            Rule::ALL.iter().map(|r| format!("{} {} {}", r.code(), r.slug(), r.default_severity().as_str())).collect();
         assert_eq!(
             table.join("\n"),
             "PK101 dangerous-import error\nPK102 dangerous-call error\nPK103 unknown-import warning\n\
