@@ -31,12 +31,13 @@ pub fn atom(v: &Value) -> Option<String> {
         Value::None => "None".into(),
         Value::Bool(true) => "True".into(),
         Value::Bool(false) => "False".into(),
-        Value::Int(i) => i.to_decimal(),
+        Value::Int(i) => i.to_string(),
+        Value::BigInt(i) => big_int(i),
         Value::Float(x) => float_literal(*x),
-        Value::Str(b) => blob_text(b, |s: &String| repr_str(s)),
-        Value::Bytes(b) => blob_text(b, |d: &Vec<u8>| repr_bytes(d)),
-        Value::ByteArray(b) => blob_text(b, |d: &Vec<u8>| repr_bytearray(d)),
-        Value::Global { module, name } => global_name(module, name),
+        Value::Str(b) => blob_text(b, repr_str),
+        Value::Bytes(b) => blob_text(b, repr_bytes),
+        Value::ByteArray(b) => blob_text(b, repr_bytearray),
+        Value::Global(g) => global_name(&g.module, &g.name),
         Value::Buffer { readonly } => {
             if *readonly {
                 "<out-of-band buffer, read-only>".into()
@@ -64,11 +65,24 @@ fn float_literal(x: f64) -> String {
     }
 }
 
-fn blob_text<T>(b: &Blob<T>, repr: impl Fn(&T) -> String) -> String {
-    match (&b.data, b.complete) {
-        (Some(d), true) => repr(d),
-        (Some(d), false) => format!("{}…<{} bytes at offset {}>", repr(d), b.len, b.offset),
-        (None, _) => format!("<{} bytes at offset {}>", b.len, b.offset),
+fn blob_text<T: ?Sized>(b: &Blob<T>, repr: impl Fn(&T) -> String) -> String {
+    match b {
+        Blob::Full(d) => repr(d),
+        Blob::Part(p) => match &p.prefix {
+            Some(d) => format!("{}…<{} bytes at offset {}>", repr(d), p.len, p.offset),
+            None => format!("<{} bytes at offset {}>", p.len, p.offset),
+        },
+    }
+}
+
+/// Decimal text of a big integer, or its size past CPython's own
+/// 4300-digit limit (converting is quadratic; a file must not make it slow).
+fn big_int(i: &crate::pynum::PyInt) -> String {
+    match i {
+        crate::pynum::PyInt::Big { limbs, negative } if limbs.len() > 450 => {
+            format!("<{}int of {} bits>", if *negative { "negative " } else { "" }, limbs.len() * 32)
+        }
+        other => other.to_decimal(),
     }
 }
 

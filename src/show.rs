@@ -360,11 +360,10 @@ fn edge_at(a: &Analysis, id: ValueId, i: usize) -> Option<ValueId> {
 /// Estimated text length of a value without children; `None` for the others.
 /// Mirrors [`crate::render::atom`], without building the text.
 fn atom_len(v: &Value) -> Option<usize> {
-    fn blob<T>(b: &Blob<T>, len: impl Fn(&T) -> usize) -> usize {
-        match (&b.data, b.complete) {
-            (Some(d), true) => len(d),
-            (Some(d), false) => len(d) + 40,
-            (None, _) => 40,
+    fn blob<T: ?Sized>(b: &Blob<T>, len: impl Fn(&T) -> usize) -> usize {
+        match b {
+            Blob::Full(d) => len(d),
+            Blob::Part(p) => p.prefix.as_deref().map_or(0, len) + 40,
         }
     }
     fn bytes_len(d: &[u8]) -> usize {
@@ -379,13 +378,16 @@ fn atom_len(v: &Value) -> Option<usize> {
     }
     Some(match v {
         Value::None | Value::Bool(_) => 5,
-        Value::Int(crate::pynum::PyInt::Small(_)) => 20,
-        Value::Int(crate::pynum::PyInt::Big { limbs, .. }) => limbs.len().saturating_mul(10) + 1,
+        Value::Int(_) => 20,
+        Value::BigInt(i) => match &**i {
+            crate::pynum::PyInt::Big { limbs, .. } if limbs.len() <= 450 => limbs.len().saturating_mul(10) + 1,
+            _ => 40,
+        },
         Value::Float(_) => 24,
-        Value::Str(b) => blob(b, |s: &String| s.len() + 2),
-        Value::Bytes(b) => blob(b, |d: &Vec<u8>| bytes_len(d)),
-        Value::ByteArray(b) => blob(b, |d: &Vec<u8>| bytes_len(d) + 11),
-        Value::Global { module, name } => module.len() + name.len() + 1,
+        Value::Str(b) => blob(b, |s: &str| s.len() + 2),
+        Value::Bytes(b) => blob(b, bytes_len),
+        Value::ByteArray(b) => blob(b, |d: &[u8]| bytes_len(d) + 11),
+        Value::Global(g) => g.module.len() + g.name.len() + 1,
         Value::Buffer { .. } => 40,
         Value::Unknown(_) => 30,
         _ => return None,
@@ -444,7 +446,7 @@ impl<'a, 'l> Graph<'a, 'l> {
             extra_root: false,
             len: len.unwrap_or(0),
             height: 0,
-            interesting: matches!(v, Value::Global { .. }),
+            interesting: matches!(v, Value::Global(_)),
             index: NONE,
             low: 0,
             on_stack: false,
@@ -574,7 +576,7 @@ impl<'a, 'l> Graph<'a, 'l> {
     fn choose_names(&mut self, order: &[u32]) {
         for n in &mut self.nodes {
             let long = match self.a.value(n.id) {
-                Value::Global { .. } => n.len > LONG_GLOBAL,
+                Value::Global(_) => n.len > LONG_GLOBAL,
                 _ => n.len > LONG_ATOM,
             };
             n.named = n.patched || n.cycle || (n.refs > 1 && (!n.atom || long));

@@ -37,17 +37,58 @@ pub const MAX_KEPT_VALUE_BYTES: usize = 64 * 1024;
 pub const PREVIEW_BYTES: usize = 64;
 
 /// Contents of a `str`, `bytes` or `bytearray` value.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Blob<T> {
-    /// The whole contents, when no longer than [`MAX_KEPT_VALUE_BYTES`];
-    /// otherwise a prefix of [`PREVIEW_BYTES`] (or `None` when skipped unread).
-    pub data: Option<T>,
-    /// True when `data` is the whole value.
-    pub complete: bool,
+///
+/// Kept compact (one pointer and a tag) because a pickle may hold millions.
+#[derive(Debug, PartialEq)]
+pub enum Blob<T: ?Sized> {
+    /// The whole contents (no longer than [`MAX_KEPT_VALUE_BYTES`]).
+    Full(Box<T>),
+    /// Too long to keep: where the value is, and its first bytes.
+    Part(Box<Partial<T>>),
+}
+
+/// A string or bytes value that was not kept whole.
+#[derive(Debug, PartialEq)]
+pub struct Partial<T: ?Sized> {
+    /// The first [`PREVIEW_BYTES`] or so, or `None` when skipped unread.
+    pub prefix: Option<Box<T>>,
     /// Absolute offset of the value's bytes in the input.
     pub offset: u64,
     /// Length of the value's encoded bytes.
     pub len: u64,
+}
+
+impl<T: ?Sized> Clone for Blob<T>
+where
+    Box<T>: Clone,
+{
+    fn clone(&self) -> Self {
+        match self {
+            Blob::Full(d) => Blob::Full(d.clone()),
+            Blob::Part(p) => {
+                Blob::Part(Box::new(Partial { prefix: p.prefix.clone(), offset: p.offset, len: p.len }))
+            }
+        }
+    }
+}
+
+impl<T: ?Sized> Blob<T> {
+    /// The whole value, when it was kept.
+    pub fn full(&self) -> Option<&T> {
+        match self {
+            Blob::Full(d) => Some(d),
+            Blob::Part(_) => None,
+        }
+    }
+}
+
+/// A global's module and (possibly dotted) name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalName {
+    /// Module, as imported (after Python 2 mapping).
+    pub module: String,
+    /// Name, possibly dotted (an attribute path).
+    pub name: String,
 }
 
 /// How a callable is invoked.
@@ -96,16 +137,18 @@ pub enum Value {
     None,
     /// `True` / `False`.
     Bool(bool),
-    /// An integer.
-    Int(PyInt),
+    /// An integer that fits in an i64.
+    Int(i64),
+    /// A larger integer.
+    BigInt(Box<PyInt>),
     /// A float.
     Float(f64),
     /// A `str` (protocol 0/1 byte strings are read as latin-1 text).
-    Str(Blob<String>),
+    Str(Blob<str>),
     /// A `bytes`.
-    Bytes(Blob<Vec<u8>>),
+    Bytes(Blob<[u8]>),
     /// A `bytearray`.
-    ByteArray(Blob<Vec<u8>>),
+    ByteArray(Blob<[u8]>),
     /// A tuple.
     Tuple(Vec<ValueId>),
     /// A list (mutated in place by `APPEND`).
@@ -117,12 +160,7 @@ pub enum Value {
     /// A frozenset.
     FrozenSet(Vec<ValueId>),
     /// An imported global (after Python 2 name mapping).
-    Global {
-        /// Module, as imported.
-        module: String,
-        /// Name, possibly dotted (an attribute path).
-        name: String,
-    },
+    Global(Box<GlobalName>),
     /// A `STACK_GLOBAL` whose operands were not plain strings.
     ComputedGlobal {
         /// The module operand.
@@ -140,8 +178,6 @@ pub enum Value {
         args: ValueId,
         /// Keyword arguments (`NEWOBJ_EX`).
         kwargs: Option<ValueId>,
-        /// Offset of the calling opcode.
-        offset: u64,
     },
     /// The result of `persistent_load(pid)`.
     Persistent {
@@ -587,37 +623,41 @@ impl Machine {
         }
     }
 
-    fn keep_text(&mut self, text: &Text<'_>) -> Blob<String> {
+    fn keep_text(&mut self, text: &Text<'_>, end: u64) -> Blob<str> {
         match text {
             Text::Inline(s) => {
-                let len = s.len() as u64;
                 if s.len() <= MAX_KEPT_VALUE_BYTES && self.kept_bytes + s.len() <= MAX_KEPT_TOTAL {
                     self.kept_bytes += s.len();
-                    Blob { data: Some(s.to_string()), complete: true, offset: 0, len }
+                    Blob::Full(s.as_ref().into())
                 } else {
                     let mut cut = PREVIEW_BYTES.min(s.len());
                     while !s.is_char_boundary(cut) {
                         cut -= 1;
                     }
-                    Blob { data: Some(s[..cut].to_string()), complete: false, offset: 0, len }
+                    let len = s.len() as u64;
+                    let prefix = Some(s[..cut].into());
+                    Blob::Part(Box::new(Partial { prefix, offset: end.saturating_sub(len), len }))
                 }
             }
-            Text::Skipped { offset, len } => Blob { data: None, complete: false, offset: *offset, len: *len },
+            Text::Skipped { offset, len } => Blob::Part(Box::new(Partial { prefix: None, offset: *offset, len: *len })),
         }
     }
 
-    fn keep_bytes(&mut self, p: &Payload<'_>) -> Blob<Vec<u8>> {
+    fn keep_bytes(&mut self, p: &Payload<'_>, end: u64) -> Blob<[u8]> {
         match p {
             Payload::Inline(b) => {
-                let len = b.len() as u64;
                 if b.len() <= MAX_KEPT_VALUE_BYTES && self.kept_bytes + b.len() <= MAX_KEPT_TOTAL {
                     self.kept_bytes += b.len();
-                    Blob { data: Some(b.to_vec()), complete: true, offset: 0, len }
+                    Blob::Full((*b).into())
                 } else {
-                    Blob { data: Some(b[..PREVIEW_BYTES.min(b.len())].to_vec()), complete: false, offset: 0, len }
+                    let len = b.len() as u64;
+                    let prefix = Some(b[..PREVIEW_BYTES.min(b.len())].into());
+                    Blob::Part(Box::new(Partial { prefix, offset: end.saturating_sub(len), len }))
                 }
             }
-            Payload::Skipped { offset, len } => Blob { data: None, complete: false, offset: *offset, len: *len },
+            Payload::Skipped { offset, len } => {
+                Blob::Part(Box::new(Partial { prefix: None, offset: *offset, len: *len }))
+            }
         }
     }
 
@@ -629,8 +669,7 @@ impl Machine {
         args: ValueId,
         kwargs: Option<ValueId>,
     ) -> Result<ValueId, Halt> {
-        let offset = self.offset;
-        let result = self.alloc(Value::Call { kind, func, args, kwargs, offset })?;
+        let result = self.alloc(Value::Call { kind, func, args, kwargs })?;
         self.event(EventKind::Call { kind, func, args, kwargs, result })?;
         self.note_registration(func, args);
         self.push(f, result)?;
@@ -640,8 +679,8 @@ impl Machine {
     /// Records `copyreg.add_extension('mod', 'name', code)` so later `EXT`
     /// codes resolve as CPython's registry would.
     fn note_registration(&mut self, func: ValueId, args: ValueId) {
-        let is_add = matches!(self.out.value(func), Value::Global { module, name }
-            if module == "copyreg" && name == "add_extension");
+        let is_add = matches!(self.out.value(func), Value::Global(g)
+            if g.module == "copyreg" && g.name == "add_extension");
         if !is_add {
             return;
         }
@@ -656,14 +695,14 @@ impl Machine {
     /// The string a value holds, when it is a complete literal string.
     pub fn str_of(&self, id: ValueId) -> Option<String> {
         match self.out.value(id) {
-            Value::Str(Blob { data: Some(s), complete: true, .. }) => Some(s.clone()),
+            Value::Str(Blob::Full(s)) => Some(s.to_string()),
             _ => None,
         }
     }
 
     fn int_of(&self, id: ValueId) -> Option<i64> {
         match self.out.value(id) {
-            Value::Int(i) => i.as_i64(),
+            Value::Int(i) => Some(*i),
             Value::Bool(b) => Some(*b as i64),
             _ => None,
         }
@@ -680,7 +719,7 @@ impl Machine {
         if n.contains('.') {
             self.anomaly(Anomaly::DottedName { name: format!("{m}.{n}") })?;
         }
-        let value = self.alloc(Value::Global { module: m.clone(), name: n.clone() })?;
+        let value = self.alloc(Value::Global(Box::new(GlobalName { module: m.clone(), name: n.clone() })))?;
         self.event(EventKind::Import { via, module: m, name: n, written, value })?;
         let _ = f;
         Ok(value)
@@ -883,41 +922,45 @@ impl Machine {
                 self.push_new(f, Value::Bool(*b))?;
             }
             (Binint | Binint1 | Binint2, Arg::Int(i)) => {
-                self.push_new(f, Value::Int(PyInt::Small(*i)))?;
+                self.push_new(f, Value::Int(*i))?;
             }
             (Int | Long | Long1 | Long4, Arg::BigInt(i)) => {
-                self.push_new(f, Value::Int(i.clone()))?;
+                let v = match i {
+                    PyInt::Small(v) => Value::Int(*v),
+                    big => Value::BigInt(Box::new(big.clone())),
+                };
+                self.push_new(f, v)?;
             }
             (Float | Binfloat, Arg::Float(x)) => {
                 self.push_new(f, Value::Float(*x))?;
             }
             (String, Arg::Escaped(b)) => {
                 let s: std::string::String = b.iter().map(|&c| c as char).collect();
-                let blob = self.keep_text(&Text::Inline(s.into()));
+                let blob = self.keep_text(&Text::Inline(s.into()), op.end);
                 self.push_new(f, Value::Str(blob))?;
             }
             (Binstring | ShortBinstring, Arg::Bytes(p)) => {
                 let blob = match p {
                     Payload::Inline(b) => {
                         let s: std::string::String = b.iter().map(|&c| c as char).collect();
-                        self.keep_text(&Text::Inline(s.into()))
+                        self.keep_text(&Text::Inline(s.into()), op.end)
                     }
                     Payload::Skipped { offset, len } => {
-                        Blob { data: Option::None, complete: false, offset: *offset, len: *len }
+                        Blob::Part(Box::new(Partial { prefix: Option::None, offset: *offset, len: *len }))
                     }
                 };
                 self.push_new(f, Value::Str(blob))?;
             }
             (Binbytes | ShortBinbytes | Binbytes8, Arg::Bytes(p)) => {
-                let blob = self.keep_bytes(p);
+                let blob = self.keep_bytes(p, op.end);
                 self.push_new(f, Value::Bytes(blob))?;
             }
             (Bytearray8, Arg::Bytes(p)) => {
-                let blob = self.keep_bytes(p);
+                let blob = self.keep_bytes(p, op.end);
                 self.push_new(f, Value::ByteArray(blob))?;
             }
             (Unicode | Binunicode | ShortBinunicode | Binunicode8, Arg::Str(t)) => {
-                let blob = self.keep_text(t);
+                let blob = self.keep_text(t, op.end);
                 self.push_new(f, Value::Str(blob))?;
             }
             (EmptyTuple, _) => {
@@ -1071,7 +1114,7 @@ impl Machine {
                 self.build(f, target, state)?;
             }
             (Persid, Arg::Str(t)) => {
-                let blob = self.keep_text(t);
+                let blob = self.keep_text(t, op.end);
                 let pid = self.alloc(Value::Str(blob))?;
                 self.persistent(f, pid)?;
             }
@@ -1159,8 +1202,7 @@ impl Machine {
 
     /// A call of a method on an object (the object stands in for the callable).
     fn method_call(&mut self, _f: &mut Frame, kind: CallKind, target: ValueId, args: ValueId) -> Result<(), Halt> {
-        let offset = self.offset;
-        let result = self.alloc(Value::Call { kind, func: target, args, kwargs: Option::None, offset })?;
+        let result = self.alloc(Value::Call { kind, func: target, args, kwargs: Option::None })?;
         self.event(EventKind::Call { kind, func: target, args, kwargs: Option::None, result })
     }
 
@@ -1170,9 +1212,7 @@ impl Machine {
         self.event(EventKind::Build { target, state })?;
         if let Some(&hook) = f.setstate.get(&target) {
             let args = self.alloc(Value::Tuple(vec![state]))?;
-            let offset = self.offset;
-            let result =
-                self.alloc(Value::Call { kind: CallKind::SetState, func: hook, args, kwargs: Option::None, offset })?;
+            let result = self.alloc(Value::Call { kind: CallKind::SetState, func: hook, args, kwargs: Option::None })?;
             self.event(EventKind::Call { kind: CallKind::SetState, func: hook, args, kwargs: Option::None, result })?;
             return Ok(());
         }
@@ -1261,7 +1301,7 @@ mod tests {
         let a = analyze_bytes(b"\x80\x02cos\nsystem\nq\x000h\x00X\x02\x00\x00\x00hi\x85R.", 0);
         let c = calls(&a);
         assert_eq!(c.len(), 1);
-        assert!(matches!(a.value(c[0].1), Value::Global { module, .. } if module == "os"));
+        assert!(matches!(a.value(c[0].1), Value::Global(g) if g.module == "os"));
     }
 
     #[test]
@@ -1271,7 +1311,7 @@ mod tests {
         let a = analyze_bytes(p, 0);
         let c = calls(&a);
         assert_eq!(c.last().map(|c| c.0), Some(CallKind::SetState));
-        assert!(matches!(a.value(c.last().unwrap().1), Value::Global { name, .. } if name == "system"));
+        assert!(matches!(a.value(c.last().unwrap().1), Value::Global(g) if g.name == "system"));
         assert!(anomalies(&a).contains(&Anomaly::DunderState { attr: "__setstate__".into() }));
     }
 
@@ -1335,6 +1375,12 @@ mod tests {
         let a = analyze_bytes(&p, 0);
         assert!(a.values.len() < 300);
         assert!(a.pickles[0].root.is_some());
+    }
+
+    #[test]
+    fn values_stay_small() {
+        // Millions of values per file: keep each to four words.
+        assert!(std::mem::size_of::<Value>() <= 32, "{}", std::mem::size_of::<Value>());
     }
 
     #[test]

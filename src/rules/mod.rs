@@ -252,7 +252,7 @@ impl<'a> Judge<'a> {
 
     fn str_of(&self, id: ValueId) -> Option<&'a str> {
         match self.a.value(id) {
-            Value::Str(b) if b.complete => b.data.as_deref(),
+            Value::Str(b) => b.full(),
             _ => None,
         }
     }
@@ -262,12 +262,13 @@ impl<'a> Judge<'a> {
     fn resolve(&self, mut id: ValueId) -> Target {
         for _ in 0..32 {
             match self.a.value(id) {
-                Value::Global { module, name } => return Target::Name(module.clone(), name.clone()),
+                Value::Global(g) => return Target::Name(g.module.clone(), g.name.clone()),
                 Value::ComputedGlobal { .. } => return Target::Computed,
                 Value::Call { kind: CallKind::Reduce, func, args, .. } => {
-                    let Value::Global { module, name } = self.a.value(*func) else {
+                    let Value::Global(g) = self.a.value(*func) else {
                         return Target::Indirect("the result of another call");
                     };
+                    let (module, name) = (&g.module, &g.name);
                     let items: &[ValueId] = match self.a.value(*args) {
                         Value::Tuple(t) => t,
                         _ => &[],
