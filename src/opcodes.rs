@@ -155,33 +155,40 @@ macro_rules! define_opcodes {
             )*
         ];
 
+        /// Row index in [`OPCODES`] for each byte (`NO_OPCODE` where none).
+        static BY_BYTE: [u8; 256] = {
+            let mut t = [NO_OPCODE; 256];
+            let mut i = 0u8;
+            $(
+                t[$byte] = i;
+                i += 1;
+            )*
+            let _ = i;
+            t
+        };
+
         impl Opcode {
             /// The opcode for a stream byte, if any.
+            #[inline]
             pub fn from_byte(b: u8) -> Option<Opcode> {
-                match b {
-                    $( $byte => Some(Opcode::$variant), )*
-                    _ => None,
+                match BY_BYTE[b as usize] {
+                    NO_OPCODE => None,
+                    i => Some(OPCODES[i as usize].opcode),
                 }
             }
 
             /// This opcode's row of the table.
+            #[inline]
             pub fn info(self) -> &'static OpcodeInfo {
-                match self {
-                    $( Opcode::$variant => &OpcodeInfo {
-                        opcode: Opcode::$variant,
-                        name: $name,
-                        byte: $byte,
-                        arg: ArgKind::$arg,
-                        stack_before: &[$(StackItem::$before),*],
-                        stack_after: &[$(StackItem::$after),*],
-                        proto: $proto,
-                        doc: $doc,
-                    }, )*
-                }
+                // Every variant's byte has a row: the table and the enum come
+                // from the same macro invocation.
+                &OPCODES[BY_BYTE[self as usize] as usize]
             }
         }
     };
 }
+
+const NO_OPCODE: u8 = u8::MAX;
 
 for_each_opcode!(define_opcodes);
 
