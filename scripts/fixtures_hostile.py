@@ -388,4 +388,8 @@ def build() -> list[tuple[str, bytes, list[str], str]]:
         "Speed/limit test: a full scan reports PK101+PK102; a scanner with an op-count limit "
         "reports PK209 instead.")
 
+    # joblib-format hostile files (scripts/fixtures_joblib_hostile.py)
+    from fixtures_joblib_hostile import build as build_joblib
+    for entry in build_joblib():
+        add(*entry)
     return out

@@ -17,6 +17,7 @@ pub mod rules;
 pub mod scan;
 pub mod show;
 pub mod source;
+pub mod trace;
 pub mod vm;
 
 pub use error::{Error, ErrorKind, Result};

@@ -35,6 +35,9 @@ pub const MAX_VALUES: usize = 20_000_000;
 /// Most pickles analysed in one file (a file may hold pickles back to back).
 pub const MAX_PICKLES_PER_FILE: usize = 1_000;
 
+/// Deepest nesting of pickles inside pickles (joblib object arrays).
+pub const MAX_NESTED_PICKLES: usize = 16;
+
 /// Most events (imports, calls, builds, anomalies) recorded for one file.
 pub const MAX_EVENTS: usize = 1_000_000;
 

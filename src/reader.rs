@@ -304,6 +304,11 @@ impl<S: ByteSource> OpReader<S> {
         self.src.at_eof().map_err(|e| io_err(e, pos))
     }
 
+    /// True when the next byte lies inside the current `FRAME`.
+    pub fn frame_open(&self) -> bool {
+        self.frame_end.is_some_and(|fe| self.src.position() < fe)
+    }
+
     /// Forgets the current frame (a new pickle starts).
     pub fn reset_frame(&mut self) {
         self.frame_end = None;

@@ -7,11 +7,13 @@
 //! used.
 
 use std::fs::File;
+use std::io::{self, Read};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::policy::Policy;
-use crate::rules::{check, Finding, GlobalUse, Severity};
-use crate::source::ReadSource;
+use crate::rules::{check_with, Finding, GlobalUse, Levels, Severity};
+use crate::source::{Input, ReadSource};
 use crate::vm::{analyze, analyze_bytes, Analysis};
 
 /// One pickle of a scanned file, in brief.
@@ -58,8 +60,8 @@ impl FileReport {
         self.findings.iter().map(|f| f.severity).max()
     }
 
-    fn from_analysis(path: String, size: u64, a: &Analysis, policy: &Policy) -> FileReport {
-        let judged = check(a, policy);
+    fn from_analysis(path: String, size: u64, a: &Analysis, policy: &Policy, levels: &Levels) -> FileReport {
+        let judged = check_with(a, policy, levels);
         let pickles = a
             .pickles
             .iter()
@@ -102,11 +104,46 @@ impl FileReport {
 /// Scans a pickle held in memory.
 pub fn scan_bytes(name: &str, data: &[u8], policy: &Policy) -> FileReport {
     let a = analyze_bytes(data, 0);
-    FileReport::from_analysis(name.to_string(), data.len() as u64, &a, policy)
+    FileReport::from_analysis(name.to_string(), data.len() as u64, &a, policy, &Levels::default())
 }
 
 /// Scans a file, streaming it.
 pub fn scan_file(path: &Path, policy: &Policy) -> FileReport {
+    scan_file_with(path, policy, &Levels::default())
+}
+
+/// Scans a file, streaming it, with rule severities from `levels` (a
+/// policy file's `[rules]` and `[[ignore]]` for this path).
+pub fn scan_file_with(path: &Path, policy: &Policy, levels: &Levels) -> FileReport {
+    scan_file_counted(path, policy, levels, &AtomicU64::new(0))
+}
+
+/// A file that adds every byte read or skipped to a shared counter.
+struct Counted<'a> {
+    file: File,
+    read: &'a AtomicU64,
+}
+
+impl Read for Counted<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl Input for Counted<'_> {
+    fn skip_forward(&mut self, n: u64) -> io::Result<u64> {
+        let k = self.file.skip_forward(n)?;
+        self.read.fetch_add(k, Ordering::Relaxed);
+        Ok(k)
+    }
+}
+
+/// Like [`scan_file_with`], and adds to `read` each byte of the file as it
+/// is read or skipped, so that another thread can show progress through a
+/// large file. The count ends at most at the file's size.
+pub fn scan_file_counted(path: &Path, policy: &Policy, levels: &Levels, read: &AtomicU64) -> FileReport {
     let shown = path.display().to_string();
     let file = match File::open(path) {
         Ok(f) => f,
@@ -117,11 +154,11 @@ pub fn scan_file(path: &Path, policy: &Policy) -> FileReport {
         Ok(_) => return FileReport::unreadable(shown, "not a regular file".into()),
         Err(e) => return FileReport::unreadable(shown, e.to_string()),
     };
-    let a = analyze(ReadSource::new(file, Some(size)));
+    let a = analyze(ReadSource::new(Counted { file, read }, Some(size)));
     if let Some(crate::ErrorKind::Io(e)) = a.error.as_ref().map(|e| e.kind()) {
         if a.ops == 0 {
             return FileReport::unreadable(shown, e.clone());
         }
     }
-    FileReport::from_analysis(shown, size, &a, policy)
+    FileReport::from_analysis(shown, size, &a, policy, levels)
 }

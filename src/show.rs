@@ -170,43 +170,7 @@ fn write_anomalies<W: Write>(a: &Analysis, events: &[usize], sink: &mut Sink<W>)
 }
 
 fn anomaly_text(an: &Anomaly) -> String {
-    match an {
-        Anomaly::StackUnderflow { opcode } => {
-            format!("{opcode} pops more items than the stack holds")
-        }
-        Anomaly::NoMark { opcode } => format!("{opcode} needs a MARK and none is open"),
-        Anomaly::TypeMismatch { opcode, expected } => {
-            format!("{opcode} applied to something that is not a {expected}")
-        }
-        Anomaly::MemoMissing { key } => format!("memo key {key} is read but was never stored"),
-        Anomaly::MemoOverwrite { key } => format!("memo key {key} is overwritten"),
-        Anomaly::MemoEmptyStack => "memo store with an empty stack".into(),
-        Anomaly::MemoBadKey => "negative or unusable memo key".into(),
-        Anomaly::ComputedGlobal => "STACK_GLOBAL with operands that are not plain strings".into(),
-        Anomaly::DottedName { name } => {
-            format!("global {} is an attribute path", escape_for_terminal(name))
-        }
-        Anomaly::AboveProtocol { opcode, needs, declared } => {
-            format!("{opcode} needs protocol {needs} but the stream declares {declared}")
-        }
-        Anomaly::BadProto { proto } => format!("PROTO {proto} is invalid or repeated"),
-        Anomaly::FrameCrossing { frame_end } => {
-            format!("opcode runs past the end of its FRAME at offset {frame_end}")
-        }
-        Anomaly::FrameNotFinished { frame_end } => {
-            format!("FRAME starts before the previous frame ends at offset {frame_end}")
-        }
-        Anomaly::FramePastInput => "FRAME is longer than the rest of the input".into(),
-        Anomaly::BadExtension { code } => format!("EXT code {code} cannot be resolved"),
-        Anomaly::OddItems { opcode } => format!("{opcode} with an odd number of items"),
-        Anomaly::MissingStop => "the input ends before STOP".into(),
-        Anomaly::TrailingData { len } => {
-            format!("{len} bytes after the last STOP are not a pickle")
-        }
-        Anomaly::AnotherPickle { index } => format!("pickle {index} starts here"),
-        Anomaly::DunderState { attr } => format!("BUILD state sets {}", escape_for_terminal(attr)),
-        Anomaly::LimitExceeded { limit } => format!("limit {limit} reached; analysis stopped"),
-    }
+    an.message()
 }
 
 /// Something done to an object after it was created.

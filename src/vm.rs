@@ -288,11 +288,62 @@ pub enum Anomaly {
         /// The attribute.
         attr: String,
     },
+    /// A joblib array payload that starts inside a `FRAME` (joblib reads
+    /// payloads from the file, past whatever the unpickler buffered).
+    PayloadInFrame,
+    /// joblib alignment padding that joblib would not write (length 0 or over
+    /// 16, or bytes other than 0xFF): room to hide data.
+    UnusualPadding {
+        /// The padding length byte.
+        len: u8,
+    },
     /// A named limit was reached; analysis of the file stopped.
     LimitExceeded {
         /// The constant's name.
         limit: &'static str,
     },
+}
+
+impl Anomaly {
+    /// One line saying what happened. Text from the file is escaped.
+    pub fn message(&self) -> String {
+        use crate::pyrepr::escape_for_terminal as esc;
+        match self {
+            Anomaly::StackUnderflow { opcode } => format!("{opcode} pops more items than the stack holds"),
+            Anomaly::NoMark { opcode } => format!("{opcode} needs a MARK and none is open"),
+            Anomaly::TypeMismatch { opcode, expected } => {
+                format!("{opcode} applied to something that is not a {expected}")
+            }
+            Anomaly::OddItems { opcode } => format!("{opcode} with an odd number of items"),
+            Anomaly::MemoMissing { key } => format!("memo key {key} is read but was never stored"),
+            Anomaly::MemoOverwrite { key } => format!("memo key {key} is overwritten with a different object"),
+            Anomaly::MemoEmptyStack => "memo store with an empty stack".to_string(),
+            Anomaly::MemoBadKey => "negative or unusable memo key".to_string(),
+            Anomaly::ComputedGlobal => "STACK_GLOBAL operands are not plain strings".to_string(),
+            Anomaly::DottedName { name } => format!("global {} is an attribute path", esc(name)),
+            Anomaly::AboveProtocol { opcode, needs, declared } => {
+                format!("{opcode} needs protocol {needs} but the stream declares {declared}")
+            }
+            Anomaly::BadProto { proto } => format!("PROTO {proto} is invalid or repeated"),
+            Anomaly::FrameCrossing { frame_end } => {
+                format!("opcode runs past the end of its FRAME at offset {frame_end}")
+            }
+            Anomaly::FrameNotFinished { frame_end } => {
+                format!("FRAME starts before the previous frame ends at offset {frame_end}")
+            }
+            Anomaly::FramePastInput => "FRAME is longer than the rest of the input".to_string(),
+            Anomaly::BadExtension { code } => format!("EXT code {code} cannot be resolved"),
+            Anomaly::MissingStop => "the input ends before STOP".to_string(),
+            Anomaly::TrailingData { len } => format!("{len} bytes after the last STOP are not a pickle"),
+            Anomaly::AnotherPickle { index } => format!("pickle {} starts here", index + 1),
+            Anomaly::DunderState { attr } => format!("BUILD state sets {}", esc(attr)),
+            Anomaly::PayloadInFrame => "joblib array payload starts inside a FRAME".to_string(),
+            Anomaly::UnusualPadding { len } => {
+                format!("joblib alignment padding (length byte {len}) that joblib would not write")
+            }
+            Anomaly::LimitExceeded { limit } => format!("limit {limit} reached; analysis stopped"),
+        }
+    }
 }
 
 /// What happened at one offset.
@@ -350,6 +401,17 @@ pub enum EventKind {
     },
     /// `NEXT_BUFFER`: data outside the file.
     ExternalBuffer,
+    /// A joblib array payload after a `NumpyArrayWrapper` BUILD.
+    ArrayPayload {
+        /// The wrapper object.
+        wrapper: ValueId,
+        /// Absolute offset of the raw array bytes (or of the nested pickle).
+        offset: u64,
+        /// Their length.
+        len: u64,
+        /// For object arrays: what the nested pickle returned.
+        nested: Option<ValueId>,
+    },
     /// An inconsistency.
     Anomaly(Anomaly),
 }
@@ -503,6 +565,22 @@ pub struct Machine {
     /// In-stream `copyreg.add_extension(module, name, code)` registrations.
     extensions: std::collections::HashMap<i64, (String, String)>,
     unknown_underflow: Option<ValueId>,
+    /// The last BUILD state applied to each object (dtype states, wrappers).
+    build_state: std::collections::HashMap<ValueId, ValueId>,
+    /// Set by a BUILD of a joblib `NumpyArrayWrapper`: its payload follows.
+    pending_payload: Option<ValueId>,
+    /// How many nested (object-array) pickles are open.
+    nesting: usize,
+}
+
+/// What follows a `NumpyArrayWrapper`'s BUILD.
+struct PayloadSpec {
+    /// A nested pickle (object dtype) instead of raw bytes.
+    object: bool,
+    /// A padding-length byte and padding come first.
+    padded: bool,
+    /// Raw bytes of array data.
+    nbytes: u64,
 }
 
 /// Most bytes of string and bytes contents the machine keeps for one file.
@@ -537,6 +615,9 @@ impl Machine {
             kept_bytes: 0,
             extensions: std::collections::HashMap::new(),
             unknown_underflow: None,
+            build_state: std::collections::HashMap::new(),
+            pending_payload: None,
+            nesting: 0,
         }
     }
 
@@ -850,7 +931,132 @@ impl Machine {
             if let Some(root) = self.step(f, &op)? {
                 return Ok(Some(root));
             }
+            if let Some(wrapper) = self.pending_payload.take() {
+                self.payload(reader, wrapper)?;
+            }
         }
+    }
+
+    /// Reads the array payload joblib writes after a `NumpyArrayWrapper`'s
+    /// BUILD (shared/FORMATS.md §1.1): a nested pickle for object dtypes,
+    /// else optional alignment padding and `prod(shape) * itemsize` raw bytes,
+    /// which are skipped (a seek for files), never copied.
+    fn payload<S: ByteSource>(&mut self, reader: &mut OpReader<S>, wrapper: ValueId) -> Result<(), Halt> {
+        let at = reader.position();
+        if reader.frame_open() {
+            self.offset = at;
+            self.anomaly(Anomaly::PayloadInFrame)?;
+        }
+        let spec = match self.wrapper_spec(wrapper) {
+            Ok(spec) => spec,
+            Err(why) => {
+                let e = Error::new(ErrorKind::BadArgument { what: "joblib array", detail: why.into() }, at);
+                return Err(Halt::Error(e));
+            }
+        };
+        if spec.object {
+            if self.nesting >= MAX_NESTED_PICKLES {
+                return Err(Halt::Limit("MAX_NESTED_PICKLES"));
+            }
+            self.nesting += 1;
+            let mut inner = Frame::new();
+            reader.reset_frame();
+            let root = self.run_one(reader, &mut inner);
+            self.nesting -= 1;
+            let root = match root? {
+                Some(root) => root,
+                None => return Err(Halt::Error(Error::new(ErrorKind::UnexpectedEof { what: "a nested object-array pickle" }, at))),
+            };
+            self.offset = at;
+            let len = reader.position() - at;
+            return self.event(EventKind::ArrayPayload { wrapper, offset: at, len, nested: Some(root) });
+        }
+        let src = reader.source_mut();
+        let io = |e: std::io::Error| Halt::Error(Error::new(ErrorKind::Io(e.to_string()), at));
+        if spec.padded {
+            let pad = match src.take(1).map_err(io)? {
+                Some(b) => b[0],
+                None => return Err(Halt::Error(Error::new(ErrorKind::UnexpectedEof { what: "joblib padding" }, at))),
+            };
+            let unusual = match src.take(pad as usize).map_err(io)? {
+                Some(b) => pad == 0 || pad > 16 || b.iter().any(|&x| x != 0xff),
+                None => return Err(Halt::Error(Error::new(ErrorKind::UnexpectedEof { what: "joblib padding" }, at))),
+            };
+            if unusual {
+                self.offset = at;
+                self.anomaly(Anomaly::UnusualPadding { len: pad })?;
+            }
+        }
+        let start = src.position();
+        let remaining = src.remaining();
+        if remaining.is_some_and(|r| spec.nbytes > r) {
+            let e = ErrorKind::BadLength { what: "joblib array payload", declared: spec.nbytes as i128, remaining };
+            return Err(Halt::Error(Error::new(e, start)));
+        }
+        let skipped = src.skip(spec.nbytes).map_err(io)?;
+        if skipped < spec.nbytes {
+            return Err(Halt::Error(Error::new(ErrorKind::UnexpectedEof { what: "a joblib array payload" }, start)));
+        }
+        self.offset = start;
+        self.event(EventKind::ArrayPayload { wrapper, offset: start, len: spec.nbytes, nested: None })
+    }
+
+    /// What a wrapper's state says about the payload that follows it.
+    fn wrapper_spec(&self, wrapper: ValueId) -> Result<PayloadSpec, &'static str> {
+        let state = self.build_state.get(&wrapper).copied().ok_or("wrapper has no state")?;
+        let Value::Dict(pairs) = self.out.value(state) else { return Err("wrapper state is not a dict") };
+        let get = |key: &str| pairs.iter().find(|(k, _)| self.str_of(*k).as_deref() == Some(key)).map(|(_, v)| *v);
+        let padded = get("numpy_array_alignment_bytes").is_some_and(|v| !matches!(self.out.value(v), Value::None));
+        let dtype = get("dtype").ok_or("wrapper state has no dtype")?;
+        let (itemsize, object) = self.dtype_size(dtype)?;
+        if object {
+            return Ok(PayloadSpec { object, padded: false, nbytes: 0 });
+        }
+        let shape = get("shape").ok_or("wrapper state has no shape")?;
+        let Value::Tuple(dims) = self.out.value(shape) else { return Err("shape is not a tuple") };
+        let mut count: u64 = 1;
+        for d in dims {
+            let n = self.int_of(*d).ok_or("shape holds a non-integer")?;
+            let n = u64::try_from(n).map_err(|_| "shape holds a negative size")?;
+            count = count.checked_mul(n).ok_or("shape product overflows")?;
+        }
+        let nbytes = count.checked_mul(itemsize).ok_or("array size overflows")?;
+        Ok(PayloadSpec { object, padded, nbytes })
+    }
+
+    /// Item size and whether a pickled `numpy.dtype` holds Python objects.
+    fn dtype_size(&self, dtype: ValueId) -> Result<(u64, bool), &'static str> {
+        let Value::Call { func, args, .. } = self.out.value(dtype) else { return Err("dtype is not constructed") };
+        let is_dtype = matches!(self.out.value(*func), Value::Global(g) if g.module == "numpy" && g.name == "dtype");
+        if !is_dtype {
+            return Err("dtype is not numpy.dtype");
+        }
+        let Value::Tuple(a) = self.out.value(*args) else { return Err("dtype arguments are not a tuple") };
+        let code = a.first().and_then(|c| self.str_of(*c)).ok_or("dtype code is not a string")?;
+        // State: (version, byteorder, subarray, names, fields, elsize, alignment, flags[, metadata]).
+        let state: Vec<ValueId> = match self.build_state.get(&dtype).map(|s| self.out.value(*s)) {
+            Some(Value::Tuple(t)) => t.clone(),
+            _ => Vec::new(),
+        };
+        let elsize = state.get(5).and_then(|v| self.int_of(*v)).filter(|n| *n > 0);
+        let flags = state.get(7).and_then(|v| self.int_of(*v)).unwrap_or(0);
+        let kind: String = code.chars().take_while(|c| !c.is_ascii_digit()).collect();
+        let digits = &code[kind.len()..];
+        let object = kind == "O" || flags & 1 != 0;
+        if object {
+            return Ok((8, true));
+        }
+        let size = match elsize {
+            Some(n) => n as u64,
+            None => {
+                let n: u64 = digits.parse().map_err(|_| "dtype code has no size")?;
+                if kind == "U" { n.checked_mul(4).ok_or("dtype size overflows")? } else { n }
+            }
+        };
+        if !matches!(kind.as_str(), "b" | "i" | "u" | "f" | "c" | "S" | "U" | "V" | "M" | "m" | "?") {
+            return Err("unknown dtype kind");
+        }
+        Ok((size, false))
     }
 
     /// Executes one opcode. Returns the root value at `STOP`.
@@ -1112,6 +1318,9 @@ impl Machine {
                 let state = self.pop(f, code)?;
                 let target = self.top(f, code)?;
                 self.build(f, target, state)?;
+                if self.is_array_wrapper(target) {
+                    self.pending_payload = Some(target);
+                }
             }
             (Persid, Arg::Str(t)) => {
                 let blob = self.keep_text(t, op.end);
@@ -1206,10 +1415,25 @@ impl Machine {
         self.event(EventKind::Call { kind, func: target, args, kwargs: Option::None, result })
     }
 
+    /// True for an object made by calling joblib's `NumpyArrayWrapper`, after
+    /// whose BUILD `joblib.load` reads the array payload.
+    fn is_array_wrapper(&self, target: ValueId) -> bool {
+        match self.out.value(target) {
+            Value::Call { kind: CallKind::NewObj | CallKind::NewObjEx | CallKind::Reduce | CallKind::Inst | CallKind::Obj, func, .. } => {
+                matches!(self.out.value(*func), Value::Global(g)
+                    if g.module == "joblib.numpy_pickle" && g.name == "NumpyArrayWrapper")
+            }
+            _ => false,
+        }
+    }
+
     /// BUILD: `inst.__setstate__(state)` if the instance has one, else a
     /// `__dict__` update plus `setattr` for a `(state, slotstate)` pair.
     fn build(&mut self, f: &mut Frame, target: ValueId, state: ValueId) -> Result<(), Halt> {
         self.event(EventKind::Build { target, state })?;
+        if matches!(self.out.value(target), Value::Call { .. }) {
+            self.build_state.insert(target, state);
+        }
         if let Some(&hook) = f.setstate.get(&target) {
             let args = self.alloc(Value::Tuple(vec![state]))?;
             let result = self.alloc(Value::Call { kind: CallKind::SetState, func: hook, args, kwargs: Option::None })?;

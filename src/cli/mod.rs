@@ -1,9 +1,14 @@
 //! Command-line definitions: one `Opts` struct per subcommand, each with `run()`.
 
 mod dis;
+mod docs;
+mod hook;
+mod policy;
+mod progress;
 mod rules;
 mod scan;
 mod show;
+mod trace;
 
 use clap::{Parser, Subcommand};
 
@@ -11,14 +16,15 @@ use clap::{Parser, Subcommand};
 pub const EXIT_CLEAN: u8 = 0;
 /// Exit status: a finding at or above `--fail-on`.
 pub const EXIT_FINDINGS: u8 = 1;
-/// Exit status: a file could not be read, or the command line was wrong.
+/// Exit status: a file could not be read, a policy file or flag is invalid, or the command line was wrong.
 pub const EXIT_ERROR: u8 = 2;
 
 const AFTER_HELP: &str = "\
 Exit status (scan):
   0  no finding at or above --fail-on
   1  a finding at or above --fail-on (default: warning)
-  2  a file could not be read, or a usage error (takes precedence over 1)
+  2  a file could not be read, a policy file or --allow/--deny is invalid, or a usage
+     error (takes precedence over 1)
 
 pkinspect never imports or runs Python: every file is read as data.";
 
@@ -38,10 +44,16 @@ enum Command {
     Dis(dis::Opts),
     /// Print the object graph a pickle builds, as Python-like code.
     Show(show::Opts),
+    /// Print the import/call events as normalised JSON lines (for the differential oracle).
+    Trace(trace::Opts),
     /// List every rule with its code, severity and summary.
     Rules(rules::ListOpts),
     /// Explain one rule.
     Explain(rules::ExplainOpts),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions(docs::CompletionsOpts),
+    /// Print the manual page as roff, or write every page with --out-dir.
+    Man(docs::ManOpts),
 }
 
 /// Parses the command line and runs it; returns the exit code.
@@ -58,7 +70,10 @@ pub fn run() -> anyhow::Result<u8> {
         Command::Scan(o) => o.run(),
         Command::Dis(o) => o.run(),
         Command::Show(o) => o.run(),
+        Command::Trace(o) => o.run(),
         Command::Rules(o) => o.run(),
         Command::Explain(o) => o.run(),
+        Command::Completions(o) => o.run(),
+        Command::Man(o) => o.run(),
     }
 }

@@ -1,15 +1,28 @@
 //! `pkinspect rules` and `pkinspect explain`.
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
 use pkinspect::rules::Rule;
 
 use super::{EXIT_CLEAN, EXIT_ERROR};
 
+/// Output formats of `pkinspect rules`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ListFormat {
+    /// A table.
+    Human,
+    /// `{"rules": [{"code", "slug", "severity", "summary", "explanation"}, ...]}`.
+    Json,
+}
+
 /// Options of `pkinspect rules`.
 #[derive(Args, Debug)]
-pub struct ListOpts {}
+pub struct ListOpts {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "human")]
+    format: ListFormat,
+}
 
 /// Options of `pkinspect explain`.
 #[derive(Args, Debug)]
@@ -20,6 +33,23 @@ pub struct ExplainOpts {
 
 impl ListOpts {
     pub fn run(self) -> anyhow::Result<u8> {
+        if let ListFormat::Json = self.format {
+            let rules: Vec<serde_json::Value> = Rule::ALL
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "code": r.code(),
+                        "slug": r.slug(),
+                        "severity": r.default_severity(),
+                        "summary": r.summary(),
+                        "explanation": r.explanation(),
+                    })
+                })
+                .collect();
+            let text = serde_json::to_string_pretty(&serde_json::json!({ "rules": rules }))? + "\n";
+            std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())?;
+            return Ok(EXIT_CLEAN);
+        }
         let mut t = Table::new();
         t.load_preset(UTF8_FULL_CONDENSED);
         t.set_header(vec!["code", "slug", "severity", "summary"]);

@@ -6,17 +6,21 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
-use pkinspect::policy::Policy;
-use pkinspect::report::{human, json, Report};
+use pkinspect::report::{human, json, sarif, Report};
 use pkinspect::rules::Severity;
-use pkinspect::scan::{scan_file, FileReport};
+use pkinspect::scan::{scan_file_counted, FileReport};
 
+use super::hook::Selection;
+use super::policy::{Policies, PolicyArgs};
+use super::progress::Progress;
 use super::{EXIT_CLEAN, EXIT_ERROR, EXIT_FINDINGS};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Format {
     Human,
     Json,
+    /// SARIF 2.1.0, for code-scanning services.
+    Sarif,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
@@ -31,7 +35,7 @@ enum FailOn {
 #[derive(Args, Debug)]
 pub struct Opts {
     /// Files or folders to scan (folders are walked; see README).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "hook")]
     paths: Vec<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value = "human")]
@@ -42,6 +46,11 @@ pub struct Opts {
     /// Also list globals judged safe (human format).
     #[arg(long)]
     show_safe: bool,
+    /// Run as a git pre-commit hook: skip given files that are not pickles, and exit 0 when none is left.
+    #[arg(long)]
+    hook: bool,
+    #[command(flatten)]
+    policy: PolicyArgs,
 }
 
 /// Files under `dir` worth scanning, in a stable order. Symlinks are not
@@ -103,22 +112,50 @@ fn unreadable(path: &Path, e: &str) -> FileReport {
 
 impl Opts {
     pub fn run(self) -> anyhow::Result<u8> {
-        let policy = Policy::builtin();
+        // A policy file or flag error stops the run before anything is scanned (exit 2).
+        let mut policies = Policies::new(&self.policy)?;
+        let mut selection = Selection::default();
         let mut report = Report::default();
+        // Walk first, so the progress line knows the total; walk errors keep their place.
+        let mut todo: Vec<Result<PathBuf, FileReport>> = Vec::new();
         for p in &self.paths {
             if p.is_dir() {
                 let mut files = Vec::new();
                 let mut errors = Vec::new();
                 walk(p, &mut files, &mut errors);
-                report.files.extend(errors);
-                report.files.extend(files.iter().map(|f| scan_file(f, &policy)));
-            } else {
-                report.files.push(scan_file(p, &policy));
+                todo.extend(errors.into_iter().map(Err));
+                todo.extend(files.into_iter().map(Ok));
+            } else if !self.hook || selection.admit(p) {
+                todo.push(Ok(p.clone()));
+            }
+        }
+        let files = todo.iter().filter_map(|t| t.as_ref().ok());
+        let mut chosen = files.map(|f| policies.for_file(f)).collect::<Result<Vec<_>, _>>()?.into_iter();
+        let mut progress = Progress::new(todo.iter().filter_map(|t| t.as_ref().ok().map(PathBuf::as_path)));
+        for t in todo {
+            report.files.push(match t {
+                Ok(f) => {
+                    let (policy, config) = policies.get(chosen.next().context("a policy for every file")?);
+                    let r = progress.scan(&f, |read| scan_file_counted(&f, policy, &config.levels_for(&f), read));
+                    if !selection.keep(&f, &r) {
+                        continue;
+                    }
+                    r
+                }
+                Err(unreadable) => unreadable,
+            });
+        }
+        progress.finish();
+        if self.hook {
+            selection.tell(report.files.len());
+            if report.files.is_empty() && matches!(self.format, Format::Human) {
+                return Ok(EXIT_CLEAN);
             }
         }
         let text = match self.format {
             Format::Human => human::render(&report, human::HumanOptions { show_safe: self.show_safe, width: None }),
             Format::Json => serde_json::to_string_pretty(&json::to_json(&report))? + "\n",
+            Format::Sarif => serde_json::to_string_pretty(&sarif::to_sarif(&report))? + "\n",
         };
         let mut stdout = std::io::stdout().lock();
         stdout.write_all(text.as_bytes()).context("writing the report")?;

@@ -13,8 +13,18 @@
 //! A dotted name is an attribute path: it is safe only when the whole path is
 //! allowlisted, and dangerous when any step reaches a denied module, an
 //! introspection dunder, or ends in a name that runs things.
+//!
+//! A policy file or flags extend the built-in lists with [`Additions`]
+//! (checked by [`config`], applied with [`Policy::with_config`]). The order
+//! in [`Policy::judge`] is what keeps them safe: an added denial wins over
+//! everything; `allow-denied` is the only way past the built-in denylist, and
+//! only for exact names; an added allow is consulted only after the built-in
+//! denylist has had its say, so no allow entry can make a denied name safe.
+
+pub mod config;
 
 use std::collections::HashSet;
+use std::fmt;
 
 /// How a global is classified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -94,6 +104,217 @@ const DANGEROUS_ATTRS: &[&str] = &[
     "system_profile",
 ];
 
+/// A global, or a group of globals, named by a policy file or a flag.
+///
+/// Three spellings: `module:name` is [`GlobalPattern::Split`], `a.b.Name` is
+/// [`GlobalPattern::Joined`] (any module and name that join to that dotted
+/// string, since `find_class('a.b', 'Name')` and `find_class('a', 'b.Name')`
+/// reach the same object), and `module.*` is [`GlobalPattern::Module`] (the
+/// module and its submodules). Names are compared after CPython's Python 2
+/// mapping, as [`Policy::judge`] receives them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum GlobalPattern {
+    /// `module:name`: exactly this module and (possibly dotted) name.
+    Split {
+        /// The module.
+        module: String,
+        /// The name, possibly an attribute path.
+        name: String,
+    },
+    /// `a.b.Name`: every module and name whose `module.name` is this string.
+    Joined(String),
+    /// `module.*`: every name in this module and in its submodules.
+    Module(String),
+}
+
+/// Why a string is not a valid [`GlobalPattern`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PatternError {
+    /// The string is empty.
+    Empty,
+    /// A `*` anywhere but in a final `.*`.
+    MisplacedStar,
+    /// An empty part: `a..b`, `.a`, `a.`, `:name`.
+    EmptyPart,
+    /// A character that cannot appear in a Python name.
+    BadChar(char),
+    /// A part that starts with a digit.
+    LeadingDigit(String),
+    /// A single name with no module, such as `numpy`.
+    NoModule,
+    /// More than one `:`.
+    TwoColons,
+}
+
+impl fmt::Display for PatternError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PatternError::Empty => write!(f, "empty name"),
+            PatternError::MisplacedStar => {
+                write!(f, "`*` may only end a module pattern, as in `mypkg.*` (the module and its submodules)")
+            }
+            PatternError::EmptyPart => write!(f, "empty part (two dots in a row, or a dot or colon at an end)"),
+            PatternError::BadChar(c) => write!(f, "character {c:?} cannot appear in a Python name"),
+            PatternError::LeadingDigit(p) => write!(f, "`{p}` starts with a digit"),
+            PatternError::NoModule => {
+                write!(f, "no module: write `module.Name`, `module:Name`, or `module.*` for a whole module")
+            }
+            PatternError::TwoColons => write!(f, "more than one `:`"),
+        }
+    }
+}
+
+impl std::error::Error for PatternError {}
+
+/// Checks a dotted Python name such as `a.b_c.D`.
+fn check_dotted(s: &str) -> Result<(), PatternError> {
+    for part in s.split('.') {
+        let Some(first) = part.chars().next() else {
+            return Err(PatternError::EmptyPart);
+        };
+        if part.contains('*') {
+            return Err(PatternError::MisplacedStar);
+        }
+        if let Some(c) = part.chars().find(|&c| c != '_' && !c.is_alphanumeric()) {
+            return Err(PatternError::BadChar(c));
+        }
+        if first.is_numeric() {
+            return Err(PatternError::LeadingDigit(part.to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// True when `module` is `package` or one of its submodules.
+fn in_package(module: &str, package: &str) -> bool {
+    module.strip_prefix(package).is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
+impl std::str::FromStr for GlobalPattern {
+    type Err = PatternError;
+
+    /// Parses `module:name`, `a.b.Name` or `module.*`.
+    fn from_str(s: &str) -> Result<GlobalPattern, PatternError> {
+        if s.is_empty() {
+            return Err(PatternError::Empty);
+        }
+        if let Some((module, name)) = s.split_once(':') {
+            if name.contains(':') {
+                return Err(PatternError::TwoColons);
+            }
+            check_dotted(module)?;
+            check_dotted(name)?;
+            return Ok(GlobalPattern::Split { module: module.to_string(), name: name.to_string() });
+        }
+        if let Some(module) = s.strip_suffix(".*") {
+            check_dotted(module)?;
+            return Ok(GlobalPattern::Module(module.to_string()));
+        }
+        check_dotted(s)?;
+        if !s.contains('.') {
+            return Err(PatternError::NoModule);
+        }
+        Ok(GlobalPattern::Joined(s.to_string()))
+    }
+}
+
+impl fmt::Display for GlobalPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GlobalPattern::Split { module, name } => write!(f, "{module}:{name}"),
+            GlobalPattern::Joined(j) => write!(f, "{j}"),
+            GlobalPattern::Module(m) => write!(f, "{m}.*"),
+        }
+    }
+}
+
+impl GlobalPattern {
+    /// True for an exact name, false for a `module.*` pattern.
+    pub fn is_exact(&self) -> bool {
+        !matches!(self, GlobalPattern::Module(_))
+    }
+
+    /// True when `module name` is this exact global or, for a `module.*`
+    /// pattern, when `module` is that module or a submodule. This is how an
+    /// allow entry matches: narrowly.
+    pub fn names(&self, module: &str, name: &str) -> bool {
+        match self {
+            GlobalPattern::Split { module: m, name: n } => m == module && n == name,
+            GlobalPattern::Joined(j) => j.strip_prefix(module).and_then(|r| r.strip_prefix('.')) == Some(name),
+            GlobalPattern::Module(p) => in_package(module, p),
+        }
+    }
+
+    /// True when `module name` is this global, an attribute reached through
+    /// it (`a.B.attr` for `a.B`), or lies anywhere under a `module.*`
+    /// pattern, including through an attribute path (`find_class('a',
+    /// 'b.C')` for `a.b.*`). This is how a deny entry matches: broadly.
+    pub fn covers(&self, module: &str, name: &str) -> bool {
+        match self {
+            GlobalPattern::Split { module: m, name: n } => {
+                m == module && name.strip_prefix(n.as_str()).is_some_and(|r| r.is_empty() || r.starts_with('.'))
+            }
+            GlobalPattern::Joined(j) => in_package(&format!("{module}.{name}"), j),
+            GlobalPattern::Module(p) => {
+                let full = format!("{module}.{name}");
+                full.strip_prefix(p.as_str()).is_some_and(|r| r.starts_with('.'))
+            }
+        }
+    }
+
+    /// Every (module, name) an exact pattern can stand for: one for
+    /// `module:name`, one per dot for `a.b.Name`; none for `module.*`.
+    pub fn splits(&self) -> Vec<(String, String)> {
+        match self {
+            GlobalPattern::Split { module, name } => vec![(module.clone(), name.clone())],
+            GlobalPattern::Joined(j) => {
+                j.match_indices('.').map(|(i, _)| (j[..i].to_string(), j[i + 1..].to_string())).collect()
+            }
+            GlobalPattern::Module(_) => Vec::new(),
+        }
+    }
+}
+
+/// One entry added to the built-in policy, with where it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addition {
+    /// The global or globals.
+    pub pattern: GlobalPattern,
+    /// Where it was written, for verdict reasons: `pkinspect.toml:4`, `--allow`.
+    pub origin: String,
+}
+
+/// What a policy file and the command line add to the built-in policy.
+///
+/// Built and checked by [`config`]; applied with [`Policy::with_config`].
+/// Whatever these hold, [`Policy::judge`] never lets an `allow` entry make
+/// a name on the built-in denylist safe; only `allow_denied` can, one exact
+/// name at a time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Additions {
+    /// Globals judged safe: exact names and `module.*` patterns.
+    pub allow: Vec<Addition>,
+    /// Exact globals on the built-in denylist that are judged safe anyway.
+    pub allow_denied: Vec<Addition>,
+    /// Globals judged dangerous. A denial wins over every allow.
+    pub deny: Vec<Addition>,
+}
+
+impl Additions {
+    /// True when nothing is added.
+    pub fn is_empty(&self) -> bool {
+        self.allow.is_empty() && self.allow_denied.is_empty() && self.deny.is_empty()
+    }
+
+    /// Appends everything in `other`.
+    pub fn extend(&mut self, other: Additions) {
+        self.allow.extend(other.allow);
+        self.allow_denied.extend(other.allow_denied);
+        self.deny.extend(other.deny);
+    }
+}
+
 /// The compiled policy.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -101,6 +322,7 @@ pub struct Policy {
     deny_modules: HashSet<String>,
     deny_names: HashSet<(String, String)>,
     conditional: HashSet<(String, String)>,
+    extra: Additions,
 }
 
 fn parse_list(text: &str) -> impl Iterator<Item = (String, Option<String>)> + '_ {
@@ -119,6 +341,7 @@ impl Policy {
             deny_modules: HashSet::new(),
             deny_names: HashSet::new(),
             conditional: HashSet::new(),
+            extra: Additions::default(),
         };
         for (m, n) in parse_list(include_str!("allowlist.txt")) {
             if let Some(n) = n {
@@ -139,9 +362,84 @@ impl Policy {
         p
     }
 
+    /// The policy with `additions` from a policy file or flags applied on
+    /// top (appended to any applied before). Check them first with
+    /// [`config`]: this only records them, and [`Policy::judge`] decides.
+    pub fn with_config(mut self, additions: &Additions) -> Policy {
+        self.extra.extend(additions.clone());
+        self
+    }
+
+    /// The additions applied with [`Policy::with_config`].
+    pub fn additions(&self) -> &Additions {
+        &self.extra
+    }
+
     /// True when `module name` is exactly on the allowlist.
     pub fn is_allowed(&self, module: &str, name: &str) -> bool {
         self.allow.contains(&(module.to_string(), name.to_string()))
+    }
+
+    /// True when `module name` is judged by its arguments (`builtins.getattr`).
+    pub fn is_conditional(&self, module: &str, name: &str) -> bool {
+        self.conditional.contains(&(module.to_string(), name.to_string()))
+    }
+
+    /// Why the built-in denylist makes `module name` dangerous, or `None`.
+    /// Additions are not consulted: this is the list that `allow` entries
+    /// can never override.
+    pub fn denylist_reason(&self, module: &str, name: &str) -> Option<String> {
+        if self.deny_names.contains(&(module.to_string(), name.to_string())) {
+            return Some("denylisted global".into());
+        }
+        if let Some(m) = self.denied_module(module) {
+            return Some(format!("denylisted module {m}"));
+        }
+        if name.contains('.') {
+            let parts: Vec<&str> = name.split('.').collect();
+            for (i, part) in parts.iter().enumerate() {
+                if part.len() > 4 && part.starts_with("__") && part.ends_with("__") {
+                    return Some(format!("attribute path through {part}"));
+                }
+                // A module re-exported as an attribute (`random._os` is `os`).
+                let bare = part.trim_start_matches('_');
+                if i + 1 < parts.len() && (self.deny_modules.contains(*part) || self.deny_modules.contains(bare)) {
+                    return Some(format!("attribute path reaches module {bare}"));
+                }
+                // The path so far, read as the name of a denied global.
+                let so_far = parts[..=i].join(".");
+                if self.deny_names.contains(&(module.to_string(), so_far)) {
+                    return Some("attribute path through a denylisted global".into());
+                }
+            }
+        }
+        None
+    }
+
+    /// The built-in denylist entries that the pattern `package.*` would
+    /// reach: denied modules inside it (or containing it) and denied names
+    /// in it, as `module` or `module.name`, sorted.
+    pub fn denylist_under(&self, package: &str) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .deny_modules
+            .iter()
+            .filter(|d| in_package(d, package) || in_package(package, d))
+            .cloned()
+            .chain(self.deny_names.iter().filter(|(m, _)| in_package(m, package)).map(|(m, n)| format!("{m}.{n}")))
+            .collect();
+        out.sort();
+        // `torch.hub` is both a denied module and a denied name.
+        out.dedup();
+        out
+    }
+
+    /// The addition that allows `module name`, exact entries first.
+    fn added_allow(&self, module: &str, name: &str) -> Option<&Addition> {
+        let allow = &self.extra.allow;
+        allow
+            .iter()
+            .find(|a| a.pattern.is_exact() && a.pattern.names(module, name))
+            .or_else(|| allow.iter().find(|a| !a.pattern.is_exact() && a.pattern.names(module, name)))
     }
 
     /// The denied module `module` falls under, if any (itself or a parent package).
@@ -160,35 +458,34 @@ impl Policy {
     }
 
     /// Classifies the global `module name` (as `find_class` would receive it).
+    ///
+    /// In order: an added `deny` entry; an `allow-denied` entry; the built-in
+    /// denylist and attribute-path checks; the allowlist and added `allow`
+    /// entries. A `module.*` allow entry does not cover a name that runs
+    /// things (`system`, `load`, `eval`, ...): those need an exact entry.
     pub fn judge(&self, module: &str, name: &str) -> Judgement {
-        let key = (module.to_string(), name.to_string());
-        if self.deny_names.contains(&key) {
-            return Judgement::new(Verdict::Dangerous, "denylisted global");
+        if let Some(a) = self.extra.deny.iter().find(|a| a.pattern.covers(module, name)) {
+            return Judgement::new(Verdict::Dangerous, format!("denied by {} ({})", a.origin, a.pattern));
         }
-        if let Some(m) = self.denied_module(module) {
-            return Judgement::new(Verdict::Dangerous, format!("denylisted module {m}"));
-        }
-        if name.contains('.') {
-            let parts: Vec<&str> = name.split('.').collect();
-            for (i, part) in parts.iter().enumerate() {
-                if part.len() > 4 && part.starts_with("__") && part.ends_with("__") {
-                    return Judgement::new(Verdict::Dangerous, format!("attribute path through {part}"));
-                }
-                // A module re-exported as an attribute (`random._os` is `os`).
-                let bare = part.trim_start_matches('_');
-                if i + 1 < parts.len() && (self.deny_modules.contains(*part) || self.deny_modules.contains(bare)) {
-                    return Judgement::new(Verdict::Dangerous, format!("attribute path reaches module {bare}"));
-                }
-                // The path so far, read as the name of a denied global.
-                let so_far = parts[..=i].join(".");
-                if self.deny_names.contains(&(module.to_string(), so_far)) {
-                    return Judgement::new(Verdict::Dangerous, "attribute path through a denylisted global");
-                }
+        let denial = self.denylist_reason(module, name);
+        if let Some(reason) = &denial {
+            if let Some(a) = self.extra.allow_denied.iter().find(|a| a.pattern.names(module, name)) {
+                return Judgement::new(Verdict::Safe, format!("{reason}, allowed by {} (allow-denied)", a.origin));
             }
+            return Judgement::new(Verdict::Dangerous, reason.clone());
+        }
+        let key = (module.to_string(), name.to_string());
+        let added = self.added_allow(module, name);
+        let last = name.rsplit('.').next().unwrap_or(name);
+        // A pattern never covers a name that runs things; an exact entry does.
+        let added = added.filter(|a| a.pattern.is_exact() || !DANGEROUS_ATTRS.contains(&last));
+        if name.contains('.') {
             if self.allow.contains(&key) {
                 return Judgement::new(Verdict::Safe, "allowlisted attribute path");
             }
-            let last = parts.last().copied().unwrap_or_default();
+            if let Some(a) = added {
+                return Judgement::new(Verdict::Safe, format!("allowed by {} ({})", a.origin, a.pattern));
+            }
             if DANGEROUS_ATTRS.contains(&last) {
                 return Judgement::new(Verdict::Dangerous, format!("attribute path ends in {last}"));
             }
@@ -199,6 +496,15 @@ impl Policy {
         }
         if self.conditional.contains(&key) {
             return Judgement::new(Verdict::Conditional, "judged by its arguments");
+        }
+        if let Some(a) = added {
+            return Judgement::new(Verdict::Safe, format!("allowed by {} ({})", a.origin, a.pattern));
+        }
+        if let Some(a) = self.added_allow(module, name) {
+            return Judgement::new(
+                Verdict::Unknown,
+                format!("not on the allowlist: {} does not cover names like {name}; allow it exactly", a.pattern),
+            );
         }
         Judgement::new(Verdict::Unknown, "not on the allowlist")
     }
@@ -228,5 +534,61 @@ mod tests {
         assert_eq!(v("mypkg", "Thing.system"), Verdict::Dangerous);
         assert_eq!(v("torch._utils", "_rebuild_tensor_v2"), Verdict::Safe);
         assert_eq!(v("pickle", "loads"), Verdict::Dangerous);
+    }
+
+    fn add(pattern: &str) -> Addition {
+        Addition { pattern: pattern.parse().expect("pattern"), origin: "test".into() }
+    }
+
+    #[test]
+    fn additions_never_override_the_denylist_except_allow_denied() {
+        // Built directly, without the checks of `config`: judge alone keeps the denylist.
+        let extra = Additions {
+            allow: vec![add("os.*"), add("builtins.*"), add("os.system"), add("mypkg.*")],
+            allow_denied: vec![add("builtins:setattr"), add("subprocess.Popen")],
+            deny: vec![add("subprocess.Popen"), add("mypkg.bad.*")],
+        };
+        let p = Policy::builtin().with_config(&extra);
+        let v = |m: &str, n: &str| p.judge(m, n).verdict;
+        assert_eq!(v("os", "system"), Verdict::Dangerous);
+        assert_eq!(v("os.path", "join"), Verdict::Dangerous);
+        assert_eq!(v("builtins", "eval"), Verdict::Dangerous);
+        // Conditional globals stay conditional under a pattern.
+        assert_eq!(v("builtins", "getattr"), Verdict::Conditional);
+        // allow-denied lets one exact name through; an added deny still wins.
+        assert_eq!(v("builtins", "setattr"), Verdict::Safe);
+        assert_eq!(v("subprocess", "Popen"), Verdict::Dangerous);
+        assert_eq!(v("mypkg", "Model"), Verdict::Safe);
+        assert_eq!(v("mypkg.bad", "Model"), Verdict::Dangerous);
+        assert_eq!(v("mypkg", "bad.Model"), Verdict::Dangerous);
+        // Built-in allowlist is unaffected.
+        assert_eq!(v("numpy._core.multiarray", "_reconstruct"), Verdict::Safe);
+    }
+
+    #[test]
+    fn denylist_under_a_pattern() {
+        let p = Policy::builtin();
+        assert_eq!(p.denylist_under("os"), vec!["os".to_string()]);
+        assert_eq!(p.denylist_under("os.path"), vec!["os".to_string()]);
+        assert!(p.denylist_under("numpy.core").contains(&"numpy.core.multiarray.fromfile".to_string()));
+        let torch = p.denylist_under("torch");
+        assert_eq!(torch.iter().filter(|e| *e == "torch.hub").count(), 1, "{torch:?}");
+        assert!(p.denylist_under("sklearn").is_empty());
+        assert!(p.denylist_under("mypkg").is_empty());
+        // `osx` is not under `os`.
+        assert!(p.denylist_under("osx").is_empty());
+    }
+
+    #[test]
+    fn pattern_matching() {
+        let g = |s: &str| s.parse::<GlobalPattern>().expect("pattern");
+        assert!(g("a.b.C").names("a.b", "C") && g("a.b.C").names("a", "b.C"));
+        assert!(!g("a.b.C").names("a.b", "C.d") && g("a.b.C").covers("a.b", "C.d"));
+        assert!(!g("a.b.C").covers("a.b", "Cd"));
+        assert!(g("a:b.C").names("a", "b.C") && !g("a:b.C").names("a.b", "C"));
+        assert!(g("a.*").names("a", "X") && g("a.*").names("a.b.c", "X") && !g("a.*").names("ab", "X"));
+        assert!(!g("a.b.*").names("a", "b.X") && g("a.b.*").covers("a", "b.X"));
+        assert_eq!(g("a.b.*").to_string(), "a.b.*");
+        assert_eq!(g("a.b:C").to_string(), "a.b:C");
     }
 }

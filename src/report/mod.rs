@@ -3,6 +3,7 @@
 
 pub mod human;
 pub mod json;
+pub mod sarif;
 
 use crate::rules::Severity;
 use crate::scan::FileReport;

@@ -2,7 +2,8 @@
 //!
 //! Every finding carries a stable [`Rule`] code. Codes are never reused or
 //! renumbered (a test snapshots the table); severities come from
-//! [`Rule::default_severity`]. This is the only place that decides what is
+//! [`Rule::default_severity`], or from the [`Levels`] a policy file sets
+//! (which may also drop a rule). This is the only place that decides what is
 //! dangerous: the machine reports, the [`Policy`] classifies names, and
 //! [`check`] turns both into [`Finding`]s.
 
@@ -34,6 +35,31 @@ impl Severity {
             Severity::Warning => "warning",
             Severity::Error => "error",
         }
+    }
+}
+
+/// Per-rule severities that replace [`Rule::default_severity`], as a policy
+/// file's `[rules]` table and `[[ignore]]` entries set them. A rule set to
+/// `None` is ignored: its findings are dropped where they are made.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Levels {
+    map: BTreeMap<Rule, Option<Severity>>,
+}
+
+impl Levels {
+    /// Sets `rule`'s severity; `None` ignores the rule.
+    pub fn set(&mut self, rule: Rule, level: Option<Severity>) {
+        self.map.insert(rule, level);
+    }
+
+    /// The severity findings of `rule` get, or `None` when they are dropped.
+    pub fn severity(&self, rule: Rule) -> Option<Severity> {
+        self.map.get(&rule).copied().unwrap_or(Some(rule.default_severity()))
+    }
+
+    /// True when every rule keeps its default severity.
+    pub fn is_default(&self) -> bool {
+        self.map.iter().all(|(r, l)| *l == Some(r.default_severity()))
     }
 }
 
@@ -73,7 +99,7 @@ rules! {
         "REDUCE, NEWOBJ, NEWOBJ_EX, INST, OBJ, or a BUILD that triggers a planted __setstate__, invokes the callable with the arguments shown while the file is loaded. This is how malicious pickles run code. Do not load the file.";
     UnknownImport = "PK103", "unknown-import", Warning,
         "The pickle imports a global that is neither allowlisted nor denylisted.",
-        "Importing a module runs its top-level code, and an unknown class or function may do anything when called. Review the name: if it is your own trusted class, allow it in the policy (pkinspect.toml, issue-tracked) or with --allow.";
+        "Importing a module runs its top-level code, and an unknown class or function may do anything when called. Review the name: if it is your own trusted class, allow it in a policy file (allow = [...] in pkinspect.toml, or in [tool.pkinspect] of pyproject.toml) or for one run with --allow.";
     UnknownCall = "PK104", "unknown-call", Warning,
         "The pickle calls a global that is not on the allowlist.",
         "An unknown callable runs with the arguments shown when the file is loaded. Check that the callable is trusted code before loading.";
@@ -125,6 +151,9 @@ rules! {
     LimitExceeded = "PK209", "limit-exceeded", Error,
         "A safety limit was reached (ops, stack depth, memo size, values); analysis stopped there.",
         "The rest of the file was not analysed. Legitimate models stay far below the limits; files built to exhaust a scanner do not.";
+    PayloadAnomaly = "PK210", "payload-anomaly", Warning,
+        "A joblib array payload is framed in a way joblib never writes (unusual alignment padding).",
+        "joblib writes 1 to 16 bytes of 0xFF before each array; other padding is ignored by joblib.load but can carry hidden data for another reader. Regenerate the file with joblib.dump.";
 }
 
 /// One finding.
@@ -199,6 +228,7 @@ enum Target {
 struct Judge<'a> {
     a: &'a Analysis,
     policy: &'a Policy,
+    levels: &'a Levels,
     out: Judged,
     counts: HashMap<Rule, usize>,
     index: HashMap<(String, String), usize>,
@@ -214,22 +244,17 @@ impl<'a> Judge<'a> {
         message: String,
         call: Option<String>,
     ) {
+        // An ignored rule makes no finding and counts towards no cap.
+        let Some(severity) = self.levels.severity(rule) else {
+            return;
+        };
         let n = self.counts.entry(rule).or_insert(0);
         *n += 1;
         if *n > MAX_FINDINGS_PER_RULE {
             *self.out.suppressed.entry(rule.code()).or_insert(0) += 1;
             return;
         }
-        self.out.findings.push(Finding {
-            rule,
-            severity: rule.default_severity(),
-            offset,
-            pickle,
-            member: None,
-            global,
-            message,
-            call,
-        });
+        self.out.findings.push(Finding { rule, severity, offset, pickle, member: None, global, message, call });
     }
 
     fn global_use(&mut self, module: &str, name: &str, offset: u64, j: &Judgement) -> usize {
@@ -365,6 +390,8 @@ impl<'a> Judge<'a> {
                     };
                     self.add(Rule::ExtensionCode, e.offset, e.pickle, None, msg, None);
                 }
+                // Array data: recorded for extraction, nothing to judge.
+                EventKind::ArrayPayload { .. } => {}
                 EventKind::ExternalBuffer => {
                     self.add(
                         Rule::ExternalBuffer,
@@ -495,58 +522,43 @@ impl<'a> Judge<'a> {
     }
 
     fn anomaly(&mut self, offset: u64, pickle: usize, an: &Anomaly) {
-        let (rule, msg) = match an {
-            Anomaly::StackUnderflow { opcode } => {
-                (Rule::StackAnomaly, format!("{opcode} pops more items than the stack holds"))
-            }
-            Anomaly::NoMark { opcode } => (Rule::StackAnomaly, format!("{opcode} needs a MARK and none is open")),
-            Anomaly::TypeMismatch { opcode, expected } => {
-                (Rule::StackAnomaly, format!("{opcode} applied to something that is not a {expected}"))
-            }
-            Anomaly::OddItems { opcode } => (Rule::StackAnomaly, format!("{opcode} with an odd number of items")),
-            Anomaly::MemoMissing { key } => (Rule::MemoAnomaly, format!("memo key {key} is read but was never stored")),
-            Anomaly::MemoOverwrite { key } => {
-                (Rule::MemoAnomaly, format!("memo key {key} is overwritten with a different object"))
-            }
-            Anomaly::MemoEmptyStack => (Rule::MemoAnomaly, "memo store with an empty stack".to_string()),
-            Anomaly::MemoBadKey => (Rule::MemoAnomaly, "negative or unusable memo key".to_string()),
+        let rule = match an {
+            Anomaly::StackUnderflow { .. }
+            | Anomaly::NoMark { .. }
+            | Anomaly::TypeMismatch { .. }
+            | Anomaly::OddItems { .. } => Rule::StackAnomaly,
+            Anomaly::MemoMissing { .. }
+            | Anomaly::MemoOverwrite { .. }
+            | Anomaly::MemoEmptyStack
+            | Anomaly::MemoBadKey => Rule::MemoAnomaly,
             // Reported through the ComputedImport event.
             Anomaly::ComputedGlobal => return,
-            Anomaly::DottedName { name } => (
-                Rule::DottedGlobal,
-                format!("global {} is an attribute path", crate::pyrepr::escape_for_terminal(name)),
-            ),
-            Anomaly::AboveProtocol { opcode, needs, declared } => {
-                (Rule::ProtocolViolation, format!("{opcode} needs protocol {needs} but the stream declares {declared}"))
-            }
-            Anomaly::BadProto { proto } => (Rule::ProtocolViolation, format!("PROTO {proto} is invalid or repeated")),
-            Anomaly::FrameCrossing { frame_end } => {
-                (Rule::FrameViolation, format!("opcode runs past the end of its FRAME at offset {frame_end}"))
-            }
-            Anomaly::FrameNotFinished { frame_end } => {
-                (Rule::FrameViolation, format!("FRAME starts before the previous frame ends at offset {frame_end}"))
-            }
-            Anomaly::FramePastInput => (Rule::FrameViolation, "FRAME is longer than the rest of the input".to_string()),
-            Anomaly::BadExtension { code } => (Rule::ExtensionCode, format!("EXT code {code} cannot be resolved")),
-            Anomaly::MissingStop => (Rule::TruncatedStream, "the input ends before STOP".to_string()),
-            Anomaly::TrailingData { len } => {
-                (Rule::TrailingData, format!("{len} bytes after the last STOP are not a pickle"))
-            }
-            Anomaly::AnotherPickle { index } => (Rule::MultiplePickles, format!("pickle {} starts here", index + 1)),
-            Anomaly::DunderState { attr } => {
-                (Rule::SetstateHijack, format!("BUILD state sets {}", crate::pyrepr::escape_for_terminal(attr)))
-            }
-            Anomaly::LimitExceeded { limit } => {
-                (Rule::LimitExceeded, format!("limit {limit} reached; analysis stopped"))
-            }
+            Anomaly::DottedName { .. } => Rule::DottedGlobal,
+            Anomaly::AboveProtocol { .. } | Anomaly::BadProto { .. } => Rule::ProtocolViolation,
+            Anomaly::FrameCrossing { .. }
+            | Anomaly::FrameNotFinished { .. }
+            | Anomaly::FramePastInput
+            | Anomaly::PayloadInFrame => Rule::FrameViolation,
+            Anomaly::BadExtension { .. } => Rule::ExtensionCode,
+            Anomaly::MissingStop => Rule::TruncatedStream,
+            Anomaly::TrailingData { .. } => Rule::TrailingData,
+            Anomaly::AnotherPickle { .. } => Rule::MultiplePickles,
+            Anomaly::DunderState { .. } => Rule::SetstateHijack,
+            Anomaly::UnusualPadding { .. } => Rule::PayloadAnomaly,
+            Anomaly::LimitExceeded { .. } => Rule::LimitExceeded,
         };
-        self.add(rule, offset, pickle, None, msg, None);
+        self.add(rule, offset, pickle, None, an.message(), None);
     }
 }
 
 /// Judges an analysis against a policy.
 pub fn check(analysis: &Analysis, policy: &Policy) -> Judged {
-    Judge { a: analysis, policy, out: Judged::default(), counts: HashMap::new(), index: HashMap::new() }.run()
+    check_with(analysis, policy, &Levels::default())
+}
+
+/// Judges an analysis against a policy, with severities from `levels`.
+pub fn check_with(analysis: &Analysis, policy: &Policy, levels: &Levels) -> Judged {
+    Judge { a: analysis, policy, levels, out: Judged::default(), counts: HashMap::new(), index: HashMap::new() }.run()
 }
 
 #[cfg(test)]
@@ -572,7 +584,7 @@ mod tests {
              PK110 persistent-id info\nPK111 external-buffer warning\nPK201 malformed-stream error\n\
              PK202 truncated-stream error\nPK203 stack-anomaly warning\nPK204 memo-anomaly warning\n\
              PK205 protocol-violation warning\nPK206 frame-violation error\nPK207 trailing-data warning\n\
-             PK208 multiple-pickles warning\nPK209 limit-exceeded error"
+             PK208 multiple-pickles warning\nPK209 limit-exceeded error\nPK210 payload-anomaly warning"
         );
     }
 
@@ -598,6 +610,26 @@ mod tests {
         // getattr reaching something else is dangerous.
         let p = b"\x80\x04\x8c\x08builtins\x8c\x07getattr\x93\x8c\x06random\x8c\x06Random\x93\x8c\x04seed\x86R)R.";
         assert!(codes(p).contains(&"PK102"));
+    }
+
+    #[test]
+    fn levels_change_severity_or_drop_findings() {
+        let a = analyze_bytes(b"cmypkg\nThing\n)R.", 0);
+        let mut levels = Levels::default();
+        assert!(levels.is_default());
+        levels.set(Rule::UnknownImport, Some(Severity::Error));
+        levels.set(Rule::UnknownCall, None);
+        assert!(!levels.is_default());
+        let j = check_with(&a, &Policy::builtin(), &levels);
+        let got: Vec<(&str, Severity)> = j.findings.iter().map(|f| (f.rule.code(), f.severity)).collect();
+        assert_eq!(got, vec![("PK103", Severity::Error)]);
+        // The global is still listed with its verdict.
+        assert_eq!(j.globals[0].verdict, Verdict::Unknown);
+        assert_eq!(j.globals[0].calls, 1);
+        // Defaults without levels.
+        let j = check(&a, &Policy::builtin());
+        let got: Vec<(&str, Severity)> = j.findings.iter().map(|f| (f.rule.code(), f.severity)).collect();
+        assert_eq!(got, vec![("PK103", Severity::Warning), ("PK104", Severity::Warning)]);
     }
 
     #[test]
