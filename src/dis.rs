@@ -242,67 +242,6 @@ fn escaped_ascii(body: &[u8]) -> (Vec<u32>, Option<String>) {
     }
 }
 
-/// UTF-8 with `surrogatepass` into code points; `None` for invalid input.
-fn utf8_surrogatepass_cps(mut b: &[u8]) -> Option<Vec<u32>> {
-    let mut out = Vec::with_capacity(b.len());
-    loop {
-        match std::str::from_utf8(b) {
-            Ok(s) => {
-                out.extend(s.chars().map(|c| c as u32));
-                return Some(out);
-            }
-            Err(e) => {
-                let (good, bad) = b.split_at(e.valid_up_to());
-                out.extend(std::str::from_utf8(good).ok()?.chars().map(|c| c as u32));
-                match bad {
-                    [0xED, b1 @ 0xA0..=0xBF, b2 @ 0x80..=0xBF, ..] => {
-                        out.push(0xD000 | (u32::from(b1 & 0x3F) << 6) | u32::from(b2 & 0x3F));
-                        b = &bad[3..];
-                    }
-                    _ => return None,
-                }
-            }
-        }
-    }
-}
-
-/// Python's `raw-unicode-escape` decoder into code points (surrogates kept).
-fn raw_unicode_escape_cps(bytes: &[u8]) -> Option<Vec<u32>> {
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let c = bytes[i];
-        if c != b'\\' {
-            out.push(u32::from(c));
-            i += 1;
-            continue;
-        }
-        let run_start = i;
-        while i < bytes.len() && bytes[i] == b'\\' {
-            i += 1;
-        }
-        let run = i - run_start;
-        let escape = run % 2 == 1 && matches!(bytes.get(i), Some(b'u') | Some(b'U'));
-        let literal = if escape { run - 1 } else { run };
-        out.extend(std::iter::repeat_n(u32::from(b'\\'), literal));
-        if escape {
-            let width = if bytes.get(i) == Some(&b'u') { 4 } else { 8 };
-            let hex = bytes.get(i + 1..i + 1 + width)?;
-            if !hex.iter().all(u8::is_ascii_hexdigit) {
-                return None;
-            }
-            let text = std::str::from_utf8(hex).ok()?;
-            let cp = u32::from_str_radix(text, 16).ok()?;
-            if cp > 0x10FFFF {
-                return None;
-            }
-            out.push(cp);
-            i += 1 + width;
-        }
-    }
-    Some(out)
-}
-
 fn skipped(len: u64, offset: u64) -> ArgView {
     ArgView::plain(format!("<{len} bytes at offset {offset}>"))
 }
@@ -373,7 +312,7 @@ fn arg_view(opcode: Opcode, raw: &[u8], arg: &Arg<'_>) -> Option<ArgView> {
             Arg::Bytes(Payload::Skipped { offset, len }) => skipped(*len, *offset),
             other => ArgView::plain(format!("{other:?}")),
         },
-        ArgKind::Unicodestringnl => match raw_unicode_escape_cps(split_line(body).0) {
+        ArgKind::Unicodestringnl => match crate::reader::raw_unicode_escape_codepoints(split_line(body).0) {
             Some(cps) => ArgView::plain(repr_str_codepoints(&cps)),
             None => match arg {
                 Arg::Str(Text::Inline(s)) => ArgView::plain(repr_str(s)),
@@ -388,7 +327,7 @@ fn arg_view(opcode: Opcode, raw: &[u8], arg: &Arg<'_>) -> Option<ArgView> {
                     ArgKind::Unicodestring4 => 4,
                     _ => 8,
                 };
-                match body.get(header..).and_then(utf8_surrogatepass_cps) {
+                match body.get(header..).and_then(crate::reader::utf8_surrogatepass_codepoints) {
                     Some(cps) => ArgView::plain(repr_str_codepoints(&cps)),
                     None => ArgView::plain(repr_str(s)),
                 }
@@ -822,8 +761,8 @@ highest protocol among opcodes = 2
 
     #[test]
     fn dis_surrogatepass() {
-        assert_eq!(utf8_surrogatepass_cps(b"a\xed\xb2\x80b"), Some(vec![0x61, 0xdc80, 0x62]));
-        assert_eq!(utf8_surrogatepass_cps(b"a\xffb"), None);
-        assert_eq!(raw_unicode_escape_cps(br"\\\ud800"), Some(vec![0x5c, 0x5c, 0xd800]));
+        assert_eq!(crate::reader::utf8_surrogatepass_codepoints(b"a\xed\xb2\x80b"), Some(vec![0x61, 0xdc80, 0x62]));
+        assert_eq!(crate::reader::utf8_surrogatepass_codepoints(b"a\xffb"), None);
+        assert_eq!(crate::reader::raw_unicode_escape_codepoints(br"\\\ud800"), Some(vec![0x5c, 0x5c, 0xd800]));
     }
 }

@@ -154,47 +154,41 @@ fn bad(what: &'static str, detail: impl Into<String>, offset: u64) -> Error {
     Error::new(ErrorKind::BadArgument { what, detail: detail.into() }, offset)
 }
 
-/// Decodes UTF-8 as CPython's `surrogatepass` does, replacing each lone
-/// surrogate with U+FFFD. Returns `None` for input CPython rejects.
-pub fn decode_utf8_surrogatepass(bytes: &[u8]) -> Option<Cow<'_, str>> {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => Some(Cow::Borrowed(s)),
-        Err(_) => {
-            let mut out = String::with_capacity(bytes.len());
-            let mut rest = bytes;
-            loop {
-                match std::str::from_utf8(rest) {
-                    Ok(s) => {
-                        out.push_str(s);
-                        return Some(Cow::Owned(out));
+/// UTF-8 decoded as CPython's `surrogatepass` does, into code points (lone
+/// surrogates kept). `None` for input CPython rejects.
+pub fn utf8_surrogatepass_codepoints(mut b: &[u8]) -> Option<Vec<u32>> {
+    let mut out = Vec::with_capacity(b.len());
+    loop {
+        match std::str::from_utf8(b) {
+            Ok(s) => {
+                out.extend(s.chars().map(|c| c as u32));
+                return Some(out);
+            }
+            Err(e) => {
+                let (good, bad) = b.split_at(e.valid_up_to());
+                out.extend(std::str::from_utf8(good).ok()?.chars().map(|c| c as u32));
+                match bad {
+                    [0xED, b1 @ 0xA0..=0xBF, b2 @ 0x80..=0xBF, ..] => {
+                        out.push(0xD000 | (u32::from(b1 & 0x3F) << 6) | u32::from(b2 & 0x3F));
+                        b = &bad[3..];
                     }
-                    Err(e) => {
-                        let (good, bad_tail) = rest.split_at(e.valid_up_to());
-                        out.push_str(std::str::from_utf8(good).ok()?);
-                        // An encoded surrogate: ED A0..BF 80..BF.
-                        match bad_tail {
-                            [0xED, b1, b2, ..] if (0xA0..=0xBF).contains(b1) && (0x80..=0xBF).contains(b2) => {
-                                out.push('\u{FFFD}');
-                                rest = &bad_tail[3..];
-                            }
-                            _ => return None,
-                        }
-                    }
+                    _ => return None,
                 }
             }
         }
     }
 }
 
-/// Decodes Python's `raw-unicode-escape`: bytes are latin-1 code points, except
-/// `\uXXXX` / `\UXXXXXXXX` after an odd run of backslashes.
-pub fn decode_raw_unicode_escape(bytes: &[u8]) -> Option<String> {
-    let mut out = String::with_capacity(bytes.len());
+/// Python's `raw-unicode-escape` decoder, into code points (surrogates
+/// kept): bytes are latin-1 code points, except `\uXXXX` / `\UXXXXXXXX`
+/// after an odd run of backslashes. `None` where Python raises.
+pub fn raw_unicode_escape_codepoints(bytes: &[u8]) -> Option<Vec<u32>> {
+    let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         let c = bytes[i];
         if c != b'\\' {
-            out.push(c as char);
+            out.push(u32::from(c));
             i += 1;
             continue;
         }
@@ -205,23 +199,43 @@ pub fn decode_raw_unicode_escape(bytes: &[u8]) -> Option<String> {
         let run = i - run_start;
         let escape = run % 2 == 1 && matches!(bytes.get(i), Some(b'u') | Some(b'U'));
         let literal = if escape { run - 1 } else { run };
-        out.extend(std::iter::repeat_n('\\', literal));
+        out.extend(std::iter::repeat_n(u32::from(b'\\'), literal));
         if escape {
-            let width = if bytes[i] == b'u' { 4 } else { 8 };
+            let width = if bytes.get(i) == Some(&b'u') { 4 } else { 8 };
             let hex = bytes.get(i + 1..i + 1 + width)?;
-            let text = std::str::from_utf8(hex).ok()?;
-            if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
                 return None;
             }
+            let text = std::str::from_utf8(hex).ok()?;
             let cp = u32::from_str_radix(text, 16).ok()?;
             if cp > 0x10FFFF {
                 return None;
             }
-            out.push(char::from_u32(cp).unwrap_or('\u{FFFD}'));
+            out.push(cp);
             i += 1 + width;
         }
     }
     Some(out)
+}
+
+/// Code points as a `String`, each lone surrogate replaced by U+FFFD.
+fn lossy_string(cps: &[u32]) -> String {
+    cps.iter().map(|&c| char::from_u32(c).unwrap_or('\u{FFFD}')).collect()
+}
+
+/// Decodes UTF-8 as CPython's `surrogatepass` does, replacing each lone
+/// surrogate with U+FFFD. Returns `None` for input CPython rejects.
+pub fn decode_utf8_surrogatepass(bytes: &[u8]) -> Option<Cow<'_, str>> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Some(Cow::Borrowed(s)),
+        Err(_) => utf8_surrogatepass_codepoints(bytes).map(|cps| Cow::Owned(lossy_string(&cps))),
+    }
+}
+
+/// Decodes Python's `raw-unicode-escape` (see
+/// [`raw_unicode_escape_codepoints`]), lone surrogates replaced by U+FFFD.
+pub fn decode_raw_unicode_escape(bytes: &[u8]) -> Option<String> {
+    raw_unicode_escape_codepoints(bytes).map(|cps| lossy_string(&cps))
 }
 
 /// Undoes Python's bytes escapes (`codecs.escape_decode`), as the `STRING`

@@ -87,7 +87,8 @@ impl FileReport {
         }
     }
 
-    fn unreadable(path: String, error: String) -> FileReport {
+    /// The report for a file that could not be read at all.
+    pub fn unreadable(path: String, error: String) -> FileReport {
         FileReport {
             path,
             size: 0,

@@ -98,16 +98,7 @@ fn looks_like_pickle(path: &Path) -> bool {
 }
 
 fn unreadable(path: &Path, e: &str) -> FileReport {
-    FileReport {
-        path: path.display().to_string(),
-        size: 0,
-        format: "unknown",
-        pickles: Vec::new(),
-        globals: Vec::new(),
-        findings: Vec::new(),
-        suppressed: Default::default(),
-        error: Some(e.to_string()),
-    }
+    FileReport::unreadable(path.display().to_string(), e.to_string())
 }
 
 impl Opts {
