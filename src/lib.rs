@@ -3,6 +3,7 @@
 
 #[rustfmt::skip]
 mod compat_table;
+pub mod container;
 pub mod dis;
 pub mod error;
 pub mod limits;

@@ -52,3 +52,26 @@ pub const MAX_FINDINGS_PER_RULE: usize = 1_000;
 
 /// Largest output `pkinspect show` writes before it stops, in bytes.
 pub const MAX_SHOW_OUTPUT: usize = 64 << 20;
+
+/// Most members of one zip or tar archive that are looked at.
+pub const MAX_ARCHIVE_MEMBERS: usize = 100_000;
+
+/// Deepest nesting of containers (a pickle in a zip in a tar in a gzip...).
+pub const MAX_CONTAINER_DEPTH: usize = 8;
+
+/// Most bytes one decompressed stream may produce.
+pub const MAX_DECOMPRESSED_BYTES: u64 = 16 << 30;
+
+/// Most decompressed bytes per compressed byte, once past 64 MiB of output
+/// (zlib's own maximum is about 1032; more means a crafted bomb).
+pub const MAX_COMPRESSION_RATIO: u64 = 1100;
+
+/// Memory an LZMA/xz decoder may use, in KiB.
+pub const MAX_LZMA_MEMORY_KIB: u32 = 256 * 1024;
+
+/// Largest archive held in memory to be read when it is not a file itself
+/// (a zip inside a zip, or inside a compressed stream).
+pub const MAX_NESTED_ARCHIVE_BYTES: usize = 256 << 20;
+
+/// Longest `.npy` header read.
+pub const MAX_NPY_HEADER: usize = 1 << 20;

@@ -7,19 +7,23 @@
 //! used.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::container::{Format, Part, Walked, Walker};
 use crate::policy::Policy;
 use crate::rules::{check_with, Finding, GlobalUse, Levels, Severity};
-use crate::source::{Input, ReadSource};
-use crate::vm::{analyze, analyze_bytes, Analysis};
+use crate::source::Input;
+use crate::vm::{analyze_bytes, Analysis};
 
 /// One pickle of a scanned file, in brief.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct PickleSummary {
-    /// Index in the file.
+    /// The archive member (or decompressed layer) it is in; `None`: the file itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
+    /// Index in its stream.
     pub index: usize,
     /// Offset of its first opcode.
     pub start: u64,
@@ -52,6 +56,9 @@ pub struct FileReport {
     pub suppressed: std::collections::BTreeMap<&'static str, usize>,
     /// Set when the file could not be read at all.
     pub error: Option<String>,
+    /// Archive members that are not pickles (array data, JSON, text).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped_members: Vec<String>,
 }
 
 impl FileReport {
@@ -60,30 +67,81 @@ impl FileReport {
         self.findings.iter().map(|f| f.severity).max()
     }
 
-    fn from_analysis(path: String, size: u64, a: &Analysis, policy: &Policy, levels: &Levels) -> FileReport {
-        let judged = check_with(a, policy, levels);
-        let pickles = a
-            .pickles
-            .iter()
-            .enumerate()
-            .map(|(index, p)| PickleSummary {
-                index,
-                start: p.start,
-                end: p.end,
-                protocol: p.proto,
-                max_opcode_protocol: p.max_opcode_proto,
-                ops: p.ops,
-            })
-            .collect();
+    fn from_analysis(path: String, size: u64, a: Analysis, policy: &Policy, levels: &Levels) -> FileReport {
+        let walked = Walked {
+            format: Some(Format::Pickle),
+            parts: vec![Part { member: None, layers: Vec::new(), analysis: a }],
+            ..Walked::default()
+        };
+        FileReport::from_walked(path, size, walked, policy, levels)
+    }
+
+    /// Judges every pickle stream found in a file and merges the results.
+    pub fn from_walked(path: String, size: u64, walked: Walked, policy: &Policy, levels: &Levels) -> FileReport {
+        let mut pickles = Vec::new();
+        let mut findings = Vec::new();
+        let mut globals: Vec<GlobalUse> = Vec::new();
+        let mut suppressed = std::collections::BTreeMap::new();
+        let mut layers: Vec<&'static str> = Vec::new();
+        for part in &walked.parts {
+            if layers.is_empty() && !part.layers.is_empty() {
+                layers = part.layers.clone();
+            }
+            let judged = check_with(&part.analysis, policy, levels);
+            for (index, p) in part.analysis.pickles.iter().enumerate() {
+                pickles.push(PickleSummary {
+                    member: part.member.clone(),
+                    index,
+                    start: p.start,
+                    end: p.end,
+                    protocol: p.proto,
+                    max_opcode_protocol: p.max_opcode_proto,
+                    ops: p.ops,
+                });
+            }
+            for mut f in judged.findings {
+                f.member = part.member.clone();
+                findings.push(f);
+            }
+            for g in judged.globals {
+                match globals.iter_mut().find(|u| u.module == g.module && u.name == g.name) {
+                    Some(u) => {
+                        u.imports += g.imports;
+                        u.calls += g.calls;
+                    }
+                    None => globals.push(g),
+                }
+            }
+            for (code, n) in judged.suppressed {
+                *suppressed.entry(code).or_insert(0) += n;
+            }
+        }
+        for note in walked.notes {
+            if let Some(severity) = levels.severity(note.rule) {
+                findings.push(Finding {
+                    rule: note.rule,
+                    severity,
+                    offset: note.offset,
+                    pickle: 0,
+                    member: note.member,
+                    global: None,
+                    message: note.message,
+                    call: None,
+                });
+            }
+        }
+        let outer = walked.format.unwrap_or(Format::Unknown);
+        let format = format_label(outer, &layers);
         FileReport {
             path,
             size,
-            format: "pickle",
+            format,
             pickles,
-            globals: judged.globals,
-            findings: judged.findings,
-            suppressed: judged.suppressed,
+            globals,
+            findings,
+            suppressed,
             error: None,
+            skipped_members: walked.skipped_members,
         }
     }
 
@@ -98,14 +156,32 @@ impl FileReport {
             findings: Vec::new(),
             suppressed: Default::default(),
             error: Some(error),
+            skipped_members: Vec::new(),
         }
+    }
+}
+
+/// A short description of a file's layers, e.g. `"joblib (zlib)"`.
+fn format_label(outer: Format, layers: &[&'static str]) -> &'static str {
+    match (outer, layers) {
+        (Format::Pickle | Format::Unknown, _) => "pickle",
+        (Format::Zlib, _) => "zlib-compressed (joblib)",
+        (Format::Gzip, _) => "gzip-compressed",
+        (Format::Bz2, _) => "bz2-compressed",
+        (Format::Lzma, _) => "lzma-compressed (joblib)",
+        (Format::Xz, _) => "xz-compressed",
+        (Format::Lz4, _) => "lz4-compressed (joblib)",
+        (Format::JoblibZf, _) => "joblib < 0.10 (ZF, zlib)",
+        (Format::Zip, _) => "zip",
+        (Format::Tar, _) => "tar",
+        (Format::Npy, _) => "npy",
     }
 }
 
 /// Scans a pickle held in memory.
 pub fn scan_bytes(name: &str, data: &[u8], policy: &Policy) -> FileReport {
     let a = analyze_bytes(data, 0);
-    FileReport::from_analysis(name.to_string(), data.len() as u64, &a, policy, &Levels::default())
+    FileReport::from_analysis(name.to_string(), data.len() as u64, a, policy, &Levels::default())
 }
 
 /// Scans a file, streaming it.
@@ -133,6 +209,12 @@ impl Read for Counted<'_> {
     }
 }
 
+impl Seek for Counted<'_> {
+    fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
+        self.file.seek(pos)
+    }
+}
+
 impl Input for Counted<'_> {
     fn skip_forward(&mut self, n: u64) -> io::Result<u64> {
         let k = self.file.skip_forward(n)?;
@@ -155,11 +237,15 @@ pub fn scan_file_counted(path: &Path, policy: &Policy, levels: &Levels, read: &A
         Ok(_) => return FileReport::unreadable(shown, "not a regular file".into()),
         Err(e) => return FileReport::unreadable(shown, e.to_string()),
     };
-    let a = analyze(ReadSource::new(Counted { file, read }, Some(size)));
-    if let Some(crate::ErrorKind::Io(e)) = a.error.as_ref().map(|e| e.kind()) {
-        if a.ops == 0 {
-            return FileReport::unreadable(shown, e.clone());
+    let mut walker = Walker::new();
+    walker.seekable(Counted { file, read }, Some(size), None);
+    let walked = walker.finish();
+    if let [part] = &walked.parts[..] {
+        if let Some(crate::ErrorKind::Io(e)) = part.analysis.error.as_ref().map(|e| e.kind()) {
+            if part.analysis.ops == 0 && part.member.is_none() && part.layers.is_empty() {
+                return FileReport::unreadable(shown, e.clone());
+            }
         }
     }
-    FileReport::from_analysis(shown, size, &a, policy, levels)
+    FileReport::from_walked(shown, size, walked, policy, levels)
 }

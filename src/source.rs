@@ -109,7 +109,11 @@ impl Input for std::fs::File {
 }
 
 impl Input for &[u8] {}
-impl<R: Read + ?Sized> Input for Box<R> {}
+impl<R: Input + ?Sized> Input for Box<R> {
+    fn skip_forward(&mut self, n: u64) -> io::Result<u64> {
+        (**self).skip_forward(n)
+    }
+}
 
 /// A source over a reader (a file or a decompressing stream) seen through a
 /// window that grows only as far as the largest argument actually read.
@@ -128,6 +132,12 @@ impl<R: Input> ReadSource<R> {
     /// Reads from `inner`; `total` is the input's size when known (a file).
     pub fn new(inner: R, total: Option<u64>) -> Self {
         ReadSource { inner, buf: Vec::new(), start: 0, end: 0, pos: 0, total, eof: false }
+    }
+
+    /// Reads from `inner`, whose first byte sits at offset `base` of the
+    /// enclosing input; `rest` is how many bytes `inner` holds, when known.
+    pub fn with_base(inner: R, base: u64, rest: Option<u64>) -> Self {
+        ReadSource { inner, buf: Vec::new(), start: 0, end: 0, pos: base, total: rest.map(|r| r + base), eof: false }
     }
 
     /// Makes at least `want` bytes available in the window, or reaches EOF.

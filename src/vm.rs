@@ -65,9 +65,7 @@ where
     fn clone(&self) -> Self {
         match self {
             Blob::Full(d) => Blob::Full(d.clone()),
-            Blob::Part(p) => {
-                Blob::Part(Box::new(Partial { prefix: p.prefix.clone(), offset: p.offset, len: p.len }))
-            }
+            Blob::Part(p) => Blob::Part(Box::new(Partial { prefix: p.prefix.clone(), offset: p.offset, len: p.len })),
         }
     }
 }
@@ -965,7 +963,12 @@ impl Machine {
             self.nesting -= 1;
             let root = match root? {
                 Some(root) => root,
-                None => return Err(Halt::Error(Error::new(ErrorKind::UnexpectedEof { what: "a nested object-array pickle" }, at))),
+                None => {
+                    return Err(Halt::Error(Error::new(
+                        ErrorKind::UnexpectedEof { what: "a nested object-array pickle" },
+                        at,
+                    )))
+                }
             };
             self.offset = at;
             let len = reader.position() - at;
@@ -1050,7 +1053,11 @@ impl Machine {
             Some(n) => n as u64,
             None => {
                 let n: u64 = digits.parse().map_err(|_| "dtype code has no size")?;
-                if kind == "U" { n.checked_mul(4).ok_or("dtype size overflows")? } else { n }
+                if kind == "U" {
+                    n.checked_mul(4).ok_or("dtype size overflows")?
+                } else {
+                    n
+                }
             }
         };
         if !matches!(kind.as_str(), "b" | "i" | "u" | "f" | "c" | "S" | "U" | "V" | "M" | "m" | "?") {
@@ -1419,7 +1426,11 @@ impl Machine {
     /// whose BUILD `joblib.load` reads the array payload.
     fn is_array_wrapper(&self, target: ValueId) -> bool {
         match self.out.value(target) {
-            Value::Call { kind: CallKind::NewObj | CallKind::NewObjEx | CallKind::Reduce | CallKind::Inst | CallKind::Obj, func, .. } => {
+            Value::Call {
+                kind: CallKind::NewObj | CallKind::NewObjEx | CallKind::Reduce | CallKind::Inst | CallKind::Obj,
+                func,
+                ..
+            } => {
                 matches!(self.out.value(*func), Value::Global(g)
                     if g.module == "joblib.numpy_pickle" && g.name == "NumpyArrayWrapper")
             }
@@ -1436,7 +1447,8 @@ impl Machine {
         }
         if let Some(&hook) = f.setstate.get(&target) {
             let args = self.alloc(Value::Tuple(vec![state]))?;
-            let result = self.alloc(Value::Call { kind: CallKind::SetState, func: hook, args, kwargs: Option::None })?;
+            let result =
+                self.alloc(Value::Call { kind: CallKind::SetState, func: hook, args, kwargs: Option::None })?;
             self.event(EventKind::Call { kind: CallKind::SetState, func: hook, args, kwargs: Option::None, result })?;
             return Ok(());
         }

@@ -154,6 +154,15 @@ rules! {
     PayloadAnomaly = "PK210", "payload-anomaly", Warning,
         "A joblib array payload is framed in a way joblib never writes (unusual alignment padding).",
         "joblib writes 1 to 16 bytes of 0xFF before each array; other padding is ignored by joblib.load but can carry hidden data for another reader. Regenerate the file with joblib.dump.";
+    ContainerError = "PK301", "container-error", Error,
+        "A container layer cannot be read: a corrupt compressed stream, a bad archive, a bad .npy header.",
+        "The content inside could not be scanned past the offset given. Loaders may still read part of it. Re-create the file with the library that wrote it, or do not load it.";
+    ArchiveAnomaly = "PK302", "archive-anomaly", Error,
+        "An archive is inconsistent or hides members: CRC mismatch, duplicate names, encrypted members, unreadable entries.",
+        "Tools disagree on such archives (which of two same-named members is read, whether a bad CRC stops the read), which is how payloads slip past scanners. Encrypted members cannot be scanned at all.";
+    DecompressionLimit = "PK303", "decompression-limit", Error,
+        "A compressed stream or member exceeds the decompression limits (size or ratio): a decompression bomb.",
+        "pkinspect stops decompressing at MAX_DECOMPRESSED_BYTES or MAX_COMPRESSION_RATIO; the rest is not scanned. Legitimate models do not compress a thousand to one.";
 }
 
 /// One finding.
@@ -584,7 +593,8 @@ mod tests {
              PK110 persistent-id info\nPK111 external-buffer warning\nPK201 malformed-stream error\n\
              PK202 truncated-stream error\nPK203 stack-anomaly warning\nPK204 memo-anomaly warning\n\
              PK205 protocol-violation warning\nPK206 frame-violation error\nPK207 trailing-data warning\n\
-             PK208 multiple-pickles warning\nPK209 limit-exceeded error\nPK210 payload-anomaly warning"
+             PK208 multiple-pickles warning\nPK209 limit-exceeded error\nPK210 payload-anomaly warning\n\
+             PK301 container-error error\nPK302 archive-anomaly error\nPK303 decompression-limit error"
         );
     }
 

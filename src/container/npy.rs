@@ -1,0 +1,117 @@
+//! The `.npy` header: magic, version, a Python-literal dict (numpy
+//! `lib/format.py`). Only what scanning needs is read: whether the data is a
+//! pickle (object dtype) and where it starts.
+
+use std::io::{self, Read};
+
+use crate::limits::MAX_NPY_HEADER;
+
+/// What an `.npy` header says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// Format version (1, 2 or 3).
+    pub major: u8,
+    /// The `descr` value as written.
+    pub descr: String,
+    /// The data is a pickle (object dtype, or a structured dtype with objects).
+    pub object: bool,
+    /// Offset of the data.
+    pub data_offset: u64,
+}
+
+/// Reads the header of an `.npy` stream positioned at its start.
+///
+/// # Errors
+/// A bad magic or version, a header longer than [`MAX_NPY_HEADER`], a
+/// header that ends early or has no `descr`.
+pub fn read_header<R: Read>(r: &mut R) -> Result<Header, String> {
+    let mut pre = [0u8; 8];
+    r.read_exact(&mut pre).map_err(|e| e.to_string())?;
+    if &pre[..6] != b"\x93NUMPY" {
+        return Err("bad magic".into());
+    }
+    let major = pre[6];
+    let (len, fixed) = match major {
+        1 => {
+            let mut b = [0u8; 2];
+            r.read_exact(&mut b).map_err(|e| e.to_string())?;
+            (u64::from(u16::from_le_bytes(b)), 10u64)
+        }
+        2 | 3 => {
+            let mut b = [0u8; 4];
+            r.read_exact(&mut b).map_err(|e| e.to_string())?;
+            (u64::from(u32::from_le_bytes(b)), 12u64)
+        }
+        v => return Err(format!("unknown version {v}")),
+    };
+    if len > MAX_NPY_HEADER as u64 {
+        return Err(format!("header of {len} bytes exceeds MAX_NPY_HEADER ({MAX_NPY_HEADER})"));
+    }
+    let mut text = Vec::new();
+    r.take(len).read_to_end(&mut text).map_err(|e: io::Error| e.to_string())?;
+    if (text.len() as u64) < len {
+        return Err("header cut short".into());
+    }
+    // v1/v2 headers are latin-1, v3 UTF-8; only ASCII matters for descr.
+    let text: String = if major == 3 {
+        String::from_utf8_lossy(&text).into_owned()
+    } else {
+        text.iter().map(|&b| b as char).collect()
+    };
+    let at = text.find("'descr'").ok_or("no 'descr' key")?;
+    let rest = &text[at + 7..];
+    let end = ["'fortran_order'", "'shape'"].iter().filter_map(|k| rest.find(k)).min().unwrap_or(rest.len());
+    let descr = rest[..end].trim().trim_start_matches(':').trim().trim_end_matches(',').trim().to_string();
+    // A type string is an optional byte order, a kind letter and a size:
+    // object is 'O' (with or without '|' and '8'); field names are not types.
+    let object = quoted(&descr).iter().any(|t| {
+        let t = t.trim_start_matches(['<', '>', '|', '=']);
+        t.strip_prefix('O').is_some_and(|size| size.chars().all(|c| c.is_ascii_digit()))
+    });
+    Ok(Header { major, descr, object, data_offset: fixed + len })
+}
+
+/// The single-quoted tokens of a Python literal.
+fn quoted(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while let Some(a) = rest.find('\'') {
+        let after = &rest[a + 1..];
+        match after.find('\'') {
+            Some(b) => {
+                out.push(&after[..b]);
+                rest = &after[b + 1..];
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn npy(descr: &str) -> Vec<u8> {
+        let mut h = format!("{{'descr': {descr}, 'fortran_order': False, 'shape': (3,), }}");
+        while (10 + h.len() + 1) % 64 != 0 {
+            h.push(' ');
+        }
+        h.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend_from_slice(&(h.len() as u16).to_le_bytes());
+        out.extend_from_slice(h.as_bytes());
+        out
+    }
+
+    #[test]
+    fn object_dtypes_are_pickles() {
+        let h = read_header(&mut &npy("'|O'")[..]).unwrap();
+        assert!(h.object);
+        assert_eq!(h.data_offset % 64, 0, "numpy pads the header to 64 bytes");
+        assert!(!read_header(&mut &npy("'<i8'")[..]).unwrap().object);
+        assert!(read_header(&mut &npy("[('a', '<i4'), ('b', '|O')]")[..]).unwrap().object);
+        assert!(!read_header(&mut &npy("[('Obj', '<i4')]")[..]).unwrap().object);
+        assert!(read_header(&mut &b"\x93NUMPY\x01\x00\xff\xff"[..]).is_err());
+    }
+}
