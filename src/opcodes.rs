@@ -1,6 +1,6 @@
 //! The pickle opcode table and everything derived from it.
 //!
-//! There is exactly one listing of opcodes, [`for_each_opcode!`] in
+//! There is exactly one listing of opcodes, `for_each_opcode!` in
 //! `opcodes_table.rs`, generated from CPython's `pickletools.opcodes` by
 //! `scripts/gen_opcode_table.py`. The [`Opcode`] enum, the byte lookup, the
 //! argument kinds the reader decodes, the stack effects the disassembler
