@@ -75,3 +75,40 @@ pub const MAX_NESTED_ARCHIVE_BYTES: usize = 256 << 20;
 
 /// Longest `.npy` header read.
 pub const MAX_NPY_HEADER: usize = 1 << 20;
+
+/// The machine's limits as one value: [`Limits::default`] is the constants
+/// above; tests lower them to reach each one cheaply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// [`MAX_OPS`].
+    pub max_ops: u64,
+    /// [`MAX_STACK_DEPTH`].
+    pub max_stack_depth: usize,
+    /// [`MAX_MARK_DEPTH`].
+    pub max_mark_depth: usize,
+    /// [`MAX_MEMO_ENTRIES`].
+    pub max_memo_entries: usize,
+    /// [`MAX_VALUES`].
+    pub max_values: usize,
+    /// [`MAX_PICKLES_PER_FILE`].
+    pub max_pickles_per_file: usize,
+    /// [`MAX_EVENTS`].
+    pub max_events: usize,
+    /// [`MAX_NESTED_PICKLES`].
+    pub max_nested_pickles: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_ops: MAX_OPS,
+            max_stack_depth: MAX_STACK_DEPTH,
+            max_mark_depth: MAX_MARK_DEPTH,
+            max_memo_entries: MAX_MEMO_ENTRIES,
+            max_values: MAX_VALUES,
+            max_pickles_per_file: MAX_PICKLES_PER_FILE,
+            max_events: MAX_EVENTS,
+            max_nested_pickles: MAX_NESTED_PICKLES,
+        }
+    }
+}

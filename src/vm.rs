@@ -556,6 +556,7 @@ impl Frame {
 
 /// Runs opcodes symbolically and builds an [`Analysis`].
 pub struct Machine {
+    limits: Limits,
     out: Analysis,
     pickle: usize,
     offset: u64,
@@ -586,7 +587,13 @@ pub const MAX_KEPT_TOTAL: usize = 256 << 20;
 
 /// Analyses every pickle in `src`.
 pub fn analyze<S: ByteSource>(src: S) -> Analysis {
+    analyze_with(src, Limits::default())
+}
+
+/// Analyses every pickle in `src` under the given limits.
+pub fn analyze_with<S: ByteSource>(src: S, limits: Limits) -> Analysis {
     let mut m = Machine::new();
+    m.limits = limits;
     m.run(OpReader::new(src));
     m.out
 }
@@ -607,6 +614,7 @@ pub fn map_py2_name(module: &str, name: &str) -> Option<(String, String)> {
 impl Machine {
     fn new() -> Machine {
         Machine {
+            limits: Limits::default(),
             out: Analysis::default(),
             pickle: 0,
             offset: 0,
@@ -620,7 +628,7 @@ impl Machine {
     }
 
     fn alloc(&mut self, v: Value) -> Result<ValueId, Halt> {
-        if self.out.values.len() >= MAX_VALUES {
+        if self.out.values.len() >= self.limits.max_values {
             return Err(Halt::Limit("MAX_VALUES"));
         }
         self.out.values.push(v);
@@ -628,11 +636,25 @@ impl Machine {
     }
 
     fn event(&mut self, kind: EventKind) -> Result<(), Halt> {
-        if self.out.events.len() >= MAX_EVENTS {
+        if self.out.events.len() >= self.limits.max_events {
             return Err(Halt::Limit("MAX_EVENTS"));
         }
         self.out.events.push(Event { offset: self.offset, pickle: self.pickle, kind });
         Ok(())
+    }
+
+    /// Records the limit that ended the analysis. Pushed past `max_events`
+    /// on purpose: when the event list itself is what filled up, the finding
+    /// that says so must not be lost.
+    fn record_limit(&mut self, limit: &'static str) {
+        self.record_final(Anomaly::LimitExceeded { limit });
+    }
+
+    /// Records an anomaly that ends the file's analysis (at most a few per
+    /// file), even when the event list is full.
+    fn record_final(&mut self, a: Anomaly) {
+        let kind = EventKind::Anomaly(a);
+        self.out.events.push(Event { offset: self.offset, pickle: self.pickle, kind });
     }
 
     fn anomaly(&mut self, a: Anomaly) -> Result<(), Halt> {
@@ -654,7 +676,7 @@ impl Machine {
     }
 
     fn push(&mut self, f: &mut Frame, id: ValueId) -> Result<(), Halt> {
-        if f.stack.len() + f.frozen >= MAX_STACK_DEPTH {
+        if f.stack.len() + f.frozen >= self.limits.max_stack_depth {
             return Err(Halt::Limit("MAX_STACK_DEPTH"));
         }
         f.stack.push(id);
@@ -807,7 +829,7 @@ impl Machine {
     fn memo_put(&mut self, f: &mut Frame, key: Option<u64>) -> Result<(), Halt> {
         let Some(key) = key else { return self.anomaly(Anomaly::MemoBadKey) };
         let Some(&top) = f.stack.last() else { return self.anomaly(Anomaly::MemoEmptyStack) };
-        if f.memo.len() >= MAX_MEMO_ENTRIES && f.memo.get(key).is_none() {
+        if f.memo.len() >= self.limits.max_memo_entries && f.memo.get(key).is_none() {
             return Err(Halt::Limit("MAX_MEMO_ENTRIES"));
         }
         if let Some(old) = f.memo.insert(key, top) {
@@ -856,7 +878,7 @@ impl Machine {
                     // Bytes after the last STOP that are not a pickle.
                     let len = reader.source_mut().remaining().map(|r| r + (e.offset() - start).min(1)).unwrap_or(0);
                     self.offset = start;
-                    let _ = self.anomaly(Anomaly::TrailingData { len: len.max(end - start) });
+                    self.record_final(Anomaly::TrailingData { len: len.max(end - start) });
                     break;
                 }
                 _ => {}
@@ -866,7 +888,7 @@ impl Machine {
                 // Recorded after the fact so it sits with the pickle's events.
                 let ev =
                     Event { offset: start, pickle: index, kind: EventKind::Anomaly(Anomaly::AnotherPickle { index }) };
-                if self.out.events.len() < MAX_EVENTS {
+                if self.out.events.len() < self.limits.max_events {
                     let pos = self.out.events.iter().position(|e| e.pickle == index).unwrap_or(self.out.events.len());
                     self.out.events.insert(pos, ev);
                 }
@@ -886,12 +908,12 @@ impl Machine {
                         self.out.error = Some(Error::new(ErrorKind::EmptyInput, start));
                     } else {
                         self.offset = end;
-                        let _ = self.anomaly(Anomaly::MissingStop);
+                        self.record_final(Anomaly::MissingStop);
                     }
                     break;
                 }
                 Err(Halt::Limit(limit)) => {
-                    let _ = self.anomaly(Anomaly::LimitExceeded { limit });
+                    self.record_limit(limit);
                     break;
                 }
                 Err(Halt::Error(e)) => {
@@ -900,11 +922,11 @@ impl Machine {
                 }
             }
             index += 1;
-            if index >= MAX_PICKLES_PER_FILE {
+            if index >= self.limits.max_pickles_per_file {
                 let more = !matches!(reader.at_eof(), Ok(true));
                 if more {
                     self.offset = reader.position();
-                    let _ = self.anomaly(Anomaly::LimitExceeded { limit: "MAX_PICKLES_PER_FILE" });
+                    self.record_limit("MAX_PICKLES_PER_FILE");
                 }
                 break;
             }
@@ -915,7 +937,7 @@ impl Machine {
     /// Runs one pickle to its STOP. `Ok(None)`: clean end of input first.
     fn run_one<S: ByteSource>(&mut self, reader: &mut OpReader<S>, f: &mut Frame) -> Result<Option<ValueId>, Halt> {
         loop {
-            if self.out.ops >= MAX_OPS {
+            if self.out.ops >= self.limits.max_ops {
                 return Err(Halt::Limit("MAX_OPS"));
             }
             let op = match reader.next_op() {
@@ -953,7 +975,7 @@ impl Machine {
             }
         };
         if spec.object {
-            if self.nesting >= MAX_NESTED_PICKLES {
+            if self.nesting >= self.limits.max_nested_pickles {
                 return Err(Halt::Limit("MAX_NESTED_PICKLES"));
             }
             self.nesting += 1;
@@ -1099,7 +1121,7 @@ impl Machine {
                 return Ok(Some(root));
             }
             (Mark, _) => {
-                if f.metastack.len() >= MAX_MARK_DEPTH {
+                if f.metastack.len() >= self.limits.max_mark_depth {
                     return Err(Halt::Limit("MAX_MARK_DEPTH"));
                 }
                 let below = std::mem::take(&mut f.stack);
