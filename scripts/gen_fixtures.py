@@ -7,7 +7,7 @@ Recipe
     .venv/bin/pip install -r scripts/requirements.txt
     .venv/bin/python scripts/gen_fixtures.py
 
-What it writes (the four sub-folders are deleted and rebuilt; fixtures/README.md
+What it writes (these sub-folders are deleted and rebuilt; fixtures/README.md
 is left alone):
 
 * fixtures/benign/   pickles written by the REAL libraries with
@@ -19,6 +19,9 @@ is left alone):
   (computed statically by scripts/pickle_globals.py).
 * fixtures/joblib/   joblib.dump (uncompressed) of models/arrays at protocols
   2, 4, 5, with manifest.json.  Not valid plain pickles (raw array payloads).
+* fixtures/containers/  compressed joblib, .npy/.npz, wrapped pickles, archives,
+  real legacy joblib files, zip anomalies, polyglots, truncated streams
+  (scripts/fixtures_containers.py, which can also run alone), with manifest.json.
 * fixtures/hostile/  hand-written opcode streams (scripts/fixtures_hostile.py
   via scripts/pickle_emit.py) with manifest.json (file, expect_rules,
   description).  SAFETY: payloads are only `echo pkinspect-fixture` /
@@ -55,6 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import joblib  # noqa: E402
 
 import fixtures_benign as fb  # noqa: E402
+import fixtures_containers  # noqa: E402
 import fixtures_hostile as fh  # noqa: E402
 from pickle_globals import scan_globals  # noqa: E402
 
@@ -213,6 +217,7 @@ def gen_dis(groups: dict[str, list[Path]]) -> None:
 def main() -> None:
     benign = gen_benign()
     gen_joblib()
+    fixtures_containers.generate()
     hostile = gen_hostile()
     gen_dis({"benign": benign, "hostile": hostile})
     total = sum(p.stat().st_size for p in FIX.rglob("*") if p.is_file())

@@ -76,6 +76,14 @@ pub const MAX_NESTED_ARCHIVE_BYTES: usize = 256 << 20;
 /// Longest `.npy` header read.
 pub const MAX_NPY_HEADER: usize = 1 << 20;
 
+/// Most findings of one kind (duplicate names, overlaps, header
+/// disagreements...) reported for one archive; the rest are counted.
+pub const MAX_ARCHIVE_NOTES_PER_KIND: usize = 20;
+
+/// Most joblib < 0.10 companion files (`<name>_NN.npy`) one pickle may name
+/// that are looked up and scanned.
+pub const MAX_COMPANION_FILES: usize = 100_000;
+
 /// The machine's limits as one value: [`Limits::default`] is the constants
 /// above; tests lower them to reach each one cheaply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,3 +120,21 @@ impl Default for Limits {
         }
     }
 }
+
+/// Most bytes of pickles held in memory for one PyTorch checkpoint section
+/// that mixes pickles with raw storage bytes (the five pickles of a legacy
+/// checkpoint, the header pickles of a legacy tar's `storages`/`tensors`),
+/// and the largest zip `data.pkl` read to check storage references. Real
+/// checkpoints hold a few MB of pickle at most; the storages are skipped.
+pub const MAX_TORCH_PICKLE_BYTES: usize = 64 << 20;
+
+/// Most storages (legacy key list entries, tar `storages`/`tensors` records)
+/// followed in one PyTorch checkpoint section.
+pub const MAX_TORCH_STORAGES: usize = 1_000_000;
+
+/// Most dimensions a legacy tar checkpoint's tensor may declare.
+pub const MAX_TORCH_TENSOR_DIMS: u64 = 1024;
+
+/// Most PyTorch structure findings (PK304, PK207/PK208) reported for one
+/// checkpoint; the rest are counted in one more finding.
+pub const MAX_TORCH_NOTES: usize = 100;

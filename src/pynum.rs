@@ -200,6 +200,85 @@ pub fn parse_int(text: &[u8], base0: bool) -> Option<PyInt> {
     Some(normalize(negative, limbs))
 }
 
+/// C `strtol(text, &end, 0)` as `_pickle.c`'s `load_int` uses it: leading
+/// whitespace, a sign, `0x` hex, a leading `0` meaning octal. `None` when
+/// it would not consume the whole line, or overflows a C long (then the C
+/// unpickler falls back to Python's `int(text, 0)`).
+fn strtol0(text: &[u8]) -> Option<i64> {
+    let mut i = 0;
+    while i < text.len() && matches!(text[i], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
+        i += 1;
+    }
+    let negative = match text.get(i) {
+        Some(b'-') => {
+            i += 1;
+            true
+        }
+        Some(b'+') => {
+            i += 1;
+            false
+        }
+        _ => false,
+    };
+    let radix = if text.get(i) == Some(&b'0')
+        && matches!(text.get(i + 1), Some(b'x' | b'X'))
+        && text.get(i + 2).is_some_and(|c| c.is_ascii_hexdigit())
+    {
+        i += 2;
+        16
+    } else if text.get(i) == Some(&b'0') {
+        8
+    } else {
+        10
+    };
+    let start = i;
+    let mut mag: u64 = 0;
+    while let Some(d) = text.get(i).and_then(|&c| (c as char).to_digit(radix)) {
+        mag = mag.checked_mul(u64::from(radix))?.checked_add(u64::from(d))?;
+        i += 1;
+    }
+    if i == start || i != text.len() {
+        return None;
+    }
+    if negative {
+        if mag > i64::MAX as u64 + 1 {
+            return None;
+        }
+        Some((mag as i128).wrapping_neg() as i64)
+    } else {
+        i64::try_from(mag).ok()
+    }
+}
+
+/// How the `INT` opcode's line is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IntArg {
+    /// `True` / `False`.
+    Bool(bool),
+    /// An integer.
+    Int(PyInt),
+}
+
+/// `INT` as CPython's C unpickler (`pickle.loads`) reads it: `strtol` base
+/// 0, a two-character line worth 0 or 1 being a bool, else Python's
+/// `int(text, 0)`.
+pub fn int_arg_c(text: &[u8]) -> Option<IntArg> {
+    match strtol0(text) {
+        Some(v) if text.len() == 2 && (v == 0 || v == 1) => Some(IntArg::Bool(v == 1)),
+        Some(v) => Some(IntArg::Int(PyInt::Small(v))),
+        None => parse_int(text, true).map(IntArg::Int),
+    }
+}
+
+/// `INT` as `pickle.py` reads it: `00`/`01` are bools, else `int(text, 0)`.
+pub fn int_arg_py(text: &[u8]) -> Option<IntArg> {
+    match text {
+        b"00" => Some(IntArg::Bool(false)),
+        b"01" => Some(IntArg::Bool(true)),
+        _ => parse_int(text, true).map(IntArg::Int),
+    }
+}
+
 /// Parses like Python's `float(text)`. Returns `None` where Python raises.
 pub fn parse_float(text: &[u8]) -> Option<f64> {
     let s = strip_ws(text);
@@ -256,6 +335,25 @@ mod tests {
         assert_eq!(big.to_decimal(), "123456789012345678901234567890");
         let neg = parse_int(b"-18446744073709551616", false).unwrap();
         assert_eq!(neg.to_decimal(), "-18446744073709551616");
+    }
+
+    #[test]
+    fn int_opcode_like_the_c_unpickler() {
+        use IntArg::*;
+        assert_eq!(int_arg_c(b"010"), Some(Int(PyInt::Small(8))));
+        assert_eq!(int_arg_py(b"010"), None);
+        assert_eq!(int_arg_c(b"-0"), Some(Bool(false)));
+        assert_eq!(int_arg_py(b"-0"), Some(Int(PyInt::Small(0))));
+        assert_eq!(int_arg_c(b"+1"), Some(Bool(true)));
+        assert_eq!(int_arg_c(b"01"), Some(Bool(true)));
+        assert_eq!(int_arg_c(b"00"), Some(Bool(false)));
+        assert_eq!(int_arg_c(b"0x1f"), Some(Int(PyInt::Small(31))));
+        assert_eq!(int_arg_c(b"0o17"), Some(Int(PyInt::Small(15))));
+        assert_eq!(int_arg_c(b"1_0"), Some(Int(PyInt::Small(10))));
+        assert_eq!(int_arg_c(b"08"), None);
+        assert_eq!(int_arg_c(b" 12"), Some(Int(PyInt::Small(12))));
+        assert!(matches!(int_arg_c(b"99999999999999999999"), Some(Int(PyInt::Big { .. }))));
+        assert_eq!(int_arg_c(b"-9223372036854775808"), Some(Int(PyInt::Small(i64::MIN))));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::{MAX_INLINE_ARG, MAX_LINE_ARG, MAX_LONG_BYTES};
 use crate::opcodes::{ArgKind, Opcode};
-use crate::pynum::{parse_float, parse_int, PyInt};
+use crate::pynum::{int_arg_c, int_arg_py, parse_float, parse_int, IntArg, PyInt};
 use crate::source::{ByteSource, Line};
 
 /// Bytes of an argument: in memory, or skipped because they were too long.
@@ -126,6 +126,9 @@ pub struct Op<'s> {
     pub arg: Arg<'s>,
     /// Its relation to the current frame.
     pub frame: FrameNote,
+    /// CPython's C unpickler and `pickle.py` read this argument differently
+    /// (the value decoded is the C unpickler's, what `pickle.loads` uses).
+    pub differential: bool,
 }
 
 /// Reads opcodes one at a time from a [`ByteSource`].
@@ -318,6 +321,11 @@ impl<S: ByteSource> OpReader<S> {
         self.src.at_eof().map_err(|e| io_err(e, pos))
     }
 
+    /// Where the current `FRAME` ends, if one was opened.
+    pub fn frame_end(&self) -> Option<u64> {
+        self.frame_end
+    }
+
     /// True when the next byte lies inside the current `FRAME`.
     pub fn frame_open(&self) -> bool {
         self.frame_end.is_some_and(|fe| self.src.position() < fe)
@@ -407,11 +415,12 @@ impl<S: ByteSource> OpReader<S> {
                 None
             }
         };
-        let (arg, end, frame) = self.read_arg(opcode, offset, open)?;
-        Ok(Some(Op { offset, end, opcode, arg, frame }))
+        let (arg, end, frame, differential) = self.read_arg(opcode, offset, open)?;
+        Ok(Some(Op { offset, end, opcode, arg, frame, differential }))
     }
 
-    fn read_arg(&mut self, opcode: Opcode, at: u64, open: Option<u64>) -> Result<(Arg<'_>, u64, FrameNote)> {
+    fn read_arg(&mut self, opcode: Opcode, at: u64, open: Option<u64>) -> Result<(Arg<'_>, u64, FrameNote, bool)> {
+        let mut differential = false;
         // Work out owned/scalar arguments first; borrowed ones return early.
         let what = opcode.name();
         let arg: Arg<'static> = match opcode.arg() {
@@ -430,7 +439,7 @@ impl<S: ByteSource> OpReader<S> {
                         None if self.src.remaining().is_some_and(|r| v > r) => FrameNote::PastInput,
                         None => FrameNote::Ok,
                     };
-                    return Ok((Arg::U64(v), end, note));
+                    return Ok((Arg::U64(v), end, note, false));
                 }
                 Arg::U64(v)
             }
@@ -456,10 +465,17 @@ impl<S: ByteSource> OpReader<S> {
             ArgKind::DecimalnlShort | ArgKind::DecimalnlLong => {
                 let line = self.line(what, at)?;
                 match opcode {
-                    Opcode::Int if line == b"00" => Arg::Bool(false),
-                    Opcode::Int if line == b"01" => Arg::Bool(true),
-                    Opcode::Int | Opcode::Long => {
-                        let text = if opcode == Opcode::Long { line.strip_suffix(b"L").unwrap_or(line) } else { line };
+                    Opcode::Int => {
+                        let c = int_arg_c(line);
+                        differential = c != int_arg_py(line);
+                        match c {
+                            Some(IntArg::Bool(b)) => Arg::Bool(b),
+                            Some(IntArg::Int(v)) => Arg::BigInt(v),
+                            None => return Err(bad(what, "not an integer literal", at)),
+                        }
+                    }
+                    Opcode::Long => {
+                        let text = line.strip_suffix(b"L").unwrap_or(line);
                         match parse_int(text, true) {
                             Some(v) => Arg::BigInt(v),
                             None => return Err(bad(what, "not an integer literal", at)),
@@ -529,10 +545,10 @@ impl<S: ByteSource> OpReader<S> {
             | ArgKind::Unicodestring8 => return self.read_sized(opcode, at, open),
         };
         let end = self.src.position();
-        Ok((arg, end, crossing(open, end)))
+        Ok((arg, end, crossing(open, end), differential))
     }
 
-    fn read_sized(&mut self, opcode: Opcode, at: u64, open: Option<u64>) -> Result<(Arg<'_>, u64, FrameNote)> {
+    fn read_sized(&mut self, opcode: Opcode, at: u64, open: Option<u64>) -> Result<(Arg<'_>, u64, FrameNote, bool)> {
         let what = opcode.name();
         let kind = opcode.arg();
         let declared: i128 = match kind {
@@ -550,7 +566,7 @@ impl<S: ByteSource> OpReader<S> {
             ArgKind::Unicodestring1 | ArgKind::Unicodestring4 | ArgKind::Unicodestring8 => self.utf8(what, len, at)?,
             _ => Arg::Bytes(self.payload(what, len, at)?),
         };
-        Ok((arg, end, crossing(open, end)))
+        Ok((arg, end, crossing(open, end), false))
     }
 }
 

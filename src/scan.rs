@@ -239,6 +239,8 @@ pub fn scan_file_counted(path: &Path, policy: &Policy, levels: &Levels, read: &A
     };
     let mut walker = Walker::new();
     walker.seekable(Counted { file, read }, Some(size), None);
+    // joblib < 0.10 companion files are looked up next to the file only.
+    walker.companions(path.parent().map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d }));
     let walked = walker.finish();
     if let [part] = &walked.parts[..] {
         if let Some(crate::ErrorKind::Io(e)) = part.analysis.error.as_ref().map(|e| e.kind()) {

@@ -194,7 +194,9 @@ impl<'a> Tracer<'a> {
         }
         if let Some(err) = &self.a.error {
             let pickle = self.a.pickles.len().saturating_sub(1);
-            out.push(json!({"op": "error", "pickle": pickle, "offset": err.offset(), "message": err.kind().to_string()}));
+            out.push(
+                json!({"op": "error", "pickle": pickle, "offset": err.offset(), "message": err.kind().to_string()}),
+            );
         }
         out
     }

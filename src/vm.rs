@@ -259,6 +259,17 @@ pub enum Anomaly {
     },
     /// A `FRAME` longer than the rest of the input.
     FramePastInput,
+    /// `STOP` before the end of its `FRAME`: buffered and unbuffered readers
+    /// start the next pickle at different offsets.
+    StopInsideFrame {
+        /// Where the frame ends.
+        frame_end: u64,
+    },
+    /// An argument the C unpickler and `pickle.py` decode differently.
+    ParserDifferential {
+        /// The opcode.
+        opcode: &'static str,
+    },
     /// `EXT` with code 0 or an unregistered code.
     BadExtension {
         /// The code.
@@ -330,6 +341,12 @@ impl Anomaly {
                 format!("FRAME starts before the previous frame ends at offset {frame_end}")
             }
             Anomaly::FramePastInput => "FRAME is longer than the rest of the input".to_string(),
+            Anomaly::StopInsideFrame { frame_end } => {
+                format!("STOP before the end of its FRAME at offset {frame_end}: readers disagree on where the next pickle starts")
+            }
+            Anomaly::ParserDifferential { opcode } => {
+                format!("{opcode} argument means different things to the C unpickler and pickle.py")
+            }
             Anomaly::BadExtension { code } => format!("EXT code {code} cannot be resolved"),
             Anomaly::MissingStop => "the input ends before STOP".to_string(),
             Anomaly::TrailingData { len } => format!("{len} bytes after the last STOP are not a pickle"),
@@ -534,8 +551,6 @@ struct Frame {
     max_opcode_proto: u8,
     saw_proto: bool,
     ops: u64,
-    /// Objects whose `__setstate__` attribute a BUILD has set.
-    setstate: std::collections::HashMap<ValueId, ValueId>,
 }
 
 impl Frame {
@@ -549,7 +564,6 @@ impl Frame {
             max_opcode_proto: 0,
             saw_proto: false,
             ops: 0,
-            setstate: std::collections::HashMap::new(),
         }
     }
 }
@@ -566,11 +580,28 @@ pub struct Machine {
     unknown_underflow: Option<ValueId>,
     /// The last BUILD state applied to each object (dtype states, wrappers).
     build_state: std::collections::HashMap<ValueId, ValueId>,
+    /// Hook attributes (`__setstate__`, `append`, ...) that BUILDs set on an
+    /// object or a class; they persist for the whole file, as class
+    /// attributes persist in the loading process.
+    plants: std::collections::HashMap<(Receiver, &'static str), ValueId>,
     /// Set by a BUILD of a joblib `NumpyArrayWrapper`: its payload follows.
     pending_payload: Option<ValueId>,
     /// How many nested (object-array) pickles are open.
     nesting: usize,
 }
+
+/// What an attribute set by BUILD lands on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Receiver {
+    /// One object (instance attribute).
+    Object(ValueId),
+    /// A class, named by its global: every instance sees the attribute.
+    Class(String, String),
+}
+
+/// Attributes the unpickler itself looks up and calls: planting one of them
+/// turns a later BUILD/APPEND/SETITEM/ADDITEMS into a call of the plant.
+const HOOK_ATTRS: [&str; 5] = ["__setstate__", "append", "extend", "add", "__setitem__"];
 
 /// What follows a `NumpyArrayWrapper`'s BUILD.
 struct PayloadSpec {
@@ -622,6 +653,7 @@ impl Machine {
             extensions: std::collections::HashMap::new(),
             unknown_underflow: None,
             build_state: std::collections::HashMap::new(),
+            plants: std::collections::HashMap::new(),
             pending_payload: None,
             nesting: 0,
         }
@@ -787,9 +819,25 @@ impl Machine {
         }
         if let Value::Tuple(items) = self.out.value(args) {
             if let [m, n, c] = items[..] {
-                let (Some(m), Some(n), Some(c)) = (self.str_of(m), self.str_of(n), self.int_of(c)) else { return };
-                self.extensions.insert(c, (m, n));
+                let (Some(m), Some(n), Some(c)) = (self.str_of(m), self.str_of(n), self.code_of(c)) else { return };
+                // copyreg rejects codes outside 1..=0x7fffffff.
+                if (1..=0x7fff_ffff).contains(&c) {
+                    self.extensions.insert(c, (m, n));
+                }
             }
+        }
+    }
+
+    /// The extension code `copyreg.add_extension` makes of a value:
+    /// `int(code)`, so strings and bytes of digits and integral floats work too.
+    fn code_of(&self, id: ValueId) -> Option<i64> {
+        match self.out.value(id) {
+            Value::Str(b) => b.full().and_then(|t| crate::pynum::parse_int(t.as_bytes(), false)).and_then(|i| i.as_i64()),
+            Value::Bytes(b) | Value::ByteArray(b) => {
+                b.full().and_then(|t| crate::pynum::parse_int(t, false)).and_then(|i| i.as_i64())
+            }
+            Value::Float(x) if x.fract() == 0.0 && x.abs() < 9.0e15 => Some(*x as i64),
+            _ => self.int_of(id),
         }
     }
 
@@ -940,15 +988,32 @@ impl Machine {
             if self.out.ops >= self.limits.max_ops {
                 return Err(Halt::Limit("MAX_OPS"));
             }
+            let at = reader.position();
             let op = match reader.next_op() {
                 Ok(Some(op)) => op,
                 Ok(None) => return Ok(None),
-                Err(e) => return Err(Halt::Error(e)),
+                Err(e) => {
+                    // An argument that ran past its FRAME and then failed to
+                    // decode: readers that honour frames read something else.
+                    if let Some(fe) = reader.frame_end() {
+                        if at < fe && reader.position() > fe {
+                            self.offset = at;
+                            self.record_final(Anomaly::FrameCrossing { frame_end: fe });
+                        }
+                    }
+                    return Err(Halt::Error(e));
+                }
             };
             self.out.ops += 1;
             f.ops += 1;
             self.offset = op.offset;
+            if op.differential {
+                self.anomaly(Anomaly::ParserDifferential { opcode: op.opcode.name() })?;
+            }
             if let Some(root) = self.step(f, &op)? {
+                if let Some(frame_end) = reader.frame_end().filter(|_| reader.frame_open()) {
+                    self.anomaly(Anomaly::StopInsideFrame { frame_end })?;
+                }
                 return Ok(Some(root));
             }
             if let Some(wrapper) = self.pending_payload.take() {
@@ -1403,39 +1468,118 @@ impl Machine {
     }
 
     /// APPEND / APPENDS / ADDITEMS.
+    ///
+    /// On a real list or set the items are added. On anything else CPython
+    /// calls a method looked up on the object: the C unpickler tries
+    /// `extend(items)` first and falls back to `append(item)` per item;
+    /// `pickle.py` calls `append` (and `add` for ADDITEMS). A method planted
+    /// by an earlier BUILD is called as itself; otherwise the call is
+    /// recorded against the object (judged by the class that made it).
     fn extend(&mut self, f: &mut Frame, target: ValueId, items: Vec<ValueId>, code: Opcode) -> Result<(), Halt> {
         let is_add = code == Opcode::Additems;
         match &mut self.out.values[target as usize] {
-            Value::List(v) if !is_add => v.extend(items),
-            Value::Set(v) if is_add => v.extend(items),
-            Value::Call { .. } | Value::Persistent { .. } | Value::Unknown(_) => {
-                let kind = if is_add { CallKind::Add } else { CallKind::Append };
-                for item in items {
-                    let args = self.alloc(Value::Tuple(vec![item]))?;
-                    self.method_call(f, kind, target, args)?;
-                }
+            Value::List(v) if !is_add => {
+                v.extend(items);
+                return Ok(());
             }
+            Value::Set(v) if is_add => {
+                v.extend(items);
+                return Ok(());
+            }
+            Value::Call { .. }
+            | Value::Persistent { .. }
+            | Value::Unknown(_)
+            | Value::Global(_)
+            | Value::ComputedGlobal { .. } => {}
             _ => {
                 let expected = if is_add { "set" } else { "list" };
-                self.anomaly(Anomaly::TypeMismatch { opcode: code.name(), expected })?;
+                return self.anomaly(Anomaly::TypeMismatch { opcode: code.name(), expected });
+            }
+        }
+        let names: &[&'static str] = if is_add { &["add"] } else { &["extend", "append"] };
+        let mut planted = false;
+        for &name in names {
+            if let Some(hook) = self.planted(target, name) {
+                planted = true;
+                if name == "extend" {
+                    let list = self.alloc(Value::List(items.clone()))?;
+                    let args = self.alloc(Value::Tuple(vec![list]))?;
+                    self.hook_call(hook, args)?;
+                } else {
+                    for &item in &items {
+                        let args = self.alloc(Value::Tuple(vec![item]))?;
+                        self.hook_call(hook, args)?;
+                    }
+                }
+            }
+        }
+        if !planted {
+            let kind = if is_add { CallKind::Add } else { CallKind::Append };
+            for item in items {
+                let args = self.alloc(Value::Tuple(vec![item]))?;
+                self.method_call(f, kind, target, args)?;
             }
         }
         Ok(())
     }
 
-    /// SETITEM / SETITEMS.
+    /// SETITEM / SETITEMS: `obj[key] = value`, which on anything but a dict
+    /// calls the type's `__setitem__` (a class-level plant included).
     fn set_items(&mut self, f: &mut Frame, target: ValueId, items: Vec<ValueId>, code: Opcode) -> Result<(), Halt> {
         match &mut self.out.values[target as usize] {
-            Value::Dict(d) => d.extend(items.chunks_exact(2).map(|p| (p[0], p[1]))),
-            Value::Call { .. } | Value::Persistent { .. } | Value::Unknown(_) => {
-                for pair in items.chunks_exact(2) {
-                    let args = self.alloc(Value::Tuple(vec![pair[0], pair[1]]))?;
-                    self.method_call(f, CallKind::SetItem, target, args)?;
-                }
+            Value::Dict(d) => {
+                d.extend(items.chunks_exact(2).map(|p| (p[0], p[1])));
+                return Ok(());
             }
-            _ => self.anomaly(Anomaly::TypeMismatch { opcode: code.name(), expected: "dict" })?,
+            Value::Call { .. }
+            | Value::Persistent { .. }
+            | Value::Unknown(_)
+            | Value::Global(_)
+            | Value::ComputedGlobal { .. } => {}
+            _ => return self.anomaly(Anomaly::TypeMismatch { opcode: code.name(), expected: "dict" }),
+        }
+        let class_hook = self.class_of(target).and_then(|c| self.plants.get(&(c, "__setitem__")).copied());
+        for pair in items.chunks_exact(2) {
+            let args = self.alloc(Value::Tuple(vec![pair[0], pair[1]]))?;
+            match class_hook {
+                Some(hook) => self.hook_call(hook, args)?,
+                None => self.method_call(f, CallKind::SetItem, target, args)?,
+            }
         }
         Ok(())
+    }
+
+    /// The class an object was made from, when it is a named global.
+    fn class_of(&self, obj: ValueId) -> Option<Receiver> {
+        match self.out.value(obj) {
+            Value::Call { func, .. } => match self.out.value(*func) {
+                Value::Global(g) => Some(Receiver::Class(g.module.clone(), g.name.clone())),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The value a BUILD planted as attribute `name` that `getattr(obj,
+    /// name)` would find: on the object itself, else on its class. A
+    /// global (a class or module attribute) is its own receiver.
+    fn planted(&self, obj: ValueId, name: &'static str) -> Option<ValueId> {
+        if let Some(&v) = self.plants.get(&(Receiver::Object(obj), name)) {
+            return Some(v);
+        }
+        let class = match self.out.value(obj) {
+            Value::Global(g) => Some(Receiver::Class(g.module.clone(), g.name.clone())),
+            _ => self.class_of(obj),
+        };
+        class.and_then(|c| self.plants.get(&(c, name)).copied())
+    }
+
+    /// A call of a planted hook (recorded as `SetState`: a call the
+    /// unpickler makes of an attribute a BUILD set).
+    fn hook_call(&mut self, hook: ValueId, args: ValueId) -> Result<(), Halt> {
+        let kind = CallKind::SetState;
+        let result = self.alloc(Value::Call { kind, func: hook, args, kwargs: Option::None })?;
+        self.event(EventKind::Call { kind, func: hook, args, kwargs: Option::None, result })
     }
 
     /// A call of a method on an object (the object stands in for the callable).
@@ -1460,19 +1604,17 @@ impl Machine {
         }
     }
 
-    /// BUILD: `inst.__setstate__(state)` if the instance has one, else a
-    /// `__dict__` update plus `setattr` for a `(state, slotstate)` pair.
-    fn build(&mut self, f: &mut Frame, target: ValueId, state: ValueId) -> Result<(), Halt> {
+    /// BUILD: `inst.__setstate__(state)` if the instance (or its class) has
+    /// one, else a `__dict__` update plus `setattr` for a `(state,
+    /// slotstate)` pair — which is how a pickle plants attributes.
+    fn build(&mut self, _f: &mut Frame, target: ValueId, state: ValueId) -> Result<(), Halt> {
         self.event(EventKind::Build { target, state })?;
         if matches!(self.out.value(target), Value::Call { .. }) {
             self.build_state.insert(target, state);
         }
-        if let Some(&hook) = f.setstate.get(&target) {
+        if let Some(hook) = self.planted(target, "__setstate__") {
             let args = self.alloc(Value::Tuple(vec![state]))?;
-            let result =
-                self.alloc(Value::Call { kind: CallKind::SetState, func: hook, args, kwargs: Option::None })?;
-            self.event(EventKind::Call { kind: CallKind::SetState, func: hook, args, kwargs: Option::None, result })?;
-            return Ok(());
+            return self.hook_call(hook, args);
         }
         // Which dicts would be applied as attributes.
         let mut dicts = Vec::new();
@@ -1483,17 +1625,21 @@ impl Machine {
             }
             _ => {}
         }
+        // setattr on a class object sets a class attribute.
+        let receiver = match self.out.value(target) {
+            Value::Global(g) => Receiver::Class(g.module.clone(), g.name.clone()),
+            _ => Receiver::Object(target),
+        };
         for d in dicts {
             let Value::Dict(pairs) = self.out.value(d) else { continue };
             let pairs = pairs.clone();
             for (k, v) in pairs {
-                if let Some(key) = self.str_of(k) {
-                    if key.starts_with("__") && key.ends_with("__") && key.len() > 4 {
-                        self.anomaly(Anomaly::DunderState { attr: key.clone() })?;
-                        if key == "__setstate__" {
-                            f.setstate.insert(target, v);
-                        }
-                    }
+                let Some(key) = self.str_of(k) else { continue };
+                if key.starts_with("__") && key.ends_with("__") && key.len() > 4 {
+                    self.anomaly(Anomaly::DunderState { attr: key.clone() })?;
+                }
+                if let Some(&hook) = HOOK_ATTRS.iter().find(|h| **h == key) {
+                    self.plants.insert((receiver.clone(), hook), v);
                 }
             }
         }

@@ -78,7 +78,7 @@ fn mutated_fixtures_never_panic() {
         for _ in 0..40 {
             let m = mutate(&mut rng, &data);
             let r = scan_bytes("mutant", &m, &policy);
-            let report = Report { files: vec![r] };
+            let report = Report { files: vec![r], ..Default::default() };
             let _ = human::render(&report, human::HumanOptions::default());
             let _ = json::to_json(&report);
             let mut sink = Vec::new();
@@ -108,6 +108,6 @@ fn random_opcode_programs_never_panic() {
             }
         }
         let r = scan_bytes("random", &d, &policy);
-        let _ = json::to_json(&Report { files: vec![r] });
+        let _ = json::to_json(&Report { files: vec![r], ..Default::default() });
     }
 }

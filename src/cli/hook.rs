@@ -9,15 +9,12 @@
 //! other file is skipped.
 
 use std::collections::HashSet;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use pkinspect::rules::Rule;
+use pkinspect::container::Format;
 use pkinspect::scan::FileReport;
 
-/// Extensions under which model files are saved.
-pub const MODEL_EXTENSIONS: &[&str] =
-    &["pkl", "pickle", "joblib", "pt", "pth", "bin", "ckpt", "model", "sav", "npy", "npz", "dat", "p"];
+use super::sniff::{classify, has_model_extension, is_pickle, read_head, Class};
 
 /// What to do with a file the hook was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,54 +30,42 @@ pub enum Sniff {
     Other,
 }
 
-/// Container magic numbers, with what they are.
-const MAGIC: &[(&[u8], &str)] = &[
-    (b"PK\x03\x04", "a zip archive (PyTorch checkpoints and .npz files are not scanned yet)"),
-    (b"PK\x05\x06", "an empty zip archive"),
-    (b"\x93NUMPY", "a .npy array file (not scanned yet)"),
-    (b"\x1f\x8b", "gzip-compressed (compressed joblib files are not scanned yet)"),
-    (b"BZh", "bz2-compressed (compressed joblib files are not scanned yet)"),
-    (b"\xfd7zXZ\x00", "xz-compressed (compressed joblib files are not scanned yet)"),
-    (b"\x5d\x00\x00", "lzma-compressed (compressed joblib files are not scanned yet)"),
-    (b"\x04\x22\x4d\x18", "lz4-compressed (compressed joblib files are not scanned yet)"),
-    (b"ZF", "zlib-compressed joblib (compressed joblib files are not scanned yet)"),
-    (b"\x78\x01", "zlib-compressed (compressed joblib files are not scanned yet)"),
-    (b"\x78\x5e", "zlib-compressed (compressed joblib files are not scanned yet)"),
-    (b"\x78\x9c", "zlib-compressed (compressed joblib files are not scanned yet)"),
-    (b"\x78\xda", "zlib-compressed (compressed joblib files are not scanned yet)"),
-];
+/// What a container format is, for the note that says it was skipped.
+fn describe(format: Format) -> &'static str {
+    match format {
+        Format::Zip => "a zip archive (PyTorch checkpoints and .npz files are not scanned yet)",
+        Format::Npy => "a .npy array file (not scanned yet)",
+        Format::Gzip => "gzip-compressed (compressed joblib files are not scanned yet)",
+        Format::Bz2 => "bz2-compressed (compressed joblib files are not scanned yet)",
+        Format::Xz => "xz-compressed (compressed joblib files are not scanned yet)",
+        Format::Lzma => "lzma-compressed (compressed joblib files are not scanned yet)",
+        Format::Lz4 => "lz4-compressed (compressed joblib files are not scanned yet)",
+        Format::JoblibZf => "zlib-compressed joblib (compressed joblib files are not scanned yet)",
+        Format::Zlib => "zlib-compressed (compressed joblib files are not scanned yet)",
+        Format::Tar => "a tar archive (not scanned yet)",
+        Format::Pickle | Format::Unknown => "a model file",
+    }
+}
 
-/// Looks at the first bytes and the extension of `path`. A file that cannot
-/// be read is [`Sniff::Pickle`], so that the scan reports why.
+/// Looks at the first bytes (through the shared [`classify`]) and the
+/// extension of `path`. A file that cannot be read is [`Sniff::Pickle`], so
+/// that the scan reports why.
 pub fn sniff(path: &Path) -> Sniff {
-    let mut head = Vec::with_capacity(8);
-    let read = std::fs::File::open(path).and_then(|f| f.take(8).read_to_end(&mut head));
-    if read.is_err() || (head.len() >= 2 && head[0] == 0x80 && head[1] <= 5) {
+    let Ok(head) = read_head(path) else { return Sniff::Pickle };
+    let class = classify(&head);
+    if class == Class::Model(Format::Pickle) {
         return Sniff::Pickle;
     }
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    if !MODEL_EXTENSIONS.contains(&ext.as_str()) {
+    if !has_model_extension(path) {
         return Sniff::Other;
     }
     if head.is_empty() {
         return Sniff::Container("an empty file");
     }
-    match MAGIC.iter().find(|(magic, _)| head.starts_with(magic)) {
-        Some((_, what)) => Sniff::Container(what),
-        None => Sniff::Maybe,
+    match class {
+        Class::Model(format) => Sniff::Container(describe(format)),
+        Class::Maybe | Class::Other => Sniff::Maybe,
     }
-}
-
-/// For a [`Sniff::Maybe`] file: true when it is a pickle after all. It is
-/// when it decodes to its end, imports a global, or hands a persistent id to
-/// the loader. A stream that fails to decode before any of that is harmless
-/// to a loader (nothing was imported or called before the error), so a
-/// binary file that merely starts with an opcode byte is skipped.
-pub fn is_pickle(report: &FileReport) -> bool {
-    report.error.is_some()
-        || !report.globals.is_empty()
-        || report.findings.iter().any(|f| f.rule == Rule::PersistentId)
-        || !report.findings.iter().any(|f| matches!(f.rule, Rule::MalformedStream | Rule::TruncatedStream))
 }
 
 /// The files a hook run was given, and what became of them.
@@ -167,19 +152,5 @@ mod tests {
         }
         assert_eq!(sniff(&dir.join("missing.bin")), Sniff::Pickle);
         std::fs::remove_dir_all(&dir).ok();
-    }
-
-    #[test]
-    fn binary_that_is_not_a_pickle() {
-        use pkinspect::policy::Policy;
-        use pkinspect::scan::scan_bytes;
-        let p = Policy::builtin();
-        // A protocol-0 pickle: a pickle.
-        assert!(is_pickle(&scan_bytes("x.pkl", b"cos\nsystem\n(S'echo'\ntR.", &p)));
-        // Imports, then breaks: a loader has already imported; scanned.
-        assert!(is_pickle(&scan_bytes("x.pkl", b"cos\nsystem\n\xff", &p)));
-        // Breaks before doing anything: not a pickle.
-        assert!(!is_pickle(&scan_bytes("x.bin", b"a\x01\x02\xff\xfe", &p)));
-        assert!(!is_pickle(&scan_bytes("x.model", b"\n\x05hello", &p)));
     }
 }

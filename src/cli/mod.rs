@@ -8,6 +8,7 @@ mod progress;
 mod rules;
 mod scan;
 mod show;
+mod sniff;
 mod trace;
 
 use clap::{Parser, Subcommand};

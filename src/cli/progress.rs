@@ -11,8 +11,11 @@
 //! erased before the report is printed.
 //!
 //! A background thread redraws the line every [`TICK`] from shared counters.
-//! The scanning thread only updates those counters, so a large file shows
-//! bytes moving while it is read.
+//! Files are scanned by several worker threads at once; each worker has a
+//! slot with the file it is on and a byte counter that its scan updates, so
+//! a large file shows bytes moving while it is read. The line names the
+//! largest file in progress and its bytes; the bar counts the bytes of
+//! finished files plus those read so far of every file in progress.
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -41,66 +44,125 @@ struct State {
     name: String,
     /// The current file's size in bytes (0 when unknown).
     size: u64,
-    /// Bytes of the files finished.
+    /// Bytes of the files finished (and, in a snapshot, read so far of the
+    /// other files in progress).
     bytes_done: u64,
     /// Bytes of all files.
     bytes_total: u64,
 }
 
+/// The counts behind the line, changed under one lock.
+#[derive(Debug, Default)]
+struct Board {
+    done: usize,
+    total: usize,
+    bytes_done: u64,
+    bytes_total: u64,
+    /// Per worker: the file it is scanning (escaped name, size), if any.
+    slots: Vec<Option<(String, u64)>>,
+}
+
 /// State shared with the drawing thread.
 #[derive(Debug, Default)]
 struct Shared {
-    state: Mutex<State>,
-    /// Bytes of the current file read or skipped so far.
-    read: AtomicU64,
+    board: Mutex<Board>,
+    /// Per worker: bytes of its current file read or skipped so far.
+    reads: Vec<AtomicU64>,
     /// Set when the scan is over.
     stop: Mutex<bool>,
     wake: Condvar,
 }
 
+impl Shared {
+    /// What to draw now: the largest file in progress, with the bytes read
+    /// of all the others added to the finished bytes.
+    fn snapshot(&self) -> Option<(State, u64)> {
+        let b = self.board.lock().ok()?;
+        let mut s = State {
+            done: b.done,
+            total: b.total,
+            bytes_done: b.bytes_done,
+            bytes_total: b.bytes_total,
+            ..State::default()
+        };
+        let busy = b.slots.iter().enumerate().filter_map(|(i, slot)| {
+            let (name, size) = slot.as_ref()?;
+            let read = self.reads.get(i).map_or(0, |r| r.load(Ordering::Relaxed)).min(*size);
+            Some((name, *size, read))
+        });
+        let mut read_shown = 0;
+        let mut best: Option<u64> = None;
+        for (name, size, read) in busy {
+            if best.is_none_or(|b| size > b) {
+                // The previous choice, if any, becomes one of "the others".
+                s.bytes_done += read_shown;
+                s.name = name.clone();
+                s.size = size;
+                read_shown = read;
+                best = Some(size);
+            } else {
+                s.bytes_done += read;
+            }
+        }
+        Some((s, read_shown))
+    }
+}
+
 /// A progress line for one run of `scan`. When disabled it only keeps the
-/// counter that the scan updates.
+/// counters that the scans update.
 pub struct Progress {
     shared: Arc<Shared>,
+    active: bool,
     ticker: Option<JoinHandle<()>>,
 }
 
 impl Progress {
-    /// A progress line for scanning `files`, drawn only if stderr is a terminal.
-    pub fn new<'a>(files: impl Iterator<Item = &'a Path>) -> Progress {
+    /// A progress line for scanning `files` with up to `workers` threads at
+    /// once, drawn only if stderr is a terminal.
+    pub fn new<'a>(files: impl Iterator<Item = &'a Path>, workers: usize) -> Progress {
         let term_ok = std::env::var_os("TERM").is_none_or(|t| t != "dumb");
         let active = std::io::stderr().is_terminal() && term_ok;
-        let shared = Arc::new(Shared::default());
-        if let Ok(mut s) = shared.state.lock() {
-            for f in files {
-                s.total += 1;
-                if active {
-                    s.bytes_total += std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
-                }
+        let workers = workers.max(1);
+        let mut board = Board { slots: vec![None; workers], ..Board::default() };
+        for f in files {
+            board.total += 1;
+            if active {
+                board.bytes_total += std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
             }
         }
+        let shared = Arc::new(Shared {
+            board: Mutex::new(board),
+            reads: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+            ..Shared::default()
+        });
         let ticker = active.then(|| {
             let shared = Arc::clone(&shared);
             std::thread::spawn(move || draw_loop(&shared))
         });
-        Progress { shared, ticker }
+        Progress { shared, active, ticker }
     }
 
-    /// Runs `scan` on `path`; `scan` receives the byte counter to update as
-    /// it reads. Updates the line before and after.
-    pub fn scan<T>(&self, path: &Path, scan: impl FnOnce(&AtomicU64) -> T) -> T {
-        if self.ticker.is_some() {
+    /// Runs `scan` on `path` in worker `worker` (below the `workers` given to
+    /// [`Progress::new`]); `scan` receives the byte counter to update as it
+    /// reads. Updates the line before and after.
+    pub fn scan<T>(&self, worker: usize, path: &Path, scan: impl FnOnce(&AtomicU64) -> T) -> T {
+        let slot = worker.min(self.shared.reads.len() - 1);
+        if self.active {
             let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-            if let Ok(mut s) = self.shared.state.lock() {
-                s.name = escape_for_terminal(&path.display().to_string());
-                s.size = size;
+            let name = escape_for_terminal(&path.display().to_string());
+            if let Ok(mut b) = self.shared.board.lock() {
+                b.slots[slot] = Some((name, size));
             }
         }
-        self.shared.read.store(0, Ordering::Relaxed);
-        let out = scan(&self.shared.read);
-        if let Ok(mut s) = self.shared.state.lock() {
-            s.done += 1;
-            s.bytes_done += s.size;
+        let read = &self.shared.reads[slot];
+        read.store(0, Ordering::Relaxed);
+        let out = scan(read);
+        if let Ok(mut b) = self.shared.board.lock() {
+            b.done += 1;
+            if let Some((_, size)) = b.slots[slot].take() {
+                b.bytes_done += size;
+            }
+            read.store(0, Ordering::Relaxed);
         }
         out
     }
@@ -139,11 +201,8 @@ fn draw_loop(shared: &Shared) {
         if start.elapsed() < DELAY {
             continue;
         }
-        let state = match shared.state.lock() {
-            Ok(s) => s.clone(),
-            Err(_) => return,
-        };
-        let text = line(&state, shared.read.load(Ordering::Relaxed), width);
+        let Some((state, read)) = shared.snapshot() else { return };
+        let text = line(&state, read, width);
         let mut err = std::io::stderr().lock();
         // \r: back to column 0; ESC[K: erase to the end of the line.
         let _ = write!(err, "\r{text}\x1b[K");
@@ -272,6 +331,27 @@ mod tests {
         let l = line(&st(0, 1, &wide, 0), 0, 60);
         assert!(columns(&l) < 60, "{l}");
         assert!(l.ends_with("模型"));
+    }
+
+    #[test]
+    fn parallel_scans_show_the_largest_file_and_count_all_bytes() {
+        let shared = Shared {
+            board: Mutex::new(Board {
+                done: 1,
+                total: 4,
+                bytes_done: 100,
+                bytes_total: 1000,
+                slots: vec![Some(("small.pkl".into(), 50)), Some(("big.pkl".into(), 800)), None],
+            }),
+            reads: vec![AtomicU64::new(30), AtomicU64::new(200), AtomicU64::new(0)],
+            ..Shared::default()
+        };
+        let (s, read) = shared.snapshot().expect("snapshot");
+        assert_eq!((s.name.as_str(), s.size, read), ("big.pkl", 800, 200));
+        assert_eq!(s.bytes_done, 130, "finished bytes plus the small file's 30");
+        let l = line(&s, read, 100);
+        assert!(l.starts_with("[########----------------] 2/4 files"), "{l}");
+        assert!(l.ends_with("big.pkl"), "{l}");
     }
 
     #[test]

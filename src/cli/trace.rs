@@ -31,7 +31,11 @@ impl Opts {
             let (file, meta) = match opened {
                 Ok((f, m)) if m.is_file() => (f, m),
                 Ok(_) => {
-                    writeln!(out, "{}", serde_json::json!({"op": "file", "path": shown, "error": "not a regular file"}))?;
+                    writeln!(
+                        out,
+                        "{}",
+                        serde_json::json!({"op": "file", "path": shown, "error": "not a regular file"})
+                    )?;
                     code = EXIT_ERROR;
                     continue;
                 }

@@ -9,9 +9,17 @@
 //! machine. Container-level problems (a corrupt stream, a decompression bomb,
 //! an encrypted member) become [`Note`]s, which the report turns into
 //! findings; everything found before a problem is kept.
+//!
+//! Where the bytes admit more than one reading that some loader takes (a
+//! pickle with a zip behind it; a compressor magic that `pickle.load` runs
+//! as opcodes), each reading is walked ([`Walker::seekable`]). Companion
+//! files of joblib < 0.10 pickles are looked up beside the file
+//! ([`legacy`]).
 
+pub mod legacy;
 pub mod npy;
 pub mod tar;
+mod torch;
 mod zip;
 
 use std::io::{self, Read, Seek};
@@ -86,8 +94,13 @@ pub fn sniff(head: &[u8]) -> Format {
     if starts(b"ZF") {
         return Format::JoblibZf;
     }
-    if starts(b"\x78") {
-        return Format::Zlib;
+    // joblib checks the 0x78 byte alone; a stream zlib can decode also has a
+    // valid header check (RFC 1950: CMF*256 + FLG divisible by 31), so text
+    // that merely starts with 'x' is not taken for zlib.
+    if let [0x78, flg, ..] = head {
+        if (0x7800 | u16::from(*flg)) % 31 == 0 {
+            return Format::Zlib;
+        }
     }
     if starts(b"\x1f\x8b") {
         return Format::Gzip;
@@ -211,22 +224,56 @@ impl<R: Input> Input for Peeked<R> {
     }
 }
 
+/// Output below which the ratio limit is not applied: small streams may
+/// compress far better than models do (a pickle of zeros).
+const RATIO_GRACE_BYTES: u64 = 64 << 20;
+
 /// A decompressed stream with the bomb limits applied: at most
 /// [`MAX_DECOMPRESSED_BYTES`], and at most [`MAX_COMPRESSION_RATIO`] output
-/// bytes per compressed byte once past 64 MiB.
+/// bytes per compressed byte once past [`RATIO_GRACE_BYTES`].
 struct Limited<R> {
     inner: R,
     out: u64,
     compressed: std::rc::Rc<std::cell::Cell<u64>>,
+    max_out: u64,
+    max_ratio: u64,
+    grace: u64,
+}
+
+impl<R> Limited<R> {
+    /// `compressed` counts the bytes the decoder has pulled (see [`CountIn`]).
+    fn new(inner: R, compressed: std::rc::Rc<std::cell::Cell<u64>>) -> Limited<R> {
+        Limited::with_bounds(inner, compressed, MAX_DECOMPRESSED_BYTES, MAX_COMPRESSION_RATIO, RATIO_GRACE_BYTES)
+    }
+
+    /// The same limits with other values (tests reach them cheaply).
+    fn with_bounds(
+        inner: R,
+        compressed: std::rc::Rc<std::cell::Cell<u64>>,
+        max_out: u64,
+        max_ratio: u64,
+        grace: u64,
+    ) -> Limited<R> {
+        Limited { inner, out: 0, compressed, max_out, max_ratio, grace }
+    }
 }
 
 impl<R: Read> Read for Limited<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.out += n as u64;
-        let ratio_hit = self.out > 64 << 20 && self.out / self.compressed.get().max(1) > MAX_COMPRESSION_RATIO;
-        if self.out > MAX_DECOMPRESSED_BYTES || ratio_hit {
-            return Err(io::Error::other(LimitHit));
+        let compressed = self.compressed.get().max(1);
+        if self.out > self.max_out {
+            return Err(io::Error::other(LimitHit(format!(
+                "more than MAX_DECOMPRESSED_BYTES ({}) of output",
+                self.max_out
+            ))));
+        }
+        if self.out > self.grace && self.out / compressed > self.max_ratio {
+            return Err(io::Error::other(LimitHit(format!(
+                "{} bytes out of {compressed} compressed bytes, more than MAX_COMPRESSION_RATIO ({}) to one",
+                self.out, self.max_ratio
+            ))));
         }
         Ok(n)
     }
@@ -234,16 +281,13 @@ impl<R: Read> Read for Limited<R> {
 
 impl<R: Read> Input for Limited<R> {}
 
-/// Marker error: a decompression limit was reached.
+/// Marker error: a decompression limit was reached, and which.
 #[derive(Debug)]
-struct LimitHit;
+struct LimitHit(String);
 
 impl std::fmt::Display for LimitHit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "decompression limit reached (MAX_DECOMPRESSED_BYTES {MAX_DECOMPRESSED_BYTES} or MAX_COMPRESSION_RATIO {MAX_COMPRESSION_RATIO})"
-        )
+        write!(f, "decompression limit reached: {}", self.0)
     }
 }
 
@@ -266,6 +310,9 @@ impl<R: Read> Read for CountIn<R> {
 /// Walks one file (or stream) layer by layer.
 pub struct Walker {
     out: Walked,
+    /// Members that are raw tensor storages of a PyTorch checkpoint (see
+    /// [`Walker::torch_raw`]): read for their CRC, never sniffed.
+    raw_records: std::collections::HashSet<String>,
 }
 
 impl Default for Walker {
@@ -284,7 +331,7 @@ fn join(parent: &Option<String>, name: &str) -> Option<String> {
 impl Walker {
     /// A walker with nothing found yet.
     pub fn new() -> Walker {
-        Walker { out: Walked::default() }
+        Walker { out: Walked::default(), raw_records: Default::default() }
     }
 
     /// What was found.
@@ -296,21 +343,117 @@ impl Walker {
         self.out.notes.push(Note { rule, member: member.clone(), offset, message: message.into() });
     }
 
-    /// Walks a seekable input (a file, or an archive member held in memory):
-    /// zip archives need random access; everything else streams.
+    /// Walks a seekable input (a file): zip archives need random access;
+    /// everything else streams.
+    ///
+    /// Where the bytes admit another reading that some loader takes, that
+    /// reading is scanned too (see `other_readings`).
     pub fn seekable<R: Read + Seek + Input>(&mut self, mut r: R, total: Option<u64>, member: Option<String>) {
-        let mut head = [0u8; 4];
+        let mut head = [0u8; SNIFF_BYTES];
         let n = read_up_to(&mut r, &mut head).unwrap_or(0);
+        let head = &head[..n];
         if r.seek(io::SeekFrom::Start(0)).is_err() {
             self.note(Rule::ContainerError, &member, 0, "cannot rewind the input");
             return;
         }
-        if n == 4 && (head == *b"PK\x03\x04" || head == *b"PK\x05\x06") {
+        let format = sniff(head);
+        if format == Format::Zip {
             self.out.format.get_or_insert(Format::Zip);
-            self.zip(r, member, 0);
-            return;
+            self.zip(ByRef(&mut r), member.clone(), 0);
+        } else {
+            self.stream(ByRef(&mut r), total, member.clone(), Vec::new(), 0);
         }
-        self.stream(r, total, member, Vec::new(), 0);
+        self.other_readings(&mut r, format, head, member);
+    }
+
+    /// The readings of a file other than the one its first bytes select:
+    ///
+    /// - a pickle (or unrecognised bytes) with a zip end record: `pickle.load`
+    ///   reads the pickle, zip readers that search for the end record
+    ///   (Python's `zipfile`) read the archive behind it;
+    /// - a container or compressed stream whose first byte is a pickle
+    ///   opcode: joblib goes by the magic bytes, `pickle.load` runs the
+    ///   opcodes. That reading is kept when `pickle.load` would import or
+    ///   call something before it fails.
+    ///
+    /// Each reading found is a [`Rule::Polyglot`] note.
+    fn other_readings<R: Read + Seek + Input>(
+        &mut self,
+        r: &mut R,
+        format: Format,
+        head: &[u8],
+        member: Option<String>,
+    ) {
+        match format {
+            Format::Pickle | Format::Unknown => {
+                let Some(at) = zip_end_record(r) else { return };
+                if r.seek(io::SeekFrom::Start(0)).is_err() {
+                    return;
+                }
+                let Ok(archive) = ::zip::ZipArchive::new(ByRef(&mut *r)) else { return };
+                // A zip held in a bytes value of the pickle is data, not a second reading;
+                // one whose end record follows the pickle is.
+                let pickle_end = self
+                    .out
+                    .parts
+                    .iter()
+                    .filter(|p| p.member == member && p.layers.is_empty())
+                    .flat_map(|p| p.analysis.pickles.iter().map(|k| k.end))
+                    .max()
+                    .unwrap_or(0);
+                drop(archive);
+                if at < pickle_end {
+                    return;
+                }
+                let msg = format!(
+                    "the file is also a zip archive (end record at offset {at}): pickle.load reads the pickle, \
+                     zip readers the archive; both were scanned"
+                );
+                self.note(Rule::Polyglot, &member, at, msg);
+                self.zip(ByRef(&mut *r), member, 0);
+            }
+            _ => {
+                let opens = head.first().and_then(|&b| crate::opcodes::Opcode::from_byte(b)).is_some();
+                if !opens || r.seek(io::SeekFrom::Start(0)).is_err() {
+                    return;
+                }
+                let analysis = analyze(ReadSource::new(ByRef(&mut *r), None));
+                if let Some(at) = runs_before_failing(&analysis) {
+                    let msg = format!(
+                        "the file is a {} to readers that go by its magic bytes, and a pickle to pickle.load, \
+                         which imports or calls at offset {at}; both readings were scanned",
+                        format.name()
+                    );
+                    self.note(Rule::Polyglot, &member, at, msg);
+                    self.out.parts.push(Part { member, layers: Vec::new(), analysis });
+                }
+            }
+        }
+    }
+
+    /// A member of a streamed archive (tar): walked like a file, except that
+    /// one whose bytes are no known format and whose name is not a pickle's
+    /// (text, raw array data) is listed as skipped instead of being read as a
+    /// pickle; archive loaders pick pickles by name.
+    fn archive_member<'a>(
+        &mut self,
+        body: Box<dyn Input + 'a>,
+        size: u64,
+        raw_name: &str,
+        name: Option<String>,
+        layers: Vec<&'static str>,
+        depth: usize,
+    ) {
+        match Peeked::new(body) {
+            Ok(p) if sniff(p.head()) == Format::Unknown && !pickle_name(raw_name) => {
+                self.out.skipped_members.push(name.unwrap_or_default());
+            }
+            Ok(p) => {
+                let p: Box<dyn Input + 'a> = Box::new(p);
+                self.stream(p, Some(size), name, layers, depth);
+            }
+            Err(e) => self.note(Rule::ContainerError, &name, 0, format!("read error: {e}")),
+        }
     }
 
     /// Walks a forward-only stream.
@@ -343,9 +486,11 @@ impl Walker {
         let mut inner_layers = layers.clone();
         inner_layers.push(format.name());
         match format {
+            // A legacy (non-zip) PyTorch checkpoint: five pickles, then raw storages.
+            Format::Pickle if torch::is_legacy(p.head()) => self.torch_legacy(p, total, member, layers),
             Format::Pickle | Format::Unknown => {
-                let analysis = analyze(ReadSource::new(p, total));
-                self.limit_note(&analysis, &member);
+                let mut analysis = analyze(ReadSource::new(p, total));
+                self.limit_note(&mut analysis, &member);
                 self.out.parts.push(Part { member, layers, analysis });
             }
             Format::Zlib => {
@@ -373,7 +518,7 @@ impl Walker {
                 match lzma_rust2::LzmaReader::new_mem_limit(counted, MAX_LZMA_MEMORY_KIB, None) {
                     Ok(dec) => {
                         let dec: Box<dyn Read + '_> = Box::new(dec);
-                        let limited = Limited { inner: dec, out: 0, compressed: count };
+                        let limited = Limited::new(dec, count);
                         self.stream_decoded(limited, member, inner_layers, depth);
                     }
                     Err(e) => self.note(Rule::ContainerError, &member, 0, format!("lzma header: {e}")),
@@ -400,13 +545,18 @@ impl Walker {
         }
     }
 
-    fn limit_note(&mut self, a: &Analysis, member: &Option<String>) {
+    /// A read error that ended a pickle's analysis is the container's
+    /// problem (a decompression limit, a corrupt stream): it becomes a
+    /// container note and leaves the analysis, so it is reported once.
+    fn limit_note(&mut self, a: &mut Analysis, member: &Option<String>) {
         if let Some(e) = &a.error {
             if let crate::ErrorKind::Io(msg) = e.kind() {
                 if msg.contains("decompression limit") {
                     self.note(Rule::DecompressionLimit, member, e.offset(), msg.clone());
+                    a.error = None;
                 } else if a.ops > 0 || a.pickles.len() > 1 {
                     self.note(Rule::ContainerError, member, e.offset(), format!("stream error: {msg}"));
+                    a.error = None;
                 }
             }
         }
@@ -422,7 +572,7 @@ impl Walker {
     ) {
         let count = std::rc::Rc::new(std::cell::Cell::new(0));
         let dec = make(CountIn { inner: p, count: count.clone() });
-        let limited = Limited { inner: dec, out: 0, compressed: count };
+        let limited = Limited::new(dec, count);
         self.stream_decoded(limited, member, layers, depth);
     }
 
@@ -430,12 +580,13 @@ impl Walker {
         let before = self.out.parts.len();
         self.stream(r, None, member.clone(), layers, depth + 1);
         // A decoder error surfaces as the inner stream's I/O error.
-        if let Some(part) = self.out.parts.get(before) {
+        if let Some(part) = self.out.parts.get_mut(before) {
             if let Some(e) = &part.analysis.error {
                 if let crate::ErrorKind::Io(msg) = e.kind() {
                     if !msg.contains("decompression limit") && part.analysis.ops == 0 {
-                        let msg = format!("cannot decompress: {msg}");
-                        self.note(Rule::ContainerError, &member, e.offset(), msg);
+                        let (at, msg) = (e.offset(), format!("cannot decompress: {msg}"));
+                        part.analysis.error = None;
+                        self.note(Rule::ContainerError, &member, at, msg);
                     }
                 }
             }
@@ -445,22 +596,18 @@ impl Walker {
     /// joblib < 0.10: `ZF` + `hex(len).ljust(19)` (+ one optional space) + zlib.
     fn joblib_zf<'a, R: Input + 'a>(
         &mut self,
-        mut r: Peeked<R>,
+        r: Peeked<R>,
         member: Option<String>,
         layers: Vec<&'static str>,
         depth: usize,
     ) {
-        let mut header = [0u8; 21];
-        if read_up_to(&mut r, &mut header).unwrap_or(0) < 21 {
+        let Some(rest) = zf_body(r) else {
             self.note(Rule::ContainerError, &member, 0, "ZF header cut short");
             return;
-        }
-        // 2 + 19 bytes read; a 20th space (joblib 0.8.4) is skipped when present.
-        let rest: Box<dyn Read + 'a> =
-            if header[20] == b' ' { Box::new(r) } else { Box::new(io::Cursor::new(vec![header[20]]).chain(r)) };
+        };
         let count = std::rc::Rc::new(std::cell::Cell::new(0));
         let dec = flate2::read::ZlibDecoder::new(CountIn { inner: rest, count: count.clone() });
-        self.stream_decoded(Limited { inner: dec, out: 0, compressed: count }, member, layers, depth);
+        self.stream_decoded(Limited::new(dec, count), member, layers, depth);
     }
 
     fn npy<R: Input>(
@@ -504,7 +651,11 @@ impl Walker {
                     let size = entry.size;
                     // Boxed: a tar inside a tar must not make a new type each level.
                     let body: Box<dyn Input + '_> = Box::new(entries.body(size));
-                    self.stream(body, Some(size), name, layers.clone(), depth + 1);
+                    // A legacy tar PyTorch checkpoint mixes pickles and raw bytes in these two.
+                    match torch::tar_section(&entry.name) {
+                        Some(s) => self.torch_tar_section(body, size, name, layers.clone(), depth + 1, s),
+                        None => self.archive_member(body, size, &entry.name, name, layers.clone(), depth + 1),
+                    }
                     if let Err(e) = entries.finish_entry() {
                         self.note(Rule::ContainerError, &member, entry.header_offset, format!("tar: {e}"));
                         return;
@@ -530,6 +681,104 @@ impl OffsetSource {
     }
 }
 
+/// A reader borrowed for one layer of the walk, so the walker can come
+/// back to the same input for another reading.
+struct ByRef<'a, R: ?Sized>(&'a mut R);
+
+impl<R: Read + ?Sized> Read for ByRef<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<R: Seek + ?Sized> Seek for ByRef<'_, R> {
+    fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
+        self.0.seek(pos)
+    }
+}
+
+impl<R: Input + ?Sized> Input for ByRef<'_, R> {
+    fn skip_forward(&mut self, n: u64) -> io::Result<u64> {
+        self.0.skip_forward(n)
+    }
+}
+
+/// Bytes at the end of a file searched for a zip end record: the record
+/// (22 bytes) plus the longest comment (65535).
+const ZIP_END_SEARCH: u64 = 22 + 65_535;
+
+/// Offset of the last zip end-of-central-directory record, if the tail of
+/// the input holds one.
+fn zip_end_record<R: Read + Seek>(r: &mut R) -> Option<u64> {
+    let len = r.seek(io::SeekFrom::End(0)).ok()?;
+    let from = len.saturating_sub(ZIP_END_SEARCH);
+    r.seek(io::SeekFrom::Start(from)).ok()?;
+    let mut tail = Vec::new();
+    r.take(ZIP_END_SEARCH).read_to_end(&mut tail).ok()?;
+    let i = tail.windows(4).rposition(|w| w == b"PK\x05\x06")?;
+    (tail.len() - i >= 22).then_some(from + i as u64)
+}
+
+/// Where a pickle reading imports a module before the first point at which
+/// CPython's unpickler would raise (a stack underflow, a missing MARK, a
+/// persistent id `pickle.load` cannot resolve, a name no module can have...),
+/// if it does. Every call in a pickle needs such an import first.
+fn runs_before_failing(a: &Analysis) -> Option<u64> {
+    use crate::vm::{Anomaly, EventKind};
+    // `find_class` fails on anything but dotted identifiers (a tar header
+    // read as GLOBAL yields names with '/' and NUL bytes).
+    let ident = |s: &str| {
+        !s.is_empty()
+            && s.split('.').all(|p| {
+                p.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
+                    && p.chars().all(|c| c.is_alphanumeric() || c == '_')
+            })
+    };
+    for ev in &a.events {
+        match &ev.kind {
+            EventKind::Import { module, name, written, .. } => {
+                let (m, n) = written.as_ref().map_or((module, name), |(m, n)| (m, n));
+                return (ident(m) && ident(n)).then_some(ev.offset);
+            }
+            EventKind::ComputedImport { .. } | EventKind::PersistentId { .. } | EventKind::ExternalBuffer => {
+                return None
+            }
+            EventKind::Anomaly(
+                Anomaly::StackUnderflow { .. }
+                | Anomaly::NoMark { .. }
+                | Anomaly::TypeMismatch { .. }
+                | Anomaly::OddItems { .. }
+                | Anomaly::MemoMissing { .. }
+                | Anomaly::MemoEmptyStack
+                | Anomaly::MemoBadKey
+                | Anomaly::BadExtension { .. },
+            ) => return None,
+            // CPython refuses protocols above 5; a repeated PROTO is accepted.
+            EventKind::Anomaly(Anomaly::BadProto { proto }) if !(0..=5).contains(proto) => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The zlib stream of a joblib < 0.10 ZF file (`read_zfile`): after `ZF`
+/// and a 19-character hex length, and after one more space when there is
+/// one (joblib 0.8.4 wrote it). `None` when the header is cut short.
+fn zf_body<'a, R: Read + 'a>(mut r: R) -> Option<Box<dyn Read + 'a>> {
+    let mut header = [0u8; 22];
+    let n = read_up_to(&mut r, &mut header).unwrap_or(0);
+    if n < 21 {
+        return None;
+    }
+    Some(if n == 22 && header[21] != b' ' { Box::new(io::Cursor::new(vec![header[21]]).chain(r)) } else { Box::new(r) })
+}
+
+/// A member name that archive loaders would unpickle whatever its bytes.
+fn pickle_name(name: &str) -> bool {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    base.ends_with(".pkl") || base.ends_with(".pickle")
+}
+
 /// Reads until `buf` is full or the input ends; returns how much was read.
 fn read_up_to<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
@@ -553,6 +802,8 @@ mod tests {
         assert_eq!(sniff(b"\x80\x04\x95"), Format::Pickle);
         assert_eq!(sniff(b"cos\nsystem\n"), Format::Pickle);
         assert_eq!(sniff(b"\x78\x5e"), Format::Zlib);
+        assert_eq!(sniff(b"\x78\x9c"), Format::Zlib);
+        assert_eq!(sniff(b"xylophone"), Format::Unknown);
         assert_eq!(sniff(b"\x1f\x8b\x08"), Format::Gzip);
         assert_eq!(sniff(b"BZh9"), Format::Bz2);
         assert_eq!(sniff(b"\x5d\x00\x00\x40\x00"), Format::Lzma);
@@ -565,5 +816,72 @@ mod tests {
         let mut tar = vec![0u8; 512];
         tar[257..262].copy_from_slice(b"ustar");
         assert_eq!(sniff(&tar), Format::Tar);
+    }
+
+    fn limit_hit(e: &io::Error) -> bool {
+        e.get_ref().is_some_and(|i| i.is::<LimitHit>())
+    }
+
+    #[test]
+    fn limited_applies_ratio_past_the_grace_and_the_size_cap() {
+        use std::{cell::Cell, rc::Rc};
+        // 10 compressed bytes: ratio 100 allows 1000 bytes, checked only past 500.
+        let count = Rc::new(Cell::new(10));
+        let mut l = Limited::with_bounds(io::repeat(0).take(5000), count.clone(), u64::MAX, 100, 500);
+        let e = io::copy(&mut l, &mut io::sink()).unwrap_err();
+        assert!(limit_hit(&e), "{e}");
+        assert!(e.to_string().contains("MAX_COMPRESSION_RATIO"));
+        // Under the grace, any ratio passes.
+        let mut l = Limited::with_bounds(io::repeat(0).take(400), count.clone(), u64::MAX, 1, 500);
+        assert_eq!(io::copy(&mut l, &mut io::sink()).unwrap(), 400);
+        // The size cap holds whatever the ratio.
+        let mut l = Limited::with_bounds(io::repeat(0).take(5000), count, 4096, u64::MAX, 0);
+        let e = io::copy(&mut l, &mut io::sink()).unwrap_err();
+        assert!(limit_hit(&e) && e.to_string().contains("MAX_DECOMPRESSED_BYTES"), "{e}");
+    }
+
+    #[test]
+    fn zf_header_with_and_without_the_extra_space() {
+        let body = |data: &[u8]| {
+            let mut out = Vec::new();
+            zf_body(data).map(|mut r| r.read_to_end(&mut out).map(|_| out))
+        };
+        let mut v09 = b"ZF0x28".to_vec();
+        v09.resize(21, b' ');
+        v09.extend_from_slice(b"\x78\x5e");
+        assert_eq!(body(&v09).unwrap().unwrap(), b"\x78\x5e");
+        let mut v084 = b"ZF0x28".to_vec();
+        v084.resize(22, b' ');
+        v084.extend_from_slice(b"\x78\x5e");
+        assert_eq!(body(&v084).unwrap().unwrap(), b"\x78\x5e");
+        assert!(body(b"ZF0x28").is_none());
+    }
+
+    #[test]
+    fn a_pickle_reading_counts_until_cpython_would_raise() {
+        let a = crate::vm::analyze_bytes(b"cos\nsystem\n(S'x'\ntR.", 0);
+        assert_eq!(runs_before_failing(&a), Some(0));
+        // STACK_GLOBAL on an empty stack (the .npy magic byte): CPython raises first.
+        let a = crate::vm::analyze_bytes(b"\x93NUMPY\x01\x00cos\nsystem\n.", 0);
+        assert_eq!(runs_before_failing(&a), None);
+        // A persistent id: pickle.load has no persistent_load.
+        let a = crate::vm::analyze_bytes(b"PK\x03\x04\ncos\nsystem\n.", 0);
+        assert_eq!(runs_before_failing(&a), None);
+        // A tar header whose first name starts with 'c': GLOBAL of names find_class cannot import.
+        let mut tar = b"config/model.pkl".to_vec();
+        tar.resize(100, 0);
+        tar.extend_from_slice(b"0000644\0\n\nmore");
+        let a = crate::vm::analyze_bytes(&tar, 0);
+        assert_eq!(runs_before_failing(&a), None);
+    }
+
+    #[test]
+    fn zip_end_record_is_found_in_the_tail_only() {
+        let mut data = vec![0u8; 100];
+        data.extend_from_slice(b"PK\x05\x06");
+        data.extend_from_slice(&[0u8; 18]);
+        assert_eq!(zip_end_record(&mut io::Cursor::new(&data)), Some(100));
+        data.truncate(110);
+        assert_eq!(zip_end_record(&mut io::Cursor::new(&data)), None, "a record needs 22 bytes");
     }
 }

@@ -118,15 +118,39 @@ pub fn render(report: &Report, opts: HumanOptions) -> String {
             );
         }
     }
+    if report.list_skipped {
+        for s in &report.skipped {
+            let _ = writeln!(out, "{}: skipped ({})", escape_for_terminal(&s.path), s.reason.as_str());
+        }
+    }
     let [info, warning, error] = report.counts();
     let _ = writeln!(
         out,
-        "{} scanned: {error} error, {warning} warning, {info} info findings{}",
+        "{} scanned{}: {error} error, {warning} warning, {info} info findings{}",
         plural(report.files.len(), "file"),
+        skipped_counts(report),
         match report.unreadable() {
             0 => String::new(),
             n => format!("; {} could not be read", plural(n, "file")),
         }
     );
     out
+}
+
+/// `, 2 skipped (not model files), 1 symlink not followed` for the summary
+/// line; empty when no folder held anything that was not scanned.
+fn skipped_counts(report: &Report) -> String {
+    let mut s = String::new();
+    let skipped = report.skipped_not_model();
+    if skipped > 0 {
+        let _ = write!(s, ", {skipped} skipped (not model files)");
+    }
+    match report.symlinks_not_followed() {
+        0 => {}
+        1 => s.push_str(", 1 symlink not followed"),
+        n => {
+            let _ = write!(s, ", {n} symlinks not followed");
+        }
+    }
+    s
 }

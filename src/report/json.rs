@@ -41,18 +41,27 @@ pub fn to_json(report: &Report) -> Value {
                 "globals": f.globals,
                 "findings": findings,
                 "suppressed": f.suppressed,
+                "skipped_members": f.skipped_members,
             })
         })
         .collect();
     let [info, warning, error] = report.counts();
+    let mut summary = json!({
+        "files": report.files.len(),
+        "unreadable": report.unreadable(),
+        "skipped": report.skipped_not_model(),
+        "symlinks_not_followed": report.symlinks_not_followed(),
+        "findings": { "error": error, "warning": warning, "info": info },
+    });
+    if report.list_skipped {
+        let skipped: Vec<Value> =
+            report.skipped.iter().map(|s| json!({ "path": s.path, "reason": s.reason.as_str() })).collect();
+        summary["skipped_files"] = Value::Array(skipped);
+    }
     json!({
         "schema_version": SCHEMA_VERSION,
         "tool": { "name": "pkinspect", "version": env!("CARGO_PKG_VERSION") },
         "files": files,
-        "summary": {
-            "files": report.files.len(),
-            "unreadable": report.unreadable(),
-            "findings": { "error": error, "warning": warning, "info": info },
-        },
+        "summary": summary,
     })
 }

@@ -154,15 +154,30 @@ rules! {
     PayloadAnomaly = "PK210", "payload-anomaly", Warning,
         "A joblib array payload is framed in a way joblib never writes (unusual alignment padding).",
         "joblib writes 1 to 16 bytes of 0xFF before each array; other padding is ignored by joblib.load but can carry hidden data for another reader. Regenerate the file with joblib.dump.";
+    ParserDifferential = "PK211", "parser-differential", Error,
+        "An argument means different things to CPython's C unpickler and to pickle.py (e.g. INT 010 is 8 to one and an error to the other).",
+        "pickle.loads and the pure-Python unpickler then build different objects from the same bytes; no pickler writes such arguments. pkinspect follows the C unpickler's reading, the one pickle.loads uses.";
     ContainerError = "PK301", "container-error", Error,
         "A container layer cannot be read: a corrupt compressed stream, a bad archive, a bad .npy header.",
         "The content inside could not be scanned past the offset given. Loaders may still read part of it. Re-create the file with the library that wrote it, or do not load it.";
     ArchiveAnomaly = "PK302", "archive-anomaly", Error,
-        "An archive is inconsistent or hides members: CRC mismatch, duplicate names, encrypted members, unreadable entries.",
-        "Tools disagree on such archives (which of two same-named members is read, whether a bad CRC stops the read), which is how payloads slip past scanners. Encrypted members cannot be scanned at all.";
+        "An archive is inconsistent or hides members: CRC mismatch, duplicate names, local and central headers that disagree, overlapping entries, sizes that lie, encrypted members, unreadable entries.",
+        "Tools disagree on such archives (which of two same-named members is read, whether the local or the central header is believed, whether a bad CRC stops the read), which is how payloads slip past scanners. pkinspect scans every copy and every reading it can tell apart, and the member's content even when its CRC or size is wrong. Encrypted members cannot be scanned at all.";
     DecompressionLimit = "PK303", "decompression-limit", Error,
         "A compressed stream or member exceeds the decompression limits (size or ratio): a decompression bomb.",
         "pkinspect stops decompressing at MAX_DECOMPRESSED_BYTES or MAX_COMPRESSION_RATIO; the rest is not scanned. Legitimate models do not compress a thousand to one.";
+    TorchAnomaly = "PK304", "torch-anomaly", Warning,
+        "A PyTorch checkpoint does not match what torch.save writes: a storage reference without its data, an unknown storage class, module source code, or a pickle torch.load never reads.",
+        "torch.load trusts the pickles of a checkpoint: a storage persistent id names a storage class, a record (zip) or a place in the storage section (legacy) and an element count, and the loader allocates and reads what they say. A missing or short record, a count that disagrees with the data, or a class that is not a torch *Storage makes the load fail, or makes it allocate or read what the file claims. A pickle member other than data.pkl, or a pickle after the last legacy storage, is never unpickled by torch.load but is by a tool that reads on (pkinspect scans it; see its own findings). Legacy ('module', cls, file, source) persistent ids carry the Python source of nn.Module classes: torch.load compares it with the installed class and may write a .patch file, it does not run it, but the class is imported. Checkpoints written by torch.save have none of these; re-save the model with torch.save from trusted code.";
+    UnsafeCompanionPath = "PK305", "unsafe-companion-path", Error,
+        "A joblib < 0.10 array wrapper names a companion file outside the pickle's folder (absolute, or through ..).",
+        "joblib's NDArrayWrapper and ZNDArrayWrapper (files written by joblib 0.9 and earlier, still read by joblib.load) keep arrays in companion files. joblib joins the BUILD state's filename to the pickle's folder without checking it and loads the result with numpy.load(allow_pickle=True), so a filename such as ../../x.npy or /tmp/x.npy unpickles any file the attacker can place or predict. pkinspect never opens such a path. Do not load the file.";
+    MissingCompanion = "PK306", "missing-companion", Warning,
+        "A joblib < 0.10 array wrapper names a companion file that is not in the pickle's folder, so its content was not scanned.",
+        "joblib.load opens the companion (<name>_NN.npy or .npy.z) next to the pickle and unpickles object arrays from it. pkinspect scans companions it finds beside the scanned file; a missing one could be supplied later. Scan the whole folder the model came in.";
+    Polyglot = "PK307", "polyglot-file", Error,
+        "The file reads as more than one format (a pickle and a zip, or a compressed stream and a pickle); every reading is scanned.",
+        "Loaders choose a reading by different rules: joblib by magic bytes, pickle.load by running the bytes as opcodes, Python's zipfile by the end record it finds at the end. A file that is valid in two readings shows a scanner one and a loader another. No library writes such files.";
 }
 
 /// One finding.
@@ -432,6 +447,9 @@ impl<'a> Judge<'a> {
     fn class_of(&self, obj: ValueId) -> Target {
         match self.a.value(obj) {
             Value::Call { func, .. } => self.resolve(*func),
+            // A method of a module attribute or class itself (`os.environ[k] = v`).
+            Value::Global(g) => Target::Name(g.module.clone(), g.name.clone()),
+            Value::ComputedGlobal { .. } => Target::Computed,
             Value::Persistent { .. } => Target::Indirect("an object from persistent_load"),
             _ => Target::Indirect("an unknown value"),
         }
@@ -547,7 +565,9 @@ impl<'a> Judge<'a> {
             Anomaly::FrameCrossing { .. }
             | Anomaly::FrameNotFinished { .. }
             | Anomaly::FramePastInput
+            | Anomaly::StopInsideFrame { .. }
             | Anomaly::PayloadInFrame => Rule::FrameViolation,
+            Anomaly::ParserDifferential { .. } => Rule::ParserDifferential,
             Anomaly::BadExtension { .. } => Rule::ExtensionCode,
             Anomaly::MissingStop => Rule::TruncatedStream,
             Anomaly::TrailingData { .. } => Rule::TrailingData,
@@ -593,8 +613,10 @@ mod tests {
              PK110 persistent-id info\nPK111 external-buffer warning\nPK201 malformed-stream error\n\
              PK202 truncated-stream error\nPK203 stack-anomaly warning\nPK204 memo-anomaly warning\n\
              PK205 protocol-violation warning\nPK206 frame-violation error\nPK207 trailing-data warning\n\
-             PK208 multiple-pickles warning\nPK209 limit-exceeded error\nPK210 payload-anomaly warning\n\
-             PK301 container-error error\nPK302 archive-anomaly error\nPK303 decompression-limit error"
+             PK208 multiple-pickles warning\nPK209 limit-exceeded error\nPK210 payload-anomaly warning\nPK211 parser-differential error\n\
+             PK301 container-error error\nPK302 archive-anomaly error\nPK303 decompression-limit error\n\
+             PK304 torch-anomaly warning\n\
+             PK305 unsafe-companion-path error\nPK306 missing-companion warning\nPK307 polyglot-file error"
         );
     }
 

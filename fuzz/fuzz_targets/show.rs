@@ -1,0 +1,10 @@
+//! `pkinspect show`: the object graph of any input as Python-like code.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let a = pkinspect::vm::analyze_bytes(data, 0);
+    let mut sink = Vec::new();
+    let _ = pkinspect::show::show(&a, &mut sink);
+});

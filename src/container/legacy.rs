@@ -1,0 +1,235 @@
+//! joblib < 0.10 companion files (shared/FORMATS.md §1.3).
+//!
+//! joblib 0.9 and earlier kept each array of a dump in a file of its own
+//! next to the pickle, and `joblib.load` still reads such files: the pickle
+//! holds a `joblib.numpy_pickle.NDArrayWrapper` (or `ZNDArrayWrapper`, for
+//! compressed dumps) whose BUILD state names the companion in `filename`.
+//! joblib's `NumpyUnpickler.load_build` then does
+//! `os.path.join(dirname(pickle), filename)` with **no check** and
+//!
+//! - `NDArrayWrapper`: `numpy.load(path, allow_pickle=True)`, which unpickles
+//!   object arrays (and any file that is neither `.npy` nor zip);
+//! - `ZNDArrayWrapper`: reads `path` as a ZF-framed zlib stream of raw array
+//!   bytes (`read_zfile`), never unpickled.
+//!
+//! So an absolute `filename`, or one that climbs out with `..`, makes
+//! loading unpickle a file chosen by the attacker ([`Rule::UnsafeCompanionPath`]).
+//! Safe names are resolved **only inside the scanned file's folder** (after
+//! symbolic links, which must not lead out either) and the companion is
+//! scanned as joblib would read it; a safe name that is not there is a
+//! [`Rule::MissingCompanion`]. The machine is not involved: this reads the
+//! BUILD events it recorded.
+
+use std::collections::HashSet;
+use std::io::{self, Read};
+use std::path::Path;
+
+use super::{zf_body, CountIn, LimitHit, Limited, Walker};
+use crate::limits::MAX_COMPANION_FILES;
+use crate::pyrepr::repr_str;
+use crate::rules::Rule;
+use crate::vm::{Analysis, Blob, EventKind, Value};
+
+/// A companion file named by a legacy wrapper.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Companion {
+    /// The `filename` as written; `None` when too long to have been kept.
+    pub filename: Option<String>,
+    /// `ZNDArrayWrapper`: a ZF-framed zlib stream of raw bytes; else a file
+    /// for `numpy.load(allow_pickle=True)`.
+    pub compressed: bool,
+    /// Offset of the wrapper's BUILD.
+    pub offset: u64,
+}
+
+/// The companions named by the legacy wrappers of one analysis, in order.
+pub fn companions(a: &Analysis) -> Vec<Companion> {
+    let mut out = Vec::new();
+    for ev in &a.events {
+        let EventKind::Build { target, state } = ev.kind else { continue };
+        let Value::Call { func, .. } = a.value(target) else { continue };
+        let compressed = match a.value(*func) {
+            Value::Global(g) if g.module == "joblib.numpy_pickle" && g.name == "NDArrayWrapper" => false,
+            Value::Global(g) if g.module == "joblib.numpy_pickle" && g.name == "ZNDArrayWrapper" => true,
+            _ => continue,
+        };
+        // The state is the instance dict (or the dict of a (dict, slots) pair).
+        let dict = match a.value(state) {
+            Value::Dict(pairs) => pairs,
+            Value::Tuple(items) => match items.first().map(|i| a.value(*i)) {
+                Some(Value::Dict(pairs)) => pairs,
+                _ => continue,
+            },
+            _ => continue,
+        };
+        let is_key = |k| matches!(a.value(k), Value::Str(Blob::Full(s)) if &**s == "filename");
+        // The last assignment wins, as in a dict update.
+        let Some((_, v)) = dict.iter().rev().find(|(k, _)| is_key(*k)) else { continue };
+        let filename = match a.value(*v) {
+            Value::Str(Blob::Full(s)) => Some(s.to_string()),
+            Value::Str(Blob::Part(_)) => None,
+            // os.path.join refuses anything but str: joblib fails, nothing is opened.
+            _ => continue,
+        };
+        out.push(Companion { filename, compressed, offset: ev.offset });
+    }
+    out
+}
+
+/// Why `filename`, joined to a folder, could lead out of it (on POSIX or on
+/// Windows, where the file may be loaded too).
+pub fn unsafe_reason(filename: &str) -> Option<&'static str> {
+    let b = filename.as_bytes();
+    if filename.is_empty() {
+        return Some("it is empty (joblib would open the folder itself)");
+    }
+    if filename.contains('\0') {
+        return Some("it contains a NUL character");
+    }
+    if b[0] == b'/' || b[0] == b'\\' {
+        return Some("it is an absolute path (os.path.join discards the pickle's folder)");
+    }
+    if b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':' {
+        return Some("it starts with a Windows drive (os.path.join discards the pickle's folder)");
+    }
+    if filename.split(['/', '\\']).any(|c| c == "..") {
+        return Some("it climbs out of the pickle's folder with ..");
+    }
+    None
+}
+
+impl Walker {
+    /// Checks the companion files named by the legacy joblib wrappers in the
+    /// pickles found so far, and scans those of the file itself found in
+    /// `dir` (the scanned file's folder; `None`: not a file on disk).
+    /// Companions of pickles inside archives or streams are checked for
+    /// unsafe names only.
+    pub fn companions(&mut self, dir: Option<&Path>) {
+        let mut seen = HashSet::new();
+        let mut todo = Vec::new();
+        for part in &self.out.parts {
+            for c in companions(&part.analysis) {
+                if seen.insert((part.member.clone(), c.filename.clone())) {
+                    todo.push((part.member.clone(), c));
+                }
+            }
+        }
+        let mut looked_up = 0usize;
+        for (member, c) in todo {
+            let Some(filename) = &c.filename else {
+                let msg = "legacy joblib wrapper names a companion file whose name is too long to check".to_string();
+                self.note(Rule::UnsafeCompanionPath, &member, c.offset, msg);
+                continue;
+            };
+            let shown = repr_str(filename);
+            if let Some(why) = unsafe_reason(filename) {
+                let msg = format!(
+                    "legacy joblib wrapper names companion file {shown}: {why}; joblib.load would open it with \
+                     {}",
+                    if c.compressed { "read_zfile" } else { "numpy.load(allow_pickle=True)" }
+                );
+                self.note(Rule::UnsafeCompanionPath, &member, c.offset, msg);
+                continue;
+            }
+            let (None, Some(dir)) = (&member, dir) else { continue };
+            looked_up += 1;
+            if looked_up > MAX_COMPANION_FILES {
+                let msg = format!("more than MAX_COMPANION_FILES ({MAX_COMPANION_FILES}) companion files named");
+                self.note(Rule::LimitExceeded, &member, c.offset, msg);
+                return;
+            }
+            self.companion(dir, filename, &shown, &c);
+        }
+    }
+
+    /// Looks `filename` up in `dir` and scans it as joblib would read it.
+    fn companion(&mut self, dir: &Path, filename: &str, shown: &str, c: &Companion) {
+        let path = dir.join(filename);
+        let none = None;
+        // The name was checked to stay lexically inside `dir`; links must too.
+        let inside = match (dir.canonicalize(), path.canonicalize()) {
+            (Ok(d), Ok(p)) => Some(p.starts_with(d)),
+            _ => None,
+        };
+        match inside {
+            None => {
+                let msg = format!(
+                    "legacy joblib wrapper names companion file {shown}, which is not in the pickle's folder: \
+                     its content was not scanned"
+                );
+                self.note(Rule::MissingCompanion, &none, c.offset, msg);
+                return;
+            }
+            Some(false) => {
+                let msg = format!(
+                    "legacy joblib wrapper names companion file {shown}, which a symbolic link resolves outside \
+                     the pickle's folder; it was not opened"
+                );
+                self.note(Rule::UnsafeCompanionPath, &none, c.offset, msg);
+                return;
+            }
+            Some(true) => {}
+        }
+        let member = Some(filename.to_string());
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                let msg = format!("companion file {shown} cannot be read: {e}");
+                self.note(Rule::MissingCompanion, &none, c.offset, msg);
+                return;
+            }
+        };
+        let size = match file.metadata() {
+            Ok(m) if m.is_file() => m.len(),
+            _ => {
+                let msg = format!("companion file {shown} is not a regular file; it was not scanned");
+                self.note(Rule::MissingCompanion, &none, c.offset, msg);
+                return;
+            }
+        };
+        if c.compressed {
+            self.zf_raw(file, member);
+        } else {
+            self.seekable(file, Some(size), member);
+        }
+    }
+
+    /// A `ZNDArrayWrapper` companion: `ZF` + 19 bytes of hex length (+ one
+    /// optional space) + a zlib stream of raw array bytes, which joblib's
+    /// `read_zfile` never unpickles. It is decompressed (with the limits) to
+    /// check it, and listed as skipped.
+    fn zf_raw<R: Read>(&mut self, r: R, member: Option<String>) {
+        let Some(rest) = zf_body(r) else {
+            self.note(Rule::ContainerError, &member, 0, "companion ZF header cut short");
+            return;
+        };
+        let count = std::rc::Rc::new(std::cell::Cell::new(0));
+        let dec = flate2::read::ZlibDecoder::new(CountIn { inner: rest, count: count.clone() });
+        let mut limited = Limited::new(dec, count.clone());
+        match io::copy(&mut limited, &mut io::sink()) {
+            Ok(_) => self.out.skipped_members.push(member.unwrap_or_default()),
+            Err(e) if e.get_ref().is_some_and(|i| i.is::<LimitHit>()) => {
+                self.note(Rule::DecompressionLimit, &member, 0, e.to_string());
+            }
+            Err(e) => {
+                let at = 21 + count.get();
+                self.note(Rule::ContainerError, &member, at, format!("companion is not a ZF zlib stream: {e}"));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_leave_the_folder() {
+        assert_eq!(unsafe_reason("model.pkl_01.npy"), None);
+        assert_eq!(unsafe_reason("sub/model.npy"), None);
+        assert_eq!(unsafe_reason("a..b.npy"), None);
+        for bad in ["../x.npy", "a/../../x.npy", "..\\x.npy", "/etc/x.npy", "\\\\srv\\x.npy", "C:x.npy", "", "a\0b"] {
+            assert!(unsafe_reason(bad).is_some(), "{bad:?}");
+        }
+    }
+}
