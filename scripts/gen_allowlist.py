@@ -61,6 +61,7 @@ zoneinfo._zoneinfo ZoneInfo._unpickle
 numpy ndarray
 numpy dtype
 numpy matrix
+numpy.matrixlib.defmatrix matrix
 numpy record
 numpy recarray
 numpy memmap

@@ -832,7 +832,9 @@ impl Machine {
     /// `int(code)`, so strings and bytes of digits and integral floats work too.
     fn code_of(&self, id: ValueId) -> Option<i64> {
         match self.out.value(id) {
-            Value::Str(b) => b.full().and_then(|t| crate::pynum::parse_int(t.as_bytes(), false)).and_then(|i| i.as_i64()),
+            Value::Str(b) => {
+                b.full().and_then(|t| crate::pynum::parse_int(t.as_bytes(), false)).and_then(|i| i.as_i64())
+            }
             Value::Bytes(b) | Value::ByteArray(b) => {
                 b.full().and_then(|t| crate::pynum::parse_int(t, false)).and_then(|i| i.as_i64())
             }

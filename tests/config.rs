@@ -228,12 +228,18 @@ fn hook_skips_what_is_not_a_pickle() {
     write(&dir.join("logo.png"), b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR");
     write(&dir.join("README.md"), "# hello\n");
     write(&dir.join("weights.bin"), b"a\x01\x02\xff\xfe\x00\x10");
-    write(&dir.join("model.pt"), b"PK\x03\x04\x14\x00");
-    let r = run(&dir, &["scan", "--hook", "logo.png", "README.md", "weights.bin", "model.pt"]);
+    let r = run(&dir, &["scan", "--hook", "logo.png", "README.md", "weights.bin"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(r.stderr.contains("none of the 4 files given is a pickle"), "{}", r.stderr);
-    assert!(r.stderr.contains("skipped model.pt: a zip archive"), "{}", r.stderr);
+    assert!(r.stderr.contains("none of the 3 files given is a pickle"), "{}", r.stderr);
     assert!(r.stderr.contains("skipped weights.bin: does not decode as a pickle"), "{}", r.stderr);
+    // Containers are scanned whatever their name: a hostile PyTorch checkpoint
+    // and a broken zip named like a model both stop the commit.
+    std::fs::copy(fixture("torch/zip_data_pkl_os_system.pt"), dir.join("ckpt")).expect("copy");
+    let r = run(&dir, &["scan", "--hook", "README.md", "ckpt"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("PK102"), "{}", r.stdout);
+    write(&dir.join("model.pt"), b"PK\x03\x04\x14\x00");
+    assert_eq!(run(&dir, &["scan", "--hook", "model.pt"]).code, 1);
     // Without --hook the same files are scanned (and fail).
     assert_eq!(run(&dir, &["scan", "logo.png"]).code, 1);
     // A benign pickle among them passes; a protocol-0 hostile .pkl fails.

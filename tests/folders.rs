@@ -78,7 +78,8 @@ fn tree(root: &Path) -> PathBuf {
     t
 }
 
-const SCANNED: [&str; 3] = ["tree/models/v2/old/legacy.model", "tree/models/v2/weights.ckpt_v2", "tree/models/weights.bin"];
+const SCANNED: [&str; 3] =
+    ["tree/models/v2/old/legacy.model", "tree/models/v2/weights.ckpt_v2", "tree/models/weights.bin"];
 
 #[test]
 fn model_files_are_found_by_content_and_the_rest_is_skipped() {

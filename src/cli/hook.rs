@@ -1,17 +1,16 @@
 //! `pkinspect scan --hook`: which of the files a git hook passes are pickles.
 //!
 //! pre-commit hands the hook every staged file, so most are not pickles.
-//! A file is scanned when its first bytes are a PROTO opcode (`0x80`, then a
-//! protocol), whatever its name. A file with a model extension is looked at
-//! more closely: a container that pkinspect cannot read yet (zip, `.npy`,
-//! compressed) is skipped with a note; anything else is scanned, and kept in
-//! the report only if it is a pickle after all (see [`is_pickle`]). Every
-//! other file is skipped.
+//! A file is scanned when its first bytes are a binary pickle or a
+//! container pkinspect reads (zip — PyTorch checkpoints, `.npz` —, tar,
+//! `.npy`, every joblib compressor), whatever its name. A file with a model
+//! extension and no known magic is scanned too, and kept in the report only
+//! if it is a pickle after all (see [`is_pickle`]). Every other file is
+//! skipped.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use pkinspect::container::Format;
 use pkinspect::scan::FileReport;
 
 use super::sniff::{classify, has_model_extension, is_pickle, read_head, Class};
@@ -19,32 +18,15 @@ use super::sniff::{classify, has_model_extension, is_pickle, read_head, Class};
 /// What to do with a file the hook was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sniff {
-    /// It starts with PROTO: scan it.
+    /// A binary pickle or a supported container: scan it.
     Pickle,
     /// A model extension and no known magic: scan it, then keep the result
     /// only if [`is_pickle`] says so.
     Maybe,
-    /// A model file in a format that is not scanned yet (the reason).
+    /// A model-named file with nothing in it to scan (the reason).
     Container(&'static str),
     /// Not a model file.
     Other,
-}
-
-/// What a container format is, for the note that says it was skipped.
-fn describe(format: Format) -> &'static str {
-    match format {
-        Format::Zip => "a zip archive (PyTorch checkpoints and .npz files are not scanned yet)",
-        Format::Npy => "a .npy array file (not scanned yet)",
-        Format::Gzip => "gzip-compressed (compressed joblib files are not scanned yet)",
-        Format::Bz2 => "bz2-compressed (compressed joblib files are not scanned yet)",
-        Format::Xz => "xz-compressed (compressed joblib files are not scanned yet)",
-        Format::Lzma => "lzma-compressed (compressed joblib files are not scanned yet)",
-        Format::Lz4 => "lz4-compressed (compressed joblib files are not scanned yet)",
-        Format::JoblibZf => "zlib-compressed joblib (compressed joblib files are not scanned yet)",
-        Format::Zlib => "zlib-compressed (compressed joblib files are not scanned yet)",
-        Format::Tar => "a tar archive (not scanned yet)",
-        Format::Pickle | Format::Unknown => "a model file",
-    }
 }
 
 /// Looks at the first bytes (through the shared [`classify`]) and the
@@ -53,7 +35,7 @@ fn describe(format: Format) -> &'static str {
 pub fn sniff(path: &Path) -> Sniff {
     let Ok(head) = read_head(path) else { return Sniff::Pickle };
     let class = classify(&head);
-    if class == Class::Model(Format::Pickle) {
+    if let Class::Model(_) = class {
         return Sniff::Pickle;
     }
     if !has_model_extension(path) {
@@ -62,10 +44,7 @@ pub fn sniff(path: &Path) -> Sniff {
     if head.is_empty() {
         return Sniff::Container("an empty file");
     }
-    match class {
-        Class::Model(format) => Sniff::Container(describe(format)),
-        Class::Maybe | Class::Other => Sniff::Maybe,
-    }
+    Sniff::Maybe
 }
 
 /// The files a hook run was given, and what became of them.
@@ -136,12 +115,12 @@ mod tests {
             ("a.png", b"\x89PNG\r\n\x1a\n", Sniff::Other),
             ("notes.txt", b"cos\nsystem\n", Sniff::Other),
             ("odd.name", b"\x80\x04\x95", Sniff::Pickle),
-            (
-                "m.pt",
-                b"PK\x03\x04rest",
-                Sniff::Container("a zip archive (PyTorch checkpoints and .npz files are not scanned yet)"),
-            ),
-            ("m.NPY", b"\x93NUMPY\x01\x00", Sniff::Container("a .npy array file (not scanned yet)")),
+            // Containers are scanned whatever their name: a PyTorch checkpoint
+            // or a compressed joblib file must not pass a commit unread.
+            ("m.pt", b"PK\x03\x04rest", Sniff::Pickle),
+            ("weights", b"PK\x03\x04rest", Sniff::Pickle),
+            ("m.NPY", b"\x93NUMPY\x01\x00", Sniff::Pickle),
+            ("m.joblib.xz", b"\xfd7zXZ\x00\x00", Sniff::Pickle),
             ("p0.pkl", b"cos\nsystem\n", Sniff::Maybe),
             ("empty.pkl", b"", Sniff::Container("an empty file")),
         ];

@@ -488,6 +488,13 @@ impl Walker {
         match format {
             // A legacy (non-zip) PyTorch checkpoint: five pickles, then raw storages.
             Format::Pickle if torch::is_legacy(p.head()) => self.torch_legacy(p, total, member, layers),
+            // Inside a ZF stream, content that is no pickle is the raw array
+            // bytes of a joblib < 0.10 `.npy.z` companion (ZNDArrayWrapper):
+            // data, read by the main file's wrapper, not a malformed pickle.
+            Format::Unknown if layers.last() == Some(&Format::JoblibZf.name()) => {
+                let name = member.clone().unwrap_or_else(|| "(file)".into());
+                self.out.skipped_members.push(format!("{name} (joblib < 0.10 raw array data)"));
+            }
             Format::Pickle | Format::Unknown => {
                 let mut analysis = analyze(ReadSource::new(p, total));
                 self.limit_note(&mut analysis, &member);
