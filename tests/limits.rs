@@ -120,3 +120,26 @@ fn max_container_depth() {
     let rules: Vec<Rule> = r.findings.iter().map(|f| f.rule).collect();
     assert!(rules.contains(&Rule::LimitExceeded), "{rules:?}");
 }
+
+#[test]
+fn max_archive_members() {
+    // A zip with one member more than MAX_ARCHIVE_MEMBERS: a PK209 finding
+    // and a clean exit (the archive's members are then not walked).
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    w.start_file("evil.pkl", stored).expect("zip writer");
+    w.write_all(b"cos\nsystem\n(S'echo'\ntR.").expect("zip writer");
+    for i in 0..pkinspect::limits::MAX_ARCHIVE_MEMBERS {
+        w.start_file(format!("{i}"), stored).expect("zip writer");
+    }
+    let data = w.finish().expect("zip writer").into_inner();
+    let dir = std::env::temp_dir().join(format!("pkinspect-members-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("many.zip");
+    std::fs::write(&path, &data).expect("write");
+    let r = pkinspect::scan::scan_file(&path, &Policy::builtin());
+    let _ = std::fs::remove_dir_all(&dir);
+    let rules: Vec<Rule> = r.findings.iter().map(|f| f.rule).collect();
+    assert!(rules.contains(&Rule::LimitExceeded), "{rules:?}");
+}
