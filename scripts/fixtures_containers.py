@@ -76,6 +76,7 @@ from joblib.numpy_pickle import NumpyPickler  # noqa: E402
 
 from fixtures_hostile import ECHO, E  # noqa: E402
 from fixtures_joblib_hostile import _padding, _wrapper  # noqa: E402
+from joblib_payloads import memmap_payloads  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "fixtures" / "containers"
@@ -119,34 +120,6 @@ def mixed_arrays() -> dict:
         # The same array twice, and two arrays: wrapper class and keys come from the memo.
         "shared": [shared, shared, np.arange(3, dtype=np.uint8)],
     }
-
-
-def memmap_payloads(path: Path) -> list[list[int]]:
-    """[offset, nbytes] of every array joblib itself memory-maps from `path`.
-
-    Same walk as gen_fixtures._memmap_payloads. The file was just written by
-    this script from its own objects, so loading it is safe.
-    """
-    found: list[list[int]] = []
-    seen: set[int] = set()
-    stack = [joblib.load(path, mmap_mode="r")]
-    while stack:
-        obj = stack.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, np.memmap):
-            found.append([int(obj.offset), int(obj.nbytes)])
-        elif isinstance(obj, np.ndarray):
-            if obj.dtype.hasobject:
-                stack.extend(obj.ravel().tolist())
-        elif isinstance(obj, dict):
-            stack.extend(obj.values())
-        elif isinstance(obj, (list, tuple)):
-            stack.extend(obj)
-        elif hasattr(obj, "__dict__"):
-            stack.extend(vars(obj).values())
-    return sorted(found)
 
 
 def decompress(method: str, data: bytes) -> bytes:

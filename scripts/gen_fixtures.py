@@ -58,6 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import joblib  # noqa: E402
 
 import fixtures_benign as fb  # noqa: E402
+from joblib_payloads import memmap_payloads  # noqa: E402
 import fixtures_containers  # noqa: E402
 import fixtures_hostile as fh  # noqa: E402
 from pickle_globals import scan_globals  # noqa: E402
@@ -107,44 +108,13 @@ def gen_benign() -> list[Path]:
     return sorted(d.glob("*.pkl"))
 
 
-def _memmap_payloads(path: Path) -> list[list[int]]:
-    """[offset, nbytes] of every array joblib itself memory-maps from `path`.
-
-    These files were just written by joblib.dump from our own objects (trusted),
-    so loading them is safe; mmap_mode='r' makes joblib report where each
-    array's raw bytes sit, which is what pkinspect must find statically.
-    """
-    import numpy as np
-
-    found: list[list[int]] = []
-    seen: set[int] = set()
-    stack = [joblib.load(path, mmap_mode="r")]
-    while stack:
-        obj = stack.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, np.memmap):
-            found.append([int(obj.offset), int(obj.nbytes)])
-        elif isinstance(obj, np.ndarray):
-            if obj.dtype.hasobject:
-                stack.extend(obj.ravel().tolist())
-        elif isinstance(obj, dict):
-            stack.extend(obj.values())
-        elif isinstance(obj, (list, tuple)):
-            stack.extend(obj)
-        elif hasattr(obj, "__dict__"):
-            stack.extend(vars(obj).values())
-    return sorted(found)
-
-
 def gen_joblib() -> None:
     d = fresh("joblib")
     manifest = []
     for fname, obj, proto, made_by, desc in fb.joblib_fixtures():
         joblib.dump(obj, d / fname, protocol=proto)
         manifest.append({"file": fname, "protocol": proto, "made_by": made_by, "description": desc,
-                         "memmap_payloads": _memmap_payloads(d / fname)})
+                         "memmap_payloads": memmap_payloads(d / fname)})
     manifest.sort(key=lambda m: m["file"])
     write_json(d / "manifest.json", manifest)
 

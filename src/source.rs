@@ -18,6 +18,17 @@ pub enum Line<'s> {
     Eof,
 }
 
+/// The line at the start of `rest` for [`ByteSource::take_line`] over bytes
+/// in memory, and how many bytes taking it consumes (with its `\n`).
+pub fn line_at(rest: &[u8], max: usize) -> (Line<'_>, usize) {
+    let window = &rest[..rest.len().min(max.saturating_add(1))];
+    match window.iter().position(|&b| b == b'\n') {
+        Some(i) => (Line::Found(&rest[..i]), i + 1),
+        None if rest.len() > max => (Line::TooLong, 0),
+        None => (Line::Eof, 0),
+    }
+}
+
 /// A bounds-checked forward cursor over input bytes.
 pub trait ByteSource {
     /// Absolute offset of the next byte.
@@ -63,16 +74,9 @@ impl ByteSource for SliceSource<'_> {
         Ok(Some(bytes))
     }
     fn take_line(&mut self, max: usize) -> io::Result<Line<'_>> {
-        let rest = &self.data[self.pos..];
-        let window = &rest[..rest.len().min(max.saturating_add(1))];
-        match window.iter().position(|&b| b == b'\n') {
-            Some(i) => {
-                self.pos += i + 1;
-                Ok(Line::Found(&rest[..i]))
-            }
-            None if rest.len() > max => Ok(Line::TooLong),
-            None => Ok(Line::Eof),
-        }
+        let (line, used) = line_at(&self.data[self.pos..], max);
+        self.pos += used;
+        Ok(line)
     }
     fn skip(&mut self, n: u64) -> io::Result<u64> {
         let left = (self.data.len() - self.pos) as u64;

@@ -634,6 +634,16 @@ pub fn analyze_bytes(data: &[u8], base: u64) -> Analysis {
     analyze(crate::source::SliceSource::new(data, base))
 }
 
+/// The memo index a GET/PUT argument names; `None` when negative (CPython
+/// rejects it).
+fn memo_key(arg: &Arg<'_>) -> Option<u64> {
+    match arg {
+        Arg::Int(i) if *i >= 0 => Some(*i as u64),
+        Arg::BigInt(PyInt::Small(i)) if *i >= 0 => Some(*i as u64),
+        _ => None,
+    }
+}
+
 /// Python 2 → 3 renaming as `Unpickler.find_class` applies it.
 pub fn map_py2_name(module: &str, name: &str) -> Option<(String, String)> {
     if let Some((_, (m, n))) = NAME_MAPPING.iter().find(|((m, n), _)| *m == module && *n == name) {
@@ -1339,24 +1349,14 @@ impl Machine {
                 self.set_items(f, target, items, code)?;
             }
             (Put | Binput | LongBinput, arg) => {
-                let key = match arg {
-                    Arg::Int(i) if *i >= 0 => Some(*i as u64),
-                    Arg::BigInt(PyInt::Small(i)) if *i >= 0 => Some(*i as u64),
-                    _ => Option::None,
-                };
-                self.memo_put(f, key)?;
+                self.memo_put(f, memo_key(arg))?;
             }
             (Memoize, _) => {
                 let key = f.memo.len() as u64;
                 self.memo_put(f, Some(key))?;
             }
             (Get | Binget | LongBinget, arg) => {
-                let key = match arg {
-                    Arg::Int(i) if *i >= 0 => Some(*i as u64),
-                    Arg::BigInt(PyInt::Small(i)) if *i >= 0 => Some(*i as u64),
-                    _ => Option::None,
-                };
-                self.memo_get(f, key)?;
+                self.memo_get(f, memo_key(arg))?;
             }
             (Global, Arg::Global { module, name }) => {
                 let id = self.import(f, code, module.clone(), name.clone())?;

@@ -346,16 +346,9 @@ impl ByteSource for Spliced<'_> {
     fn take_line(&mut self, max: usize) -> io::Result<Line<'_>> {
         self.settle();
         let Some(s) = self.segs.get(self.seg) else { return Ok(Line::Eof) };
-        let rest = &s.bytes[self.pos..];
-        let window = &rest[..rest.len().min(max.saturating_add(1))];
-        match window.iter().position(|&b| b == b'\n') {
-            Some(i) => {
-                self.pos += i + 1;
-                Ok(Line::Found(&rest[..i]))
-            }
-            None if rest.len() > max => Ok(Line::TooLong),
-            None => Ok(Line::Eof),
-        }
+        let (line, used) = crate::source::line_at(&s.bytes[self.pos..], max);
+        self.pos += used;
+        Ok(line)
     }
     fn skip(&mut self, n: u64) -> io::Result<u64> {
         self.settle();
