@@ -634,6 +634,19 @@ pub fn analyze_bytes(data: &[u8], base: u64) -> Analysis {
     analyze(crate::source::SliceSource::new(data, base))
 }
 
+/// Values on which CPython turns APPEND/SETITEM/ADDITEMS into method calls
+/// (anything but a real list, dict or set that could have such a method).
+fn takes_method_calls(v: &Value) -> bool {
+    matches!(
+        v,
+        Value::Call { .. }
+            | Value::Persistent { .. }
+            | Value::Unknown(_)
+            | Value::Global(_)
+            | Value::ComputedGlobal { .. }
+    )
+}
+
 /// The memo index a GET/PUT argument names; `None` when negative (CPython
 /// rejects it).
 fn memo_key(arg: &Arg<'_>) -> Option<u64> {
@@ -1488,11 +1501,7 @@ impl Machine {
                 v.extend(items);
                 return Ok(());
             }
-            Value::Call { .. }
-            | Value::Persistent { .. }
-            | Value::Unknown(_)
-            | Value::Global(_)
-            | Value::ComputedGlobal { .. } => {}
+            v if takes_method_calls(v) => {}
             _ => {
                 let expected = if is_add { "set" } else { "list" };
                 return self.anomaly(Anomaly::TypeMismatch { opcode: code.name(), expected });
@@ -1533,11 +1542,7 @@ impl Machine {
                 d.extend(items.chunks_exact(2).map(|p| (p[0], p[1])));
                 return Ok(());
             }
-            Value::Call { .. }
-            | Value::Persistent { .. }
-            | Value::Unknown(_)
-            | Value::Global(_)
-            | Value::ComputedGlobal { .. } => {}
+            v if takes_method_calls(v) => {}
             _ => return self.anomaly(Anomaly::TypeMismatch { opcode: code.name(), expected: "dict" }),
         }
         let class_hook = self.class_of(target).and_then(|c| self.plants.get(&(c, "__setitem__")).copied());
