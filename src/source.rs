@@ -194,10 +194,13 @@ impl<R: Input> ByteSource for ReadSource<R> {
     fn remaining(&self) -> Option<u64> {
         self.total.map(|t| t.saturating_sub(self.pos))
     }
+    #[inline]
     fn take(&mut self, n: usize) -> io::Result<Option<&[u8]>> {
-        self.fill(n)?;
         if self.end - self.start < n {
-            return Ok(None);
+            self.fill(n)?;
+            if self.end - self.start < n {
+                return Ok(None);
+            }
         }
         let s = self.start;
         self.start += n;

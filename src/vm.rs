@@ -1304,17 +1304,20 @@ impl Machine {
                 let items = self.pop_mark(f, code)?;
                 self.push_new(f, Value::Tuple(items))?;
             }
-            (Tuple1 | Tuple2 | Tuple3, _) => {
-                let n = match code {
-                    Tuple1 => 1,
-                    Tuple2 => 2,
-                    _ => 3,
-                };
-                let mut items = vec![0; n];
-                for slot in items.iter_mut().rev() {
-                    *slot = self.pop(f, code)?;
-                }
-                self.push_new(f, Value::Tuple(items))?;
+            (Tuple1, _) => {
+                let a = self.pop(f, code)?;
+                self.push_new(f, Value::Tuple(vec![a]))?;
+            }
+            (Tuple2, _) => {
+                let b = self.pop(f, code)?;
+                let a = self.pop(f, code)?;
+                self.push_new(f, Value::Tuple(vec![a, b]))?;
+            }
+            (Tuple3, _) => {
+                let c = self.pop(f, code)?;
+                let b = self.pop(f, code)?;
+                let a = self.pop(f, code)?;
+                self.push_new(f, Value::Tuple(vec![a, b, c]))?;
             }
             (List, _) => {
                 let items = self.pop_mark(f, code)?;
