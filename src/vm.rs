@@ -882,7 +882,7 @@ impl Machine {
         }
     }
 
-    fn import(&mut self, f: &mut Frame, via: Opcode, module: String, name: String) -> Result<ValueId, Halt> {
+    fn import(&mut self, via: Opcode, module: String, name: String) -> Result<ValueId, Halt> {
         // find_class applies the Python 2 mapping only below protocol 3; the
         // scanner maps regardless, judging what the file would import in the
         // reading where it means the most.
@@ -895,7 +895,6 @@ impl Machine {
         }
         let value = self.alloc(Value::Global(Box::new(GlobalName { module: m.clone(), name: n.clone() })))?;
         self.event(EventKind::Import { via, module: m, name: n, written, value })?;
-        let _ = f;
         Ok(value)
     }
 
@@ -1338,23 +1337,23 @@ impl Machine {
             (Append, _) => {
                 let item = self.pop(f, code)?;
                 let target = self.top(f, code)?;
-                self.extend(f, target, vec![item], code)?;
+                self.extend(target, vec![item], code)?;
             }
             (Appends, _) => {
                 let items = self.pop_mark(f, code)?;
                 let target = self.top(f, code)?;
-                self.extend(f, target, items, code)?;
+                self.extend(target, items, code)?;
             }
             (Additems, _) => {
                 let items = self.pop_mark(f, code)?;
                 let target = self.top(f, code)?;
-                self.extend(f, target, items, code)?;
+                self.extend(target, items, code)?;
             }
             (Setitem, _) => {
                 let v = self.pop(f, code)?;
                 let k = self.pop(f, code)?;
                 let target = self.top(f, code)?;
-                self.set_items(f, target, vec![k, v], code)?;
+                self.set_items(target, vec![k, v], code)?;
             }
             (Setitems, _) => {
                 let items = self.pop_mark(f, code)?;
@@ -1362,7 +1361,7 @@ impl Machine {
                     self.anomaly(Anomaly::OddItems { opcode: code.name() })?;
                 }
                 let target = self.top(f, code)?;
-                self.set_items(f, target, items, code)?;
+                self.set_items(target, items, code)?;
             }
             (Put | Binput | LongBinput, arg) => {
                 self.memo_put(f, memo_key(arg))?;
@@ -1375,7 +1374,7 @@ impl Machine {
                 self.memo_get(f, memo_key(arg))?;
             }
             (Global, Arg::Global { module, name }) => {
-                let id = self.import(f, code, module.clone(), name.clone())?;
+                let id = self.import(code, module.clone(), name.clone())?;
                 self.push(f, id)?;
             }
             (StackGlobal, _) => {
@@ -1383,7 +1382,7 @@ impl Machine {
                 let module = self.pop(f, code)?;
                 match (self.str_of(module), self.str_of(name)) {
                     (Some(m), Some(n)) => {
-                        let id = self.import(f, code, m, n)?;
+                        let id = self.import(code, m, n)?;
                         self.push(f, id)?;
                     }
                     _ => {
@@ -1394,7 +1393,7 @@ impl Machine {
                 }
             }
             (Inst, Arg::Global { module, name }) => {
-                let cls = self.import(f, code, module.clone(), name.clone())?;
+                let cls = self.import(code, module.clone(), name.clone())?;
                 let items = self.pop_mark(f, code)?;
                 let args = self.alloc(Value::Tuple(items))?;
                 self.call(f, CallKind::Inst, cls, args, Option::None)?;
@@ -1429,7 +1428,7 @@ impl Machine {
             (Build, _) => {
                 let state = self.pop(f, code)?;
                 let target = self.top(f, code)?;
-                self.build(f, target, state)?;
+                self.build(target, state)?;
                 if self.is_array_wrapper(target) {
                     self.pending_payload = Some(target);
                 }
@@ -1448,7 +1447,7 @@ impl Machine {
                 self.event(EventKind::Extension { code: *c, resolved: resolved.clone() })?;
                 match resolved {
                     Some((m, n)) => {
-                        let id = self.import(f, code, m, n)?;
+                        let id = self.import(code, m, n)?;
                         self.push(f, id)?;
                     }
                     Option::None => {
@@ -1493,7 +1492,7 @@ impl Machine {
     /// `pickle.py` calls `append` (and `add` for ADDITEMS). A method planted
     /// by an earlier BUILD is called as itself; otherwise the call is
     /// recorded against the object (judged by the class that made it).
-    fn extend(&mut self, f: &mut Frame, target: ValueId, items: Vec<ValueId>, code: Opcode) -> Result<(), Halt> {
+    fn extend(&mut self, target: ValueId, items: Vec<ValueId>, code: Opcode) -> Result<(), Halt> {
         let is_add = code == Opcode::Additems;
         match &mut self.out.values[target as usize] {
             Value::List(v) if !is_add => {
@@ -1531,7 +1530,7 @@ impl Machine {
             let kind = if is_add { CallKind::Add } else { CallKind::Append };
             for item in items {
                 let args = self.alloc(Value::Tuple(vec![item]))?;
-                self.method_call(f, kind, target, args)?;
+                self.method_call(kind, target, args)?;
             }
         }
         Ok(())
@@ -1539,7 +1538,7 @@ impl Machine {
 
     /// SETITEM / SETITEMS: `obj[key] = value`, which on anything but a dict
     /// calls the type's `__setitem__` (a class-level plant included).
-    fn set_items(&mut self, f: &mut Frame, target: ValueId, items: Vec<ValueId>, code: Opcode) -> Result<(), Halt> {
+    fn set_items(&mut self, target: ValueId, items: Vec<ValueId>, code: Opcode) -> Result<(), Halt> {
         match &mut self.out.values[target as usize] {
             Value::Dict(d) => {
                 d.extend(items.chunks_exact(2).map(|p| (p[0], p[1])));
@@ -1553,7 +1552,7 @@ impl Machine {
             let args = self.alloc(Value::Tuple(vec![pair[0], pair[1]]))?;
             match class_hook {
                 Some(hook) => self.hook_call(hook, args)?,
-                None => self.method_call(f, CallKind::SetItem, target, args)?,
+                None => self.method_call(CallKind::SetItem, target, args)?,
             }
         }
         Ok(())
@@ -1593,7 +1592,7 @@ impl Machine {
     }
 
     /// A call of a method on an object (the object stands in for the callable).
-    fn method_call(&mut self, _f: &mut Frame, kind: CallKind, target: ValueId, args: ValueId) -> Result<(), Halt> {
+    fn method_call(&mut self, kind: CallKind, target: ValueId, args: ValueId) -> Result<(), Halt> {
         let result = self.alloc(Value::Call { kind, func: target, args, kwargs: Option::None })?;
         self.event(EventKind::Call { kind, func: target, args, kwargs: Option::None, result })
     }
@@ -1617,7 +1616,7 @@ impl Machine {
     /// BUILD: `inst.__setstate__(state)` if the instance (or its class) has
     /// one, else a `__dict__` update plus `setattr` for a `(state,
     /// slotstate)` pair — which is how a pickle plants attributes.
-    fn build(&mut self, _f: &mut Frame, target: ValueId, state: ValueId) -> Result<(), Halt> {
+    fn build(&mut self, target: ValueId, state: ValueId) -> Result<(), Halt> {
         self.event(EventKind::Build { target, state })?;
         if matches!(self.out.value(target), Value::Call { .. }) {
             self.build_state.insert(target, state);

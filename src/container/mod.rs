@@ -628,7 +628,7 @@ impl Walker {
             Ok(h) if h.object => {
                 let start = h.data_offset;
                 let rest = total.map(|t| t.saturating_sub(start));
-                let analysis = analyze(OffsetSource::new(r, start, rest));
+                let analysis = analyze(ReadSource::with_base(r, start, rest));
                 self.out.parts.push(Part { member, layers, analysis });
             }
             Ok(_) => {
@@ -675,16 +675,6 @@ impl Walker {
                 }
             }
         }
-    }
-}
-
-/// A source whose offsets start at `base` (the pickle after an `.npy` header).
-struct OffsetSource;
-
-impl OffsetSource {
-    #[allow(clippy::new_ret_no_self)]
-    fn new<R: Input>(r: R, base: u64, rest: Option<u64>) -> ReadSource<R> {
-        ReadSource::with_base(r, base, rest)
     }
 }
 
