@@ -27,6 +27,7 @@ mod compat_table;
 pub mod container;
 pub mod dis;
 pub mod error;
+pub mod extract;
 pub mod limits;
 pub mod opcodes;
 pub mod policy;

@@ -44,6 +44,29 @@ pub trait ByteSource {
     fn skip(&mut self, n: u64) -> io::Result<u64>;
     /// True when no byte is left.
     fn at_eof(&mut self) -> io::Result<bool>;
+    /// Copies the next `n` bytes to `out`; returns how many (fewer at the
+    /// end of input).
+    fn copy_to(&mut self, n: u64, out: &mut dyn io::Write) -> io::Result<u64> {
+        let mut done = 0u64;
+        while done < n {
+            let want = (n - done).min(CHUNK as u64) as usize;
+            match self.take(want)? {
+                Some(b) => {
+                    out.write_all(b)?;
+                    done += want as u64;
+                }
+                None => {
+                    // Fewer than `want` left: the rest, one byte at a time.
+                    while let Some(b) = self.take(1)? {
+                        out.write_all(b)?;
+                        done += 1;
+                    }
+                    break;
+                }
+            }
+        }
+        Ok(done)
+    }
 }
 
 /// A source over bytes already in memory.
@@ -257,7 +280,39 @@ impl<R: Input> ByteSource for ReadSource<R> {
         self.fill(1)?;
         Ok(self.end == self.start)
     }
+    /// Drains the window, then copies straight from the inner reader through
+    /// one large buffer (no window refills).
+    fn copy_to(&mut self, n: u64, out: &mut dyn io::Write) -> io::Result<u64> {
+        let in_buf = ((self.end - self.start) as u64).min(n) as usize;
+        out.write_all(&self.buf[self.start..self.start + in_buf])?;
+        self.start += in_buf;
+        self.pos += in_buf as u64;
+        let mut done = in_buf as u64;
+        if done < n && !self.eof {
+            let mut buf = vec![0u8; (n - done).min(COPY_BUFFER as u64) as usize];
+            while done < n {
+                let want = (n - done).min(buf.len() as u64) as usize;
+                match self.inner.read(&mut buf[..want]) {
+                    Ok(0) => {
+                        self.eof = true;
+                        break;
+                    }
+                    Ok(k) => {
+                        out.write_all(&buf[..k])?;
+                        done += k as u64;
+                        self.pos += k as u64;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(done)
+    }
 }
+
+/// The buffer [`ReadSource::copy_to`] copies through.
+pub const COPY_BUFFER: usize = 1 << 20;
 
 #[cfg(test)]
 mod tests {

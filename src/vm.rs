@@ -588,6 +588,94 @@ pub struct Machine {
     pending_payload: Option<ValueId>,
     /// How many nested (object-array) pickles are open.
     nesting: usize,
+    /// Where extraction wants array payloads and long values (see [`Sink`]).
+    sink: Option<SharedSink>,
+    /// Longest string or bytes value kept whole.
+    keep_max: usize,
+}
+
+/// Read-only access to the values a machine has built, with the last BUILD
+/// state of each constructed object: what array and dtype decoding needs,
+/// during analysis (a [`Sink`]) and after it.
+pub trait Graph {
+    /// The value with this id.
+    fn value(&self, id: ValueId) -> &Value;
+    /// The last state a BUILD applied to this (constructed) object.
+    fn state(&self, id: ValueId) -> Option<ValueId>;
+}
+
+/// The machine's own [`Graph`], handed to a [`Sink`].
+pub struct View<'a> {
+    values: &'a [Value],
+    states: &'a std::collections::HashMap<ValueId, ValueId>,
+}
+
+impl Graph for View<'_> {
+    fn value(&self, id: ValueId) -> &Value {
+        &self.values[id as usize]
+    }
+    fn state(&self, id: ValueId) -> Option<ValueId> {
+        self.states.get(&id).copied()
+    }
+}
+
+/// Receives the bytes a scan passes over, so that extraction reads a file
+/// (or a decompressing stream) once: joblib array payloads as the machine
+/// reaches them, and string/bytes values too long to keep.
+pub trait Sink {
+    /// A new pickle stream starts; `part` numbers the streams of one file.
+    fn begin(&mut self, part: usize);
+    /// A joblib raw array payload of `len` bytes at `offset`, after the
+    /// BUILD of `wrapper`: `src` stands at its first byte and the sink must
+    /// consume all of it; returns how many bytes it consumed.
+    fn payload(
+        &mut self,
+        graph: &View<'_>,
+        wrapper: ValueId,
+        offset: u64,
+        len: u64,
+        src: &mut dyn ByteSource,
+    ) -> std::io::Result<u64>;
+    /// A value's bytes that the machine does not keep (already read).
+    fn spill_bytes(&mut self, offset: u64, bytes: &[u8]);
+    /// A value's bytes that the reader would skip: the sink consumes them
+    /// from `src`; returns how many.
+    fn spill_stream(&mut self, offset: u64, len: u64, src: &mut dyn ByteSource) -> std::io::Result<u64>;
+}
+
+/// A sink shared between the caller and the machines of one file.
+pub type SharedSink = std::rc::Rc<std::cell::RefCell<dyn Sink>>;
+
+/// A source that hands what the reader skips (arguments longer than
+/// [`crate::limits::MAX_INLINE_ARG`]) to a [`Sink`] instead.
+pub struct Spilling<S> {
+    inner: S,
+    sink: SharedSink,
+}
+
+impl<S: ByteSource> ByteSource for Spilling<S> {
+    fn position(&self) -> u64 {
+        self.inner.position()
+    }
+    fn remaining(&self) -> Option<u64> {
+        self.inner.remaining()
+    }
+    fn take(&mut self, n: usize) -> std::io::Result<Option<&[u8]>> {
+        self.inner.take(n)
+    }
+    fn take_line(&mut self, max: usize) -> std::io::Result<crate::source::Line<'_>> {
+        self.inner.take_line(max)
+    }
+    fn skip(&mut self, n: u64) -> std::io::Result<u64> {
+        let at = self.inner.position();
+        self.sink.borrow_mut().spill_stream(at, n, &mut self.inner)
+    }
+    fn at_eof(&mut self) -> std::io::Result<bool> {
+        self.inner.at_eof()
+    }
+    fn copy_to(&mut self, n: u64, out: &mut dyn std::io::Write) -> std::io::Result<u64> {
+        self.inner.copy_to(n, out)
+    }
 }
 
 /// What an attribute set by BUILD lands on.
@@ -626,6 +714,18 @@ pub fn analyze_with<S: ByteSource>(src: S, limits: Limits) -> Analysis {
     let mut m = Machine::new();
     m.limits = limits;
     m.run(OpReader::new(src));
+    m.out
+}
+
+/// Analyses every pickle in `src` for extraction: joblib array payloads and
+/// values longer than [`MAX_KEPT_VALUE_BYTES`] go to `sink` (values up to
+/// [`crate::limits::MAX_INLINE_ARG`] are kept whole instead of cut).
+pub fn analyze_into<S: ByteSource>(src: S, part: usize, sink: SharedSink) -> Analysis {
+    sink.borrow_mut().begin(part);
+    let mut m = Machine::new();
+    m.keep_max = crate::limits::MAX_INLINE_ARG;
+    m.sink = Some(sink.clone());
+    m.run(OpReader::new(Spilling { inner: src, sink }));
     m.out
 }
 
@@ -679,6 +779,8 @@ impl Machine {
             plants: std::collections::HashMap::new(),
             pending_payload: None,
             nesting: 0,
+            sink: None,
+            keep_max: MAX_KEPT_VALUE_BYTES,
         }
     }
 
@@ -782,10 +884,13 @@ impl Machine {
     fn keep_text(&mut self, text: &Text<'_>, end: u64) -> Blob<str> {
         match text {
             Text::Inline(s) => {
-                if s.len() <= MAX_KEPT_VALUE_BYTES && self.kept_bytes + s.len() <= MAX_KEPT_TOTAL {
+                if s.len() <= self.keep_max && self.kept_bytes + s.len() <= MAX_KEPT_TOTAL {
                     self.kept_bytes += s.len();
                     Blob::Full(s.as_ref().into())
                 } else {
+                    if let Some(sink) = &self.sink {
+                        sink.borrow_mut().spill_bytes(end.saturating_sub(s.len() as u64), s.as_bytes());
+                    }
                     let mut cut = PREVIEW_BYTES.min(s.len());
                     while !s.is_char_boundary(cut) {
                         cut -= 1;
@@ -802,10 +907,13 @@ impl Machine {
     fn keep_bytes(&mut self, p: &Payload<'_>, end: u64) -> Blob<[u8]> {
         match p {
             Payload::Inline(b) => {
-                if b.len() <= MAX_KEPT_VALUE_BYTES && self.kept_bytes + b.len() <= MAX_KEPT_TOTAL {
+                if b.len() <= self.keep_max && self.kept_bytes + b.len() <= MAX_KEPT_TOTAL {
                     self.kept_bytes += b.len();
                     Blob::Full((*b).into())
                 } else {
+                    if let Some(sink) = &self.sink {
+                        sink.borrow_mut().spill_bytes(end.saturating_sub(b.len() as u64), b);
+                    }
                     let len = b.len() as u64;
                     let prefix = Some(b[..PREVIEW_BYTES.min(b.len())].into());
                     Blob::Part(Box::new(Partial { prefix, offset: end.saturating_sub(len), len }))
@@ -1107,7 +1215,13 @@ impl Machine {
             let e = ErrorKind::BadLength { what: "joblib array payload", declared: spec.nbytes as i128, remaining };
             return Err(Halt::Error(Error::new(e, start)));
         }
-        let skipped = src.skip(spec.nbytes).map_err(io)?;
+        let skipped = match &self.sink {
+            Some(sink) => {
+                let view = View { values: &self.out.values, states: &self.build_state };
+                sink.borrow_mut().payload(&view, wrapper, start, spec.nbytes, src).map_err(io)?
+            }
+            None => src.skip(spec.nbytes).map_err(io)?,
+        };
         if skipped < spec.nbytes {
             return Err(Halt::Error(Error::new(ErrorKind::UnexpectedEof { what: "a joblib array payload" }, start)));
         }

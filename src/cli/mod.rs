@@ -2,6 +2,7 @@
 
 mod dis;
 mod docs;
+mod extract;
 mod hook;
 mod policy;
 mod progress;
@@ -45,6 +46,8 @@ enum Command {
     Dis(dis::Opts),
     /// Print the object graph a pickle builds, as Python-like code.
     Show(show::Opts),
+    /// Write the object graph as JSON and every array as .npy, without running anything.
+    Extract(extract::Opts),
     /// Print the import/call events as normalised JSON lines (for the differential oracle).
     Trace(trace::Opts),
     /// List every rule with its code, severity and summary.
@@ -72,6 +75,7 @@ pub fn run() -> anyhow::Result<u8> {
         Command::Dis(o) => o.run(),
         Command::Show(o) => o.run(),
         Command::Trace(o) => o.run(),
+        Command::Extract(o) => o.run(),
         Command::Rules(o) => o.run(),
         Command::Explain(o) => o.run(),
         Command::Completions(o) => o.run(),

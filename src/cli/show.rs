@@ -13,10 +13,21 @@ use super::EXIT_CLEAN;
 pub struct Opts {
     /// The pickle file.
     file: PathBuf,
+    /// Print a table of the top-level object's attributes (name, type, dtype,
+    /// shape, size) instead, as `extract` does; any supported format.
+    #[arg(long)]
+    summary: bool,
 }
 
 impl Opts {
     pub fn run(self) -> anyhow::Result<u8> {
+        if self.summary {
+            let policy = pkinspect::policy::Policy::builtin();
+            let ex = pkinspect::extract::extract_file(&self.file, None, &policy)
+                .with_context(|| format!("reading {}", self.file.display()))?;
+            super::extract::print_summary(&ex.doc);
+            return Ok(EXIT_CLEAN);
+        }
         let f = std::fs::File::open(&self.file).with_context(|| format!("opening {}", self.file.display()))?;
         let size = f.metadata().ok().map(|m| m.len());
         let analysis = pkinspect::vm::analyze(pkinspect::source::ReadSource::new(f, size));

@@ -29,7 +29,7 @@ use crate::limits::{
     MAX_NESTED_ARCHIVE_BYTES,
 };
 use crate::rules::Rule;
-use crate::source::{Input, ReadSource};
+use crate::source::{ByteSource, Input, ReadSource};
 use crate::vm::{analyze, Analysis};
 
 /// What the first bytes of an input say it is.
@@ -313,6 +313,8 @@ pub struct Walker {
     /// Members that are raw tensor storages of a PyTorch checkpoint (see
     /// [`Walker::torch_raw`]): read for their CRC, never sniffed.
     raw_records: std::collections::HashSet<String>,
+    /// Extraction's sink for payloads and long values (see [`crate::vm::Sink`]).
+    sink: Option<crate::vm::SharedSink>,
 }
 
 impl Default for Walker {
@@ -331,7 +333,21 @@ fn join(parent: &Option<String>, name: &str) -> Option<String> {
 impl Walker {
     /// A walker with nothing found yet.
     pub fn new() -> Walker {
-        Walker { out: Walked::default(), raw_records: Default::default() }
+        Walker { out: Walked::default(), raw_records: Default::default(), sink: None }
+    }
+
+    /// A walker whose pickle streams hand array payloads and long values to
+    /// `sink` as they are read (extraction).
+    pub fn with_sink(sink: crate::vm::SharedSink) -> Walker {
+        Walker { sink: Some(sink), ..Walker::new() }
+    }
+
+    /// Analyses one pickle stream, through the sink when there is one.
+    fn analyze_part<S: ByteSource>(&self, src: S) -> Analysis {
+        match &self.sink {
+            Some(sink) => crate::vm::analyze_into(src, self.out.parts.len(), sink.clone()),
+            None => analyze(src),
+        }
     }
 
     /// What was found.
@@ -496,7 +512,7 @@ impl Walker {
                 self.out.skipped_members.push(format!("{name} (joblib < 0.10 raw array data)"));
             }
             Format::Pickle | Format::Unknown => {
-                let mut analysis = analyze(ReadSource::new(p, total));
+                let mut analysis = self.analyze_part(ReadSource::new(p, total));
                 self.limit_note(&mut analysis, &member);
                 self.out.parts.push(Part { member, layers, analysis });
             }
@@ -628,7 +644,7 @@ impl Walker {
             Ok(h) if h.object => {
                 let start = h.data_offset;
                 let rest = total.map(|t| t.saturating_sub(start));
-                let analysis = analyze(ReadSource::with_base(r, start, rest));
+                let analysis = self.analyze_part(ReadSource::with_base(r, start, rest));
                 self.out.parts.push(Part { member, layers, analysis });
             }
             Ok(_) => {

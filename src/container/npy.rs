@@ -17,6 +17,10 @@ pub struct Header {
     pub object: bool,
     /// Offset of the data.
     pub data_offset: u64,
+    /// The `shape` value, when it is a tuple of integers.
+    pub shape: Option<Vec<u64>>,
+    /// The `fortran_order` value.
+    pub fortran_order: bool,
 }
 
 /// Reads the header of an `.npy` stream positioned at its start.
@@ -68,7 +72,19 @@ pub fn read_header<R: Read>(r: &mut R) -> Result<Header, String> {
         let t = t.trim_start_matches(['<', '>', '|', '=']);
         t.strip_prefix('O').is_some_and(|size| size.chars().all(|c| c.is_ascii_digit()))
     });
-    Ok(Header { major, descr, object, data_offset: fixed + len })
+    let shape = text.find("'shape'").and_then(|i| {
+        let rest = &text[i + 7..];
+        let open = rest.find('(')?;
+        let close = rest[open..].find(')')? + open;
+        rest[open + 1..close]
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| t.trim_end_matches('L').parse::<u64>().ok())
+            .collect::<Option<Vec<u64>>>()
+    });
+    let fortran_order = text.find("'fortran_order'").is_some_and(|i| text[i + 15..].trim_start_matches([':', ' ']).starts_with("True"));
+    Ok(Header { major, descr, object, data_offset: fixed + len, shape, fortran_order })
 }
 
 /// The single-quoted tokens of a Python literal.

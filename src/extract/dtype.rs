@@ -1,0 +1,442 @@
+//! numpy dtypes rebuilt from their pickled form (shared/FORMATS.md §2.3),
+//! and `.npy` headers written for them (§2.5).
+//!
+//! A pickled dtype is `REDUCE(numpy.dtype, (code, False, True))` followed by
+//! `BUILD(state)`, the state being `(version, byteorder, subarray, names,
+//! fields, elsize, alignment, flags[, metadata])`. The `.npy` descriptor
+//! numpy writes (`dtype.descr` for structured types, `dtype.str` otherwise)
+//! follows from it; nothing is guessed from a dtype's name alone when the
+//! state says otherwise.
+
+use crate::pyrepr::repr_str;
+use crate::vm::{Blob, Graph, Value, ValueId};
+
+/// Deepest nesting of structured dtypes inside structured dtypes.
+pub const MAX_DTYPE_DEPTH: usize = 16;
+
+/// Most fields of one structured dtype.
+pub const MAX_DTYPE_FIELDS: usize = 10_000;
+
+/// A numpy dtype, as the `.npy` format describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Dtype {
+    /// A plain type: its `dtype.str` (`"<f8"`, `"|b1"`, `"<M8[ns]"`, `"<U3"`).
+    Plain {
+        /// The descriptor string.
+        descr: String,
+        /// Bytes per item.
+        itemsize: u64,
+    },
+    /// Python objects (`"|O"`).
+    Object,
+    /// A structured type: fields by offset, padding made explicit.
+    Struct {
+        /// Fields in offset order.
+        fields: Vec<Field>,
+        /// Bytes per item.
+        itemsize: u64,
+    },
+}
+
+/// A field of a structured dtype.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    /// The name (empty for padding).
+    pub name: String,
+    /// The title, if any.
+    pub title: Option<String>,
+    /// The element type.
+    pub dtype: Dtype,
+    /// Subarray shape (empty for a scalar field).
+    pub shape: Vec<u64>,
+    /// Offset in the item.
+    pub offset: u64,
+}
+
+impl Dtype {
+    /// Bytes per item.
+    pub fn itemsize(&self) -> u64 {
+        match self {
+            Dtype::Plain { itemsize, .. } | Dtype::Struct { itemsize, .. } => *itemsize,
+            Dtype::Object => 8,
+        }
+    }
+
+    /// True for object arrays (data pickled as a list).
+    pub fn is_object(&self) -> bool {
+        match self {
+            Dtype::Object => true,
+            Dtype::Plain { .. } => false,
+            Dtype::Struct { fields, .. } => fields.iter().any(|f| f.dtype.is_object()),
+        }
+    }
+
+    /// The descriptor as a Python literal, as `numpy.lib.format` writes it in
+    /// a header (`'<f8'`, `[('a', '<i4'), ('', '|V4')]`).
+    pub fn py_descr(&self) -> String {
+        match self {
+            Dtype::Plain { descr, .. } => repr_str(descr),
+            Dtype::Object => "'|O'".to_string(),
+            Dtype::Struct { fields, .. } => {
+                let items: Vec<String> = fields
+                    .iter()
+                    .map(|f| {
+                        let name = match &f.title {
+                            Some(t) => format!("({}, {})", repr_str(t), repr_str(&f.name)),
+                            None => repr_str(&f.name),
+                        };
+                        if f.shape.is_empty() {
+                            format!("({name}, {})", f.dtype.py_descr())
+                        } else {
+                            format!("({name}, {}, {})", f.dtype.py_descr(), py_shape(&f.shape))
+                        }
+                    })
+                    .collect();
+                format!("[{}]", items.join(", "))
+            }
+        }
+    }
+
+    /// The descriptor as JSON (docs/extract.md).
+    pub fn json_descr(&self) -> serde_json::Value {
+        use serde_json::{json, Value as J};
+        match self {
+            Dtype::Plain { descr, .. } => J::String(descr.clone()),
+            Dtype::Object => J::String("|O".into()),
+            Dtype::Struct { fields, .. } => J::Array(
+                fields
+                    .iter()
+                    .map(|f| {
+                        let name = match &f.title {
+                            Some(t) => json!([t, f.name]),
+                            None => J::String(f.name.clone()),
+                        };
+                        if f.shape.is_empty() {
+                            json!([name, f.dtype.json_descr()])
+                        } else {
+                            json!([name, f.dtype.json_descr(), f.shape])
+                        }
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// A shape as a Python tuple literal: `()`, `(3,)`, `(2, 3)`.
+pub fn py_shape(shape: &[u64]) -> String {
+    match shape {
+        [] => "()".to_string(),
+        [n] => format!("({n},)"),
+        _ => format!("({})", shape.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+/// The `.npy` header (magic, version, length, dict, padding) numpy's
+/// `np.save` writes for this dtype, order and shape: version 1 when the
+/// header fits 16 bits and latin-1, else 2, else 3 (UTF-8).
+pub fn npy_header(dtype: &Dtype, fortran: bool, shape: &[u64]) -> Vec<u8> {
+    let mut dict = format!(
+        "{{'descr': {}, 'fortran_order': {}, 'shape': {}, }}",
+        dtype.py_descr(),
+        if fortran { "True" } else { "False" },
+        py_shape(shape)
+    );
+    // Room for the growth axis to grow (numpy's GROWTH_AXIS_MAX_DIGITS = 21).
+    if let Some(axis) = if fortran { shape.last() } else { shape.first() } {
+        let digits = axis.to_string().len();
+        dict.push_str(&" ".repeat(21usize.saturating_sub(digits)));
+    }
+    let latin1: Option<Vec<u8>> = dict.chars().map(|c| u8::try_from(c as u32).ok()).collect();
+    let (version, body, len_bytes) = match latin1 {
+        Some(b) if padded_len(b.len(), 2) < 65536 => (1u8, b, 2),
+        Some(b) => (2, b, 4),
+        None => (3, dict.into_bytes(), 4),
+    };
+    let total = padded_len(body.len(), len_bytes);
+    let mut out = Vec::with_capacity(8 + len_bytes + total);
+    out.extend_from_slice(b"\x93NUMPY");
+    out.push(version);
+    out.push(0);
+    if len_bytes == 2 {
+        out.extend_from_slice(&(total as u16).to_le_bytes());
+    } else {
+        out.extend_from_slice(&(total as u32).to_le_bytes());
+    }
+    out.extend_from_slice(&body);
+    out.resize(8 + len_bytes + total - 1, b' ');
+    out.push(b'\n');
+    out
+}
+
+/// Header length after padding, so that magic + length + header is a
+/// multiple of 64 (`numpy.lib.format.ARRAY_ALIGN`).
+fn padded_len(body: usize, len_bytes: usize) -> usize {
+    let hlen = body + 1;
+    let pad = 64 - (8 + len_bytes + hlen) % 64;
+    hlen + if pad == 64 { 0 } else { pad }
+}
+
+/// Reads pickled values for dtype decoding.
+pub struct Reader<'g, G: Graph + ?Sized> {
+    /// The graph.
+    pub g: &'g G,
+}
+
+impl<G: Graph + ?Sized> Reader<'_, G> {
+    /// A complete `str` value (Python 2 byte strings read as latin-1 too).
+    pub fn str_of(&self, id: ValueId) -> Option<String> {
+        match self.g.value(id) {
+            Value::Str(Blob::Full(s)) => Some(s.to_string()),
+            Value::Bytes(Blob::Full(b)) => Some(b.iter().map(|&c| c as char).collect()),
+            _ => None,
+        }
+    }
+
+    /// An integer (bools count, as in Python).
+    pub fn int_of(&self, id: ValueId) -> Option<i64> {
+        match self.g.value(id) {
+            Value::Int(i) => Some(*i),
+            Value::Bool(b) => Some(*b as i64),
+            _ => None,
+        }
+    }
+
+    /// The items of a tuple or list.
+    pub fn items(&self, id: ValueId) -> Option<&[ValueId]> {
+        match self.g.value(id) {
+            Value::Tuple(t) | Value::List(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// A shape: a tuple (or list) of non-negative integers, or one integer.
+    pub fn shape(&self, id: ValueId) -> Result<Vec<u64>, String> {
+        if let Some(n) = self.int_of(id) {
+            return Ok(vec![u64::try_from(n).map_err(|_| format!("negative dimension {n}"))?]);
+        }
+        let dims = self.items(id).ok_or("shape is not a tuple")?;
+        if dims.len() > 64 {
+            return Err(format!("{} dimensions (numpy allows 64)", dims.len()));
+        }
+        dims.iter()
+            .map(|d| {
+                let n = self.int_of(*d).ok_or("shape holds a non-integer")?;
+                u64::try_from(n).map_err(|_| format!("negative dimension {n}"))
+            })
+            .collect()
+    }
+
+    /// The global a value is, as `module.name`.
+    pub fn global_of(&self, id: ValueId) -> Option<String> {
+        match self.g.value(id) {
+            Value::Global(g) => Some(format!("{}.{}", g.module, g.name)),
+            _ => None,
+        }
+    }
+
+    /// A `numpy.dtype` value: `REDUCE(numpy.dtype, (code, ...))` + BUILD.
+    pub fn dtype(&self, id: ValueId) -> Result<Dtype, String> {
+        self.dtype_at(id, 0)
+    }
+
+    fn dtype_at(&self, id: ValueId, depth: usize) -> Result<Dtype, String> {
+        if depth > MAX_DTYPE_DEPTH {
+            return Err(format!("dtype nested deeper than MAX_DTYPE_DEPTH ({MAX_DTYPE_DEPTH})"));
+        }
+        let Value::Call { func, args, .. } = self.g.value(id) else { return Err("dtype is not constructed".into()) };
+        if self.global_of(*func).as_deref() != Some("numpy.dtype") {
+            return Err("dtype is not made by numpy.dtype".into());
+        }
+        let a = self.items(*args).ok_or("dtype arguments are not a tuple")?;
+        let first = *a.first().ok_or("dtype has no arguments")?;
+        let state: Vec<ValueId> =
+            self.g.state(id).and_then(|s| self.items(s)).map(|s| s.to_vec()).unwrap_or_default();
+        // numpy.record / numpy.void type objects stand for 'V' (recarray dtypes).
+        let code = match self.str_of(first) {
+            Some(c) => c,
+            None => match self.global_of(first).as_deref() {
+                Some("numpy.record" | "numpy.void") => "V".to_string(),
+                _ => return Err("dtype code is not a string".into()),
+            },
+        };
+        let kind: String = code.chars().take_while(|c| !c.is_ascii_digit()).collect();
+        let digits = &code[kind.len()..];
+        let get = |i: usize| state.get(i).copied();
+        let order = get(1).and_then(|v| self.str_of(v));
+        let elsize = get(5).and_then(|v| self.int_of(v)).filter(|n| *n >= 0);
+        let flags = get(7).and_then(|v| self.int_of(v)).unwrap_or(0);
+        if kind == "O" || (flags & 1 != 0 && kind != "V") {
+            return Ok(Dtype::Object);
+        }
+        // Subarray: (base dtype, shape) — only meaningful as a field's type.
+        if let Some(sub) = get(2).filter(|v| !matches!(self.g.value(*v), Value::None)) {
+            let pair = self.items(sub).filter(|p| p.len() == 2).ok_or("dtype subarray is not a pair")?;
+            let base = self.dtype_at(pair[0], depth + 1)?;
+            let shape = self.shape(pair[1])?;
+            return Ok(subarray(base, shape));
+        }
+        // Structured: names + fields.
+        let names = get(3).filter(|v| !matches!(self.g.value(*v), Value::None));
+        if let Some(names) = names {
+            let fields = get(4).ok_or("structured dtype has no fields")?;
+            let itemsize = elsize.ok_or("structured dtype has no size")? as u64;
+            return self.structured(names, fields, itemsize, depth);
+        }
+        let size: u64 = match elsize.filter(|n| *n > 0) {
+            Some(n) => n as u64,
+            None => digits.parse().map_err(|_| format!("dtype code {code:?} has no size"))?,
+        };
+        plain(&kind, size, order.as_deref(), get(8).map(|m| self.datetime_unit(m)).unwrap_or_default(), &code)
+    }
+
+    fn structured(&self, names: ValueId, fields: ValueId, itemsize: u64, depth: usize) -> Result<Dtype, String> {
+        let names = self.items(names).ok_or("dtype names are not a tuple")?;
+        if names.len() > MAX_DTYPE_FIELDS {
+            return Err(format!("more than MAX_DTYPE_FIELDS ({MAX_DTYPE_FIELDS}) fields"));
+        }
+        let Value::Dict(pairs) = self.g.value(fields) else { return Err("dtype fields are not a dict".into()) };
+        let mut out = Vec::new();
+        for &n in names {
+            let name = self.str_of(n).ok_or("a field name is not a string")?;
+            let info = pairs
+                .iter()
+                .find(|(k, _)| self.str_of(*k).as_deref() == Some(name.as_str()))
+                .map(|(_, v)| *v)
+                .ok_or_else(|| format!("field {name:?} is not described"))?;
+            let info = self.items(info).ok_or("a field description is not a tuple")?;
+            let (dt, off) = match info {
+                [dt, off] | [dt, off, _] => (*dt, *off),
+                _ => return Err("a field description has the wrong length".into()),
+            };
+            let title = match info {
+                [_, _, t] if !matches!(self.g.value(*t), Value::None) => {
+                    Some(self.str_of(*t).ok_or("a field title is not a string")?)
+                }
+                _ => None,
+            };
+            let offset = u64::try_from(self.int_of(off).ok_or("a field offset is not an integer")?)
+                .map_err(|_| "a field offset is negative")?;
+            let (dtype, shape) = match self.dtype_at(dt, depth + 1)? {
+                Dtype::Struct { fields, itemsize } if is_subarray_marker(&fields) => {
+                    let f = fields.into_iter().next().expect("marker has one field");
+                    let _ = itemsize;
+                    (f.dtype, f.shape)
+                }
+                d => (d, Vec::new()),
+            };
+            out.push(Field { name, title, dtype, shape, offset });
+        }
+        out.sort_by_key(|f| f.offset);
+        // Make gaps and trailing padding explicit, as numpy's descr does.
+        let mut filled = Vec::with_capacity(out.len());
+        let mut end = 0u64;
+        for f in out {
+            if f.offset < end {
+                return Err(format!("field {:?} overlaps the one before it", f.name));
+            }
+            if f.offset > end {
+                filled.push(pad(end, f.offset - end));
+            }
+            let count: u64 = f.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or("field size overflows")?;
+            end = f.dtype.itemsize().checked_mul(count).and_then(|s| s.checked_add(f.offset)).ok_or("field size overflows")?;
+            filled.push(f);
+        }
+        if end > itemsize {
+            return Err(format!("fields end at byte {end}, past the item size {itemsize}"));
+        }
+        if end < itemsize {
+            filled.push(pad(end, itemsize - end));
+        }
+        Ok(Dtype::Struct { fields: filled, itemsize })
+    }
+
+    /// The `[unit]` suffix of a datetime64/timedelta64 dtype, from the
+    /// state's 9th item: `(metadata, (unit, num, den, events))`.
+    fn datetime_unit(&self, meta: ValueId) -> String {
+        let Some(pair) = self.items(meta).filter(|p| p.len() == 2) else { return String::new() };
+        let Some(info) = self.items(pair[1]).filter(|i| i.len() >= 2) else { return String::new() };
+        let (Some(unit), Some(num)) = (self.str_of(info[0]), self.int_of(info[1])) else { return String::new() };
+        if unit == "generic" {
+            return String::new();
+        }
+        if num == 1 {
+            format!("[{unit}]")
+        } else {
+            format!("[{num}{unit}]")
+        }
+    }
+}
+
+/// A subarray type, carried as a one-field marker until the enclosing
+/// structured type unwraps it (a subarray dtype only exists as a field).
+fn subarray(base: Dtype, shape: Vec<u64>) -> Dtype {
+    let count: u64 = shape.iter().product();
+    let itemsize = base.itemsize().saturating_mul(count);
+    Dtype::Struct {
+        fields: vec![Field { name: SUBARRAY_MARKER.into(), title: None, dtype: base, shape, offset: 0 }],
+        itemsize,
+    }
+}
+
+const SUBARRAY_MARKER: &str = "\u{0}subarray";
+
+fn is_subarray_marker(fields: &[Field]) -> bool {
+    fields.len() == 1 && fields[0].name == SUBARRAY_MARKER
+}
+
+fn pad(offset: u64, len: u64) -> Field {
+    Field { name: String::new(), title: None, dtype: Dtype::Plain { descr: format!("|V{len}"), itemsize: len }, shape: vec![], offset }
+}
+
+/// A plain dtype from its kind and size, checked against what numpy can
+/// hold.
+fn plain(kind: &str, size: u64, order: Option<&str>, unit: String, code: &str) -> Result<Dtype, String> {
+    let valid = match kind {
+        "b" => size == 1,
+        "i" | "u" => matches!(size, 1 | 2 | 4 | 8),
+        "f" => matches!(size, 2 | 4 | 8 | 12 | 16),
+        "c" => matches!(size, 8 | 16 | 24 | 32),
+        "M" | "m" => size == 8,
+        "S" | "V" => true,
+        "U" => size % 4 == 0,
+        _ => false,
+    };
+    if !valid {
+        return Err(format!("dtype {code:?} cannot exist"));
+    }
+    let count = if kind == "U" { size / 4 } else { size };
+    // Byte order as stored; types without one ('|') for single bytes and raw data.
+    let order = match order {
+        Some(o @ ("<" | ">" | "|")) => o,
+        Some("=") | None => "<",
+        Some(o) => return Err(format!("dtype byte order {o:?} is not one numpy writes")),
+    };
+    let order = if matches!(kind, "b" | "S" | "V") || (size == 1 && kind != "U") { "|" } else { order };
+    let order = if order == "|" && !(matches!(kind, "b" | "S" | "V") || size == 1) { "<" } else { order };
+    Ok(Dtype::Plain { descr: format!("{order}{kind}{count}{unit}"), itemsize: size })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_matches_numpy_for_arange3() {
+        // np.save of np.arange(3, dtype='<i8'): FORMATS.md §2.5.
+        let d = Dtype::Plain { descr: "<i8".into(), itemsize: 8 };
+        let h = npy_header(&d, false, &[3]);
+        assert_eq!(h.len(), 128);
+        assert_eq!(&h[..10], b"\x93NUMPY\x01\x00\x76\x00");
+        assert!(h[10..].starts_with(b"{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }"));
+        assert_eq!(h[127], b'\n');
+    }
+
+    #[test]
+    fn impossible_dtypes_are_refused() {
+        assert!(plain("f", 3, Some("<"), String::new(), "f3").is_err());
+        assert!(plain("i", 16, Some("<"), String::new(), "i16").is_err());
+        assert!(plain("q", 8, Some("<"), String::new(), "q8").is_err());
+        assert!(plain("U", 6, Some("<"), String::new(), "U6").is_err());
+    }
+}
