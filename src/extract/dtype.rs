@@ -189,6 +189,18 @@ impl<G: Graph + ?Sized> Reader<'_, G> {
         match self.g.value(id) {
             Value::Str(Blob::Full(s)) => Some(s.to_string()),
             Value::Bytes(Blob::Full(b)) => Some(b.iter().map(|&c| c as char).collect()),
+            // Protocol ≤ 2 bytes: `_codecs.encode(text, 'latin1')`.
+            Value::Call { func, args, .. } if self.global_of(*func).as_deref() == Some("_codecs.encode") => {
+                match self.items(*args)? {
+                    [t, e] if self.str_of(*e).is_some_and(|e| matches!(e.as_str(), "latin1" | "latin-1")) => {
+                        match self.g.value(*t) {
+                            Value::Str(Blob::Full(s)) => Some(s.to_string()),
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                }
+            }
             _ => None,
         }
     }

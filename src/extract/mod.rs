@@ -36,7 +36,7 @@ use store::Store;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Deepest nesting of values followed; deeper values become an error node.
-pub const MAX_EXTRACT_DEPTH: usize = 400;
+pub const MAX_EXTRACT_DEPTH: usize = 200;
 
 /// Largest array whose data must be reordered in memory (a protocol 5
 /// `axis_order` array, a non-contiguous tensor view).
@@ -540,6 +540,13 @@ impl<'x, 'a> Emitter<'x, 'a> {
                         return json!({"type": "bytes", "hex": hex(&b)});
                     }
                 }
+                Some("builtins.set" | "builtins.frozenset" | "builtins.bytearray" | "builtins.bytes")
+                    if kind == CallKind::Reduce =>
+                {
+                    if let Some(j) = self.builtin_value(name.as_deref().unwrap_or(""), args, path) {
+                        return j;
+                    }
+                }
                 Some(
                     "torch._utils._rebuild_tensor_v2"
                     | "torch._utils._rebuild_tensor"
@@ -659,6 +666,42 @@ impl<'x, 'a> Emitter<'x, 'a> {
         }
     }
 
+    /// Built-in containers that protocols ≤ 3 pickle as calls: `set(list)`,
+    /// `frozenset(list)`, `bytearray(bytes)`, `bytearray(text, 'latin-1')`,
+    /// `bytes()`. `None` when the arguments are anything else.
+    fn builtin_value(&mut self, name: &str, args: ValueId, path: &mut Vec<Seg>) -> Option<J> {
+        let items = self.tuple_items(args);
+        if !matches!(self.v(args), Value::Tuple(_)) {
+            return None;
+        }
+        let ty = name.trim_start_matches("builtins.");
+        match (ty, items) {
+            ("set" | "frozenset", []) => Some(json!({"type": ty, "items": []})),
+            ("set" | "frozenset", [l]) => match self.v(*l) {
+                Value::List(xs) => Some(json!({"type": ty, "items": self.seq(xs, path)})),
+                _ => None,
+            },
+            ("bytes" | "bytearray", []) => Some(json!({"type": ty, "hex": ""})),
+            ("bytearray", [b]) => match self.v(*b) {
+                Value::Bytes(Blob::Full(d)) => Some(json!({"type": ty, "hex": hex(d)})),
+                _ => None,
+            },
+            ("bytearray" | "bytes", [t, e]) => {
+                let enc = match self.v(*e) {
+                    Value::Str(Blob::Full(e)) => e.to_string(),
+                    _ => return None,
+                };
+                if !matches!(enc.as_str(), "latin1" | "latin-1" | "iso-8859-1" | "iso8859-1" | "l1") {
+                    return None;
+                }
+                let Value::Str(Blob::Full(t)) = self.v(*t) else { return None };
+                let b: Option<Vec<u8>> = t.chars().map(|c| u8::try_from(c as u32).ok()).collect();
+                b.map(|b| json!({"type": ty, "hex": hex(&b)}))
+            }
+            _ => None,
+        }
+    }
+
     /// `_codecs.encode(text, 'latin1')` as bytes (protocol ≤ 2 numpy data).
     fn latin1_bytes(&self, id: ValueId) -> Option<Vec<u8>> {
         let Value::Call { args, .. } = self.v(id) else { return None };
@@ -726,7 +769,7 @@ impl<'x, 'a> Emitter<'x, 'a> {
         shape: Vec<u64>,
         fortran: bool,
         data: Data,
-        perm: Option<Vec<usize>>,
+        reorder: Option<Reorder>,
         at: u64,
         path: &mut [Seg],
     ) -> J {
@@ -747,14 +790,24 @@ impl<'x, 'a> Emitter<'x, 'a> {
         };
         let result = store.borrow_mut().write_new("arrays", &name, "npy", |w| {
             w.write_all(&header)?;
-            match perm {
-                Some(p) => {
+            match reorder {
+                Some(how) => {
                     let mut all = Vec::new();
-                    src.read_to_end(&mut all)?;
+                    (&mut src).take(nbytes + 1).read_to_end(&mut all)?;
                     if all.len() as u64 != nbytes {
                         return Err(io::Error::other(mismatch(all.len() as u64)));
                     }
-                    w.write_all(&permute(&all, &shape_before(&shape, &p), dtype.itemsize() as usize, &p))
+                    match how {
+                        Reorder::Permute(p) => {
+                            w.write_all(&permute(&all, &shape_before(&shape, &p), dtype.itemsize() as usize, &p))
+                        }
+                        Reorder::Swap(unit) => {
+                            if unit > 1 {
+                                all.chunks_exact_mut(unit).for_each(|c| c.reverse());
+                            }
+                            w.write_all(&all)
+                        }
+                    }
                 }
                 None => {
                     // Latin-1 text's length is only known once decoded.
@@ -794,7 +847,22 @@ impl<'x, 'a> Emitter<'x, 'a> {
         if count != Some(list.len() as u64) {
             return self.error(at, format!("object array of shape {shape:?} holds {} items", list.len()));
         }
-        let flat = self.seq(list, path);
+        // Each item's path is its index in the array (`a[i, j]` → i, j).
+        let mut flat = Vec::with_capacity(list.len());
+        let mut idx = vec![0u64; shape.len()];
+        for &it in list.iter() {
+            let depth = path.len();
+            path.extend(idx.iter().map(|i| json!(i)));
+            flat.push(self.value(it, path));
+            path.truncate(depth);
+            for d in (0..shape.len()).rev() {
+                idx[d] += 1;
+                if idx[d] < shape[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
         let nested = nest(flat, &shape);
         json!({"type": "ndarray", "class": class, "dtype": "|O", "shape": shape, "items": nested})
     }
@@ -824,10 +892,29 @@ impl<'x, 'a> Emitter<'x, 'a> {
         if dtype.is_object() {
             return self.object_array(&class, shape, data, at, path);
         }
-        match self.data_of(data) {
-            Ok(d) => self.write_array(&class, dtype, shape, fortran, d, None, at, path),
-            Err(e) => self.error(at, e),
+        let data = match self.data_of(data) {
+            Ok(d) => d,
+            Err(e) => return self.error(at, e),
+        };
+        // numpy's array_setstate byte-swaps a non-native array to native
+        // order on load (`_frombuffer` and joblib keep the stored order):
+        // written as `pickle.load` gives it on a little-endian machine.
+        if let Dtype::Plain { descr, itemsize } = &dtype {
+            if let Some(rest) = descr.strip_prefix('>') {
+                let unit = match rest.as_bytes().first() {
+                    Some(b'c') => itemsize / 2,
+                    Some(b'U') => 4,
+                    _ => *itemsize,
+                };
+                let native = Dtype::Plain { descr: format!("<{rest}"), itemsize: *itemsize };
+                let bytes = shape.iter().try_fold(*itemsize, |a, &d| a.checked_mul(d)).unwrap_or(u64::MAX);
+                if bytes > MAX_GATHER_BYTES {
+                    return self.error(at, format!("byte-swapping more than MAX_GATHER_BYTES ({MAX_GATHER_BYTES})"));
+                }
+                return self.write_array(&class, native, shape, fortran, data, Some(Reorder::Swap(unit as usize)), at, path);
+            }
         }
+        self.write_array(&class, dtype, shape, fortran, data, None, at, path)
     }
 
     /// `_frombuffer(buf, dtype, shape, order[, axis_order])` (protocol 5).
@@ -885,7 +972,7 @@ impl<'x, 'a> Emitter<'x, 'a> {
                     if bytes > MAX_GATHER_BYTES {
                         return self.error(at, format!("reordering more than MAX_GATHER_BYTES ({MAX_GATHER_BYTES})"));
                     }
-                    self.write_array("numpy.ndarray", dtype, out, false, data, Some(p), at, path)
+                    self.write_array("numpy.ndarray", dtype, out, false, data, Some(Reorder::Permute(p)), at, path)
                 }
             }
             (o, _) => self.error(at, format!("_frombuffer order {o:?} is not C, F or K")),
@@ -1128,6 +1215,14 @@ fn permute(src: &[u8], before: &[u64], elsize: usize, p: &[usize]) -> Vec<u8> {
     let size: Vec<u64> = p.iter().map(|&x| before[x]).collect();
     let stride: Vec<u64> = p.iter().map(|&x| strides[x]).collect();
     gather(src, elsize, 0, &size, &stride)
+}
+
+/// How data is rearranged on the way to the `.npy` file (in memory).
+enum Reorder {
+    /// `transpose(p)` of C-ordered data, written in C order.
+    Permute(Vec<usize>),
+    /// Every unit of this many bytes reversed (big- to little-endian).
+    Swap(usize),
 }
 
 /// Where an array's bytes are.

@@ -1,0 +1,253 @@
+//! `pkinspect extract`: arrays byte-identical to what numpy itself saves
+//! (fixtures/extract_expected/, written by scripts/fixtures_extract_expected.py
+//! from the real libraries), the JSON document's shape, every compression
+//! giving the same arrays, and bad input (fixtures/extract_bad/, written by
+//! scripts/fixtures_extract_bad.py) giving errors for the bad value only.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value as J;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("pkinspect-extract-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn extract(file: &Path, out: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pkinspect"))
+        .arg("extract")
+        .arg(file)
+        .arg("-o")
+        .arg(out)
+        .arg("-q")
+        .output()
+        .expect("run pkinspect")
+}
+
+fn doc(out: &Path, stem: &str) -> J {
+    let text = std::fs::read_to_string(out.join(format!("{stem}.json"))).expect("document written");
+    let mut de = serde_json::Deserializer::from_str(&text);
+    de.disable_recursion_limit();
+    serde::Deserialize::deserialize(&mut de).expect("valid JSON")
+}
+
+fn stem(p: &Path) -> String {
+    p.file_stem().unwrap().to_string_lossy().into_owned()
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn arrays_are_byte_identical_to_numpy_save() {
+    let expected = root().join("fixtures/extract_expected");
+    let mut compared = 0;
+    for entry in std::fs::read_dir(&expected).unwrap() {
+        let folder = entry.unwrap().path();
+        let name = folder.file_name().unwrap().to_string_lossy().into_owned();
+        let fixture = ["benign", "joblib"]
+            .iter()
+            .map(|d| root().join("fixtures").join(d).join(&name))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("no fixture for {name}"));
+        let out = tmp(&name);
+        let o = extract(&fixture, &out);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+        for want in std::fs::read_dir(&folder).unwrap() {
+            let want = want.unwrap().path();
+            let got = out.join("arrays").join(want.file_name().unwrap());
+            let (a, b) = (std::fs::read(&want).unwrap(), std::fs::read(&got).unwrap_or_default());
+            assert!(a == b, "{name}: {} differs from numpy's np.save ({} vs {} bytes)", got.display(), b.len(), a.len());
+            compared += 1;
+        }
+        let _ = std::fs::remove_dir_all(&out);
+    }
+    assert!(compared >= 40, "only {compared} arrays compared");
+}
+
+#[test]
+fn logistic_regression_document() {
+    let out = tmp("logreg");
+    let f = root().join("fixtures/benign/sklearn_logreg_iris_p4.pkl");
+    assert_eq!(extract(&f, &out).status.code(), Some(0));
+    let d = doc(&out, "sklearn_logreg_iris_p4");
+    assert_eq!(d["schema_version"], 1);
+    let r = &d["pickles"][0]["root"];
+    assert_eq!(r["type"], "object");
+    assert_eq!(r["class"], "sklearn.linear_model._logistic.LogisticRegression");
+    let attrs = &r["state"]["items"];
+    assert_eq!(attrs["coef_"]["type"], "ndarray");
+    assert_eq!(attrs["coef_"]["dtype"], "<f8");
+    assert_eq!(attrs["coef_"]["shape"], serde_json::json!([3, 4]));
+    assert_eq!(attrs["coef_"]["file"], "arrays/coef_.npy");
+    assert_eq!(attrs["classes_"]["file"], "arrays/classes_.npy");
+    assert_eq!(attrs["n_iter_"]["type"], "ndarray");
+    assert_eq!(attrs["_sklearn_version"], "1.9.1");
+    assert_eq!(attrs["C"], 1.0);
+    assert_eq!(attrs["class_weight"], J::Null);
+    assert_eq!(attrs["n_features_in_"], 4);
+    assert_eq!(d["arrays"].as_array().unwrap().len(), 4);
+    assert!(d["findings"].as_array().unwrap().is_empty());
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn every_compression_gives_the_same_arrays() {
+    // fixtures/containers holds the same joblib dumps with every compressor.
+    let dir = root().join("fixtures/containers");
+    let mut seen = 0;
+    for proto in 2..=5 {
+        let plain = dir.join(format!("joblib_mixed_p{proto}.joblib"));
+        let base = tmp(&format!("plain{proto}"));
+        assert_eq!(extract(&plain, &base).status.code(), Some(0), "{}", plain.display());
+        let base_files = files_under(&base.join("arrays"));
+        assert!(!base_files.is_empty());
+        for ext in ["z", "gz", "bz2", "xz", "lzma", "lz4"] {
+            let p = dir.join(format!("joblib_mixed_p{proto}.joblib.{ext}"));
+            let out = tmp(&format!("p{proto}.{ext}"));
+            let o = extract(&p, &out);
+            assert_eq!(o.status.code(), Some(0), "{}: {}", p.display(), String::from_utf8_lossy(&o.stderr));
+            assert_eq!(files_under(&out.join("arrays")).len(), base_files.len());
+            for f in &base_files {
+                let got = out.join("arrays").join(f.file_name().unwrap());
+                assert_eq!(std::fs::read(f).unwrap(), std::fs::read(&got).unwrap_or_default(), "{}", got.display());
+            }
+            seen += 1;
+            let _ = std::fs::remove_dir_all(&out);
+        }
+        let _ = std::fs::remove_dir_all(&base);
+    }
+    assert_eq!(seen, 24);
+}
+
+#[test]
+fn torch_state_dict_tensors() {
+    let out = tmp("torch");
+    let f = root().join("fixtures/torch/zip_state_dict.pt");
+    let o = extract(&f, &out);
+    assert_ne!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    let d = doc(&out, "zip_state_dict");
+    let items = &d["pickles"][0]["root"]["dictitems"]["items"];
+    assert_eq!(items["w"]["type"], "tensor");
+    assert_eq!(items["w"]["torch_dtype"], "float32");
+    assert_eq!(items["bf"]["torch_dtype"], "bfloat16");
+    assert_eq!(items["bf"]["dtype"], "<u2");
+    // The transposed view is written contiguous: rows of the transpose.
+    let t = std::fs::read(out.join("arrays/t.npy")).unwrap();
+    assert_eq!(t.len(), 128 + 6 * 4);
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+fn bad(name: &str) -> (Output, J, PathBuf) {
+    let out = tmp(name);
+    let f = root().join("fixtures/extract_bad").join(name);
+    let o = extract(&f, &out);
+    let d = doc(&out, &stem(&f));
+    (o, d, out)
+}
+
+#[test]
+fn a_bad_value_is_an_error_and_the_rest_is_extracted() {
+    for name in ["shape_mismatch.pkl", "impossible_dtype.pkl"] {
+        let (o, d, out) = bad(name);
+        assert_eq!(o.status.code(), Some(2), "{name}");
+        let errors = d["errors"].as_array().unwrap();
+        assert_eq!(errors.len(), 1, "{name}: {errors:?}");
+        assert!(errors[0]["offset"].as_u64().unwrap() > 0);
+        let attrs = &d["pickles"][0]["root"]["state"]["items"];
+        assert_eq!(attrs["bad_"]["type"], "error", "{name}");
+        assert_eq!(attrs["coef_"]["file"], "arrays/coef_.npy", "{name}");
+        assert!(out.join("arrays/coef_.npy").exists());
+        assert!(!out.join("arrays/bad_.npy").exists());
+        let _ = std::fs::remove_dir_all(&out);
+    }
+    let (o, d, out) = bad("storage_offset.pt");
+    assert_eq!(o.status.code(), Some(2));
+    let items = &d["pickles"][0]["root"]["dictitems"]["items"];
+    assert_eq!(items["good"]["type"], "tensor");
+    assert_eq!(items["bad"]["type"], "error");
+    assert!(items["bad"]["message"].as_str().unwrap().contains("past its storage"));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn path_like_names_stay_inside_the_folder() {
+    let (o, d, out) = bad("path_attr.pkl");
+    assert_eq!(o.status.code(), Some(0));
+    for f in files_under(&out) {
+        assert!(f.starts_with(&out), "{} outside", f.display());
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(!name.contains('/') && !name.starts_with('.'), "{name}");
+    }
+    let files: Vec<&str> = d["arrays"].as_array().unwrap().iter().map(|a| a["file"].as_str().unwrap()).collect();
+    assert_eq!(files, ["arrays/coef_.npy", "arrays/_.._.._etc_x.npy", "arrays/_abs_path.npy"]);
+    // The document keeps the real name.
+    assert_eq!(d["arrays"][1]["path"][0], "../../etc/x");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn memo_bomb_stays_a_dag() {
+    let (o, d, out) = bad("memo_bomb.pkl");
+    assert_eq!(o.status.code(), Some(0));
+    let size = std::fs::metadata(out.join("memo_bomb.json")).unwrap().len();
+    assert!(size < 1 << 20, "document of {size} bytes for a 10^6-use bomb");
+    // One array file for the one array, however many references.
+    assert_eq!(d["arrays"].as_array().unwrap().len(), 1);
+    let text = d.to_string();
+    assert!(text.matches("\"ref\"").count() >= 1000);
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn deep_nesting_is_cut_with_an_error() {
+    let (o, d, out) = bad("deep_nesting.pkl");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(d["errors"][0]["message"].as_str().unwrap().contains("MAX_EXTRACT_DEPTH"));
+    assert_eq!(d["pickles"][0]["root"]["state"]["items"]["coef_"]["type"], "ndarray");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn a_hostile_call_is_shown_not_run() {
+    let (o, d, out) = bad("os_system.pkl");
+    assert_eq!(o.status.code(), Some(1), "a dangerous finding");
+    let hook = &d["pickles"][0]["root"]["state"]["items"]["hook"];
+    assert_eq!(hook["type"], "call");
+    assert_eq!(hook["func"]["module"], "posix");
+    assert_eq!(hook["func"]["name"], "system");
+    assert_eq!(hook["verdict"], "dangerous");
+    assert_eq!(hook["args"][0], "echo pkinspect-fixture");
+    assert!(d["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "PK101"));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn show_summary_writes_nothing() {
+    let f = root().join("fixtures/benign/sklearn_logreg_iris_p4.pkl");
+    let o = Command::new(env!("CARGO_BIN_EXE_pkinspect")).args(["show", "--summary"]).arg(&f).output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let text = String::from_utf8(o.stdout).unwrap();
+    let coef = text.lines().find(|l| l.contains("coef_")).expect("coef_ row");
+    assert!(coef.contains("numpy.ndarray") && coef.contains("<f8") && coef.contains("(3, 4)") && coef.contains("12"));
+}
