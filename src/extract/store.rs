@@ -320,7 +320,7 @@ mod tests {
     #[test]
     fn names_never_leave_the_folder() {
         assert_eq!(safe_name("../../etc/passwd"), "_.._.._etc_passwd");
-        assert_eq!(safe_name(".."), "__");
+        assert_eq!(safe_name(".."), "_._");
         assert_eq!(safe_name("estimators_.3.tree_.nodes"), "estimators_.3.tree_.nodes");
         assert_eq!(safe_name("con"), "_con");
         assert_eq!(safe_name(""), "root");
