@@ -123,6 +123,80 @@ impl Dtype {
     }
 }
 
+/// A `.npy` header's `descr` (a Python literal of strings, integers,
+/// tuples and lists) as JSON: tuples and lists become arrays. `None` when
+/// it is anything else.
+pub fn py_literal_json(text: &str) -> Option<serde_json::Value> {
+    fn value(s: &[u8], i: &mut usize, depth: usize) -> Option<serde_json::Value> {
+        use serde_json::Value as J;
+        if depth > MAX_DTYPE_DEPTH * 3 {
+            return None;
+        }
+        skip_ws(s, i);
+        match *s.get(*i)? {
+            q @ (b'\'' | b'"') => {
+                *i += 1;
+                let mut out = Vec::new();
+                loop {
+                    let c = *s.get(*i)?;
+                    *i += 1;
+                    match c {
+                        b'\\' => {
+                            let e = *s.get(*i)?;
+                            *i += 1;
+                            out.push(match e {
+                                b'n' => b'\n',
+                                b't' => b'\t',
+                                other => other,
+                            });
+                        }
+                        c if c == q => break,
+                        c => out.push(c),
+                    }
+                }
+                Some(J::String(String::from_utf8_lossy(&out).into_owned()))
+            }
+            open @ (b'(' | b'[') => {
+                let close = if open == b'(' { b')' } else { b']' };
+                *i += 1;
+                let mut items = Vec::new();
+                loop {
+                    skip_ws(s, i);
+                    if *s.get(*i)? == close {
+                        *i += 1;
+                        return Some(J::Array(items));
+                    }
+                    items.push(value(s, i, depth + 1)?);
+                    skip_ws(s, i);
+                    match *s.get(*i)? {
+                        b',' => *i += 1,
+                        c if c == close => {}
+                        _ => return None,
+                    }
+                }
+            }
+            b'0'..=b'9' | b'-' => {
+                let start = *i;
+                *i += 1;
+                while s.get(*i).is_some_and(|c| c.is_ascii_digit()) {
+                    *i += 1;
+                }
+                std::str::from_utf8(&s[start..*i]).ok()?.parse::<i64>().ok().map(J::from)
+            }
+            _ => None,
+        }
+    }
+    fn skip_ws(s: &[u8], i: &mut usize) {
+        while s.get(*i).is_some_and(|c| c.is_ascii_whitespace()) {
+            *i += 1;
+        }
+    }
+    let mut i = 0;
+    let v = value(text.as_bytes(), &mut i, 0)?;
+    skip_ws(text.as_bytes(), &mut i);
+    (i == text.len()).then_some(v)
+}
+
 /// A shape as a Python tuple literal: `()`, `(3,)`, `(2, 3)`.
 pub fn py_shape(shape: &[u64]) -> String {
     match shape {

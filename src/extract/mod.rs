@@ -61,6 +61,10 @@ pub struct ArrayRecord {
     pub fortran: bool,
     /// Bytes of data.
     pub nbytes: u64,
+    /// The archive member the array comes from (`None`: the file itself).
+    pub member: Option<String>,
+    /// Index of the pickle (in [`Extracted::doc`]'s `pickles`) whose graph holds it.
+    pub pickle: Option<usize>,
 }
 
 /// What extracting one file produced.
@@ -88,7 +92,8 @@ pub fn extract_file(path: &Path, out_dir: Option<&Path>, policy: &Policy) -> io:
     for (i, part) in walked.parts.iter().enumerate() {
         for (k, p) in part.analysis.pickles.iter().enumerate() {
             let Some(root) = p.root else { continue };
-            let mut em = Emitter::new(&mut ex, &part.analysis, i, part.member.clone(), policy);
+            let index = pickles.len();
+            let mut em = Emitter::new(&mut ex, &part.analysis, i, part.member.clone(), policy, index);
             let value = em.root(root);
             pickles.push(json!({"member": part.member, "index": k, "root": value}));
         }
@@ -118,8 +123,8 @@ pub fn extract_file(path: &Path, out_dir: Option<&Path>, policy: &Policy) -> io:
         .arrays
         .iter()
         .map(|a| {
-            json!({"file": a.file, "path": a.path, "dtype": a.dtype, "shape": a.shape,
-                   "order": if a.fortran { "F" } else { "C" }, "nbytes": a.nbytes})
+            json!({"file": a.file, "member": a.member, "pickle": a.pickle, "path": a.path, "dtype": a.dtype,
+                   "shape": a.shape, "order": if a.fortran { "F" } else { "C" }, "nbytes": a.nbytes})
         })
         .collect();
     let doc = json!({
@@ -179,14 +184,19 @@ impl Extraction {
                 self.store.borrow_mut().write_new("arrays", key, "npy", |w| io::copy(&mut m, w).map(|_| ()))
             })();
             match (r, header) {
-                (Ok(file), Some(h)) => self.arrays.push(ArrayRecord {
-                    file,
-                    path: vec![J::String(key.to_string())],
-                    dtype: J::String(h.descr.trim_matches('\'').to_string()),
-                    shape: h.shape.clone().unwrap_or_default(),
-                    fortran: h.fortran_order,
-                    nbytes: 0,
-                }),
+                (Ok(file), Some(h)) => {
+                    let size = archive.by_name(name).map(|m| m.size()).unwrap_or(0);
+                    self.arrays.push(ArrayRecord {
+                        file,
+                        path: vec![J::String(key.to_string())],
+                        dtype: dtype::py_literal_json(&h.descr).unwrap_or_else(|| J::String(h.descr.clone())),
+                        shape: h.shape.clone().unwrap_or_default(),
+                        fortran: h.fortran_order,
+                        nbytes: size.saturating_sub(h.data_offset),
+                        member: Some(name.clone()),
+                        pickle: None,
+                    })
+                }
                 (Err(e), _) => {
                     self.error(Some(name.clone()), 0, format!("cannot copy .npy member: {e}"));
                 }
@@ -219,6 +229,8 @@ struct Emitter<'x, 'a> {
     /// Ids given to shared values.
     ids: HashMap<ValueId, u64>,
     depth: usize,
+    /// Index of the pickle in the document.
+    pickle: usize,
 }
 
 /// The machine's analysis as a [`Graph`] with the emitter's BUILD states.
@@ -248,7 +260,14 @@ fn path_name(path: &[Seg]) -> String {
 }
 
 impl<'x, 'a> Emitter<'x, 'a> {
-    fn new(ex: &'x mut Extraction, a: &'a Analysis, part: usize, member: Option<String>, policy: &'a Policy) -> Self {
+    fn new(
+        ex: &'x mut Extraction,
+        a: &'a Analysis,
+        part: usize,
+        member: Option<String>,
+        policy: &'a Policy,
+        pickle: usize,
+    ) -> Self {
         let mut states: HashMap<ValueId, Vec<ValueId>> = HashMap::new();
         let mut methods: HashMap<ValueId, Vec<(CallKind, ValueId)>> = HashMap::new();
         let mut offsets = HashMap::new();
@@ -281,6 +300,7 @@ impl<'x, 'a> Emitter<'x, 'a> {
             refs: HashMap::new(),
             ids: HashMap::new(),
             depth: 0,
+            pickle,
         }
     }
 
@@ -684,7 +704,8 @@ impl<'x, 'a> Emitter<'x, 'a> {
             ("bytes" | "bytearray", []) => Some(json!({"type": ty, "hex": ""})),
             ("bytearray", [b]) => match self.v(*b) {
                 Value::Bytes(Blob::Full(d)) => Some(json!({"type": ty, "hex": hex(d)})),
-                _ => None,
+                // Protocol ≤ 2: bytearray(_codecs.encode(text, 'latin1')).
+                _ => self.latin1_bytes(*b).map(|d| json!({"type": ty, "hex": hex(&d)})),
             },
             ("bytearray" | "bytes", [t, e]) => {
                 let enc = match self.v(*e) {
@@ -835,6 +856,8 @@ impl<'x, 'a> Emitter<'x, 'a> {
             shape: shape.clone(),
             fortran,
             nbytes,
+            member: self.member.clone(),
+            pickle: Some(self.pickle),
         });
         json!({"type": "ndarray", "class": class, "dtype": descr, "shape": shape,
                "order": if fortran { "F" } else { "C" }, "file": file})
@@ -1146,7 +1169,16 @@ impl<'x, 'a> Emitter<'x, 'a> {
         self.ex.zip = Some(zip);
         match result {
             Ok(file) => {
-                self.ex.arrays.push(ArrayRecord { file: file.clone(), path: path.to_vec(), dtype: json!(descr), shape: size.clone(), fortran: false, nbytes });
+                self.ex.arrays.push(ArrayRecord {
+                    file: file.clone(),
+                    path: path.to_vec(),
+                    dtype: json!(descr),
+                    shape: size.clone(),
+                    fortran: false,
+                    nbytes,
+                    member: self.member.clone(),
+                    pickle: Some(self.pickle),
+                });
                 json!({"type": "tensor", "dtype": descr, "torch_dtype": torch_dtype, "shape": size,
                        "file": file, "requires_grad": requires_grad})
             }
