@@ -44,6 +44,11 @@ pub trait ByteSource {
     fn skip(&mut self, n: u64) -> io::Result<u64>;
     /// True when no byte is left.
     fn at_eof(&mut self) -> io::Result<bool>;
+    /// Copies the next `n` bytes to the file `out`; returns how many. The
+    /// default goes through [`ByteSource::copy_to`].
+    fn copy_to_file(&mut self, n: u64, out: &mut std::fs::File) -> io::Result<u64> {
+        self.copy_to(n, out)
+    }
     /// Copies the next `n` bytes to `out`; returns how many (fewer at the
     /// end of input).
     fn copy_to(&mut self, n: u64, out: &mut dyn io::Write) -> io::Result<u64> {
@@ -138,12 +143,21 @@ pub trait Input: Read {
         }
         Ok(done)
     }
+    /// The plain file behind this reader, positioned where this reader's next
+    /// byte is, when there is one and nothing is buffered in between: lets a
+    /// copy run in the kernel (`copy_file_range`) instead of through memory.
+    fn as_file(&mut self) -> Option<&mut std::fs::File> {
+        None
+    }
 }
 
 /// The largest buffer [`Input::skip_forward`] reads a stream through.
 pub const SKIP_BUFFER: usize = 256 * 1024;
 
 impl Input for std::fs::File {
+    fn as_file(&mut self) -> Option<&mut std::fs::File> {
+        Some(self)
+    }
     fn skip_forward(&mut self, n: u64) -> io::Result<u64> {
         use std::io::{Seek, SeekFrom};
         let here = self.stream_position()?;
@@ -156,6 +170,9 @@ impl Input for std::fs::File {
 
 impl Input for &[u8] {}
 impl<R: Input + ?Sized> Input for Box<R> {
+    fn as_file(&mut self) -> Option<&mut std::fs::File> {
+        (**self).as_file()
+    }
     fn skip_forward(&mut self, n: u64) -> io::Result<u64> {
         (**self).skip_forward(n)
     }
@@ -280,6 +297,9 @@ impl<R: Input> ByteSource for ReadSource<R> {
         self.fill(1)?;
         Ok(self.end == self.start)
     }
+    fn copy_to_file(&mut self, n: u64, out: &mut std::fs::File) -> io::Result<u64> {
+        self.copy_file_fast(n, out)
+    }
     /// Drains the window, then copies straight from the inner reader through
     /// one large buffer (no window refills).
     fn copy_to(&mut self, n: u64, out: &mut dyn io::Write) -> io::Result<u64> {
@@ -308,6 +328,92 @@ impl<R: Input> ByteSource for ReadSource<R> {
             }
         }
         Ok(done)
+    }
+}
+
+impl<R: Input> ReadSource<R> {
+    /// [`ByteSource::copy_to_file`]: after the window, a file-to-file copy
+    /// in the kernel when the input is a plain file (std's `io::copy` uses
+    /// `copy_file_range` for `File` to `File` on Linux).
+    pub fn copy_file_fast(&mut self, n: u64, out: &mut std::fs::File) -> io::Result<u64> {
+        use std::io::Write as _;
+        let in_buf = ((self.end - self.start) as u64).min(n) as usize;
+        out.write_all(&self.buf[self.start..self.start + in_buf])?;
+        self.start += in_buf;
+        self.pos += in_buf as u64;
+        let rest = n - in_buf as u64;
+        if rest == 0 || self.eof {
+            return Ok(in_buf as u64);
+        }
+        match self.inner.as_file() {
+            Some(f) => {
+                let k = io::copy(&mut Read::take(&*f, rest), out)?;
+                self.pos += k;
+                if k < rest {
+                    self.eof = true;
+                }
+                Ok(in_buf as u64 + k)
+            }
+            None => Ok(in_buf as u64 + self.copy_threaded(rest, out)?),
+        }
+    }
+
+    /// Copies from a stream (a decompressor) to a file with the writing on a
+    /// second thread, so the decoder never waits for the file system:
+    /// buffers of [`COPY_BUFFER`] bytes go through a channel of two and come
+    /// back for reuse.
+    fn copy_threaded(&mut self, n: u64, out: &mut std::fs::File) -> io::Result<u64> {
+        use std::io::Write as _;
+        use std::sync::mpsc::sync_channel;
+        let (full_tx, full_rx) = sync_channel::<Vec<u8>>(2);
+        let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(3);
+        for _ in 0..3 {
+            empty_tx.send(vec![0u8; COPY_BUFFER]).expect("channel has room");
+        }
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(move || -> io::Result<()> {
+                for buf in full_rx {
+                    out.write_all(&buf)?;
+                    // The reader may have stopped; a closed channel is fine.
+                    let _ = empty_tx.send(buf);
+                }
+                Ok(())
+            });
+            let mut done = 0u64;
+            let mut result = Ok(());
+            while done < n {
+                let Ok(mut buf) = empty_rx.recv() else { break };
+                buf.resize(COPY_BUFFER, 0);
+                let want = (n - done).min(COPY_BUFFER as u64) as usize;
+                let mut got = 0;
+                while got < want {
+                    match self.inner.read(&mut buf[got..want]) {
+                        Ok(0) => break,
+                        Ok(k) => got += k,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
+                    }
+                }
+                buf.truncate(got);
+                done += got as u64;
+                self.pos += got as u64;
+                if got > 0 && full_tx.send(buf).is_err() {
+                    break;
+                }
+                if got < want {
+                    if result.is_ok() {
+                        self.eof = true;
+                    }
+                    break;
+                }
+            }
+            drop(full_tx);
+            let written = writer.join().unwrap_or_else(|_| Err(io::Error::other("writer thread panicked")));
+            result.and(written).map(|_| done)
+        })
     }
 }
 

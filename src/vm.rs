@@ -676,6 +676,9 @@ impl<S: ByteSource> ByteSource for Spilling<S> {
     fn copy_to(&mut self, n: u64, out: &mut dyn std::io::Write) -> std::io::Result<u64> {
         self.inner.copy_to(n, out)
     }
+    fn copy_to_file(&mut self, n: u64, out: &mut std::fs::File) -> std::io::Result<u64> {
+        self.inner.copy_to_file(n, out)
+    }
 }
 
 /// What an attribute set by BUILD lands on.

@@ -222,6 +222,13 @@ impl<R: Input> Input for Peeked<R> {
         self.pos += in_head as usize;
         Ok(in_head + self.inner.skip_forward(n - in_head)?)
     }
+    fn as_file(&mut self) -> Option<&mut std::fs::File> {
+        // Only once the peeked head is used up is the file where we are.
+        if self.pos < self.head.len() {
+            return None;
+        }
+        self.inner.as_file()
+    }
 }
 
 /// Output below which the ratio limit is not applied: small streams may
@@ -713,6 +720,9 @@ impl<R: Seek + ?Sized> Seek for ByRef<'_, R> {
 impl<R: Input + ?Sized> Input for ByRef<'_, R> {
     fn skip_forward(&mut self, n: u64) -> io::Result<u64> {
         self.0.skip_forward(n)
+    }
+    fn as_file(&mut self) -> Option<&mut std::fs::File> {
+        self.0.as_file()
     }
 }
 

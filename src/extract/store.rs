@@ -177,10 +177,10 @@ impl Store {
             return Ok((src.skip(len)?, Err(format!("shape {shape:?} does not match the {len} bytes of data"))));
         }
         match self.create_tmp("arrays")? {
-            Some((tmp, mut w)) => {
-                w.write_all(&npy_header(&dtype, fortran, &shape))?;
-                let n = src.copy_to(len, &mut w)?;
-                w.flush()?;
+            Some((tmp, w)) => {
+                let mut f = w.into_inner().map_err(|e| e.into_error())?;
+                f.write_all(&npy_header(&dtype, fortran, &shape))?;
+                let n = src.copy_to_file(len, &mut f)?;
                 Ok((n, Ok(Payload { tmp, dtype, shape, fortran, nbytes: len })))
             }
             None => {
