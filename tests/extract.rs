@@ -77,7 +77,13 @@ fn arrays_are_byte_identical_to_numpy_save() {
             let want = want.unwrap().path();
             let got = out.join("arrays").join(want.file_name().unwrap());
             let (a, b) = (std::fs::read(&want).unwrap(), std::fs::read(&got).unwrap_or_default());
-            assert!(a == b, "{name}: {} differs from numpy's np.save ({} vs {} bytes)", got.display(), b.len(), a.len());
+            assert!(
+                a == b,
+                "{name}: {} differs from numpy's np.save ({} vs {} bytes)",
+                got.display(),
+                b.len(),
+                a.len()
+            );
             compared += 1;
         }
         let _ = std::fs::remove_dir_all(&out);
@@ -250,4 +256,21 @@ fn show_summary_writes_nothing() {
     let text = String::from_utf8(o.stdout).unwrap();
     let coef = text.lines().find(|l| l.contains("coef_")).expect("coef_ row");
     assert!(coef.contains("numpy.ndarray") && coef.contains("<f8") && coef.contains("(3, 4)") && coef.contains("12"));
+}
+
+#[test]
+fn extraction_fixtures_scan_clean() {
+    // The interop fixtures are benign files from the real libraries: the
+    // scanner must not flag them (exit 0 at the default --fail-on warning).
+    let o = Command::new(env!("CARGO_BIN_EXE_pkinspect"))
+        .args(["scan", "--format", "json"])
+        .arg(root().join("fixtures/extract"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout).chars().take(2000).collect::<String>()
+    );
 }

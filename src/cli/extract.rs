@@ -43,7 +43,12 @@ impl Opts {
         if !self.quiet {
             print_summary(&ex.doc);
             let bytes: u64 = ex.arrays.iter().map(|a| a.nbytes).sum();
-            println!("wrote {} and {} array file(s), {} bytes of array data", doc_path.display(), ex.arrays.len(), bytes);
+            println!(
+                "wrote {} and {} array file(s), {} bytes of array data",
+                doc_path.display(),
+                ex.arrays.len(),
+                bytes
+            );
         }
         for e in &ex.errors {
             let member = e["member"].as_str().map(|m| format!(" (member {m})")).unwrap_or_default();

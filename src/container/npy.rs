@@ -83,7 +83,8 @@ pub fn read_header<R: Read>(r: &mut R) -> Result<Header, String> {
             .map(|t| t.trim_end_matches('L').parse::<u64>().ok())
             .collect::<Option<Vec<u64>>>()
     });
-    let fortran_order = text.find("'fortran_order'").is_some_and(|i| text[i + 15..].trim_start_matches([':', ' ']).starts_with("True"));
+    let fortran_order =
+        text.find("'fortran_order'").is_some_and(|i| text[i + 15..].trim_start_matches([':', ' ']).starts_with("True"));
     Ok(Header { major, descr, object, data_offset: fixed + len, shape, fortran_order })
 }
 

@@ -336,8 +336,7 @@ impl<G: Graph + ?Sized> Reader<'_, G> {
         }
         let a = self.items(*args).ok_or("dtype arguments are not a tuple")?;
         let first = *a.first().ok_or("dtype has no arguments")?;
-        let state: Vec<ValueId> =
-            self.g.state(id).and_then(|s| self.items(s)).map(|s| s.to_vec()).unwrap_or_default();
+        let state: Vec<ValueId> = self.g.state(id).and_then(|s| self.items(s)).map(|s| s.to_vec()).unwrap_or_default();
         // numpy.record / numpy.void type objects stand for 'V' (recarray dtypes).
         let code = match self.str_of(first) {
             Some(c) => c,
@@ -425,7 +424,12 @@ impl<G: Graph + ?Sized> Reader<'_, G> {
                 filled.push(pad(end, f.offset - end));
             }
             let count: u64 = f.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or("field size overflows")?;
-            end = f.dtype.itemsize().checked_mul(count).and_then(|s| s.checked_add(f.offset)).ok_or("field size overflows")?;
+            end = f
+                .dtype
+                .itemsize()
+                .checked_mul(count)
+                .and_then(|s| s.checked_add(f.offset))
+                .ok_or("field size overflows")?;
             filled.push(f);
         }
         if end > itemsize {
@@ -472,7 +476,13 @@ fn is_subarray_marker(fields: &[Field]) -> bool {
 }
 
 fn pad(offset: u64, len: u64) -> Field {
-    Field { name: String::new(), title: None, dtype: Dtype::Plain { descr: format!("|V{len}"), itemsize: len }, shape: vec![], offset }
+    Field {
+        name: String::new(),
+        title: None,
+        dtype: Dtype::Plain { descr: format!("|V{len}"), itemsize: len },
+        shape: vec![],
+        offset,
+    }
 }
 
 /// A plain dtype from its kind and size, checked against what numpy can

@@ -87,7 +87,14 @@ pub fn extract_file(path: &Path, out_dir: Option<&Path>, policy: &Policy) -> io:
     let mut walker = Walker::with_sink(store.clone());
     walker.seekable(file.try_clone()?, Some(size), None);
     let walked = walker.finish();
-    let mut ex = Extraction { store: store.clone(), file: path.to_path_buf(), arrays: Vec::new(), errors: Vec::new(), nodes: 0, zip: None };
+    let mut ex = Extraction {
+        store: store.clone(),
+        file: path.to_path_buf(),
+        arrays: Vec::new(),
+        errors: Vec::new(),
+        nodes: 0,
+        zip: None,
+    };
     let mut pickles = Vec::new();
     for (i, part) in walked.parts.iter().enumerate() {
         for (k, p) in part.analysis.pickles.iter().enumerate() {
@@ -536,7 +543,8 @@ impl<'x, 'a> Emitter<'x, 'a> {
     ) -> J {
         let name = self.global_name(func);
         let at = self.offset_of(id);
-        let array_call = matches!(kind, CallKind::Reduce | CallKind::NewObj | CallKind::NewObjEx | CallKind::Obj | CallKind::Inst);
+        let array_call =
+            matches!(kind, CallKind::Reduce | CallKind::NewObj | CallKind::NewObjEx | CallKind::Obj | CallKind::Inst);
         if array_call {
             match name.as_deref() {
                 Some("numpy.core.multiarray._reconstruct" | "numpy._core.multiarray._reconstruct") => {
@@ -745,12 +753,14 @@ impl<'x, 'a> Emitter<'x, 'a> {
             Value::Bytes(Blob::Full(b)) | Value::ByteArray(Blob::Full(b)) => Ok(Data::Mem(b.to_vec())),
             Value::Str(Blob::Full(s)) => {
                 // Python 2 pickles: a latin-1 str.
-                s.chars().map(|c| u8::try_from(c as u32).ok()).collect::<Option<Vec<u8>>>().map(Data::Mem).ok_or_else(|| "array data is text beyond latin-1".to_string())
+                s.chars()
+                    .map(|c| u8::try_from(c as u32).ok())
+                    .collect::<Option<Vec<u8>>>()
+                    .map(Data::Mem)
+                    .ok_or_else(|| "array data is text beyond latin-1".to_string())
             }
             Value::Bytes(Blob::Part(p)) | Value::ByteArray(Blob::Part(p)) => self.spill(p.offset, p.len, false),
-            Value::Call { func, args, .. }
-                if self.global_name(*func).as_deref() == Some("_codecs.encode") =>
-            {
+            Value::Call { func, args, .. } if self.global_name(*func).as_deref() == Some("_codecs.encode") => {
                 if let Some(b) = self.latin1_bytes(id) {
                     return Ok(Data::Mem(b));
                 }
@@ -764,7 +774,8 @@ impl<'x, 'a> Emitter<'x, 'a> {
             }
             // Protocol ≤ 2 writes empty bytes as `bytes()`.
             Value::Call { func, args, .. }
-                if self.global_name(*func).as_deref() == Some("builtins.bytes") && self.tuple_items(*args).is_empty()
+                if self.global_name(*func).as_deref() == Some("builtins.bytes")
+                    && self.tuple_items(*args).is_empty()
                     && matches!(self.v(*args), Value::Tuple(_)) =>
             {
                 Ok(Data::Mem(Vec::new()))
@@ -797,7 +808,8 @@ impl<'x, 'a> Emitter<'x, 'a> {
         let Some(nbytes) = shape.iter().try_fold(dtype.itemsize(), |a, &d| a.checked_mul(d)) else {
             return self.error(at, "array size overflows");
         };
-        let mismatch = |have: u64| format!("shape {shape:?} of {} needs {nbytes} bytes; the data has {have}", dtype.json_descr());
+        let mismatch =
+            |have: u64| format!("shape {shape:?} of {} needs {nbytes} bytes; the data has {have}", dtype.json_descr());
         if let Some(have) = data.len().filter(|h| *h != nbytes) {
             return self.error(at, mismatch(have));
         }
@@ -847,7 +859,16 @@ impl<'x, 'a> Emitter<'x, 'a> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn array_node(&mut self, class: &str, dtype: &Dtype, shape: Vec<u64>, fortran: bool, nbytes: u64, file: String, path: &[Seg]) -> J {
+    fn array_node(
+        &mut self,
+        class: &str,
+        dtype: &Dtype,
+        shape: Vec<u64>,
+        fortran: bool,
+        nbytes: u64,
+        file: String,
+        path: &[Seg],
+    ) -> J {
         let descr = dtype.json_descr();
         self.ex.arrays.push(ArrayRecord {
             file: file.clone(),
@@ -934,7 +955,16 @@ impl<'x, 'a> Emitter<'x, 'a> {
                 if bytes > MAX_GATHER_BYTES {
                     return self.error(at, format!("byte-swapping more than MAX_GATHER_BYTES ({MAX_GATHER_BYTES})"));
                 }
-                return self.write_array(&class, native, shape, fortran, data, Some(Reorder::Swap(unit as usize)), at, path);
+                return self.write_array(
+                    &class,
+                    native,
+                    shape,
+                    fortran,
+                    data,
+                    Some(Reorder::Swap(unit as usize)),
+                    at,
+                    path,
+                );
             }
         }
         self.write_array(&class, dtype, shape, fortran, data, None, at, path)
@@ -980,7 +1010,8 @@ impl<'x, 'a> Emitter<'x, 'a> {
             ("K", Some(p)) => {
                 // reshape(shape, 'C').transpose(p): shape[i] of the result is shape[p[i]].
                 let mut seen = vec![false; shape.len()];
-                if p.len() != shape.len() || p.iter().any(|&x| x >= seen.len() || std::mem::replace(&mut seen[x], true)) {
+                if p.len() != shape.len() || p.iter().any(|&x| x >= seen.len() || std::mem::replace(&mut seen[x], true))
+                {
                     return self.error(at, "axis_order is not a permutation of the axes");
                 }
                 let out: Vec<u64> = p.iter().map(|&i| shape[i]).collect();
@@ -1006,7 +1037,9 @@ impl<'x, 'a> Emitter<'x, 'a> {
     fn scalar(&mut self, args: ValueId, at: u64) -> J {
         let (dt, raw) = match self.tuple_items(args) {
             [d, r] => (*d, *r),
-            [d] => return json!({"type": "scalar", "dtype": Reader { g: &self.graph() }.dtype(*d).map(|d| d.json_descr()).unwrap_or(J::Null), "value": null}),
+            [d] => {
+                return json!({"type": "scalar", "dtype": Reader { g: &self.graph() }.dtype(*d).map(|d| d.json_descr()).unwrap_or(J::Null), "value": null})
+            }
             _ => return self.error(at, "scalar takes 1 or 2 arguments"),
         };
         let dtype = match (Reader { g: &self.graph() }).dtype(dt) {
@@ -1019,7 +1052,10 @@ impl<'x, 'a> Emitter<'x, 'a> {
             Err(e) => return self.error(at, e),
         };
         if bytes.len() as u64 != dtype.itemsize() {
-            return self.error(at, format!("scalar of {} takes {} bytes, not {}", dtype.json_descr(), dtype.itemsize(), bytes.len()));
+            return self.error(
+                at,
+                format!("scalar of {} takes {} bytes, not {}", dtype.json_descr(), dtype.itemsize(), bytes.len()),
+            );
         }
         json!({"type": "scalar", "dtype": dtype.json_descr(), "value": scalar_value(&dtype, &bytes)})
     }
@@ -1035,7 +1071,9 @@ impl<'x, 'a> Emitter<'x, 'a> {
             let r = Reader { g: &g };
             g.state(id)
                 .and_then(|s| match self.v(s) {
-                    Value::Dict(p) => p.iter().find(|(k, _)| r.str_of(*k).as_deref() == Some("subclass")).map(|(_, v)| *v),
+                    Value::Dict(p) => {
+                        p.iter().find(|(k, _)| r.str_of(*k).as_deref() == Some("subclass")).map(|(_, v)| *v)
+                    }
                     _ => None,
                 })
                 .and_then(|c| r.global_of(c))
@@ -1045,8 +1083,7 @@ impl<'x, 'a> Emitter<'x, 'a> {
         match payload {
             Some(Ok(p)) => {
                 let file = if self.ex.store.borrow().dry() {
-                    Ok(self.ex.store.borrow_mut().names.claim(&path_name(path), "npy"))
-                        .map(|n| format!("arrays/{n}"))
+                    Ok(self.ex.store.borrow_mut().names.claim(&path_name(path), "npy")).map(|n| format!("arrays/{n}"))
                 } else {
                     self.ex.store.borrow_mut().claim(&p.tmp, "arrays", &path_name(path), "npy")
                 };
@@ -1089,7 +1126,9 @@ impl<'x, 'a> Emitter<'x, 'a> {
             return self.error(at, "tensor storage offset is not a non-negative integer");
         };
         // persistent_load(('storage', StorageClass, key, location, numel)).
-        let Value::Persistent { pid } = self.v(storage) else { return self.error(at, "tensor storage is not a persistent id") };
+        let Value::Persistent { pid } = self.v(storage) else {
+            return self.error(at, "tensor storage is not a persistent id");
+        };
         let pid = self.tuple_items(*pid);
         let (cls, key, numel) = match pid {
             [_, c, k, _, n, ..] => (*c, *k, *n),
@@ -1109,7 +1148,10 @@ impl<'x, 'a> Emitter<'x, 'a> {
         let Some(count) = count else { return self.error(at, "tensor size overflows") };
         // The last element read must lie inside the storage.
         if count > 0 {
-            let last = size.iter().zip(&stride).try_fold(offset, |a, (&d, &s)| (d - 1).checked_mul(s).and_then(|x| a.checked_add(x)));
+            let last = size
+                .iter()
+                .zip(&stride)
+                .try_fold(offset, |a, (&d, &s)| (d - 1).checked_mul(s).and_then(|x| a.checked_add(x)));
             if last.is_none_or(|l| l >= numel) {
                 return self.error(at, format!("tensor reads past its storage of {numel} elements (offset {offset})"));
             }
@@ -1136,7 +1178,9 @@ impl<'x, 'a> Emitter<'x, 'a> {
         let header = npy_header(&dtype, false, &size);
         let zip = match self.ex.zip.take() {
             Some(z) => Ok(z),
-            None => std::fs::File::open(&self.ex.file).map_err(|e| e.to_string()).and_then(|f| zip::ZipArchive::new(f).map_err(|e| e.to_string())),
+            None => std::fs::File::open(&self.ex.file)
+                .map_err(|e| e.to_string())
+                .and_then(|f| zip::ZipArchive::new(f).map_err(|e| e.to_string())),
         };
         let mut zip = match zip {
             Ok(z) => z,
@@ -1145,7 +1189,10 @@ impl<'x, 'a> Emitter<'x, 'a> {
         let result = (|| -> io::Result<String> {
             let mut m = zip.by_name(&member).map_err(|e| io::Error::other(format!("{member}: {e}")))?;
             if m.size() < numel.saturating_mul(elsize) {
-                return Err(io::Error::other(format!("{member} holds {} bytes, fewer than {numel} elements", m.size())));
+                return Err(io::Error::other(format!(
+                    "{member} holds {} bytes, fewer than {numel} elements",
+                    m.size()
+                )));
             }
             store.borrow_mut().write_new("arrays", &name, "npy", |w| {
                 w.write_all(&header)?;
@@ -1158,7 +1205,9 @@ impl<'x, 'a> Emitter<'x, 'a> {
                     Ok(())
                 } else {
                     if numel * elsize > MAX_GATHER_BYTES {
-                        return Err(io::Error::other(format!("reordering more than MAX_GATHER_BYTES ({MAX_GATHER_BYTES})")));
+                        return Err(io::Error::other(format!(
+                            "reordering more than MAX_GATHER_BYTES ({MAX_GATHER_BYTES})"
+                        )));
                     }
                     let mut all = Vec::new();
                     (&mut m).take(numel * elsize).read_to_end(&mut all)?;
@@ -1278,7 +1327,9 @@ impl Data {
         match self {
             Data::Mem(b) => Ok(Box::new(io::Cursor::new(b.clone()))),
             Data::Spill { spill, latin1: false } => store.open_spill(spill),
-            Data::Spill { spill, latin1: true } => Ok(Box::new(Latin1 { inner: store.open_spill(spill)?, pending: None })),
+            Data::Spill { spill, latin1: true } => {
+                Ok(Box::new(Latin1 { inner: store.open_spill(spill)?, pending: None }))
+            }
         }
     }
 }
@@ -1405,7 +1456,11 @@ fn scalar_value(dtype: &Dtype, b: &[u8]) -> J {
         ('b', 1) => json!(b[0] != 0),
         ('u', 1 | 2 | 4 | 8) => {
             let v = uint() as u64;
-            if v <= 1 << 53 { json!(v) } else { json!({"type": "int", "value": v.to_string()}) }
+            if v <= 1 << 53 {
+                json!(v)
+            } else {
+                json!({"type": "int", "value": v.to_string()})
+            }
         }
         ('i', 1 | 2 | 4 | 8) => {
             let v = uint();
@@ -1422,7 +1477,13 @@ fn scalar_value(dtype: &Dtype, b: &[u8]) -> J {
                 re.reverse();
                 im.reverse();
             }
-            let f = |x: &[u8]| if x.len() == 4 { f32::from_le_bytes(x.try_into().expect("4")) as f64 } else { f64::from_le_bytes(x.try_into().expect("8")) };
+            let f = |x: &[u8]| {
+                if x.len() == 4 {
+                    f32::from_le_bytes(x.try_into().expect("4")) as f64
+                } else {
+                    f64::from_le_bytes(x.try_into().expect("8"))
+                }
+            };
             json!([float_json(f(&re)), float_json(f(&im))])
         }
         _ => json!({"hex": hex(b)}),
@@ -1435,7 +1496,13 @@ fn f16_to_f64(h: u16) -> f64 {
     let frac = (h & 0x3ff) as f64;
     match exp {
         0 => sign * frac * 2f64.powi(-24),
-        31 => if frac == 0.0 { sign * f64::INFINITY } else { f64::NAN },
+        31 => {
+            if frac == 0.0 {
+                sign * f64::INFINITY
+            } else {
+                f64::NAN
+            }
+        }
         e => sign * (1.0 + frac / 1024.0) * 2f64.powi(e - 15),
     }
 }
@@ -1515,7 +1582,11 @@ fn describe(name: &str, v: &J) -> [String; 5] {
             if let Some(s) = m.get("shape").and_then(J::as_array) {
                 s.iter().filter_map(J::as_u64).product::<u64>().to_string()
             } else if let Some(i) = m.get("items") {
-                i.as_array().map(|a| a.len()).or(i.as_object().map(|o| o.len())).map(|n| n.to_string()).unwrap_or_default()
+                i.as_array()
+                    .map(|a| a.len())
+                    .or(i.as_object().map(|o| o.len()))
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
             } else {
                 String::new()
             }

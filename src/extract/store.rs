@@ -282,8 +282,10 @@ impl Names {
 /// `_`, no leading dot (so no `.`/`..` and no hidden or temporary names),
 /// Windows device names prefixed, long names cut with a hash.
 pub fn safe_name(path_name: &str) -> String {
-    let mut s: String =
-        path_name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' }).collect();
+    let mut s: String = path_name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+        .collect();
     if s.is_empty() {
         s = "root".into();
     }
@@ -297,7 +299,9 @@ pub fn safe_name(path_name: &str) -> String {
     }
     let stem = s.split('.').next().unwrap_or("").to_ascii_uppercase();
     let reserved = matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
-        || ((stem.starts_with("COM") || stem.starts_with("LPT")) && stem.len() == 4 && stem.as_bytes()[3].is_ascii_digit());
+        || ((stem.starts_with("COM") || stem.starts_with("LPT"))
+            && stem.len() == 4
+            && stem.as_bytes()[3].is_ascii_digit());
     if reserved {
         s.insert(0, '_');
     }
