@@ -274,3 +274,20 @@ fn extraction_fixtures_scan_clean() {
         String::from_utf8_lossy(&o.stdout).chars().take(2000).collect::<String>()
     );
 }
+
+#[test]
+fn legacy_torch_checkpoint_tensors() {
+    // fixtures_torch.py LEGACY_DATA: w = float32 0..5 as (2, 3), b = int64 [75, -2, 3].
+    let out = tmp("legacy");
+    let f = root().join("fixtures/torch/legacy_state_dict.pt");
+    let o = extract(&f, &out);
+    assert_ne!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    let w = std::fs::read(out.join("arrays/w.npy")).unwrap();
+    let want: Vec<u8> = (0..6).flat_map(|i| (i as f32).to_le_bytes()).collect();
+    assert_eq!(&w[128..], &want[..]);
+    assert!(String::from_utf8_lossy(&w[..128]).contains("'descr': '<f4', 'fortran_order': False, 'shape': (2, 3)"));
+    let b = std::fs::read(out.join("arrays/b.npy")).unwrap();
+    let want: Vec<u8> = [75i64, -2, 3].iter().flat_map(|i| i.to_le_bytes()).collect();
+    assert_eq!(&b[128..], &want[..]);
+    let _ = std::fs::remove_dir_all(&out);
+}

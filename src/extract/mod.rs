@@ -101,6 +101,9 @@ pub fn extract_file(path: &Path, out_dir: Option<&Path>, policy: &Policy) -> io:
             let Some(root) = p.root else { continue };
             let index = pickles.len();
             let mut em = Emitter::new(&mut ex, &part.analysis, i, part.member.clone(), policy, index);
+            // A zip member is read from the file by name; anything else under a
+            // layer (a decompressor) has offsets in a stream, not the file.
+            em.layered = part.layers.iter().any(|l| *l != "zip");
             let value = em.root(root);
             pickles.push(json!({"member": part.member, "index": k, "root": value}));
         }
@@ -238,6 +241,10 @@ struct Emitter<'x, 'a> {
     depth: usize,
     /// Index of the pickle in the document.
     pickle: usize,
+    /// The stream is inside a decompressed layer (not the file's own bytes).
+    layered: bool,
+    /// Storage slots of a legacy PyTorch checkpoint, once read.
+    legacy: Option<Result<HashMap<String, (u64, u64)>, String>>,
 }
 
 /// The machine's analysis as a [`Graph`] with the emitter's BUILD states.
@@ -308,6 +315,8 @@ impl<'x, 'a> Emitter<'x, 'a> {
             ids: HashMap::new(),
             depth: 0,
             pickle,
+            layered: false,
+            legacy: None,
         }
     }
 
@@ -1157,10 +1166,6 @@ impl<'x, 'a> Emitter<'x, 'a> {
             }
         }
         let dtype = Dtype::Plain { descr: descr.into(), itemsize: elsize };
-        let member = match self.member.as_deref().and_then(|m| m.rfind('/').map(|i| &m[..=i])) {
-            Some(prefix) if !prefix.contains('!') => format!("{prefix}data/{key}"),
-            _ => return self.error(at, "tensor data is only read from zip checkpoints"),
-        };
         let contiguous = {
             let mut expect = 1u64;
             let mut ok = true;
@@ -1176,29 +1181,12 @@ impl<'x, 'a> Emitter<'x, 'a> {
         let name = path_name(path);
         let store = self.ex.store.clone();
         let header = npy_header(&dtype, false, &size);
-        let zip = match self.ex.zip.take() {
-            Some(z) => Ok(z),
-            None => std::fs::File::open(&self.ex.file)
-                .map_err(|e| e.to_string())
-                .and_then(|f| zip::ZipArchive::new(f).map_err(|e| e.to_string())),
-        };
-        let mut zip = match zip {
-            Ok(z) => z,
-            Err(e) => return self.error(at, format!("cannot open checkpoint: {e}")),
-        };
-        let result = (|| -> io::Result<String> {
-            let mut m = zip.by_name(&member).map_err(|e| io::Error::other(format!("{member}: {e}")))?;
-            if m.size() < numel.saturating_mul(elsize) {
-                return Err(io::Error::other(format!(
-                    "{member} holds {} bytes, fewer than {numel} elements",
-                    m.size()
-                )));
-            }
+        let result = self.with_storage(&key, numel, elsize, |m| {
             store.borrow_mut().write_new("arrays", &name, "npy", |w| {
                 w.write_all(&header)?;
                 if contiguous {
-                    io::copy(&mut (&mut m).take(offset * elsize), &mut io::sink())?;
-                    let n = io::copy(&mut (&mut m).take(nbytes), w)?;
+                    io::copy(&mut m.take(offset * elsize), &mut io::sink())?;
+                    let n = io::copy(&mut m.take(nbytes), w)?;
                     if n != nbytes {
                         return Err(io::Error::other("storage cut short"));
                     }
@@ -1210,12 +1198,11 @@ impl<'x, 'a> Emitter<'x, 'a> {
                         )));
                     }
                     let mut all = Vec::new();
-                    (&mut m).take(numel * elsize).read_to_end(&mut all)?;
+                    m.take(numel * elsize).read_to_end(&mut all)?;
                     w.write_all(&gather(&all, elsize as usize, offset, &size, &stride))
                 }
             })
-        })();
-        self.ex.zip = Some(zip);
+        });
         match result {
             Ok(file) => {
                 self.ex.arrays.push(ArrayRecord {
@@ -1233,6 +1220,114 @@ impl<'x, 'a> Emitter<'x, 'a> {
             }
             Err(e) => self.error(at, format!("tensor: {e}")),
         }
+    }
+}
+
+impl Emitter<'_, '_> {
+    /// Runs `f` on a reader of storage `key`'s bytes: the `data/<key>` record
+    /// of a zip checkpoint, or the key's slot in a legacy checkpoint's
+    /// storage section (FORMATS.md §4.2: after the five pickles, per key an
+    /// `int64` element count and the raw bytes).
+    fn with_storage<T>(
+        &mut self,
+        key: &str,
+        numel: u64,
+        elsize: u64,
+        f: impl FnOnce(&mut dyn Read) -> io::Result<T>,
+    ) -> Result<T, String> {
+        let need = numel.checked_mul(elsize).ok_or("storage size overflows")?;
+        if self.member.is_none() && !self.layered && self.a.pickles.len() >= 5 {
+            let slots = self.legacy_slots()?;
+            let &(at, len) = slots.get(key).ok_or_else(|| format!("storage {key:?} is not in the storage section"))?;
+            if len < need {
+                return Err(format!("storage {key:?} holds {len} bytes, fewer than {numel} elements"));
+            }
+            let mut file = std::fs::File::open(&self.ex.file).map_err(|e| e.to_string())?;
+            file.seek(io::SeekFrom::Start(at)).map_err(|e| e.to_string())?;
+            let mut r = io::BufReader::new(file).take(len);
+            return f(&mut r).map_err(|e| e.to_string());
+        }
+        let member = match self.member.as_deref().and_then(|m| m.rfind('/').map(|i| &m[..=i])) {
+            Some(prefix) if !prefix.contains('!') && !self.layered => format!("{prefix}data/{key}"),
+            _ => return Err("tensor data is read from zip and legacy checkpoints only, not nested ones".into()),
+        };
+        let mut zip = match self.ex.zip.take() {
+            Some(z) => z,
+            None => std::fs::File::open(&self.ex.file)
+                .map_err(|e| e.to_string())
+                .and_then(|f| zip::ZipArchive::new(f).map_err(|e| e.to_string()))
+                .map_err(|e| format!("cannot open checkpoint: {e}"))?,
+        };
+        let result = (|| {
+            let mut m = zip.by_name(&member).map_err(|e| format!("{member}: {e}"))?;
+            if m.size() < need {
+                return Err(format!("{member} holds {} bytes, fewer than {numel} elements", m.size()));
+            }
+            f(&mut m).map_err(|e| e.to_string())
+        })();
+        self.ex.zip = Some(zip);
+        result
+    }
+
+    /// Where each storage's bytes are in a legacy checkpoint: key →
+    /// (offset, length), read once from the file.
+    fn legacy_slots(&mut self) -> Result<&HashMap<String, (u64, u64)>, String> {
+        if self.legacy.is_none() {
+            let slots = self.read_legacy_slots();
+            self.legacy = Some(slots);
+        }
+        match self.legacy.as_ref().expect("just set") {
+            Ok(m) => Ok(m),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    fn read_legacy_slots(&self) -> Result<HashMap<String, (u64, u64)>, String> {
+        let a = self.a;
+        let g = AGraph { a, states: &self.states };
+        let r = Reader { g: &g };
+        // Element sizes by key, from the object pickle's persistent ids.
+        let mut elsize: HashMap<String, u64> = HashMap::new();
+        for e in a.events.iter().filter(|e| e.pickle == 3) {
+            let EventKind::PersistentId { pid } = e.kind else { continue };
+            if let Some([_, cls, key, ..]) = r.items(pid) {
+                if let (Some(cls), Some(key)) = (r.global_of(*cls), r.str_of(*key)) {
+                    let class = cls.rsplit('.').next().unwrap_or("");
+                    if let Some((_, _, size)) = torch_dtype(class) {
+                        elsize.entry(key).or_insert(size);
+                    }
+                }
+            }
+        }
+        let keys_root = a.pickles[4].root.ok_or("no storage key list")?;
+        let keys: Vec<String> = r
+            .items(keys_root)
+            .ok_or("the fifth pickle is not the storage key list")?
+            .iter()
+            .map(|k| r.str_of(*k).ok_or("a storage key is not a string"))
+            .collect::<Result<_, _>>()?;
+        if keys.len() > crate::limits::MAX_TORCH_STORAGES {
+            return Err("more than MAX_TORCH_STORAGES storages".into());
+        }
+        let mut file = std::fs::File::open(&self.ex.file).map_err(|e| e.to_string())?;
+        let total = file.metadata().map_err(|e| e.to_string())?.len();
+        let mut pos = a.pickles[4].end;
+        let mut out = HashMap::new();
+        for key in keys {
+            let size = *elsize.get(&key).ok_or_else(|| format!("storage {key:?} has no persistent id"))?;
+            let mut n = [0u8; 8];
+            file.seek(io::SeekFrom::Start(pos)).map_err(|e| e.to_string())?;
+            file.read_exact(&mut n).map_err(|_| format!("storage section ends at offset {pos}"))?;
+            let numel = u64::try_from(i64::from_le_bytes(n)).map_err(|_| "negative storage size")?;
+            let len = numel.checked_mul(size).ok_or("storage size overflows")?;
+            let at = pos + 8;
+            if at.checked_add(len).is_none_or(|end| end > total) {
+                return Err(format!("storage {key:?} runs past the end of the file"));
+            }
+            out.entry(key).or_insert((at, len));
+            pos = at + len;
+        }
+        Ok(out)
     }
 }
 
