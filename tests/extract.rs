@@ -291,3 +291,20 @@ fn legacy_torch_checkpoint_tensors() {
     assert_eq!(&b[128..], &want[..]);
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn npy_and_npz_arrays_are_copied() {
+    let out = tmp("npy");
+    let f = root().join("fixtures/containers/numpy_float64.npy");
+    assert_eq!(extract(&f, &out).status.code(), Some(0));
+    assert_eq!(std::fs::read(out.join("arrays/root.npy")).unwrap(), std::fs::read(&f).unwrap());
+    let _ = std::fs::remove_dir_all(&out);
+    let out = tmp("npz");
+    let f = root().join("fixtures/containers/numpy_savez.npz");
+    assert_eq!(extract(&f, &out).status.code(), Some(0));
+    let d = doc(&out, "numpy_savez");
+    let files: Vec<&str> = d["arrays"].as_array().unwrap().iter().map(|a| a["file"].as_str().unwrap()).collect();
+    assert_eq!(files, ["arrays/a.npy", "arrays/b.npy"]);
+    assert!(d["arrays"].as_array().unwrap().iter().all(|a| a["nbytes"].as_u64().unwrap() > 0));
+    let _ = std::fs::remove_dir_all(&out);
+}

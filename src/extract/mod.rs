@@ -171,6 +171,10 @@ impl Extraction {
     /// Plain (non-object) members of an `.npz`: already `.npy` files,
     /// copied as they are (object members are pickles, extracted above).
     fn npz_members(&mut self, walked: &Walked, file: &mut std::fs::File) {
+        if walked.format == Some(crate::container::Format::Npy) && walked.parts.is_empty() {
+            self.plain_npy(file);
+            return;
+        }
         if walked.format != Some(crate::container::Format::Zip) || walked.skipped_members.is_empty() {
             return;
         }
@@ -211,6 +215,36 @@ impl Extraction {
                     self.error(Some(name.clone()), 0, format!("cannot copy .npy member: {e}"));
                 }
                 _ => {}
+            }
+        }
+    }
+}
+
+impl Extraction {
+    /// A plain (numeric) `.npy` file: already the output format, copied as
+    /// `arrays/root.npy` after its header is checked.
+    fn plain_npy(&mut self, file: &mut std::fs::File) {
+        let r = (|| -> io::Result<ArrayRecord> {
+            file.seek(io::SeekFrom::Start(0))?;
+            let h = crate::container::npy::read_header(&mut io::Read::by_ref(file)).map_err(io::Error::other)?;
+            let total = file.metadata()?.len();
+            file.seek(io::SeekFrom::Start(0))?;
+            let rel = self.store.borrow_mut().write_new("arrays", "root", "npy", |w| io::copy(file, w).map(|_| ()))?;
+            Ok(ArrayRecord {
+                file: rel,
+                path: Vec::new(),
+                dtype: dtype::py_literal_json(&h.descr).unwrap_or_else(|| J::String(h.descr.clone())),
+                shape: h.shape.clone().unwrap_or_default(),
+                fortran: h.fortran_order,
+                nbytes: total.saturating_sub(h.data_offset),
+                member: None,
+                pickle: None,
+            })
+        })();
+        match r {
+            Ok(rec) => self.arrays.push(rec),
+            Err(e) => {
+                self.error(None, 0, format!("cannot copy .npy file: {e}"));
             }
         }
     }
@@ -1631,6 +1665,12 @@ pub fn summary_rows(doc: &J) -> Vec<[String; 5]> {
             }
             None => rows.push(describe("(root)", root)),
         }
+    }
+    // Arrays copied as they are (.npy files and .npz members) have no pickle.
+    for a in doc["arrays"].as_array().into_iter().flatten().filter(|a| a["pickle"].is_null()) {
+        let name = a["path"].get(0).and_then(J::as_str).unwrap_or("(root)").to_string();
+        let node = json!({"type": "ndarray", "class": "numpy.ndarray", "dtype": a["dtype"], "shape": a["shape"]});
+        rows.push(describe(&name, &node));
     }
     rows
 }
