@@ -1663,7 +1663,11 @@ pub fn summary_rows(doc: &J) -> Vec<[String; 5]> {
                     rows.push(describe(k, v));
                 }
             }
-            None => rows.push(describe("(root)", root)),
+            None => {
+                // An .npz member's pickle is named by its key.
+                let name = p["member"].as_str().and_then(|m| m.strip_suffix(".npy")).unwrap_or("(root)");
+                rows.push(describe(name, root))
+            }
         }
     }
     // Arrays copied as they are (.npy files and .npz members) have no pickle.
