@@ -308,3 +308,37 @@ fn npy_and_npz_arrays_are_copied() {
     assert!(d["arrays"].as_array().unwrap().iter().all(|a| a["nbytes"].as_u64().unwrap() > 0));
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn every_fixture_extracts_without_crashing() {
+    // Hostile, malformed and container fixtures: an exit status of 0, 1 or 2,
+    // never a panic (101), and nothing written outside the folder.
+    let mut n = 0;
+    for dir in ["hostile", "containers", "regress", "torch", "joblib", "extract_bad"] {
+        for e in std::fs::read_dir(root().join("fixtures").join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if !p.is_file() {
+                continue;
+            }
+            let out = tmp(&format!("all-{n}"));
+            let o = extract(&p, &out);
+            assert!(
+                matches!(o.status.code(), Some(0..=2)),
+                "{}: {:?} {}",
+                p.display(),
+                o.status,
+                String::from_utf8_lossy(&o.stderr)
+            );
+            if out.exists() {
+                for f in files_under(&out) {
+                    assert!(f.starts_with(&out));
+                    let name = f.file_name().unwrap().to_string_lossy().into_owned();
+                    assert!(!name.starts_with(".pkinspect-tmp"), "{}: temporary file left: {name}", p.display());
+                }
+            }
+            let _ = std::fs::remove_dir_all(&out);
+            n += 1;
+        }
+    }
+    assert!(n > 150, "{n} fixtures");
+}

@@ -1233,6 +1233,9 @@ impl<'x, 'a> Emitter<'x, 'a> {
                     }
                     let mut all = Vec::new();
                     m.take(numel * elsize).read_to_end(&mut all)?;
+                    if (all.len() as u64) < numel * elsize {
+                        return Err(io::Error::other("storage cut short"));
+                    }
                     w.write_all(&gather(&all, elsize as usize, offset, &size, &stride))
                 }
             })
