@@ -281,7 +281,7 @@ struct Graph<'a, 'l> {
 /// twice.
 fn edge_at(a: &Analysis, id: ValueId, i: usize) -> Option<ValueId> {
     match a.value(id) {
-        Value::Tuple(items) | Value::List(items) | Value::Set(items) | Value::FrozenSet(items) => items.get(i).copied(),
+        Value::Tuple(_) | Value::List(_) | Value::Set(_) | Value::FrozenSet(_) => a.items(id).get(i).copied(),
         Value::Dict(pairs) => pairs.get(i / 2).map(|&(k, v)| if i % 2 == 0 { k } else { v }),
         Value::ComputedGlobal { module, name } => match i {
             0 => Some(*module),
@@ -295,8 +295,8 @@ fn edge_at(a: &Analysis, id: ValueId, i: usize) -> Option<ValueId> {
                 return Some(*func);
             }
             let j = i - nf;
-            let n_args = match a.value(*args) {
-                Value::Tuple(t) | Value::List(t) => {
+            let n_args = match a.tuple_or_list(*args) {
+                Some(t) => {
                     if j < t.len() {
                         return Some(t[j]);
                     }
@@ -720,10 +720,10 @@ impl<'a, 'l> Graph<'a, 'l> {
                     args,
                     ..
                 } => {
-                    let op = match (kind, a.value(*args)) {
-                        (CallKind::Append, Value::Tuple(t)) if t.len() == 1 => PatchOp::Append(t[0]),
-                        (CallKind::Add, Value::Tuple(t)) if t.len() == 1 => PatchOp::Add(t[0]),
-                        (CallKind::SetItem, Value::Tuple(t)) if t.len() == 2 => PatchOp::SetItem(t[0], t[1]),
+                    let op = match (kind, a.tuple(*args)) {
+                        (CallKind::Append, Some(&[x])) => PatchOp::Append(x),
+                        (CallKind::Add, Some(&[x])) => PatchOp::Add(x),
+                        (CallKind::SetItem, Some(&[k, v])) => PatchOp::SetItem(k, v),
                         _ => continue,
                     };
                     patches.push(Patch { target: *func, offset, op, seq });

@@ -126,7 +126,7 @@ impl<'a> Tracer<'a> {
     /// The shapes of a call's arguments, or `None` when they are not a tuple.
     fn args(&self, args: ValueId) -> Option<Vec<String>> {
         match self.a.value(args) {
-            Value::Tuple(items) => Some(items.iter().map(|&i| self.shape(i)).collect()),
+            Value::Tuple(r) => Some(self.a.range(*r).iter().map(|&i| self.shape(i)).collect()),
             _ => None,
         }
     }

@@ -128,6 +128,30 @@ pub enum UnknownWhy {
     Unreadable,
 }
 
+/// Where the items of a tuple or frozenset sit in the shared pool
+/// [`Analysis::items`].
+///
+/// Tuples and frozensets never change once built, so their items are stored
+/// back to back in one vector for the whole file instead of one heap
+/// allocation per value: a pickle may hold millions of small tuples, and the
+/// per-tuple `malloc`/`free` was a fifth of the time spent on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Items {
+    start: u32,
+    len: u32,
+}
+
+impl Items {
+    /// How many items.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 /// A symbolic value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -147,16 +171,16 @@ pub enum Value {
     Bytes(Blob<[u8]>),
     /// A `bytearray`.
     ByteArray(Blob<[u8]>),
-    /// A tuple.
-    Tuple(Vec<ValueId>),
+    /// A tuple: its items sit in [`Analysis::items`] (see [`Analysis::tuple`]).
+    Tuple(Items),
     /// A list (mutated in place by `APPEND`).
     List(Vec<ValueId>),
     /// A dict, in insertion order.
     Dict(Vec<(ValueId, ValueId)>),
     /// A set.
     Set(Vec<ValueId>),
-    /// A frozenset.
-    FrozenSet(Vec<ValueId>),
+    /// A frozenset: its items sit in [`Analysis::items`].
+    FrozenSet(Items),
     /// An imported global (after Python 2 name mapping).
     Global(Box<GlobalName>),
     /// A `STACK_GLOBAL` whose operands were not plain strings.
@@ -464,6 +488,10 @@ pub struct PickleInfo {
 pub struct Analysis {
     /// The value arena.
     pub values: Vec<Value>,
+    /// The items of every tuple and frozenset, back to back (see [`Items`]).
+    /// Read them through [`Analysis::items`], [`Analysis::tuple`] or
+    /// [`Analysis::range`].
+    pub items: Vec<ValueId>,
     /// Events in stream order.
     pub events: Vec<Event>,
     /// The pickles found, in order.
@@ -481,6 +509,47 @@ impl Analysis {
     pub fn value(&self, id: ValueId) -> &Value {
         // Ids are only created by `Machine::alloc`, so they are in range.
         &self.values[id as usize]
+    }
+
+    /// The items of a tuple or frozenset.
+    pub fn range(&self, r: Items) -> &[ValueId] {
+        // Ranges are only created by `Machine::pool`, which bounds them.
+        let start = r.start as usize;
+        &self.items[start..start + r.len as usize]
+    }
+
+    /// The items of a tuple, list, set or frozenset; empty for any other value.
+    pub fn items(&self, id: ValueId) -> &[ValueId] {
+        match self.value(id) {
+            Value::Tuple(r) | Value::FrozenSet(r) => self.range(*r),
+            Value::List(v) | Value::Set(v) => v,
+            _ => &[],
+        }
+    }
+
+    /// A tuple's items; `None` when the value is not a tuple.
+    pub fn tuple(&self, id: ValueId) -> Option<&[ValueId]> {
+        match self.value(id) {
+            Value::Tuple(r) => Some(self.range(*r)),
+            _ => None,
+        }
+    }
+
+    /// A tuple's or list's items; `None` for any other value.
+    pub fn tuple_or_list(&self, id: ValueId) -> Option<&[ValueId]> {
+        match self.value(id) {
+            Value::Tuple(r) => Some(self.range(*r)),
+            Value::List(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// A dict's key/value pairs, in insertion order; empty for any other value.
+    pub fn pairs(&self, id: ValueId) -> &[(ValueId, ValueId)] {
+        match self.value(id) {
+            Value::Dict(p) => p,
+            _ => &[],
+        }
     }
 }
 
@@ -690,6 +759,25 @@ impl Machine {
         Ok((self.out.values.len() - 1) as ValueId)
     }
 
+    /// Copies `items` into the shared pool for a tuple or frozenset.
+    fn pool(&mut self, items: &[ValueId]) -> Result<Items, Halt> {
+        let start = self.out.items.len();
+        // Every pooled item was popped off the stack by an opcode, so the
+        // pool stays far below 2^32 under any limits that bound the ops; the
+        // check keeps the `u32` offsets honest whatever the limits say.
+        if start + items.len() > u32::MAX as usize {
+            return Err(Halt::Limit("MAX_VALUES"));
+        }
+        self.out.items.extend_from_slice(items);
+        Ok(Items { start: start as u32, len: items.len() as u32 })
+    }
+
+    /// A new tuple of `items`.
+    fn tuple(&mut self, items: &[ValueId]) -> Result<ValueId, Halt> {
+        let r = self.pool(items)?;
+        self.alloc(Value::Tuple(r))
+    }
+
     fn event(&mut self, kind: EventKind) -> Result<(), Halt> {
         if self.out.events.len() >= self.limits.max_events {
             return Err(Halt::Limit("MAX_EVENTS"));
@@ -840,8 +928,8 @@ impl Machine {
         if !is_add {
             return;
         }
-        if let Value::Tuple(items) = self.out.value(args) {
-            if let [m, n, c] = items[..] {
+        if let Some(items) = self.out.tuple(args) {
+            if let [m, n, c] = *items {
                 let (Some(m), Some(n), Some(c)) = (self.str_of(m), self.str_of(n), self.code_of(c)) else { return };
                 // copyreg rejects codes outside 1..=0x7fffffff.
                 if (1..=0x7fff_ffff).contains(&c) {
@@ -1127,7 +1215,7 @@ impl Machine {
             return Ok(PayloadSpec { object, padded: false, nbytes: 0 });
         }
         let shape = get("shape").ok_or("wrapper state has no shape")?;
-        let Value::Tuple(dims) = self.out.value(shape) else { return Err("shape is not a tuple") };
+        let Some(dims) = self.out.tuple(shape) else { return Err("shape is not a tuple") };
         let mut count: u64 = 1;
         for d in dims {
             let n = self.int_of(*d).ok_or("shape holds a non-integer")?;
@@ -1145,13 +1233,10 @@ impl Machine {
         if !is_dtype {
             return Err("dtype is not numpy.dtype");
         }
-        let Value::Tuple(a) = self.out.value(*args) else { return Err("dtype arguments are not a tuple") };
+        let Some(a) = self.out.tuple(*args) else { return Err("dtype arguments are not a tuple") };
         let code = a.first().and_then(|c| self.str_of(*c)).ok_or("dtype code is not a string")?;
         // State: (version, byteorder, subarray, names, fields, elsize, alignment, flags[, metadata]).
-        let state: Vec<ValueId> = match self.build_state.get(&dtype).map(|s| self.out.value(*s)) {
-            Some(Value::Tuple(t)) => t.clone(),
-            _ => Vec::new(),
-        };
+        let state: &[ValueId] = self.build_state.get(&dtype).and_then(|s| self.out.tuple(*s)).unwrap_or(&[]);
         let elsize = state.get(5).and_then(|v| self.int_of(*v)).filter(|n| *n > 0);
         let flags = state.get(7).and_then(|v| self.int_of(*v)).unwrap_or(0);
         let kind: String = code.chars().take_while(|c| !c.is_ascii_digit()).collect();
@@ -1288,7 +1373,7 @@ impl Machine {
                 self.push_new(f, Value::Str(blob))?;
             }
             (EmptyTuple, _) => {
-                self.push_new(f, Value::Tuple(Vec::new()))?;
+                self.push_new(f, Value::Tuple(Items::default()))?;
             }
             (EmptyList, _) => {
                 self.push_new(f, Value::List(Vec::new()))?;
@@ -1301,22 +1386,26 @@ impl Machine {
             }
             (Tuple, _) => {
                 let items = self.pop_mark(f, code)?;
-                self.push_new(f, Value::Tuple(items))?;
+                let id = self.tuple(&items)?;
+                self.push(f, id)?;
             }
             (Tuple1, _) => {
                 let a = self.pop(f, code)?;
-                self.push_new(f, Value::Tuple(vec![a]))?;
+                let id = self.tuple(&[a])?;
+                self.push(f, id)?;
             }
             (Tuple2, _) => {
                 let b = self.pop(f, code)?;
                 let a = self.pop(f, code)?;
-                self.push_new(f, Value::Tuple(vec![a, b]))?;
+                let id = self.tuple(&[a, b])?;
+                self.push(f, id)?;
             }
             (Tuple3, _) => {
                 let c = self.pop(f, code)?;
                 let b = self.pop(f, code)?;
                 let a = self.pop(f, code)?;
-                self.push_new(f, Value::Tuple(vec![a, b, c]))?;
+                let id = self.tuple(&[a, b, c])?;
+                self.push(f, id)?;
             }
             (List, _) => {
                 let items = self.pop_mark(f, code)?;
@@ -1324,7 +1413,8 @@ impl Machine {
             }
             (Frozenset, _) => {
                 let items = self.pop_mark(f, code)?;
-                self.push_new(f, Value::FrozenSet(items))?;
+                let r = self.pool(&items)?;
+                self.push_new(f, Value::FrozenSet(r))?;
             }
             (Dict, _) => {
                 let items = self.pop_mark(f, code)?;
@@ -1395,7 +1485,7 @@ impl Machine {
             (Inst, Arg::Global { module, name }) => {
                 let cls = self.import(code, module.clone(), name.clone())?;
                 let items = self.pop_mark(f, code)?;
-                let args = self.alloc(Value::Tuple(items))?;
+                let args = self.tuple(&items)?;
                 self.call(f, CallKind::Inst, cls, args, Option::None)?;
             }
             (Obj, _) => {
@@ -1406,7 +1496,7 @@ impl Machine {
                 } else {
                     items.remove(0)
                 };
-                let args = self.alloc(Value::Tuple(items))?;
+                let args = self.tuple(&items)?;
                 self.call(f, CallKind::Obj, cls, args, Option::None)?;
             }
             (Reduce, _) => {
@@ -1516,11 +1606,11 @@ impl Machine {
                 planted = true;
                 if name == "extend" {
                     let list = self.alloc(Value::List(items.clone()))?;
-                    let args = self.alloc(Value::Tuple(vec![list]))?;
+                    let args = self.tuple(&[list])?;
                     self.hook_call(hook, args)?;
                 } else {
                     for &item in &items {
-                        let args = self.alloc(Value::Tuple(vec![item]))?;
+                        let args = self.tuple(&[item])?;
                         self.hook_call(hook, args)?;
                     }
                 }
@@ -1529,7 +1619,7 @@ impl Machine {
         if !planted {
             let kind = if is_add { CallKind::Add } else { CallKind::Append };
             for item in items {
-                let args = self.alloc(Value::Tuple(vec![item]))?;
+                let args = self.tuple(&[item])?;
                 self.method_call(kind, target, args)?;
             }
         }
@@ -1549,7 +1639,7 @@ impl Machine {
         }
         let class_hook = self.class_of(target).and_then(|c| self.plants.get(&(c, "__setitem__")).copied());
         for pair in items.chunks_exact(2) {
-            let args = self.alloc(Value::Tuple(vec![pair[0], pair[1]]))?;
+            let args = self.tuple(&[pair[0], pair[1]])?;
             match class_hook {
                 Some(hook) => self.hook_call(hook, args)?,
                 None => self.method_call(CallKind::SetItem, target, args)?,
@@ -1622,15 +1712,15 @@ impl Machine {
             self.build_state.insert(target, state);
         }
         if let Some(hook) = self.planted(target, "__setstate__") {
-            let args = self.alloc(Value::Tuple(vec![state]))?;
+            let args = self.tuple(&[state])?;
             return self.hook_call(hook, args);
         }
         // Which dicts would be applied as attributes.
         let mut dicts = Vec::new();
         match self.out.value(state) {
             Value::Dict(_) => dicts.push(state),
-            Value::Tuple(items) if items.len() == 2 => {
-                dicts.extend(items.iter().copied().filter(|i| matches!(self.out.value(*i), Value::Dict(_))));
+            Value::Tuple(r) if r.len() == 2 => {
+                dicts.extend(self.out.range(*r).iter().copied().filter(|i| matches!(self.out.value(*i), Value::Dict(_))));
             }
             _ => {}
         }

@@ -56,7 +56,7 @@ pub fn companions(a: &Analysis) -> Vec<Companion> {
         // The state is the instance dict (or the dict of a (dict, slots) pair).
         let dict = match a.value(state) {
             Value::Dict(pairs) => pairs,
-            Value::Tuple(items) => match items.first().map(|i| a.value(*i)) {
+            Value::Tuple(_) => match a.items(state).first().map(|i| a.value(*i)) {
                 Some(Value::Dict(pairs)) => pairs,
                 _ => continue,
             },

@@ -428,10 +428,7 @@ fn int_at(a: &Analysis, id: ValueId) -> Option<i64> {
 }
 
 fn tuple_at(a: &Analysis, id: ValueId) -> Option<&[ValueId]> {
-    match a.value(id) {
-        Value::Tuple(t) => Some(t.as_slice()),
-        _ => None,
-    }
+    a.tuple(id)
 }
 
 fn root(a: &Analysis, index: usize) -> Option<ValueId> {
@@ -542,9 +539,9 @@ fn parse_pid(a: &Analysis, pid: ValueId, layout: Layout, r: &Renderer<'_>) -> Pi
                 ));
             };
             if layout == Layout::Legacy {
-                let view_ok = match a.value(items[5]) {
-                    Value::None => true,
-                    Value::Tuple(v) => v.len() == 3 && int_at(a, v[1]).is_some() && int_at(a, v[2]).is_some(),
+                let view_ok = match (a.value(items[5]), a.tuple(items[5])) {
+                    (Value::None, _) => true,
+                    (_, Some(v)) => v.len() == 3 && int_at(a, v[1]).is_some() && int_at(a, v[2]).is_some(),
                     _ => false,
                 };
                 if !view_ok {

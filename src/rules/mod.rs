@@ -318,10 +318,7 @@ impl<'a> Judge<'a> {
                         return Target::Indirect("the result of another call");
                     };
                     let (module, name) = (&g.module, &g.name);
-                    let items: &[ValueId] = match self.a.value(*args) {
-                        Value::Tuple(t) => t,
-                        _ => &[],
-                    };
+                    let items: &[ValueId] = self.a.tuple(*args).unwrap_or(&[]);
                     match (module.as_str(), name.as_str(), items) {
                         ("builtins", "getattr", [obj, attr, ..]) => {
                             let Some(attr) = self.str_of(*attr) else {
@@ -507,10 +504,7 @@ impl<'a> Judge<'a> {
 
     /// Judges a call of a conditional global by its arguments.
     fn conditional_call(&self, module: &str, name: &str, args: ValueId) -> Judgement {
-        let items: &[ValueId] = match self.a.value(args) {
-            Value::Tuple(t) => t,
-            _ => &[],
-        };
+        let items: &[ValueId] = self.a.tuple(args).unwrap_or(&[]);
         let target = match (module, name, items) {
             ("builtins", "getattr", [obj, attr, ..]) => match (self.resolve(*obj), self.str_of(*attr)) {
                 (Target::Name(m, n), Some(attr)) => Some((m, format!("{n}.{attr}"))),
