@@ -23,7 +23,7 @@ use crate::error::{Error, ErrorKind};
 use crate::limits::*;
 use crate::opcodes::Opcode;
 use crate::pynum::PyInt;
-use crate::reader::{Arg, FrameNote, Op, OpReader, Payload, Text};
+use crate::reader::{Arg, FixedArg, FrameNote, Op, OpReader, Payload, Text};
 use crate::source::ByteSource;
 
 /// Index of a value in [`Analysis::values`].
@@ -1100,29 +1100,45 @@ impl Machine {
             if self.out.ops >= self.limits.max_ops {
                 return Err(Halt::Limit("MAX_OPS"));
             }
-            let at = reader.position();
-            let op = match reader.next_op() {
-                Ok(Some(op)) => op,
-                Ok(None) => return Ok(None),
-                Err(e) => {
-                    // An argument that ran past its FRAME and then failed to
-                    // decode: readers that honour frames read something else.
-                    if let Some(fe) = reader.frame_end() {
-                        if at < fe && reader.position() > fe {
-                            self.offset = at;
-                            self.record_final(Anomaly::FrameCrossing { frame_end: fe });
-                        }
-                    }
-                    return Err(Halt::Error(e));
+            // Most opcodes of a large pickle take the fast path: no `Op` is
+            // built, and only the protocol check precedes the opcode's work
+            // (such an opcode has no frame note and no differential).
+            let root = if let Some(q) = reader.next_fixed() {
+                self.out.ops += 1;
+                f.ops += 1;
+                self.offset = q.offset;
+                self.check_proto(f, q.opcode, q.proto)?;
+                if self.exec_fixed(f, q.opcode, q.arg)? {
+                    Option::None
+                } else {
+                    self.exec(f, &q.op(reader.position()))?
                 }
+            } else {
+                let at = reader.position();
+                let op = match reader.next_op() {
+                    Ok(Some(op)) => op,
+                    Ok(None) => return Ok(None),
+                    Err(e) => {
+                        // An argument that ran past its FRAME and then failed to
+                        // decode: readers that honour frames read something else.
+                        if let Some(fe) = reader.frame_end() {
+                            if at < fe && reader.position() > fe {
+                                self.offset = at;
+                                self.record_final(Anomaly::FrameCrossing { frame_end: fe });
+                            }
+                        }
+                        return Err(Halt::Error(e));
+                    }
+                };
+                self.out.ops += 1;
+                f.ops += 1;
+                self.offset = op.offset;
+                if op.differential {
+                    self.anomaly(Anomaly::ParserDifferential { opcode: op.opcode.name() })?;
+                }
+                self.step(f, &op)?
             };
-            self.out.ops += 1;
-            f.ops += 1;
-            self.offset = op.offset;
-            if op.differential {
-                self.anomaly(Anomaly::ParserDifferential { opcode: op.opcode.name() })?;
-            }
-            if let Some(root) = self.step(f, &op)? {
+            if let Some(root) = root {
                 if let Some(frame_end) = reader.frame_end().filter(|_| reader.frame_open()) {
                     self.anomaly(Anomaly::StopInsideFrame { frame_end })?;
                 }
@@ -1264,43 +1280,47 @@ impl Machine {
 
     /// Executes one opcode. Returns the root value at `STOP`.
     fn step(&mut self, f: &mut Frame, op: &Op<'_>) -> Result<Option<ValueId>, Halt> {
-        use Opcode::*;
-        let code = op.opcode;
-        let proto = code.proto();
-        f.max_opcode_proto = f.max_opcode_proto.max(proto);
-        if proto > f.proto && code != Proto {
-            // Only worth noting once per opcode kind per pickle would be
-            // nicer; one per occurrence is bounded by MAX_EVENTS.
-            if f.saw_proto {
-                self.anomaly(Anomaly::AboveProtocol { opcode: code.name(), needs: proto, declared: f.proto })?;
-            }
-        }
+        self.check_proto(f, op.opcode, op.opcode.proto())?;
         match op.frame {
             FrameNote::Ok => {}
             FrameNote::CrossesEnd { frame_end } => self.anomaly(Anomaly::FrameCrossing { frame_end })?,
             FrameNote::NewBeforeEnd { frame_end } => self.anomaly(Anomaly::FrameNotFinished { frame_end })?,
             FrameNote::PastInput => self.anomaly(Anomaly::FramePastInput)?,
         }
-        match (code, &op.arg) {
-            (Proto, Arg::Int(p)) => {
-                if *p > 5 || f.ops > 1 && f.saw_proto {
-                    self.anomaly(Anomaly::BadProto { proto: *p })?;
-                }
-                f.proto = (*p).clamp(0, 255) as u8;
-                f.saw_proto = true;
+        self.exec(f, op)
+    }
+
+    /// Tracks the highest protocol among a pickle's opcodes and notes an
+    /// opcode newer than the one `PROTO` declared. `proto` is the opcode's.
+    #[inline]
+    fn check_proto(&mut self, f: &mut Frame, code: Opcode, proto: u8) -> Result<(), Halt> {
+        f.max_opcode_proto = f.max_opcode_proto.max(proto);
+        if proto > f.proto && code != Opcode::Proto {
+            // Only worth noting once per opcode kind per pickle would be
+            // nicer; one per occurrence is bounded by MAX_EVENTS.
+            if f.saw_proto {
+                self.anomaly(Anomaly::AboveProtocol { opcode: code.name(), needs: proto, declared: f.proto })?;
             }
-            (Frame, _) => {}
-            (Stop, _) => {
-                let root = self.pop(f, code)?;
-                return Ok(Some(root));
-            }
+        }
+        Ok(())
+    }
+
+    /// Executes an opcode whose argument has a fixed width (or none), when it
+    /// is one of the stack, container, memo and constant opcodes that make up
+    /// most of a pickle; `Ok(false)` (nothing done) for any other, which
+    /// [`Machine::exec`] then runs. Shared by the reader's fast path and
+    /// `exec`, so each of these opcodes has one implementation.
+    #[inline]
+    fn exec_fixed(&mut self, f: &mut Frame, code: Opcode, arg: FixedArg) -> Result<bool, Halt> {
+        use Opcode::*;
+        match (code, arg) {
             (Mark, _) => {
                 if f.metastack.len() >= self.limits.max_mark_depth {
                     return Err(Halt::Limit("MAX_MARK_DEPTH"));
                 }
                 let below = std::mem::take(&mut f.stack);
                 f.frozen += below.len();
-                f.metastack.push((below, op.offset));
+                f.metastack.push((below, self.offset));
             }
             (Pop, _) => {
                 if f.stack.pop().is_none() {
@@ -1327,50 +1347,11 @@ impl Machine {
             (Newfalse, _) => {
                 self.push_new(f, Value::Bool(false))?;
             }
-            (_, Arg::Bool(b)) => {
-                self.push_new(f, Value::Bool(*b))?;
+            (Binint | Binint1 | Binint2, FixedArg::Int(i)) => {
+                self.push_new(f, Value::Int(i))?;
             }
-            (Binint | Binint1 | Binint2, Arg::Int(i)) => {
-                self.push_new(f, Value::Int(*i))?;
-            }
-            (Int | Long | Long1 | Long4, Arg::BigInt(i)) => {
-                let v = match i {
-                    PyInt::Small(v) => Value::Int(*v),
-                    big => Value::BigInt(Box::new(big.clone())),
-                };
-                self.push_new(f, v)?;
-            }
-            (Float | Binfloat, Arg::Float(x)) => {
-                self.push_new(f, Value::Float(*x))?;
-            }
-            (String, Arg::Escaped(b)) => {
-                let s: std::string::String = b.iter().map(|&c| c as char).collect();
-                let blob = self.keep_text(&Text::Inline(s.into()), op.end);
-                self.push_new(f, Value::Str(blob))?;
-            }
-            (Binstring | ShortBinstring, Arg::Bytes(p)) => {
-                let blob = match p {
-                    Payload::Inline(b) => {
-                        let s: std::string::String = b.iter().map(|&c| c as char).collect();
-                        self.keep_text(&Text::Inline(s.into()), op.end)
-                    }
-                    Payload::Skipped { offset, len } => {
-                        Blob::Part(Box::new(Partial { prefix: Option::None, offset: *offset, len: *len }))
-                    }
-                };
-                self.push_new(f, Value::Str(blob))?;
-            }
-            (Binbytes | ShortBinbytes | Binbytes8, Arg::Bytes(p)) => {
-                let blob = self.keep_bytes(p, op.end);
-                self.push_new(f, Value::Bytes(blob))?;
-            }
-            (Bytearray8, Arg::Bytes(p)) => {
-                let blob = self.keep_bytes(p, op.end);
-                self.push_new(f, Value::ByteArray(blob))?;
-            }
-            (Unicode | Binunicode | ShortBinunicode | Binunicode8, Arg::Str(t)) => {
-                let blob = self.keep_text(t, op.end);
-                self.push_new(f, Value::Str(blob))?;
+            (Float | Binfloat, FixedArg::Float(x)) => {
+                self.push_new(f, Value::Float(x))?;
             }
             (EmptyTuple, _) => {
                 self.push_new(f, Value::Tuple(Items::default()))?;
@@ -1453,12 +1434,84 @@ impl Machine {
                 let target = self.top(f, code)?;
                 self.set_items(target, items, code)?;
             }
-            (Put | Binput | LongBinput, arg) => {
-                self.memo_put(f, memo_key(arg))?;
-            }
             (Memoize, _) => {
                 let key = f.memo.len() as u64;
                 self.memo_put(f, Some(key))?;
+            }
+            (Put | Binput | LongBinput, FixedArg::Int(i)) => {
+                self.memo_put(f, u64::try_from(i).ok())?;
+            }
+            (Get | Binget | LongBinget, FixedArg::Int(i)) => {
+                self.memo_get(f, u64::try_from(i).ok())?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Executes one opcode after its notes. Returns the root value at `STOP`.
+    fn exec(&mut self, f: &mut Frame, op: &Op<'_>) -> Result<Option<ValueId>, Halt> {
+        use Opcode::*;
+        let code = op.opcode;
+        if let Some(arg) = op.arg.fixed() {
+            if self.exec_fixed(f, code, arg)? {
+                return Ok(Option::None);
+            }
+        }
+        match (code, &op.arg) {
+            (Proto, Arg::Int(p)) => {
+                if *p > 5 || f.ops > 1 && f.saw_proto {
+                    self.anomaly(Anomaly::BadProto { proto: *p })?;
+                }
+                f.proto = (*p).clamp(0, 255) as u8;
+                f.saw_proto = true;
+            }
+            (Frame, _) => {}
+            (Stop, _) => {
+                let root = self.pop(f, code)?;
+                return Ok(Some(root));
+            }
+            (_, Arg::Bool(b)) => {
+                self.push_new(f, Value::Bool(*b))?;
+            }
+            (Int | Long | Long1 | Long4, Arg::BigInt(i)) => {
+                let v = match i {
+                    PyInt::Small(v) => Value::Int(*v),
+                    big => Value::BigInt(Box::new(big.clone())),
+                };
+                self.push_new(f, v)?;
+            }
+            (String, Arg::Escaped(b)) => {
+                let s: std::string::String = b.iter().map(|&c| c as char).collect();
+                let blob = self.keep_text(&Text::Inline(s.into()), op.end);
+                self.push_new(f, Value::Str(blob))?;
+            }
+            (Binstring | ShortBinstring, Arg::Bytes(p)) => {
+                let blob = match p {
+                    Payload::Inline(b) => {
+                        let s: std::string::String = b.iter().map(|&c| c as char).collect();
+                        self.keep_text(&Text::Inline(s.into()), op.end)
+                    }
+                    Payload::Skipped { offset, len } => {
+                        Blob::Part(Box::new(Partial { prefix: Option::None, offset: *offset, len: *len }))
+                    }
+                };
+                self.push_new(f, Value::Str(blob))?;
+            }
+            (Binbytes | ShortBinbytes | Binbytes8, Arg::Bytes(p)) => {
+                let blob = self.keep_bytes(p, op.end);
+                self.push_new(f, Value::Bytes(blob))?;
+            }
+            (Bytearray8, Arg::Bytes(p)) => {
+                let blob = self.keep_bytes(p, op.end);
+                self.push_new(f, Value::ByteArray(blob))?;
+            }
+            (Unicode | Binunicode | ShortBinunicode | Binunicode8, Arg::Str(t)) => {
+                let blob = self.keep_text(t, op.end);
+                self.push_new(f, Value::Str(blob))?;
+            }
+            (Put | Binput | LongBinput, arg) => {
+                self.memo_put(f, memo_key(arg))?;
             }
             (Get | Binget | LongBinget, arg) => {
                 self.memo_get(f, memo_key(arg))?;
@@ -1720,7 +1773,9 @@ impl Machine {
         match self.out.value(state) {
             Value::Dict(_) => dicts.push(state),
             Value::Tuple(r) if r.len() == 2 => {
-                dicts.extend(self.out.range(*r).iter().copied().filter(|i| matches!(self.out.value(*i), Value::Dict(_))));
+                dicts.extend(
+                    self.out.range(*r).iter().copied().filter(|i| matches!(self.out.value(*i), Value::Dict(_))),
+                );
             }
             _ => {}
         }
@@ -1884,6 +1939,70 @@ mod tests {
     fn values_stay_small() {
         // Millions of values per file: keep each to four words.
         assert!(std::mem::size_of::<Value>() <= 32, "{}", std::mem::size_of::<Value>());
+    }
+
+    /// A source that never offers its window, so every opcode takes the
+    /// general path (`OpReader::next_op`).
+    struct NoWindow<'a>(crate::source::SliceSource<'a>);
+
+    impl ByteSource for NoWindow<'_> {
+        fn position(&self) -> u64 {
+            self.0.position()
+        }
+        fn remaining(&self) -> Option<u64> {
+            self.0.remaining()
+        }
+        fn take(&mut self, n: usize) -> std::io::Result<Option<&[u8]>> {
+            self.0.take(n)
+        }
+        fn take_line(&mut self, max: usize) -> std::io::Result<crate::source::Line<'_>> {
+            self.0.take_line(max)
+        }
+        fn skip(&mut self, n: u64) -> std::io::Result<u64> {
+            self.0.skip(n)
+        }
+        fn at_eof(&mut self) -> std::io::Result<bool> {
+            self.0.at_eof()
+        }
+    }
+
+    fn summary(a: &Analysis) -> String {
+        format!("{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{} {}", a.events, a.values, a.items, a.pickles, a.error, a.ops, a.bytes)
+    }
+
+    /// The fast path for fixed-width opcodes must change nothing: every
+    /// fixture (and every prefix of the small ones, to cut opcodes and
+    /// frames short) analyses the same through a slice, through a stream
+    /// window, and through the general path alone.
+    #[test]
+    fn fast_path_agrees_with_general_path() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        let mut dirs = vec![root];
+        let mut files = 0;
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    dirs.push(p);
+                    continue;
+                }
+                if !matches!(p.extension().and_then(|x| x.to_str()), Some("pkl" | "joblib" | "bin")) {
+                    continue;
+                }
+                let data = std::fs::read(&p).unwrap();
+                files += 1;
+                let cuts: Vec<usize> = if data.len() <= 300 { (0..=data.len()).collect() } else { vec![data.len()] };
+                for n in cuts {
+                    let d = &data[..n];
+                    let general = summary(&analyze(NoWindow(crate::source::SliceSource::new(d, 0))));
+                    let fast = summary(&analyze_bytes(d, 0));
+                    assert_eq!(fast, general, "{} cut at {n}", p.display());
+                    let stream = crate::source::ReadSource::new(d, Some(n as u64));
+                    assert_eq!(summary(&analyze(stream)), general, "{} (stream) cut at {n}", p.display());
+                }
+            }
+        }
+        assert!(files > 100, "{files}");
     }
 
     #[test]
