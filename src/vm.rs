@@ -554,11 +554,29 @@ impl Analysis {
 }
 
 /// Why the machine stopped early.
-enum Halt {
+enum HaltKind {
     /// A named limit; recorded as an anomaly.
     Limit(&'static str),
     /// A reader error.
     Error(Error),
+}
+
+/// A [`HaltKind`], boxed: every step of the machine returns
+/// `Result<_, Halt>`, and one pointer (null-niched in `Result<(), Halt>`)
+/// comes back in registers where the unboxed enum went through memory. A
+/// halt happens at most a few times per file.
+struct Halt(Box<HaltKind>);
+
+impl Halt {
+    #[cold]
+    fn limit(name: &'static str) -> Halt {
+        Halt(Box::new(HaltKind::Limit(name)))
+    }
+
+    #[cold]
+    fn error(e: Error) -> Halt {
+        Halt(Box::new(HaltKind::Error(e)))
+    }
 }
 
 /// The memo: dense for the small consecutive keys picklers use, sparse for
@@ -595,6 +613,12 @@ impl Memo {
             }
             return Some(old);
         }
+        // The next key in order (MEMOIZE, and what picklers write): append.
+        if key == self.dense.len() as u64 && self.sparse.is_empty() {
+            self.dense.push(v);
+            self.len += 1;
+            return None;
+        }
         // Grow densely only a little past what is filled.
         if key <= (self.dense.len() as u64).saturating_mul(2) + 1024 && self.sparse.is_empty() {
             self.dense.resize(key as usize + 1, NO_VALUE);
@@ -611,10 +635,19 @@ impl Memo {
 }
 
 /// The machine's state for one pickle.
+///
+/// The stack is one vector for all marks, as in CPython's C unpickler: a
+/// `MARK` records where its segment starts instead of setting the stack
+/// aside, so marks cost no allocation and the items a mark-taking opcode
+/// consumes are a slice of the stack.
 struct Frame {
+    /// Every open mark's segment, bottom first.
     stack: Vec<ValueId>,
-    metastack: Vec<(Vec<ValueId>, u64)>,
-    frozen: usize,
+    /// Where each open mark's segment starts in `stack`.
+    marks: Vec<usize>,
+    /// Where the innermost segment starts (the last of `marks`, 0 when no
+    /// mark is open): pops stop there.
+    base: usize,
     memo: Memo,
     proto: u8,
     max_opcode_proto: u8,
@@ -626,8 +659,8 @@ impl Frame {
     fn new() -> Frame {
         Frame {
             stack: Vec::new(),
-            metastack: Vec::new(),
-            frozen: 0,
+            marks: Vec::new(),
+            base: 0,
             memo: Memo::default(),
             proto: 0,
             max_opcode_proto: 0,
@@ -657,6 +690,9 @@ pub struct Machine {
     pending_payload: Option<ValueId>,
     /// How many nested (object-array) pickles are open.
     nesting: usize,
+    /// Reused for the items of APPENDS, ADDITEMS and SETITEMS, which are
+    /// taken off the stack before their target is looked up.
+    scratch: Vec<ValueId>,
 }
 
 /// What an attribute set by BUILD lands on.
@@ -748,12 +784,14 @@ impl Machine {
             plants: std::collections::HashMap::new(),
             pending_payload: None,
             nesting: 0,
+            scratch: Vec::new(),
         }
     }
 
+    #[inline]
     fn alloc(&mut self, v: Value) -> Result<ValueId, Halt> {
         if self.out.values.len() >= self.limits.max_values {
-            return Err(Halt::Limit("MAX_VALUES"));
+            return Err(Halt::limit("MAX_VALUES"));
         }
         self.out.values.push(v);
         Ok((self.out.values.len() - 1) as ValueId)
@@ -766,7 +804,7 @@ impl Machine {
         // pool stays far below 2^32 under any limits that bound the ops; the
         // check keeps the `u32` offsets honest whatever the limits say.
         if start + items.len() > u32::MAX as usize {
-            return Err(Halt::Limit("MAX_VALUES"));
+            return Err(Halt::limit("MAX_VALUES"));
         }
         self.out.items.extend_from_slice(items);
         Ok(Items { start: start as u32, len: items.len() as u32 })
@@ -780,7 +818,7 @@ impl Machine {
 
     fn event(&mut self, kind: EventKind) -> Result<(), Halt> {
         if self.out.events.len() >= self.limits.max_events {
-            return Err(Halt::Limit("MAX_EVENTS"));
+            return Err(Halt::limit("MAX_EVENTS"));
         }
         self.out.events.push(Event { offset: self.offset, pickle: self.pickle, kind });
         Ok(())
@@ -818,32 +856,42 @@ impl Machine {
         self.alloc(Value::Unknown(why))
     }
 
+    #[inline]
     fn push(&mut self, f: &mut Frame, id: ValueId) -> Result<(), Halt> {
-        if f.stack.len() + f.frozen >= self.limits.max_stack_depth {
-            return Err(Halt::Limit("MAX_STACK_DEPTH"));
+        if f.stack.len() >= self.limits.max_stack_depth {
+            return Err(Halt::limit("MAX_STACK_DEPTH"));
         }
         f.stack.push(id);
         Ok(())
     }
 
+    #[inline]
     fn push_new(&mut self, f: &mut Frame, v: Value) -> Result<ValueId, Halt> {
         let id = self.alloc(v)?;
         self.push(f, id)?;
         Ok(id)
     }
 
+    #[inline]
     fn pop(&mut self, f: &mut Frame, op: Opcode) -> Result<ValueId, Halt> {
-        match f.stack.pop() {
-            Some(id) => Ok(id),
-            None => {
-                self.anomaly(Anomaly::StackUnderflow { opcode: op.name() })?;
-                self.unknown(UnknownWhy::StackUnderflow)
+        if f.stack.len() > f.base {
+            if let Some(id) = f.stack.pop() {
+                return Ok(id);
             }
         }
+        self.underflow(op)
+    }
+
+    /// What a pop from an empty stack yields, after noting it.
+    #[cold]
+    #[inline(never)]
+    fn underflow(&mut self, op: Opcode) -> Result<ValueId, Halt> {
+        self.anomaly(Anomaly::StackUnderflow { opcode: op.name() })?;
+        self.unknown(UnknownWhy::StackUnderflow)
     }
 
     fn top(&mut self, f: &mut Frame, op: Opcode) -> Result<ValueId, Halt> {
-        match f.stack.last() {
+        match f.stack[f.base..].last() {
             Some(id) => Ok(*id),
             None => {
                 self.anomaly(Anomaly::StackUnderflow { opcode: op.name() })?;
@@ -854,17 +902,43 @@ impl Machine {
         }
     }
 
-    fn pop_mark(&mut self, f: &mut Frame, op: Opcode) -> Result<Vec<ValueId>, Halt> {
-        match f.metastack.pop() {
-            Some((below, _)) => {
-                f.frozen -= below.len();
-                Ok(std::mem::replace(&mut f.stack, below))
+    /// Closes the innermost mark; returns where its items start in the
+    /// stack. They stay there for the caller to read and then truncate:
+    /// until it does, the stack is not in a state to push or pop. Without a
+    /// mark (an anomaly) the items are the whole stack.
+    #[inline]
+    fn pop_mark(&mut self, f: &mut Frame, op: Opcode) -> Result<usize, Halt> {
+        match f.marks.pop() {
+            Some(start) => {
+                f.base = f.marks.last().copied().unwrap_or(0);
+                Ok(start)
             }
             None => {
                 self.anomaly(Anomaly::NoMark { opcode: op.name() })?;
-                Ok(std::mem::take(&mut f.stack))
+                Ok(0)
             }
         }
+    }
+
+    /// Closes the innermost mark and takes its items off the stack.
+    fn pop_mark_vec(&mut self, f: &mut Frame, op: Opcode) -> Result<Vec<ValueId>, Halt> {
+        let start = self.pop_mark(f, op)?;
+        Ok(f.stack.split_off(start))
+    }
+
+    /// Closes the innermost mark and moves its items into the reusable
+    /// scratch vector (hand it back with [`Machine::return_scratch`]).
+    fn pop_mark_scratch(&mut self, f: &mut Frame, op: Opcode) -> Result<Vec<ValueId>, Halt> {
+        let start = self.pop_mark(f, op)?;
+        let mut items = std::mem::take(&mut self.scratch);
+        items.clear();
+        items.extend_from_slice(&f.stack[start..]);
+        f.stack.truncate(start);
+        Ok(items)
+    }
+
+    fn return_scratch(&mut self, items: Vec<ValueId>) {
+        self.scratch = items;
     }
 
     fn keep_text(&mut self, text: &Text<'_>, end: u64) -> Blob<str> {
@@ -988,9 +1062,9 @@ impl Machine {
 
     fn memo_put(&mut self, f: &mut Frame, key: Option<u64>) -> Result<(), Halt> {
         let Some(key) = key else { return self.anomaly(Anomaly::MemoBadKey) };
-        let Some(&top) = f.stack.last() else { return self.anomaly(Anomaly::MemoEmptyStack) };
+        let Some(&top) = f.stack[f.base..].last() else { return self.anomaly(Anomaly::MemoEmptyStack) };
         if f.memo.len() >= self.limits.max_memo_entries && f.memo.get(key).is_none() {
-            return Err(Halt::Limit("MAX_MEMO_ENTRIES"));
+            return Err(Halt::limit("MAX_MEMO_ENTRIES"));
         }
         if let Some(old) = f.memo.insert(key, top) {
             if old != top {
@@ -1022,7 +1096,7 @@ impl Machine {
             let mut f = Frame::new();
             reader.reset_frame();
             self.pickle = index;
-            let outcome = self.run_one(&mut reader, &mut f);
+            let outcome = self.run_one(&mut reader, &mut f).map_err(|h| *h.0);
             let end = reader.position();
             let root = match &outcome {
                 Ok(Some(root)) => Some(*root),
@@ -1034,7 +1108,7 @@ impl Machine {
                     // Clean end of input right after a STOP.
                     break;
                 }
-                Err(Halt::Error(e)) if read_nothing && index > 0 => {
+                Err(HaltKind::Error(e)) if read_nothing && index > 0 => {
                     // Bytes after the last STOP that are not a pickle.
                     let len = reader.source_mut().remaining().map(|r| r + (e.offset() - start).min(1)).unwrap_or(0);
                     self.offset = start;
@@ -1072,11 +1146,11 @@ impl Machine {
                     }
                     break;
                 }
-                Err(Halt::Limit(limit)) => {
+                Err(HaltKind::Limit(limit)) => {
                     self.record_limit(limit);
                     break;
                 }
-                Err(Halt::Error(e)) => {
+                Err(HaltKind::Error(e)) => {
                     self.out.error = Some(e);
                     break;
                 }
@@ -1098,7 +1172,7 @@ impl Machine {
     fn run_one<S: ByteSource>(&mut self, reader: &mut OpReader<S>, f: &mut Frame) -> Result<Option<ValueId>, Halt> {
         loop {
             if self.out.ops >= self.limits.max_ops {
-                return Err(Halt::Limit("MAX_OPS"));
+                return Err(Halt::limit("MAX_OPS"));
             }
             // Most opcodes of a large pickle take the fast path: no `Op` is
             // built, and only the protocol check precedes the opcode's work
@@ -1127,7 +1201,7 @@ impl Machine {
                                 self.record_final(Anomaly::FrameCrossing { frame_end: fe });
                             }
                         }
-                        return Err(Halt::Error(e));
+                        return Err(Halt::error(e));
                     }
                 };
                 self.out.ops += 1;
@@ -1164,12 +1238,12 @@ impl Machine {
             Ok(spec) => spec,
             Err(why) => {
                 let e = Error::new(ErrorKind::BadArgument { what: "joblib array", detail: why.into() }, at);
-                return Err(Halt::Error(e));
+                return Err(Halt::error(e));
             }
         };
         if spec.object {
             if self.nesting >= self.limits.max_nested_pickles {
-                return Err(Halt::Limit("MAX_NESTED_PICKLES"));
+                return Err(Halt::limit("MAX_NESTED_PICKLES"));
             }
             self.nesting += 1;
             let mut inner = Frame::new();
@@ -1179,7 +1253,7 @@ impl Machine {
             let root = match root? {
                 Some(root) => root,
                 None => {
-                    return Err(Halt::Error(Error::new(
+                    return Err(Halt::error(Error::new(
                         ErrorKind::UnexpectedEof { what: "a nested object-array pickle" },
                         at,
                     )))
@@ -1190,15 +1264,15 @@ impl Machine {
             return self.event(EventKind::ArrayPayload { wrapper, offset: at, len, nested: Some(root) });
         }
         let src = reader.source_mut();
-        let io = |e: std::io::Error| Halt::Error(Error::new(ErrorKind::Io(e.to_string()), at));
+        let io = |e: std::io::Error| Halt::error(Error::new(ErrorKind::Io(e.to_string()), at));
         if spec.padded {
             let pad = match src.take(1).map_err(io)? {
                 Some(b) => b[0],
-                None => return Err(Halt::Error(Error::new(ErrorKind::UnexpectedEof { what: "joblib padding" }, at))),
+                None => return Err(Halt::error(Error::new(ErrorKind::UnexpectedEof { what: "joblib padding" }, at))),
             };
             let unusual = match src.take(pad as usize).map_err(io)? {
                 Some(b) => pad == 0 || pad > 16 || b.iter().any(|&x| x != 0xff),
-                None => return Err(Halt::Error(Error::new(ErrorKind::UnexpectedEof { what: "joblib padding" }, at))),
+                None => return Err(Halt::error(Error::new(ErrorKind::UnexpectedEof { what: "joblib padding" }, at))),
             };
             if unusual {
                 self.offset = at;
@@ -1209,11 +1283,11 @@ impl Machine {
         let remaining = src.remaining();
         if remaining.is_some_and(|r| spec.nbytes > r) {
             let e = ErrorKind::BadLength { what: "joblib array payload", declared: spec.nbytes as i128, remaining };
-            return Err(Halt::Error(Error::new(e, start)));
+            return Err(Halt::error(Error::new(e, start)));
         }
         let skipped = src.skip(spec.nbytes).map_err(io)?;
         if skipped < spec.nbytes {
-            return Err(Halt::Error(Error::new(ErrorKind::UnexpectedEof { what: "a joblib array payload" }, start)));
+            return Err(Halt::error(Error::new(ErrorKind::UnexpectedEof { what: "a joblib array payload" }, start)));
         }
         self.offset = start;
         self.event(EventKind::ArrayPayload { wrapper, offset: start, len: spec.nbytes, nested: None })
@@ -1315,24 +1389,25 @@ impl Machine {
         use Opcode::*;
         match (code, arg) {
             (Mark, _) => {
-                if f.metastack.len() >= self.limits.max_mark_depth {
-                    return Err(Halt::Limit("MAX_MARK_DEPTH"));
+                if f.marks.len() >= self.limits.max_mark_depth {
+                    return Err(Halt::limit("MAX_MARK_DEPTH"));
                 }
-                let below = std::mem::take(&mut f.stack);
-                f.frozen += below.len();
-                f.metastack.push((below, self.offset));
+                f.base = f.stack.len();
+                f.marks.push(f.base);
             }
             (Pop, _) => {
-                if f.stack.pop().is_none() {
-                    if f.metastack.is_empty() {
-                        self.anomaly(Anomaly::StackUnderflow { opcode: code.name() })?;
-                    } else {
-                        self.pop_mark(f, code)?;
-                    }
+                if f.stack.len() > f.base {
+                    f.stack.pop();
+                } else if f.marks.is_empty() {
+                    self.anomaly(Anomaly::StackUnderflow { opcode: code.name() })?;
+                } else {
+                    let start = self.pop_mark(f, code)?;
+                    f.stack.truncate(start);
                 }
             }
             (PopMark, _) => {
-                self.pop_mark(f, code)?;
+                let start = self.pop_mark(f, code)?;
+                f.stack.truncate(start);
             }
             (Dup, _) => {
                 let t = self.top(f, code)?;
@@ -1366,8 +1441,9 @@ impl Machine {
                 self.push_new(f, Value::Set(Vec::new()))?;
             }
             (Tuple, _) => {
-                let items = self.pop_mark(f, code)?;
-                let id = self.tuple(&items)?;
+                let start = self.pop_mark(f, code)?;
+                let id = self.tuple(&f.stack[start..])?;
+                f.stack.truncate(start);
                 self.push(f, id)?;
             }
             (Tuple1, _) => {
@@ -1389,50 +1465,50 @@ impl Machine {
                 self.push(f, id)?;
             }
             (List, _) => {
-                let items = self.pop_mark(f, code)?;
+                let items = self.pop_mark_vec(f, code)?;
                 self.push_new(f, Value::List(items))?;
             }
             (Frozenset, _) => {
-                let items = self.pop_mark(f, code)?;
-                let r = self.pool(&items)?;
+                let start = self.pop_mark(f, code)?;
+                let r = self.pool(&f.stack[start..])?;
+                f.stack.truncate(start);
                 self.push_new(f, Value::FrozenSet(r))?;
             }
             (Dict, _) => {
-                let items = self.pop_mark(f, code)?;
+                let start = self.pop_mark(f, code)?;
+                let items = &f.stack[start..];
                 if items.len() % 2 == 1 {
                     self.anomaly(Anomaly::OddItems { opcode: code.name() })?;
                 }
                 let pairs = items.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+                f.stack.truncate(start);
                 self.push_new(f, Value::Dict(pairs))?;
             }
             (Append, _) => {
                 let item = self.pop(f, code)?;
                 let target = self.top(f, code)?;
-                self.extend(target, vec![item], code)?;
+                self.extend(target, &[item], code)?;
             }
-            (Appends, _) => {
-                let items = self.pop_mark(f, code)?;
+            (Appends | Additems, _) => {
+                let items = self.pop_mark_scratch(f, code)?;
                 let target = self.top(f, code)?;
-                self.extend(target, items, code)?;
-            }
-            (Additems, _) => {
-                let items = self.pop_mark(f, code)?;
-                let target = self.top(f, code)?;
-                self.extend(target, items, code)?;
+                self.extend(target, &items, code)?;
+                self.return_scratch(items);
             }
             (Setitem, _) => {
                 let v = self.pop(f, code)?;
                 let k = self.pop(f, code)?;
                 let target = self.top(f, code)?;
-                self.set_items(target, vec![k, v], code)?;
+                self.set_items(target, &[k, v], code)?;
             }
             (Setitems, _) => {
-                let items = self.pop_mark(f, code)?;
+                let items = self.pop_mark_scratch(f, code)?;
                 if items.len() % 2 == 1 {
                     self.anomaly(Anomaly::OddItems { opcode: code.name() })?;
                 }
                 let target = self.top(f, code)?;
-                self.set_items(target, items, code)?;
+                self.set_items(target, &items, code)?;
+                self.return_scratch(items);
             }
             (Memoize, _) => {
                 let key = f.memo.len() as u64;
@@ -1537,12 +1613,12 @@ impl Machine {
             }
             (Inst, Arg::Global { module, name }) => {
                 let cls = self.import(code, module.clone(), name.clone())?;
-                let items = self.pop_mark(f, code)?;
+                let items = self.pop_mark_vec(f, code)?;
                 let args = self.tuple(&items)?;
                 self.call(f, CallKind::Inst, cls, args, Option::None)?;
             }
             (Obj, _) => {
-                let mut items = self.pop_mark(f, code)?;
+                let mut items = self.pop_mark_vec(f, code)?;
                 let cls = if items.is_empty() {
                     self.anomaly(Anomaly::StackUnderflow { opcode: code.name() })?;
                     self.unknown(UnknownWhy::StackUnderflow)?
@@ -1635,15 +1711,15 @@ impl Machine {
     /// `pickle.py` calls `append` (and `add` for ADDITEMS). A method planted
     /// by an earlier BUILD is called as itself; otherwise the call is
     /// recorded against the object (judged by the class that made it).
-    fn extend(&mut self, target: ValueId, items: Vec<ValueId>, code: Opcode) -> Result<(), Halt> {
+    fn extend(&mut self, target: ValueId, items: &[ValueId], code: Opcode) -> Result<(), Halt> {
         let is_add = code == Opcode::Additems;
         match &mut self.out.values[target as usize] {
             Value::List(v) if !is_add => {
-                v.extend(items);
+                v.extend_from_slice(items);
                 return Ok(());
             }
             Value::Set(v) if is_add => {
-                v.extend(items);
+                v.extend_from_slice(items);
                 return Ok(());
             }
             v if takes_method_calls(v) => {}
@@ -1658,11 +1734,11 @@ impl Machine {
             if let Some(hook) = self.planted(target, name) {
                 planted = true;
                 if name == "extend" {
-                    let list = self.alloc(Value::List(items.clone()))?;
+                    let list = self.alloc(Value::List(items.to_vec()))?;
                     let args = self.tuple(&[list])?;
                     self.hook_call(hook, args)?;
                 } else {
-                    for &item in &items {
+                    for &item in items {
                         let args = self.tuple(&[item])?;
                         self.hook_call(hook, args)?;
                     }
@@ -1671,7 +1747,7 @@ impl Machine {
         }
         if !planted {
             let kind = if is_add { CallKind::Add } else { CallKind::Append };
-            for item in items {
+            for &item in items {
                 let args = self.tuple(&[item])?;
                 self.method_call(kind, target, args)?;
             }
@@ -1681,7 +1757,7 @@ impl Machine {
 
     /// SETITEM / SETITEMS: `obj[key] = value`, which on anything but a dict
     /// calls the type's `__setitem__` (a class-level plant included).
-    fn set_items(&mut self, target: ValueId, items: Vec<ValueId>, code: Opcode) -> Result<(), Halt> {
+    fn set_items(&mut self, target: ValueId, items: &[ValueId], code: Opcode) -> Result<(), Halt> {
         match &mut self.out.values[target as usize] {
             Value::Dict(d) => {
                 d.extend(items.chunks_exact(2).map(|p| (p[0], p[1])));
