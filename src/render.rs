@@ -202,8 +202,8 @@ impl<'a> Renderer<'a> {
                 self.write(*name, depth + 1, out, false);
                 out.push(')');
             }
-            Value::Call { kind, func, args, kwargs, .. } => {
-                self.write_call(*kind, *func, *args, *kwargs, depth, out);
+            Value::Call(c) => {
+                self.write_call(c.kind, c.func, c.args, c.kwargs, depth, out);
             }
             Value::Persistent { pid } => {
                 out.push_str("persistent_load(");

@@ -289,7 +289,8 @@ fn edge_at(a: &Analysis, id: ValueId, i: usize) -> Option<ValueId> {
             _ => None,
         },
         Value::Persistent { pid } => (i == 0).then_some(*pid),
-        Value::Call { kind, func, args, kwargs, .. } => {
+        Value::Call(c) => {
+            let (kind, func, args, kwargs) = (&c.kind, &c.func, &c.args, &c.kwargs);
             let nf = if matches!(kind, CallKind::NewObj | CallKind::NewObjEx) { 2 } else { 1 };
             if i < nf {
                 return Some(*func);
@@ -447,8 +448,8 @@ impl<'a, 'l> Graph<'a, 'l> {
             // `cls.__new__(cls, ...)` writes `cls` twice: that counts as two
             // references (so a composite `cls` is named), unless it is a literal.
             let dup = match self.a.value(id) {
-                Value::Call { kind: CallKind::NewObj | CallKind::NewObjEx, func, .. } => {
-                    atom_len(self.a.value(*func)).is_some()
+                Value::Call(c) if matches!(c.kind, CallKind::NewObj | CallKind::NewObjEx) => {
+                    atom_len(self.a.value(c.func)).is_some()
                 }
                 _ => false,
             };

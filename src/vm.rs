@@ -152,7 +152,27 @@ impl Items {
     }
 }
 
+/// The result of a call ([`Value::Call`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallValue {
+    /// How it was invoked.
+    pub kind: CallKind,
+    /// The callable (or, for method calls, the receiving object).
+    pub func: ValueId,
+    /// The positional arguments (usually a tuple).
+    pub args: ValueId,
+    /// Keyword arguments (`NEWOBJ_EX`).
+    pub kwargs: Option<ValueId>,
+}
+
 /// A symbolic value.
+///
+/// Two words: a pickle may hold millions of values, and the arena's size is
+/// what the kernel must fault in and zero (at about 3 µs per 4 KiB page,
+/// 32-byte values cost more in page faults than in computing them). So every
+/// variant's payload fits in one word: numbers, ids and pool ranges inline,
+/// everything larger (strings, lists, dicts, calls) behind a `Box`. The
+/// common bulk values (ints, floats, tuples) need no allocation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// `None`.
@@ -166,19 +186,19 @@ pub enum Value {
     /// A float.
     Float(f64),
     /// A `str` (protocol 0/1 byte strings are read as latin-1 text).
-    Str(Blob<str>),
+    Str(Box<Blob<str>>),
     /// A `bytes`.
-    Bytes(Blob<[u8]>),
+    Bytes(Box<Blob<[u8]>>),
     /// A `bytearray`.
-    ByteArray(Blob<[u8]>),
+    ByteArray(Box<Blob<[u8]>>),
     /// A tuple: its items sit in [`Analysis::items`] (see [`Analysis::tuple`]).
     Tuple(Items),
     /// A list (mutated in place by `APPEND`).
-    List(Vec<ValueId>),
+    List(Box<Vec<ValueId>>),
     /// A dict, in insertion order.
-    Dict(Vec<(ValueId, ValueId)>),
+    Dict(Box<Vec<(ValueId, ValueId)>>),
     /// A set.
-    Set(Vec<ValueId>),
+    Set(Box<Vec<ValueId>>),
     /// A frozenset: its items sit in [`Analysis::items`].
     FrozenSet(Items),
     /// An imported global (after Python 2 name mapping).
@@ -191,16 +211,7 @@ pub enum Value {
         name: ValueId,
     },
     /// The result of a call.
-    Call {
-        /// How it was invoked.
-        kind: CallKind,
-        /// The callable (or, for method calls, the receiving object).
-        func: ValueId,
-        /// The positional arguments (usually a tuple).
-        args: ValueId,
-        /// Keyword arguments (`NEWOBJ_EX`).
-        kwargs: Option<ValueId>,
-    },
+    Call(Box<CallValue>),
     /// The result of `persistent_load(pid)`.
     Persistent {
         /// The persistent id.
@@ -213,6 +224,24 @@ pub enum Value {
     },
     /// Something the machine cannot know.
     Unknown(UnknownWhy),
+}
+
+impl Value {
+    /// A `str` value's text, when it was kept whole.
+    pub fn full_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(b) => b.full(),
+            _ => None,
+        }
+    }
+
+    /// A `bytes` value's contents, when they were kept whole.
+    pub fn full_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Value::Bytes(b) => b.full(),
+            _ => None,
+        }
+    }
 }
 
 /// An inconsistency CPython would stumble on, or a trick a scanner must see.
@@ -744,11 +773,7 @@ pub fn analyze_bytes(data: &[u8], base: u64) -> Analysis {
 fn takes_method_calls(v: &Value) -> bool {
     matches!(
         v,
-        Value::Call { .. }
-            | Value::Persistent { .. }
-            | Value::Unknown(_)
-            | Value::Global(_)
-            | Value::ComputedGlobal { .. }
+        Value::Call(_) | Value::Persistent { .. } | Value::Unknown(_) | Value::Global(_) | Value::ComputedGlobal { .. }
     )
 }
 
@@ -987,7 +1012,7 @@ impl Machine {
         args: ValueId,
         kwargs: Option<ValueId>,
     ) -> Result<ValueId, Halt> {
-        let result = self.alloc(Value::Call { kind, func, args, kwargs })?;
+        let result = self.alloc(Value::Call(Box::new(CallValue { kind, func, args, kwargs })))?;
         self.event(EventKind::Call { kind, func, args, kwargs, result })?;
         self.note_registration(func, args);
         self.push(f, result)?;
@@ -1031,7 +1056,7 @@ impl Machine {
     /// The string a value holds, when it is a complete literal string.
     pub fn str_of(&self, id: ValueId) -> Option<String> {
         match self.out.value(id) {
-            Value::Str(Blob::Full(s)) => Some(s.to_string()),
+            Value::Str(b) => b.full().map(str::to_string),
             _ => None,
         }
     }
@@ -1318,7 +1343,8 @@ impl Machine {
 
     /// Item size and whether a pickled `numpy.dtype` holds Python objects.
     fn dtype_size(&self, dtype: ValueId) -> Result<(u64, bool), &'static str> {
-        let Value::Call { func, args, .. } = self.out.value(dtype) else { return Err("dtype is not constructed") };
+        let Value::Call(c) = self.out.value(dtype) else { return Err("dtype is not constructed") };
+        let (func, args) = (&c.func, &c.args);
         let is_dtype = matches!(self.out.value(*func), Value::Global(g) if g.module == "numpy" && g.name == "dtype");
         if !is_dtype {
             return Err("dtype is not numpy.dtype");
@@ -1432,13 +1458,13 @@ impl Machine {
                 self.push_new(f, Value::Tuple(Items::default()))?;
             }
             (EmptyList, _) => {
-                self.push_new(f, Value::List(Vec::new()))?;
+                self.push_new(f, Value::List(Box::default()))?;
             }
             (EmptyDict, _) => {
-                self.push_new(f, Value::Dict(Vec::new()))?;
+                self.push_new(f, Value::Dict(Box::default()))?;
             }
             (EmptySet, _) => {
-                self.push_new(f, Value::Set(Vec::new()))?;
+                self.push_new(f, Value::Set(Box::default()))?;
             }
             (Tuple, _) => {
                 let start = self.pop_mark(f, code)?;
@@ -1466,7 +1492,7 @@ impl Machine {
             }
             (List, _) => {
                 let items = self.pop_mark_vec(f, code)?;
-                self.push_new(f, Value::List(items))?;
+                self.push_new(f, Value::List(Box::new(items)))?;
             }
             (Frozenset, _) => {
                 let start = self.pop_mark(f, code)?;
@@ -1482,7 +1508,7 @@ impl Machine {
                 }
                 let pairs = items.chunks_exact(2).map(|p| (p[0], p[1])).collect();
                 f.stack.truncate(start);
-                self.push_new(f, Value::Dict(pairs))?;
+                self.push_new(f, Value::Dict(Box::new(pairs)))?;
             }
             (Append, _) => {
                 let item = self.pop(f, code)?;
@@ -1560,7 +1586,7 @@ impl Machine {
             (String, Arg::Escaped(b)) => {
                 let s: std::string::String = b.iter().map(|&c| c as char).collect();
                 let blob = self.keep_text(&Text::Inline(s.into()), op.end);
-                self.push_new(f, Value::Str(blob))?;
+                self.push_new(f, Value::Str(Box::new(blob)))?;
             }
             (Binstring | ShortBinstring, Arg::Bytes(p)) => {
                 let blob = match p {
@@ -1572,19 +1598,19 @@ impl Machine {
                         Blob::Part(Box::new(Partial { prefix: Option::None, offset: *offset, len: *len }))
                     }
                 };
-                self.push_new(f, Value::Str(blob))?;
+                self.push_new(f, Value::Str(Box::new(blob)))?;
             }
             (Binbytes | ShortBinbytes | Binbytes8, Arg::Bytes(p)) => {
                 let blob = self.keep_bytes(p, op.end);
-                self.push_new(f, Value::Bytes(blob))?;
+                self.push_new(f, Value::Bytes(Box::new(blob)))?;
             }
             (Bytearray8, Arg::Bytes(p)) => {
                 let blob = self.keep_bytes(p, op.end);
-                self.push_new(f, Value::ByteArray(blob))?;
+                self.push_new(f, Value::ByteArray(Box::new(blob)))?;
             }
             (Unicode | Binunicode | ShortBinunicode | Binunicode8, Arg::Str(t)) => {
                 let blob = self.keep_text(t, op.end);
-                self.push_new(f, Value::Str(blob))?;
+                self.push_new(f, Value::Str(Box::new(blob)))?;
             }
             (Put | Binput | LongBinput, arg) => {
                 self.memo_put(f, memo_key(arg))?;
@@ -1654,7 +1680,7 @@ impl Machine {
             }
             (Persid, Arg::Str(t)) => {
                 let blob = self.keep_text(t, op.end);
-                let pid = self.alloc(Value::Str(blob))?;
+                let pid = self.alloc(Value::Str(Box::new(blob)))?;
                 self.persistent(f, pid)?;
             }
             (Binpersid, _) => {
@@ -1734,7 +1760,7 @@ impl Machine {
             if let Some(hook) = self.planted(target, name) {
                 planted = true;
                 if name == "extend" {
-                    let list = self.alloc(Value::List(items.to_vec()))?;
+                    let list = self.alloc(Value::List(Box::new(items.to_vec())))?;
                     let args = self.tuple(&[list])?;
                     self.hook_call(hook, args)?;
                 } else {
@@ -1780,7 +1806,7 @@ impl Machine {
     /// The class an object was made from, when it is a named global.
     fn class_of(&self, obj: ValueId) -> Option<Receiver> {
         match self.out.value(obj) {
-            Value::Call { func, .. } => match self.out.value(*func) {
+            Value::Call(c) => match self.out.value(c.func) {
                 Value::Global(g) => Some(Receiver::Class(g.module.clone(), g.name.clone())),
                 _ => None,
             },
@@ -1806,13 +1832,13 @@ impl Machine {
     /// unpickler makes of an attribute a BUILD set).
     fn hook_call(&mut self, hook: ValueId, args: ValueId) -> Result<(), Halt> {
         let kind = CallKind::SetState;
-        let result = self.alloc(Value::Call { kind, func: hook, args, kwargs: Option::None })?;
+        let result = self.alloc(Value::Call(Box::new(CallValue { kind, func: hook, args, kwargs: Option::None })))?;
         self.event(EventKind::Call { kind, func: hook, args, kwargs: Option::None, result })
     }
 
     /// A call of a method on an object (the object stands in for the callable).
     fn method_call(&mut self, kind: CallKind, target: ValueId, args: ValueId) -> Result<(), Halt> {
-        let result = self.alloc(Value::Call { kind, func: target, args, kwargs: Option::None })?;
+        let result = self.alloc(Value::Call(Box::new(CallValue { kind, func: target, args, kwargs: Option::None })))?;
         self.event(EventKind::Call { kind, func: target, args, kwargs: Option::None, result })
     }
 
@@ -1820,12 +1846,13 @@ impl Machine {
     /// whose BUILD `joblib.load` reads the array payload.
     fn is_array_wrapper(&self, target: ValueId) -> bool {
         match self.out.value(target) {
-            Value::Call {
-                kind: CallKind::NewObj | CallKind::NewObjEx | CallKind::Reduce | CallKind::Inst | CallKind::Obj,
-                func,
-                ..
-            } => {
-                matches!(self.out.value(*func), Value::Global(g)
+            Value::Call(c)
+                if matches!(
+                    c.kind,
+                    CallKind::NewObj | CallKind::NewObjEx | CallKind::Reduce | CallKind::Inst | CallKind::Obj
+                ) =>
+            {
+                matches!(self.out.value(c.func), Value::Global(g)
                     if g.module == "joblib.numpy_pickle" && g.name == "NumpyArrayWrapper")
             }
             _ => false,
@@ -1837,7 +1864,7 @@ impl Machine {
     /// slotstate)` pair — which is how a pickle plants attributes.
     fn build(&mut self, target: ValueId, state: ValueId) -> Result<(), Halt> {
         self.event(EventKind::Build { target, state })?;
-        if matches!(self.out.value(target), Value::Call { .. }) {
+        if matches!(self.out.value(target), Value::Call(_)) {
             self.build_state.insert(target, state);
         }
         if let Some(hook) = self.planted(target, "__setstate__") {
@@ -1863,7 +1890,7 @@ impl Machine {
         for d in dicts {
             let Value::Dict(pairs) = self.out.value(d) else { continue };
             let pairs = pairs.clone();
-            for (k, v) in pairs {
+            for (k, v) in pairs.into_iter() {
                 let Some(key) = self.str_of(k) else { continue };
                 if key.starts_with("__") && key.ends_with("__") && key.len() > 4 {
                     self.anomaly(Anomaly::DunderState { attr: key.clone() })?;
@@ -2013,8 +2040,8 @@ mod tests {
 
     #[test]
     fn values_stay_small() {
-        // Millions of values per file: keep each to four words.
-        assert!(std::mem::size_of::<Value>() <= 32, "{}", std::mem::size_of::<Value>());
+        // Millions of values per file: keep each to two words.
+        assert!(std::mem::size_of::<Value>() <= 16, "{}", std::mem::size_of::<Value>());
     }
 
     /// A source that never offers its window, so every opcode takes the

@@ -313,7 +313,8 @@ impl<'a> Judge<'a> {
             match self.a.value(id) {
                 Value::Global(g) => return Target::Name(g.module.clone(), g.name.clone()),
                 Value::ComputedGlobal { .. } => return Target::Computed,
-                Value::Call { kind: CallKind::Reduce, func, args, .. } => {
+                Value::Call(c) if c.kind == CallKind::Reduce => {
+                    let (func, args) = (&c.func, &c.args);
                     let Value::Global(g) = self.a.value(*func) else {
                         return Target::Indirect("the result of another call");
                     };
@@ -333,7 +334,7 @@ impl<'a> Judge<'a> {
                         _ => return Target::Indirect("the result of another call"),
                     }
                 }
-                Value::Call { .. } => return Target::Indirect("the result of another call"),
+                Value::Call(_) => return Target::Indirect("the result of another call"),
                 Value::Persistent { .. } => return Target::Indirect("an object from persistent_load"),
                 Value::Unknown(_) => return Target::Indirect("an unknown value"),
                 _ => return Target::Indirect("a value that is not callable"),
@@ -443,7 +444,7 @@ impl<'a> Judge<'a> {
     /// What a method call on `obj` runs: code of the class that made it.
     fn class_of(&self, obj: ValueId) -> Target {
         match self.a.value(obj) {
-            Value::Call { func, .. } => self.resolve(*func),
+            Value::Call(c) => self.resolve(c.func),
             // A method of a module attribute or class itself (`os.environ[k] = v`).
             Value::Global(g) => Target::Name(g.module.clone(), g.name.clone()),
             Value::ComputedGlobal { .. } => Target::Computed,
