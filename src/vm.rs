@@ -1085,6 +1085,7 @@ impl Machine {
         Ok(value)
     }
 
+    #[inline]
     fn memo_put(&mut self, f: &mut Frame, key: Option<u64>) -> Result<(), Halt> {
         let Some(key) = key else { return self.anomaly(Anomaly::MemoBadKey) };
         let Some(&top) = f.stack[f.base..].last() else { return self.anomaly(Anomaly::MemoEmptyStack) };
@@ -1099,6 +1100,7 @@ impl Machine {
         Ok(())
     }
 
+    #[inline]
     fn memo_get(&mut self, f: &mut Frame, key: Option<u64>) -> Result<(), Halt> {
         let found = key.and_then(|k| f.memo.get(k));
         let id = match found {
@@ -1410,18 +1412,18 @@ impl Machine {
     /// most of a pickle; `Ok(false)` (nothing done) for any other, which
     /// [`Machine::exec`] then runs. Shared by the reader's fast path and
     /// `exec`, so each of these opcodes has one implementation.
-    #[inline]
+    #[inline(always)]
     fn exec_fixed(&mut self, f: &mut Frame, code: Opcode, arg: FixedArg) -> Result<bool, Halt> {
         use Opcode::*;
-        match (code, arg) {
-            (Mark, _) => {
+        match code {
+            Mark => {
                 if f.marks.len() >= self.limits.max_mark_depth {
                     return Err(Halt::limit("MAX_MARK_DEPTH"));
                 }
                 f.base = f.stack.len();
                 f.marks.push(f.base);
             }
-            (Pop, _) => {
+            Pop => {
                 if f.stack.len() > f.base {
                     f.stack.pop();
                 } else if f.marks.is_empty() {
@@ -1431,76 +1433,78 @@ impl Machine {
                     f.stack.truncate(start);
                 }
             }
-            (PopMark, _) => {
+            PopMark => {
                 let start = self.pop_mark(f, code)?;
                 f.stack.truncate(start);
             }
-            (Dup, _) => {
+            Dup => {
                 let t = self.top(f, code)?;
                 self.push(f, t)?;
             }
-            (None, _) => {
+            None => {
                 self.push_new(f, Value::None)?;
             }
-            (Newtrue, _) => {
+            Newtrue => {
                 self.push_new(f, Value::Bool(true))?;
             }
-            (Newfalse, _) => {
+            Newfalse => {
                 self.push_new(f, Value::Bool(false))?;
             }
-            (Binint | Binint1 | Binint2, FixedArg::Int(i)) => {
+            Binint | Binint1 | Binint2 => {
+                let FixedArg::Int(i) = arg else { return Ok(false) };
                 self.push_new(f, Value::Int(i))?;
             }
-            (Float | Binfloat, FixedArg::Float(x)) => {
+            Float | Binfloat => {
+                let FixedArg::Float(x) = arg else { return Ok(false) };
                 self.push_new(f, Value::Float(x))?;
             }
-            (EmptyTuple, _) => {
+            EmptyTuple => {
                 self.push_new(f, Value::Tuple(Items::default()))?;
             }
-            (EmptyList, _) => {
+            EmptyList => {
                 self.push_new(f, Value::List(Box::default()))?;
             }
-            (EmptyDict, _) => {
+            EmptyDict => {
                 self.push_new(f, Value::Dict(Box::default()))?;
             }
-            (EmptySet, _) => {
+            EmptySet => {
                 self.push_new(f, Value::Set(Box::default()))?;
             }
-            (Tuple, _) => {
+            Tuple => {
                 let start = self.pop_mark(f, code)?;
                 let id = self.tuple(&f.stack[start..])?;
                 f.stack.truncate(start);
                 self.push(f, id)?;
             }
-            (Tuple1, _) => {
+            Tuple1 => {
                 let a = self.pop(f, code)?;
                 let id = self.tuple(&[a])?;
                 self.push(f, id)?;
             }
-            (Tuple2, _) => {
+            Tuple2 => {
                 let b = self.pop(f, code)?;
                 let a = self.pop(f, code)?;
                 let id = self.tuple(&[a, b])?;
                 self.push(f, id)?;
             }
-            (Tuple3, _) => {
+            Tuple3 => {
                 let c = self.pop(f, code)?;
                 let b = self.pop(f, code)?;
                 let a = self.pop(f, code)?;
                 let id = self.tuple(&[a, b, c])?;
                 self.push(f, id)?;
             }
-            (List, _) => {
+            List => {
                 let items = self.pop_mark_vec(f, code)?;
                 self.push_new(f, Value::List(Box::new(items)))?;
             }
-            (Frozenset, _) => {
+            Frozenset => {
                 let start = self.pop_mark(f, code)?;
                 let r = self.pool(&f.stack[start..])?;
                 f.stack.truncate(start);
                 self.push_new(f, Value::FrozenSet(r))?;
             }
-            (Dict, _) => {
+            Dict => {
                 let start = self.pop_mark(f, code)?;
                 let items = &f.stack[start..];
                 if items.len() % 2 == 1 {
@@ -1510,24 +1514,24 @@ impl Machine {
                 f.stack.truncate(start);
                 self.push_new(f, Value::Dict(Box::new(pairs)))?;
             }
-            (Append, _) => {
+            Append => {
                 let item = self.pop(f, code)?;
                 let target = self.top(f, code)?;
                 self.extend(target, &[item], code)?;
             }
-            (Appends | Additems, _) => {
+            Appends | Additems => {
                 let items = self.pop_mark_scratch(f, code)?;
                 let target = self.top(f, code)?;
                 self.extend(target, &items, code)?;
                 self.return_scratch(items);
             }
-            (Setitem, _) => {
+            Setitem => {
                 let v = self.pop(f, code)?;
                 let k = self.pop(f, code)?;
                 let target = self.top(f, code)?;
                 self.set_items(target, &[k, v], code)?;
             }
-            (Setitems, _) => {
+            Setitems => {
                 let items = self.pop_mark_scratch(f, code)?;
                 if items.len() % 2 == 1 {
                     self.anomaly(Anomaly::OddItems { opcode: code.name() })?;
@@ -1536,14 +1540,16 @@ impl Machine {
                 self.set_items(target, &items, code)?;
                 self.return_scratch(items);
             }
-            (Memoize, _) => {
+            Memoize => {
                 let key = f.memo.len() as u64;
                 self.memo_put(f, Some(key))?;
             }
-            (Put | Binput | LongBinput, FixedArg::Int(i)) => {
+            Put | Binput | LongBinput => {
+                let FixedArg::Int(i) = arg else { return Ok(false) };
                 self.memo_put(f, u64::try_from(i).ok())?;
             }
-            (Get | Binget | LongBinget, FixedArg::Int(i)) => {
+            Get | Binget | LongBinget => {
+                let FixedArg::Int(i) = arg else { return Ok(false) };
                 self.memo_get(f, u64::try_from(i).ok())?;
             }
             _ => return Ok(false),
