@@ -620,6 +620,7 @@ struct Memo {
 const NO_VALUE: ValueId = ValueId::MAX;
 
 impl Memo {
+    #[inline]
     fn get(&self, key: u64) -> Option<ValueId> {
         match self.dense.get(key as usize) {
             Some(&v) if v != NO_VALUE => Some(v),
@@ -633,6 +634,7 @@ impl Memo {
     }
 
     /// Stores `v` at `key`; returns the value it replaced.
+    #[inline]
     fn insert(&mut self, key: u64, v: ValueId) -> Option<ValueId> {
         if (key as usize) < self.dense.len() {
             let old = std::mem::replace(&mut self.dense[key as usize], v);
@@ -1210,7 +1212,8 @@ impl Machine {
                 self.offset = q.offset;
                 self.check_proto(f, q.opcode, q.proto)?;
                 if self.exec_fixed(f, q.opcode, q.arg)? {
-                    Option::None
+                    // None of these opcodes ends a pickle or starts a payload.
+                    continue;
                 } else {
                     self.exec(f, &q.op(reader.position()))?
                 }
