@@ -165,7 +165,7 @@ impl Arg<'_> {
     }
 }
 
-/// An opcode read by [`OpReader::next_fixed`]: one with a fixed-width
+/// An opcode read by [`decode_fixed`]: one with a fixed-width
 /// argument (or none) that lies inside its frame, so it has nothing to note
 /// beyond its value. Small and `Copy`, unlike [`Op`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -205,7 +205,7 @@ struct Fixed {
     proto: u8,
 }
 
-/// The argument width of the kinds [`OpReader::next_fixed`] decodes. `FRAME`'s
+/// The argument width of the kinds [`decode_fixed`] decodes. `FRAME`'s
 /// eight-byte length is left out: it opens a frame, which only
 /// [`OpReader::next_op`] tracks.
 const fn fixed_width(kind: ArgKind) -> Option<u8> {
@@ -235,6 +235,27 @@ static FIXED: [Option<Fixed>; 256] = {
     }
     t
 };
+
+/// Decodes the fixed-width opcode (one whose argument has a fixed width, or
+/// none) at the start of `w`, whose first byte is at absolute `offset`;
+/// returns it with its length in bytes. `None` for any other opcode, or
+/// when `w` ends inside it. See [`OpReader::fixed_window`].
+#[inline(always)]
+pub fn decode_fixed(w: &[u8], offset: u64) -> Option<(FixedOp, usize)> {
+    let &byte = w.first()?;
+    let row = FIXED[byte as usize]?;
+    let n = 1 + row.width as usize;
+    let b = w.get(1..n)?;
+    let arg = match row.kind {
+        ArgKind::Uint1 => FixedArg::Int(b[0] as i64),
+        ArgKind::Uint2 => FixedArg::Int(u16::from_le_bytes([b[0], b[1]]) as i64),
+        ArgKind::Int4 => FixedArg::Int(i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64),
+        ArgKind::Uint4 => FixedArg::Int(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64),
+        ArgKind::Float8 => FixedArg::Float(f64::from_be_bytes(b.try_into().ok()?)),
+        _ => FixedArg::None,
+    };
+    Some((FixedOp { offset, opcode: row.opcode, proto: row.proto, arg }, n))
+}
 
 /// Reads opcodes one at a time from a [`ByteSource`].
 pub struct OpReader<S> {
@@ -498,42 +519,38 @@ impl<S: ByteSource> OpReader<S> {
         }
     }
 
-    /// The fast path for the opcodes most of a large pickle is made of: reads
-    /// the next opcode when it has a fixed-width argument (or none), its bytes
-    /// are already in the source's window ([`ByteSource::buffered`]), and it
-    /// does not cross the end of its frame. Otherwise consumes nothing and
-    /// returns `None`: [`OpReader::next_op`] then reads the opcode, notes what
-    /// there is to note and refills the window.
+    /// Where the fast path for fixed-width opcodes may decode
+    /// ([`decode_fixed`]): the absolute offset of the next byte, and the
+    /// bytes after it that are already in the source's window
+    /// ([`ByteSource::buffered`]), cut at the end of the current frame so
+    /// that an opcode crossing it is left to [`OpReader::next_op`], which
+    /// notes the crossing. Hand back what was decoded with
+    /// [`OpReader::advance`]; whatever does not decode (another kind of
+    /// opcode, a window too short) is left to `next_op`, which refills.
     ///
-    /// What it returns is exactly what `next_op` would: the same opcode,
-    /// argument and end, with [`FrameNote::Ok`] and no differential. Nothing
-    /// is allocated, and nothing needs dropping.
+    /// Opcodes decoded this way are exactly what `next_op` would return:
+    /// the same opcode, argument and end, with [`FrameNote::Ok`] and no
+    /// differential. Nothing is allocated, and nothing needs dropping.
     #[inline]
-    pub fn next_fixed(&mut self) -> Option<FixedOp> {
+    pub fn fixed_window(&mut self) -> (u64, &[u8]) {
+        let pos = self.src.position();
         let w = self.src.buffered();
-        let &byte = w.first()?;
-        let row = FIXED[byte as usize]?;
-        let n = 1 + row.width as usize;
-        let b = w.get(1..n)?;
-        let arg = match row.kind {
-            ArgKind::Uint1 => FixedArg::Int(b[0] as i64),
-            ArgKind::Uint2 => FixedArg::Int(u16::from_le_bytes([b[0], b[1]]) as i64),
-            ArgKind::Int4 => FixedArg::Int(i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64),
-            ArgKind::Uint4 => FixedArg::Int(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64),
-            ArgKind::Float8 => FixedArg::Float(f64::from_be_bytes(b.try_into().ok()?)),
-            _ => FixedArg::None,
-        };
-        let offset = self.src.position();
-        if let Some(fe) = self.frame_end {
-            if offset >= fe {
+        match self.frame_end {
+            Some(fe) if pos < fe => (pos, &w[..(w.len() as u64).min(fe - pos) as usize]),
+            Some(_) if !w.is_empty() => {
+                // An opcode at or past the frame's end: the frame is over
+                // (as next_op would find).
                 self.frame_end = None;
-            } else if offset + n as u64 > fe {
-                // Crosses the frame's end: next_op notes it.
-                return None;
+                (pos, w)
             }
+            _ => (pos, w),
         }
+    }
+
+    /// Consumes `n` bytes of [`OpReader::fixed_window`].
+    #[inline]
+    pub fn advance(&mut self, n: usize) {
         self.src.advance(n);
-        Some(FixedOp { offset, opcode: row.opcode, proto: row.proto, arg })
     }
 
     /// Reads the next opcode. `Ok(None)` means the input ended cleanly

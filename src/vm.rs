@@ -23,7 +23,7 @@ use crate::error::{Error, ErrorKind};
 use crate::limits::*;
 use crate::opcodes::Opcode;
 use crate::pynum::PyInt;
-use crate::reader::{Arg, FixedArg, FrameNote, Op, OpReader, Payload, Text};
+use crate::reader::{decode_fixed, Arg, FixedArg, FrameNote, Op, OpReader, Payload, Text};
 use crate::source::ByteSource;
 
 /// Index of a value in [`Analysis::values`].
@@ -1203,20 +1203,43 @@ impl Machine {
             if self.out.ops >= self.limits.max_ops {
                 return Err(Halt::limit("MAX_OPS"));
             }
-            // Most opcodes of a large pickle take the fast path: no `Op` is
-            // built, and only the protocol check precedes the opcode's work
-            // (such an opcode has no frame note and no differential).
-            let root = if let Some(q) = reader.next_fixed() {
+            // Most opcodes of a large pickle take the fast path: a run of
+            // fixed-width opcodes decoded straight from the reader's window,
+            // no `Op` built, only the protocol check before each opcode's
+            // work (such an opcode has no frame note and no differential).
+            // None of the opcodes `exec_fixed` runs ends a pickle or starts
+            // a payload.
+            let (pos, window) = reader.fixed_window();
+            let mut used = 0;
+            let mut fallback = Option::None;
+            let mut halt = Option::None;
+            while self.out.ops < self.limits.max_ops {
+                let Some((q, n)) = decode_fixed(&window[used..], pos + used as u64) else { break };
+                used += n;
                 self.out.ops += 1;
                 f.ops += 1;
                 self.offset = q.offset;
-                self.check_proto(f, q.opcode, q.proto)?;
-                if self.exec_fixed(f, q.opcode, q.arg)? {
-                    // None of these opcodes ends a pickle or starts a payload.
-                    continue;
-                } else {
-                    self.exec(f, &q.op(reader.position()))?
+                match self.check_proto(f, q.opcode, q.proto).and_then(|()| self.exec_fixed(f, q.opcode, q.arg)) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        fallback = Some(q);
+                        break;
+                    }
+                    Err(h) => {
+                        halt = Some(h);
+                        break;
+                    }
                 }
+            }
+            reader.advance(used);
+            if let Some(h) = halt {
+                return Err(h);
+            }
+            let root = if let Some(q) = fallback {
+                self.exec(f, &q.op(reader.position()))?
+            } else if used > 0 {
+                // Back to the limit check, then the next run or next_op.
+                continue;
             } else {
                 let at = reader.position();
                 let op = match reader.next_op() {
