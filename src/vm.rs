@@ -1029,13 +1029,11 @@ impl Machine {
         if !is_add {
             return;
         }
-        if let Some(items) = self.out.tuple(args) {
-            if let [m, n, c] = *items {
-                let (Some(m), Some(n), Some(c)) = (self.str_of(m), self.str_of(n), self.code_of(c)) else { return };
-                // copyreg rejects codes outside 1..=0x7fffffff.
-                if (1..=0x7fff_ffff).contains(&c) {
-                    self.extensions.insert(c, (m, n));
-                }
+        if let Some(&[m, n, c]) = self.out.tuple(args) {
+            let (Some(m), Some(n), Some(c)) = (self.str_of(m), self.str_of(n), self.code_of(c)) else { return };
+            // copyreg rejects codes outside 1..=0x7fffffff.
+            if (1..=0x7fff_ffff).contains(&c) {
+                self.extensions.insert(c, (m, n));
             }
         }
     }
