@@ -47,7 +47,7 @@ pub trait ByteSource {
     /// The next bytes that are already in memory, not consumed: what `take`
     /// could hand out without reading. May be empty at any time; the
     /// reader's fast path for short fixed-width opcodes
-    /// ([`crate::reader::OpReader::next_fixed`]) decodes from it and falls
+    /// ([`crate::reader::OpReader::fixed_window`]) decodes from it and falls
     /// back to `take` when it is too short.
     fn buffered(&self) -> &[u8] {
         &[]
