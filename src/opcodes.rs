@@ -167,6 +167,17 @@ macro_rules! define_opcodes {
             t
         };
 
+        /// For each byte, its opcode with the argument kind and protocol, in a
+        /// form constant evaluation can read (tables derived at compile time,
+        /// such as the reader's fast-path table, start from it).
+        pub const BY_BYTE_CONST: [Option<(Opcode, ArgKind, u8)>; 256] = {
+            let mut t: [Option<(Opcode, ArgKind, u8)>; 256] = [None; 256];
+            $(
+                t[$byte] = Some((Opcode::$variant, ArgKind::$arg, $proto));
+            )*
+            t
+        };
+
         impl Opcode {
             /// The opcode for a stream byte, if any.
             #[inline]

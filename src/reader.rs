@@ -16,7 +16,7 @@ use std::borrow::Cow;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::{MAX_INLINE_ARG, MAX_LINE_ARG, MAX_LONG_BYTES};
-use crate::opcodes::{ArgKind, Opcode};
+use crate::opcodes::{ArgKind, Opcode, BY_BYTE_CONST};
 use crate::pynum::{int_arg_c, int_arg_py, parse_float, parse_int, IntArg, PyInt};
 use crate::source::{ByteSource, Line};
 
@@ -129,6 +129,132 @@ pub struct Op<'s> {
     /// CPython's C unpickler and `pickle.py` read this argument differently
     /// (the value decoded is the C unpickler's, what `pickle.loads` uses).
     pub differential: bool,
+}
+
+/// The argument of an opcode whose argument has a fixed width (or none).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FixedArg {
+    /// No argument.
+    None,
+    /// A fixed-width integer (uint1, uint2, int4, uint4).
+    Int(i64),
+    /// An eight-byte float (BINFLOAT).
+    Float(f64),
+}
+
+impl FixedArg {
+    /// The same argument as [`OpReader::next_op`] decodes it.
+    pub fn arg(self) -> Arg<'static> {
+        match self {
+            FixedArg::None => Arg::None,
+            FixedArg::Int(i) => Arg::Int(i),
+            FixedArg::Float(x) => Arg::Float(x),
+        }
+    }
+}
+
+impl Arg<'_> {
+    /// This argument as a [`FixedArg`], when it is one of those kinds.
+    pub fn fixed(&self) -> Option<FixedArg> {
+        match self {
+            Arg::None => Some(FixedArg::None),
+            Arg::Int(i) => Some(FixedArg::Int(*i)),
+            Arg::Float(x) => Some(FixedArg::Float(*x)),
+            _ => None,
+        }
+    }
+}
+
+/// An opcode read by [`decode_fixed`]: one with a fixed-width
+/// argument (or none) that lies inside its frame, so it has nothing to note
+/// beyond its value. Small and `Copy`, unlike [`Op`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FixedOp {
+    /// Absolute offset of the opcode byte.
+    pub offset: u64,
+    /// The opcode.
+    pub opcode: Opcode,
+    /// The protocol that introduced it ([`Opcode::proto`]).
+    pub proto: u8,
+    /// Its argument.
+    pub arg: FixedArg,
+}
+
+impl FixedOp {
+    /// The same opcode as [`OpReader::next_op`] returns it; `end` is the
+    /// offset just past the argument.
+    pub fn op(&self, end: u64) -> Op<'static> {
+        Op {
+            offset: self.offset,
+            end,
+            opcode: self.opcode,
+            arg: self.arg.arg(),
+            frame: FrameNote::Ok,
+            differential: false,
+        }
+    }
+}
+
+/// A row of [`FIXED`]: an opcode whose argument has a fixed width.
+#[derive(Clone, Copy)]
+struct Fixed {
+    opcode: Opcode,
+    kind: ArgKind,
+    /// Bytes of argument after the opcode byte.
+    width: u8,
+    proto: u8,
+}
+
+/// The argument width of the kinds [`decode_fixed`] decodes. `FRAME`'s
+/// eight-byte length is left out: it opens a frame, which only
+/// [`OpReader::next_op`] tracks.
+const fn fixed_width(kind: ArgKind) -> Option<u8> {
+    match kind {
+        ArgKind::None => Some(0),
+        ArgKind::Uint1 => Some(1),
+        ArgKind::Uint2 => Some(2),
+        ArgKind::Int4 | ArgKind::Uint4 => Some(4),
+        ArgKind::Float8 => Some(8),
+        _ => None,
+    }
+}
+
+/// For each byte, the fixed-width opcode it starts, if it is one: one load
+/// per opcode on the fast path instead of the table walk of
+/// [`Opcode::from_byte`] plus [`Opcode::arg`] and [`Opcode::proto`].
+static FIXED: [Option<Fixed>; 256] = {
+    let mut t: [Option<Fixed>; 256] = [None; 256];
+    let mut i = 0;
+    while i < 256 {
+        if let Some((opcode, kind, proto)) = BY_BYTE_CONST[i] {
+            if let Some(width) = fixed_width(kind) {
+                t[i] = Some(Fixed { opcode, kind, width, proto });
+            }
+        }
+        i += 1;
+    }
+    t
+};
+
+/// Decodes the fixed-width opcode (one whose argument has a fixed width, or
+/// none) at the start of `w`, whose first byte is at absolute `offset`;
+/// returns it with its length in bytes. `None` for any other opcode, or
+/// when `w` ends inside it. See [`OpReader::fixed_window`].
+#[inline(always)]
+pub fn decode_fixed(w: &[u8], offset: u64) -> Option<(FixedOp, usize)> {
+    let &byte = w.first()?;
+    let row = FIXED[byte as usize]?;
+    let n = 1 + row.width as usize;
+    let b = w.get(1..n)?;
+    let arg = match row.kind {
+        ArgKind::Uint1 => FixedArg::Int(b[0] as i64),
+        ArgKind::Uint2 => FixedArg::Int(u16::from_le_bytes([b[0], b[1]]) as i64),
+        ArgKind::Int4 => FixedArg::Int(i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64),
+        ArgKind::Uint4 => FixedArg::Int(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64),
+        ArgKind::Float8 => FixedArg::Float(f64::from_be_bytes(b.try_into().ok()?)),
+        _ => FixedArg::None,
+    };
+    Some((FixedOp { offset, opcode: row.opcode, proto: row.proto, arg }, n))
 }
 
 /// Reads opcodes one at a time from a [`ByteSource`].
@@ -391,6 +517,40 @@ impl<S: ByteSource> OpReader<S> {
             },
             Payload::Skipped { offset, len } => Ok(Arg::Str(Text::Skipped { offset, len })),
         }
+    }
+
+    /// Where the fast path for fixed-width opcodes may decode
+    /// ([`decode_fixed`]): the absolute offset of the next byte, and the
+    /// bytes after it that are already in the source's window
+    /// ([`ByteSource::buffered`]), cut at the end of the current frame so
+    /// that an opcode crossing it is left to [`OpReader::next_op`], which
+    /// notes the crossing. Hand back what was decoded with
+    /// [`OpReader::advance`]; whatever does not decode (another kind of
+    /// opcode, a window too short) is left to `next_op`, which refills.
+    ///
+    /// Opcodes decoded this way are exactly what `next_op` would return:
+    /// the same opcode, argument and end, with [`FrameNote::Ok`] and no
+    /// differential. Nothing is allocated, and nothing needs dropping.
+    #[inline]
+    pub fn fixed_window(&mut self) -> (u64, &[u8]) {
+        let pos = self.src.position();
+        let w = self.src.buffered();
+        match self.frame_end {
+            Some(fe) if pos < fe => (pos, &w[..(w.len() as u64).min(fe - pos) as usize]),
+            Some(_) if !w.is_empty() => {
+                // An opcode at or past the frame's end: the frame is over
+                // (as next_op would find).
+                self.frame_end = None;
+                (pos, w)
+            }
+            _ => (pos, w),
+        }
+    }
+
+    /// Consumes `n` bytes of [`OpReader::fixed_window`].
+    #[inline]
+    pub fn advance(&mut self, n: usize) {
+        self.src.advance(n);
     }
 
     /// Reads the next opcode. `Ok(None)` means the input ended cleanly

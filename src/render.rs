@@ -155,7 +155,8 @@ impl<'a> Renderer<'a> {
             return;
         }
         match v {
-            Value::Tuple(items) => {
+            Value::Tuple(r) => {
+                let items = self.analysis.range(*r);
                 out.push('(');
                 self.seq(items, depth, out);
                 if items.len() == 1 {
@@ -174,9 +175,9 @@ impl<'a> Renderer<'a> {
                 self.seq(items, depth, out);
                 out.push('}');
             }
-            Value::FrozenSet(items) => {
+            Value::FrozenSet(r) => {
                 out.push_str("frozenset({");
-                self.seq(items, depth, out);
+                self.seq(self.analysis.range(*r), depth, out);
                 out.push_str("})");
             }
             Value::Dict(pairs) => {
@@ -201,8 +202,8 @@ impl<'a> Renderer<'a> {
                 self.write(*name, depth + 1, out, false);
                 out.push(')');
             }
-            Value::Call { kind, func, args, kwargs, .. } => {
-                self.write_call(*kind, *func, *args, *kwargs, depth, out);
+            Value::Call(c) => {
+                self.write_call(c.kind, c.func, c.args, c.kwargs, depth, out);
             }
             Value::Persistent { pid } => {
                 out.push_str("persistent_load(");
@@ -228,9 +229,9 @@ impl<'a> Renderer<'a> {
 
     /// Arguments: the elements of a tuple or list, else `*value`.
     fn args(&self, args: ValueId, depth: usize, out: &mut String) {
-        match self.analysis.value(args) {
-            Value::Tuple(items) | Value::List(items) => self.seq(items, depth, out),
-            _ => {
+        match self.analysis.tuple_or_list(args) {
+            Some(items) => self.seq(items, depth, out),
+            None => {
                 out.push('*');
                 self.write(args, depth + 1, out, false);
             }
@@ -261,7 +262,7 @@ impl<'a> Renderer<'a> {
                 self.write(func, depth + 1, out, false);
                 out.push_str(".__new__(");
                 self.write(func, depth + 1, out, false);
-                if !matches!(self.analysis.value(args), Value::Tuple(t) | Value::List(t) if t.is_empty()) {
+                if !self.analysis.tuple_or_list(args).is_some_and(|t| t.is_empty()) {
                     out.push_str(", ");
                 }
             }

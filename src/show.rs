@@ -281,7 +281,7 @@ struct Graph<'a, 'l> {
 /// twice.
 fn edge_at(a: &Analysis, id: ValueId, i: usize) -> Option<ValueId> {
     match a.value(id) {
-        Value::Tuple(items) | Value::List(items) | Value::Set(items) | Value::FrozenSet(items) => items.get(i).copied(),
+        Value::Tuple(_) | Value::List(_) | Value::Set(_) | Value::FrozenSet(_) => a.items(id).get(i).copied(),
         Value::Dict(pairs) => pairs.get(i / 2).map(|&(k, v)| if i % 2 == 0 { k } else { v }),
         Value::ComputedGlobal { module, name } => match i {
             0 => Some(*module),
@@ -289,14 +289,15 @@ fn edge_at(a: &Analysis, id: ValueId, i: usize) -> Option<ValueId> {
             _ => None,
         },
         Value::Persistent { pid } => (i == 0).then_some(*pid),
-        Value::Call { kind, func, args, kwargs, .. } => {
+        Value::Call(c) => {
+            let (kind, func, args, kwargs) = (&c.kind, &c.func, &c.args, &c.kwargs);
             let nf = if matches!(kind, CallKind::NewObj | CallKind::NewObjEx) { 2 } else { 1 };
             if i < nf {
                 return Some(*func);
             }
             let j = i - nf;
-            let n_args = match a.value(*args) {
-                Value::Tuple(t) | Value::List(t) => {
+            let n_args = match a.tuple_or_list(*args) {
+                Some(t) => {
                     if j < t.len() {
                         return Some(t[j]);
                     }
@@ -447,8 +448,8 @@ impl<'a, 'l> Graph<'a, 'l> {
             // `cls.__new__(cls, ...)` writes `cls` twice: that counts as two
             // references (so a composite `cls` is named), unless it is a literal.
             let dup = match self.a.value(id) {
-                Value::Call { kind: CallKind::NewObj | CallKind::NewObjEx, func, .. } => {
-                    atom_len(self.a.value(*func)).is_some()
+                Value::Call(c) if matches!(c.kind, CallKind::NewObj | CallKind::NewObjEx) => {
+                    atom_len(self.a.value(c.func)).is_some()
                 }
                 _ => false,
             };
@@ -720,10 +721,10 @@ impl<'a, 'l> Graph<'a, 'l> {
                     args,
                     ..
                 } => {
-                    let op = match (kind, a.value(*args)) {
-                        (CallKind::Append, Value::Tuple(t)) if t.len() == 1 => PatchOp::Append(t[0]),
-                        (CallKind::Add, Value::Tuple(t)) if t.len() == 1 => PatchOp::Add(t[0]),
-                        (CallKind::SetItem, Value::Tuple(t)) if t.len() == 2 => PatchOp::SetItem(t[0], t[1]),
+                    let op = match (kind, a.tuple(*args)) {
+                        (CallKind::Append, Some(&[x])) => PatchOp::Append(x),
+                        (CallKind::Add, Some(&[x])) => PatchOp::Add(x),
+                        (CallKind::SetItem, Some(&[k, v])) => PatchOp::SetItem(k, v),
                         _ => continue,
                     };
                     patches.push(Patch { target: *func, offset, op, seq });

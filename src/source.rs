@@ -72,6 +72,19 @@ pub trait ByteSource {
         }
         Ok(done)
     }
+    /// The next bytes that are already in memory, not consumed: what `take`
+    /// could hand out without reading. May be empty at any time; the
+    /// reader's fast path for short fixed-width opcodes
+    /// ([`crate::reader::OpReader::fixed_window`]) decodes from it and falls
+    /// back to `take` when it is too short.
+    fn buffered(&self) -> &[u8] {
+        &[]
+    }
+    /// Consumes `n` bytes of [`ByteSource::buffered`] (`n` no more than its
+    /// length).
+    fn advance(&mut self, n: usize) {
+        let _ = self.take(n);
+    }
 }
 
 /// A source over bytes already in memory.
@@ -114,6 +127,15 @@ impl ByteSource for SliceSource<'_> {
     }
     fn at_eof(&mut self) -> io::Result<bool> {
         Ok(self.pos >= self.data.len())
+    }
+    #[inline]
+    fn buffered(&self) -> &[u8] {
+        &self.data[self.pos..]
+    }
+    #[inline]
+    fn advance(&mut self, n: usize) {
+        debug_assert!(n <= self.data.len() - self.pos);
+        self.pos = (self.pos + n).min(self.data.len());
     }
 }
 
@@ -328,6 +350,17 @@ impl<R: Input> ByteSource for ReadSource<R> {
             }
         }
         Ok(done)
+    }
+    #[inline]
+    fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+    #[inline]
+    fn advance(&mut self, n: usize) {
+        debug_assert!(n <= self.end - self.start);
+        let n = n.min(self.end - self.start);
+        self.start += n;
+        self.pos += n as u64;
     }
 }
 

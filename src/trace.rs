@@ -48,7 +48,7 @@ use serde_json::{json, Value as Json};
 
 use crate::policy::Policy;
 use crate::rules::check;
-use crate::vm::{Analysis, Blob, CallKind, EventKind, Value, ValueId};
+use crate::vm::{Analysis, CallKind, EventKind, Value, ValueId};
 
 /// Longest string (in UTF-8 bytes) whose text is part of its shape.
 pub const SHORT_STR: usize = 1024;
@@ -91,7 +91,8 @@ impl<'a> Tracer<'a> {
 
     /// The normalised shape of one value.
     pub fn shape(&self, id: ValueId) -> String {
-        match self.a.value(id) {
+        let v = self.a.value(id);
+        match v {
             Value::None => "None".into(),
             Value::Bool(true) => "True".into(),
             Value::Bool(false) => "False".into(),
@@ -101,9 +102,12 @@ impl<'a> Tracer<'a> {
                 None => "int".into(),
             },
             Value::Float(x) => format!("float:{:016x}", x.to_bits()),
-            Value::Str(Blob::Full(s)) if s.len() <= SHORT_STR => format!("str:{s}"),
-            Value::Str(_) => "str".into(),
-            Value::Bytes(Blob::Full(b)) if b.len() <= SHORT_BYTES => {
+            Value::Str(_) => match v.full_str() {
+                Some(s) if s.len() <= SHORT_STR => format!("str:{s}"),
+                _ => "str".into(),
+            },
+            Value::Bytes(_) if v.full_bytes().is_some_and(|b| b.len() <= SHORT_BYTES) => {
+                let b = v.full_bytes().unwrap_or_default();
                 let mut s = String::from("bytes:");
                 for byte in b.iter() {
                     s.push_str(&format!("{byte:02x}"));
@@ -126,7 +130,7 @@ impl<'a> Tracer<'a> {
     /// The shapes of a call's arguments, or `None` when they are not a tuple.
     fn args(&self, args: ValueId) -> Option<Vec<String>> {
         match self.a.value(args) {
-            Value::Tuple(items) => Some(items.iter().map(|&i| self.shape(i)).collect()),
+            Value::Tuple(r) => Some(self.a.range(*r).iter().map(|&i| self.shape(i)).collect()),
             _ => None,
         }
     }

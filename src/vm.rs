@@ -23,7 +23,7 @@ use crate::error::{Error, ErrorKind};
 use crate::limits::*;
 use crate::opcodes::Opcode;
 use crate::pynum::PyInt;
-use crate::reader::{Arg, FrameNote, Op, OpReader, Payload, Text};
+use crate::reader::{decode_fixed, Arg, FixedArg, FrameNote, Op, OpReader, Payload, Text};
 use crate::source::ByteSource;
 
 /// Index of a value in [`Analysis::values`].
@@ -128,7 +128,51 @@ pub enum UnknownWhy {
     Unreadable,
 }
 
+/// Where the items of a tuple or frozenset sit in the shared pool
+/// [`Analysis::items`].
+///
+/// Tuples and frozensets never change once built, so their items are stored
+/// back to back in one vector for the whole file instead of one heap
+/// allocation per value: a pickle may hold millions of small tuples, and the
+/// per-tuple `malloc`/`free` was a fifth of the time spent on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Items {
+    start: u32,
+    len: u32,
+}
+
+impl Items {
+    /// How many items.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// The result of a call ([`Value::Call`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallValue {
+    /// How it was invoked.
+    pub kind: CallKind,
+    /// The callable (or, for method calls, the receiving object).
+    pub func: ValueId,
+    /// The positional arguments (usually a tuple).
+    pub args: ValueId,
+    /// Keyword arguments (`NEWOBJ_EX`).
+    pub kwargs: Option<ValueId>,
+}
+
 /// A symbolic value.
+///
+/// Two words: a pickle may hold millions of values, and the arena's size is
+/// what the kernel must fault in and zero (at about 3 µs per 4 KiB page,
+/// 32-byte values cost more in page faults than in computing them). So every
+/// variant's payload fits in one word: numbers, ids and pool ranges inline,
+/// everything larger (strings, lists, dicts, calls) behind a `Box`. The
+/// common bulk values (ints, floats, tuples) need no allocation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// `None`.
@@ -142,21 +186,21 @@ pub enum Value {
     /// A float.
     Float(f64),
     /// A `str` (protocol 0/1 byte strings are read as latin-1 text).
-    Str(Blob<str>),
+    Str(Box<Blob<str>>),
     /// A `bytes`.
-    Bytes(Blob<[u8]>),
+    Bytes(Box<Blob<[u8]>>),
     /// A `bytearray`.
-    ByteArray(Blob<[u8]>),
-    /// A tuple.
-    Tuple(Vec<ValueId>),
+    ByteArray(Box<Blob<[u8]>>),
+    /// A tuple: its items sit in [`Analysis::items`] (see [`Analysis::tuple`]).
+    Tuple(Items),
     /// A list (mutated in place by `APPEND`).
-    List(Vec<ValueId>),
+    List(Box<Vec<ValueId>>),
     /// A dict, in insertion order.
-    Dict(Vec<(ValueId, ValueId)>),
+    Dict(Box<Vec<(ValueId, ValueId)>>),
     /// A set.
-    Set(Vec<ValueId>),
-    /// A frozenset.
-    FrozenSet(Vec<ValueId>),
+    Set(Box<Vec<ValueId>>),
+    /// A frozenset: its items sit in [`Analysis::items`].
+    FrozenSet(Items),
     /// An imported global (after Python 2 name mapping).
     Global(Box<GlobalName>),
     /// A `STACK_GLOBAL` whose operands were not plain strings.
@@ -167,16 +211,7 @@ pub enum Value {
         name: ValueId,
     },
     /// The result of a call.
-    Call {
-        /// How it was invoked.
-        kind: CallKind,
-        /// The callable (or, for method calls, the receiving object).
-        func: ValueId,
-        /// The positional arguments (usually a tuple).
-        args: ValueId,
-        /// Keyword arguments (`NEWOBJ_EX`).
-        kwargs: Option<ValueId>,
-    },
+    Call(Box<CallValue>),
     /// The result of `persistent_load(pid)`.
     Persistent {
         /// The persistent id.
@@ -189,6 +224,24 @@ pub enum Value {
     },
     /// Something the machine cannot know.
     Unknown(UnknownWhy),
+}
+
+impl Value {
+    /// A `str` value's text, when it was kept whole.
+    pub fn full_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(b) => b.full(),
+            _ => None,
+        }
+    }
+
+    /// A `bytes` value's contents, when they were kept whole.
+    pub fn full_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Value::Bytes(b) => b.full(),
+            _ => None,
+        }
+    }
 }
 
 /// An inconsistency CPython would stumble on, or a trick a scanner must see.
@@ -464,6 +517,10 @@ pub struct PickleInfo {
 pub struct Analysis {
     /// The value arena.
     pub values: Vec<Value>,
+    /// The items of every tuple and frozenset, back to back (see [`Items`]).
+    /// Read them through [`Analysis::items`], [`Analysis::tuple`] or
+    /// [`Analysis::range`].
+    pub items: Vec<ValueId>,
     /// Events in stream order.
     pub events: Vec<Event>,
     /// The pickles found, in order.
@@ -482,14 +539,73 @@ impl Analysis {
         // Ids are only created by `Machine::alloc`, so they are in range.
         &self.values[id as usize]
     }
+
+    /// The items of a tuple or frozenset.
+    pub fn range(&self, r: Items) -> &[ValueId] {
+        // Ranges are only created by `Machine::pool`, which bounds them.
+        let start = r.start as usize;
+        &self.items[start..start + r.len as usize]
+    }
+
+    /// The items of a tuple, list, set or frozenset; empty for any other value.
+    pub fn items(&self, id: ValueId) -> &[ValueId] {
+        match self.value(id) {
+            Value::Tuple(r) | Value::FrozenSet(r) => self.range(*r),
+            Value::List(v) | Value::Set(v) => v,
+            _ => &[],
+        }
+    }
+
+    /// A tuple's items; `None` when the value is not a tuple.
+    pub fn tuple(&self, id: ValueId) -> Option<&[ValueId]> {
+        match self.value(id) {
+            Value::Tuple(r) => Some(self.range(*r)),
+            _ => None,
+        }
+    }
+
+    /// A tuple's or list's items; `None` for any other value.
+    pub fn tuple_or_list(&self, id: ValueId) -> Option<&[ValueId]> {
+        match self.value(id) {
+            Value::Tuple(r) => Some(self.range(*r)),
+            Value::List(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// A dict's key/value pairs, in insertion order; empty for any other value.
+    pub fn pairs(&self, id: ValueId) -> &[(ValueId, ValueId)] {
+        match self.value(id) {
+            Value::Dict(p) => p,
+            _ => &[],
+        }
+    }
 }
 
 /// Why the machine stopped early.
-enum Halt {
+enum HaltKind {
     /// A named limit; recorded as an anomaly.
     Limit(&'static str),
     /// A reader error.
     Error(Error),
+}
+
+/// A [`HaltKind`], boxed: every step of the machine returns
+/// `Result<_, Halt>`, and one pointer (null-niched in `Result<(), Halt>`)
+/// comes back in registers where the unboxed enum went through memory. A
+/// halt happens at most a few times per file.
+struct Halt(Box<HaltKind>);
+
+impl Halt {
+    #[cold]
+    fn limit(name: &'static str) -> Halt {
+        Halt(Box::new(HaltKind::Limit(name)))
+    }
+
+    #[cold]
+    fn error(e: Error) -> Halt {
+        Halt(Box::new(HaltKind::Error(e)))
+    }
 }
 
 /// The memo: dense for the small consecutive keys picklers use, sparse for
@@ -504,6 +620,7 @@ struct Memo {
 const NO_VALUE: ValueId = ValueId::MAX;
 
 impl Memo {
+    #[inline]
     fn get(&self, key: u64) -> Option<ValueId> {
         match self.dense.get(key as usize) {
             Some(&v) if v != NO_VALUE => Some(v),
@@ -517,6 +634,7 @@ impl Memo {
     }
 
     /// Stores `v` at `key`; returns the value it replaced.
+    #[inline]
     fn insert(&mut self, key: u64, v: ValueId) -> Option<ValueId> {
         if (key as usize) < self.dense.len() {
             let old = std::mem::replace(&mut self.dense[key as usize], v);
@@ -525,6 +643,12 @@ impl Memo {
                 return None;
             }
             return Some(old);
+        }
+        // The next key in order (MEMOIZE, and what picklers write): append.
+        if key == self.dense.len() as u64 && self.sparse.is_empty() {
+            self.dense.push(v);
+            self.len += 1;
+            return None;
         }
         // Grow densely only a little past what is filled.
         if key <= (self.dense.len() as u64).saturating_mul(2) + 1024 && self.sparse.is_empty() {
@@ -542,10 +666,19 @@ impl Memo {
 }
 
 /// The machine's state for one pickle.
+///
+/// The stack is one vector for all marks, as in CPython's C unpickler: a
+/// `MARK` records where its segment starts instead of setting the stack
+/// aside, so marks cost no allocation and the items a mark-taking opcode
+/// consumes are a slice of the stack.
 struct Frame {
+    /// Every open mark's segment, bottom first.
     stack: Vec<ValueId>,
-    metastack: Vec<(Vec<ValueId>, u64)>,
-    frozen: usize,
+    /// Where each open mark's segment starts in `stack`.
+    marks: Vec<usize>,
+    /// Where the innermost segment starts (the last of `marks`, 0 when no
+    /// mark is open): pops stop there.
+    base: usize,
     memo: Memo,
     proto: u8,
     max_opcode_proto: u8,
@@ -557,8 +690,8 @@ impl Frame {
     fn new() -> Frame {
         Frame {
             stack: Vec::new(),
-            metastack: Vec::new(),
-            frozen: 0,
+            marks: Vec::new(),
+            base: 0,
             memo: Memo::default(),
             proto: 0,
             max_opcode_proto: 0,
@@ -592,27 +725,34 @@ pub struct Machine {
     sink: Option<SharedSink>,
     /// Longest string or bytes value kept whole.
     keep_max: usize,
+    /// Reused for the items of APPENDS, ADDITEMS and SETITEMS, which are
+    /// taken off the stack before their target is looked up.
+    scratch: Vec<ValueId>,
 }
 
 /// Read-only access to the values a machine has built, with the last BUILD
 /// state of each constructed object: what array and dtype decoding needs,
 /// during analysis (a [`Sink`]) and after it.
 pub trait Graph {
-    /// The value with this id.
-    fn value(&self, id: ValueId) -> &Value;
+    /// The values (and the item pool tuples point into).
+    fn analysis(&self) -> &Analysis;
     /// The last state a BUILD applied to this (constructed) object.
     fn state(&self, id: ValueId) -> Option<ValueId>;
+    /// The value with this id.
+    fn value(&self, id: ValueId) -> &Value {
+        self.analysis().value(id)
+    }
 }
 
 /// The machine's own [`Graph`], handed to a [`Sink`].
 pub struct View<'a> {
-    values: &'a [Value],
+    a: &'a Analysis,
     states: &'a std::collections::HashMap<ValueId, ValueId>,
 }
 
 impl Graph for View<'_> {
-    fn value(&self, id: ValueId) -> &Value {
-        &self.values[id as usize]
+    fn analysis(&self) -> &Analysis {
+        self.a
     }
     fn state(&self, id: ValueId) -> Option<ValueId> {
         self.states.get(&id).copied()
@@ -679,6 +819,14 @@ impl<S: ByteSource> ByteSource for Spilling<S> {
     fn copy_to_file(&mut self, n: u64, out: &mut std::fs::File) -> std::io::Result<u64> {
         self.inner.copy_to_file(n, out)
     }
+    #[inline]
+    fn buffered(&self) -> &[u8] {
+        self.inner.buffered()
+    }
+    #[inline]
+    fn advance(&mut self, n: usize) {
+        self.inner.advance(n)
+    }
 }
 
 /// What an attribute set by BUILD lands on.
@@ -742,11 +890,7 @@ pub fn analyze_bytes(data: &[u8], base: u64) -> Analysis {
 fn takes_method_calls(v: &Value) -> bool {
     matches!(
         v,
-        Value::Call { .. }
-            | Value::Persistent { .. }
-            | Value::Unknown(_)
-            | Value::Global(_)
-            | Value::ComputedGlobal { .. }
+        Value::Call(_) | Value::Persistent { .. } | Value::Unknown(_) | Value::Global(_) | Value::ComputedGlobal { .. }
     )
 }
 
@@ -784,20 +928,41 @@ impl Machine {
             nesting: 0,
             sink: None,
             keep_max: MAX_KEPT_VALUE_BYTES,
+            scratch: Vec::new(),
         }
     }
 
+    #[inline]
     fn alloc(&mut self, v: Value) -> Result<ValueId, Halt> {
         if self.out.values.len() >= self.limits.max_values {
-            return Err(Halt::Limit("MAX_VALUES"));
+            return Err(Halt::limit("MAX_VALUES"));
         }
         self.out.values.push(v);
         Ok((self.out.values.len() - 1) as ValueId)
     }
 
+    /// Copies `items` into the shared pool for a tuple or frozenset.
+    fn pool(&mut self, items: &[ValueId]) -> Result<Items, Halt> {
+        let start = self.out.items.len();
+        // Every pooled item was popped off the stack by an opcode, so the
+        // pool stays far below 2^32 under any limits that bound the ops; the
+        // check keeps the `u32` offsets honest whatever the limits say.
+        if start + items.len() > u32::MAX as usize {
+            return Err(Halt::limit("MAX_VALUES"));
+        }
+        self.out.items.extend_from_slice(items);
+        Ok(Items { start: start as u32, len: items.len() as u32 })
+    }
+
+    /// A new tuple of `items`.
+    fn tuple(&mut self, items: &[ValueId]) -> Result<ValueId, Halt> {
+        let r = self.pool(items)?;
+        self.alloc(Value::Tuple(r))
+    }
+
     fn event(&mut self, kind: EventKind) -> Result<(), Halt> {
         if self.out.events.len() >= self.limits.max_events {
-            return Err(Halt::Limit("MAX_EVENTS"));
+            return Err(Halt::limit("MAX_EVENTS"));
         }
         self.out.events.push(Event { offset: self.offset, pickle: self.pickle, kind });
         Ok(())
@@ -835,32 +1000,42 @@ impl Machine {
         self.alloc(Value::Unknown(why))
     }
 
+    #[inline]
     fn push(&mut self, f: &mut Frame, id: ValueId) -> Result<(), Halt> {
-        if f.stack.len() + f.frozen >= self.limits.max_stack_depth {
-            return Err(Halt::Limit("MAX_STACK_DEPTH"));
+        if f.stack.len() >= self.limits.max_stack_depth {
+            return Err(Halt::limit("MAX_STACK_DEPTH"));
         }
         f.stack.push(id);
         Ok(())
     }
 
+    #[inline]
     fn push_new(&mut self, f: &mut Frame, v: Value) -> Result<ValueId, Halt> {
         let id = self.alloc(v)?;
         self.push(f, id)?;
         Ok(id)
     }
 
+    #[inline]
     fn pop(&mut self, f: &mut Frame, op: Opcode) -> Result<ValueId, Halt> {
-        match f.stack.pop() {
-            Some(id) => Ok(id),
-            None => {
-                self.anomaly(Anomaly::StackUnderflow { opcode: op.name() })?;
-                self.unknown(UnknownWhy::StackUnderflow)
+        if f.stack.len() > f.base {
+            if let Some(id) = f.stack.pop() {
+                return Ok(id);
             }
         }
+        self.underflow(op)
+    }
+
+    /// What a pop from an empty stack yields, after noting it.
+    #[cold]
+    #[inline(never)]
+    fn underflow(&mut self, op: Opcode) -> Result<ValueId, Halt> {
+        self.anomaly(Anomaly::StackUnderflow { opcode: op.name() })?;
+        self.unknown(UnknownWhy::StackUnderflow)
     }
 
     fn top(&mut self, f: &mut Frame, op: Opcode) -> Result<ValueId, Halt> {
-        match f.stack.last() {
+        match f.stack[f.base..].last() {
             Some(id) => Ok(*id),
             None => {
                 self.anomaly(Anomaly::StackUnderflow { opcode: op.name() })?;
@@ -871,17 +1046,43 @@ impl Machine {
         }
     }
 
-    fn pop_mark(&mut self, f: &mut Frame, op: Opcode) -> Result<Vec<ValueId>, Halt> {
-        match f.metastack.pop() {
-            Some((below, _)) => {
-                f.frozen -= below.len();
-                Ok(std::mem::replace(&mut f.stack, below))
+    /// Closes the innermost mark; returns where its items start in the
+    /// stack. They stay there for the caller to read and then truncate:
+    /// until it does, the stack is not in a state to push or pop. Without a
+    /// mark (an anomaly) the items are the whole stack.
+    #[inline]
+    fn pop_mark(&mut self, f: &mut Frame, op: Opcode) -> Result<usize, Halt> {
+        match f.marks.pop() {
+            Some(start) => {
+                f.base = f.marks.last().copied().unwrap_or(0);
+                Ok(start)
             }
             None => {
                 self.anomaly(Anomaly::NoMark { opcode: op.name() })?;
-                Ok(std::mem::take(&mut f.stack))
+                Ok(0)
             }
         }
+    }
+
+    /// Closes the innermost mark and takes its items off the stack.
+    fn pop_mark_vec(&mut self, f: &mut Frame, op: Opcode) -> Result<Vec<ValueId>, Halt> {
+        let start = self.pop_mark(f, op)?;
+        Ok(f.stack.split_off(start))
+    }
+
+    /// Closes the innermost mark and moves its items into the reusable
+    /// scratch vector (hand it back with [`Machine::return_scratch`]).
+    fn pop_mark_scratch(&mut self, f: &mut Frame, op: Opcode) -> Result<Vec<ValueId>, Halt> {
+        let start = self.pop_mark(f, op)?;
+        let mut items = std::mem::take(&mut self.scratch);
+        items.clear();
+        items.extend_from_slice(&f.stack[start..]);
+        f.stack.truncate(start);
+        Ok(items)
+    }
+
+    fn return_scratch(&mut self, items: Vec<ValueId>) {
+        self.scratch = items;
     }
 
     fn keep_text(&mut self, text: &Text<'_>, end: u64) -> Blob<str> {
@@ -936,7 +1137,7 @@ impl Machine {
         args: ValueId,
         kwargs: Option<ValueId>,
     ) -> Result<ValueId, Halt> {
-        let result = self.alloc(Value::Call { kind, func, args, kwargs })?;
+        let result = self.alloc(Value::Call(Box::new(CallValue { kind, func, args, kwargs })))?;
         self.event(EventKind::Call { kind, func, args, kwargs, result })?;
         self.note_registration(func, args);
         self.push(f, result)?;
@@ -951,13 +1152,11 @@ impl Machine {
         if !is_add {
             return;
         }
-        if let Value::Tuple(items) = self.out.value(args) {
-            if let [m, n, c] = items[..] {
-                let (Some(m), Some(n), Some(c)) = (self.str_of(m), self.str_of(n), self.code_of(c)) else { return };
-                // copyreg rejects codes outside 1..=0x7fffffff.
-                if (1..=0x7fff_ffff).contains(&c) {
-                    self.extensions.insert(c, (m, n));
-                }
+        if let Some(&[m, n, c]) = self.out.tuple(args) {
+            let (Some(m), Some(n), Some(c)) = (self.str_of(m), self.str_of(n), self.code_of(c)) else { return };
+            // copyreg rejects codes outside 1..=0x7fffffff.
+            if (1..=0x7fff_ffff).contains(&c) {
+                self.extensions.insert(c, (m, n));
             }
         }
     }
@@ -980,7 +1179,7 @@ impl Machine {
     /// The string a value holds, when it is a complete literal string.
     pub fn str_of(&self, id: ValueId) -> Option<String> {
         match self.out.value(id) {
-            Value::Str(Blob::Full(s)) => Some(s.to_string()),
+            Value::Str(b) => b.full().map(str::to_string),
             _ => None,
         }
     }
@@ -1009,11 +1208,12 @@ impl Machine {
         Ok(value)
     }
 
+    #[inline]
     fn memo_put(&mut self, f: &mut Frame, key: Option<u64>) -> Result<(), Halt> {
         let Some(key) = key else { return self.anomaly(Anomaly::MemoBadKey) };
-        let Some(&top) = f.stack.last() else { return self.anomaly(Anomaly::MemoEmptyStack) };
+        let Some(&top) = f.stack[f.base..].last() else { return self.anomaly(Anomaly::MemoEmptyStack) };
         if f.memo.len() >= self.limits.max_memo_entries && f.memo.get(key).is_none() {
-            return Err(Halt::Limit("MAX_MEMO_ENTRIES"));
+            return Err(Halt::limit("MAX_MEMO_ENTRIES"));
         }
         if let Some(old) = f.memo.insert(key, top) {
             if old != top {
@@ -1023,6 +1223,7 @@ impl Machine {
         Ok(())
     }
 
+    #[inline]
     fn memo_get(&mut self, f: &mut Frame, key: Option<u64>) -> Result<(), Halt> {
         let found = key.and_then(|k| f.memo.get(k));
         let id = match found {
@@ -1045,7 +1246,7 @@ impl Machine {
             let mut f = Frame::new();
             reader.reset_frame();
             self.pickle = index;
-            let outcome = self.run_one(&mut reader, &mut f);
+            let outcome = self.run_one(&mut reader, &mut f).map_err(|h| *h.0);
             let end = reader.position();
             let root = match &outcome {
                 Ok(Some(root)) => Some(*root),
@@ -1057,7 +1258,7 @@ impl Machine {
                     // Clean end of input right after a STOP.
                     break;
                 }
-                Err(Halt::Error(e)) if read_nothing && index > 0 => {
+                Err(HaltKind::Error(e)) if read_nothing && index > 0 => {
                     // Bytes after the last STOP that are not a pickle.
                     let len = reader.source_mut().remaining().map(|r| r + (e.offset() - start).min(1)).unwrap_or(0);
                     self.offset = start;
@@ -1095,11 +1296,11 @@ impl Machine {
                     }
                     break;
                 }
-                Err(Halt::Limit(limit)) => {
+                Err(HaltKind::Limit(limit)) => {
                     self.record_limit(limit);
                     break;
                 }
-                Err(Halt::Error(e)) => {
+                Err(HaltKind::Error(e)) => {
                     self.out.error = Some(e);
                     break;
                 }
@@ -1121,31 +1322,71 @@ impl Machine {
     fn run_one<S: ByteSource>(&mut self, reader: &mut OpReader<S>, f: &mut Frame) -> Result<Option<ValueId>, Halt> {
         loop {
             if self.out.ops >= self.limits.max_ops {
-                return Err(Halt::Limit("MAX_OPS"));
+                return Err(Halt::limit("MAX_OPS"));
             }
-            let at = reader.position();
-            let op = match reader.next_op() {
-                Ok(Some(op)) => op,
-                Ok(None) => return Ok(None),
-                Err(e) => {
-                    // An argument that ran past its FRAME and then failed to
-                    // decode: readers that honour frames read something else.
-                    if let Some(fe) = reader.frame_end() {
-                        if at < fe && reader.position() > fe {
-                            self.offset = at;
-                            self.record_final(Anomaly::FrameCrossing { frame_end: fe });
-                        }
+            // Most opcodes of a large pickle take the fast path: a run of
+            // fixed-width opcodes decoded straight from the reader's window,
+            // no `Op` built, only the protocol check before each opcode's
+            // work (such an opcode has no frame note and no differential).
+            // None of the opcodes `exec_fixed` runs ends a pickle or starts
+            // a payload.
+            let (pos, window) = reader.fixed_window();
+            let mut used = 0;
+            let mut fallback = Option::None;
+            let mut halt = Option::None;
+            while self.out.ops < self.limits.max_ops {
+                let Some((q, n)) = decode_fixed(&window[used..], pos + used as u64) else { break };
+                used += n;
+                self.out.ops += 1;
+                f.ops += 1;
+                self.offset = q.offset;
+                match self.check_proto(f, q.opcode, q.proto).and_then(|()| self.exec_fixed(f, q.opcode, q.arg)) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        fallback = Some(q);
+                        break;
                     }
-                    return Err(Halt::Error(e));
+                    Err(h) => {
+                        halt = Some(h);
+                        break;
+                    }
                 }
-            };
-            self.out.ops += 1;
-            f.ops += 1;
-            self.offset = op.offset;
-            if op.differential {
-                self.anomaly(Anomaly::ParserDifferential { opcode: op.opcode.name() })?;
             }
-            if let Some(root) = self.step(f, &op)? {
+            reader.advance(used);
+            if let Some(h) = halt {
+                return Err(h);
+            }
+            let root = if let Some(q) = fallback {
+                self.exec(f, &q.op(reader.position()))?
+            } else if used > 0 {
+                // Back to the limit check, then the next run or next_op.
+                continue;
+            } else {
+                let at = reader.position();
+                let op = match reader.next_op() {
+                    Ok(Some(op)) => op,
+                    Ok(None) => return Ok(None),
+                    Err(e) => {
+                        // An argument that ran past its FRAME and then failed to
+                        // decode: readers that honour frames read something else.
+                        if let Some(fe) = reader.frame_end() {
+                            if at < fe && reader.position() > fe {
+                                self.offset = at;
+                                self.record_final(Anomaly::FrameCrossing { frame_end: fe });
+                            }
+                        }
+                        return Err(Halt::error(e));
+                    }
+                };
+                self.out.ops += 1;
+                f.ops += 1;
+                self.offset = op.offset;
+                if op.differential {
+                    self.anomaly(Anomaly::ParserDifferential { opcode: op.opcode.name() })?;
+                }
+                self.step(f, &op)?
+            };
+            if let Some(root) = root {
                 if let Some(frame_end) = reader.frame_end().filter(|_| reader.frame_open()) {
                     self.anomaly(Anomaly::StopInsideFrame { frame_end })?;
                 }
@@ -1171,12 +1412,12 @@ impl Machine {
             Ok(spec) => spec,
             Err(why) => {
                 let e = Error::new(ErrorKind::BadArgument { what: "joblib array", detail: why.into() }, at);
-                return Err(Halt::Error(e));
+                return Err(Halt::error(e));
             }
         };
         if spec.object {
             if self.nesting >= self.limits.max_nested_pickles {
-                return Err(Halt::Limit("MAX_NESTED_PICKLES"));
+                return Err(Halt::limit("MAX_NESTED_PICKLES"));
             }
             self.nesting += 1;
             let mut inner = Frame::new();
@@ -1186,7 +1427,7 @@ impl Machine {
             let root = match root? {
                 Some(root) => root,
                 None => {
-                    return Err(Halt::Error(Error::new(
+                    return Err(Halt::error(Error::new(
                         ErrorKind::UnexpectedEof { what: "a nested object-array pickle" },
                         at,
                     )))
@@ -1197,15 +1438,15 @@ impl Machine {
             return self.event(EventKind::ArrayPayload { wrapper, offset: at, len, nested: Some(root) });
         }
         let src = reader.source_mut();
-        let io = |e: std::io::Error| Halt::Error(Error::new(ErrorKind::Io(e.to_string()), at));
+        let io = |e: std::io::Error| Halt::error(Error::new(ErrorKind::Io(e.to_string()), at));
         if spec.padded {
             let pad = match src.take(1).map_err(io)? {
                 Some(b) => b[0],
-                None => return Err(Halt::Error(Error::new(ErrorKind::UnexpectedEof { what: "joblib padding" }, at))),
+                None => return Err(Halt::error(Error::new(ErrorKind::UnexpectedEof { what: "joblib padding" }, at))),
             };
             let unusual = match src.take(pad as usize).map_err(io)? {
                 Some(b) => pad == 0 || pad > 16 || b.iter().any(|&x| x != 0xff),
-                None => return Err(Halt::Error(Error::new(ErrorKind::UnexpectedEof { what: "joblib padding" }, at))),
+                None => return Err(Halt::error(Error::new(ErrorKind::UnexpectedEof { what: "joblib padding" }, at))),
             };
             if unusual {
                 self.offset = at;
@@ -1216,17 +1457,17 @@ impl Machine {
         let remaining = src.remaining();
         if remaining.is_some_and(|r| spec.nbytes > r) {
             let e = ErrorKind::BadLength { what: "joblib array payload", declared: spec.nbytes as i128, remaining };
-            return Err(Halt::Error(Error::new(e, start)));
+            return Err(Halt::error(Error::new(e, start)));
         }
         let skipped = match &self.sink {
             Some(sink) => {
-                let view = View { values: &self.out.values, states: &self.build_state };
+                let view = View { a: &self.out, states: &self.build_state };
                 sink.borrow_mut().payload(&view, wrapper, start, spec.nbytes, src).map_err(io)?
             }
             None => src.skip(spec.nbytes).map_err(io)?,
         };
         if skipped < spec.nbytes {
-            return Err(Halt::Error(Error::new(ErrorKind::UnexpectedEof { what: "a joblib array payload" }, start)));
+            return Err(Halt::error(Error::new(ErrorKind::UnexpectedEof { what: "a joblib array payload" }, start)));
         }
         self.offset = start;
         self.event(EventKind::ArrayPayload { wrapper, offset: start, len: spec.nbytes, nested: None })
@@ -1244,7 +1485,7 @@ impl Machine {
             return Ok(PayloadSpec { object, padded: false, nbytes: 0 });
         }
         let shape = get("shape").ok_or("wrapper state has no shape")?;
-        let Value::Tuple(dims) = self.out.value(shape) else { return Err("shape is not a tuple") };
+        let Some(dims) = self.out.tuple(shape) else { return Err("shape is not a tuple") };
         let mut count: u64 = 1;
         for d in dims {
             let n = self.int_of(*d).ok_or("shape holds a non-integer")?;
@@ -1257,18 +1498,16 @@ impl Machine {
 
     /// Item size and whether a pickled `numpy.dtype` holds Python objects.
     fn dtype_size(&self, dtype: ValueId) -> Result<(u64, bool), &'static str> {
-        let Value::Call { func, args, .. } = self.out.value(dtype) else { return Err("dtype is not constructed") };
+        let Value::Call(c) = self.out.value(dtype) else { return Err("dtype is not constructed") };
+        let (func, args) = (&c.func, &c.args);
         let is_dtype = matches!(self.out.value(*func), Value::Global(g) if g.module == "numpy" && g.name == "dtype");
         if !is_dtype {
             return Err("dtype is not numpy.dtype");
         }
-        let Value::Tuple(a) = self.out.value(*args) else { return Err("dtype arguments are not a tuple") };
+        let Some(a) = self.out.tuple(*args) else { return Err("dtype arguments are not a tuple") };
         let code = a.first().and_then(|c| self.str_of(*c)).ok_or("dtype code is not a string")?;
         // State: (version, byteorder, subarray, names, fields, elsize, alignment, flags[, metadata]).
-        let state: Vec<ValueId> = match self.build_state.get(&dtype).map(|s| self.out.value(*s)) {
-            Some(Value::Tuple(t)) => t.clone(),
-            _ => Vec::new(),
-        };
+        let state: &[ValueId] = self.build_state.get(&dtype).and_then(|s| self.out.tuple(*s)).unwrap_or(&[]);
         let elsize = state.get(5).and_then(|v| self.int_of(*v)).filter(|n| *n > 0);
         let flags = state.get(7).and_then(|v| self.int_of(*v)).unwrap_or(0);
         let kind: String = code.chars().take_while(|c| !c.is_ascii_digit()).collect();
@@ -1296,22 +1535,189 @@ impl Machine {
 
     /// Executes one opcode. Returns the root value at `STOP`.
     fn step(&mut self, f: &mut Frame, op: &Op<'_>) -> Result<Option<ValueId>, Halt> {
-        use Opcode::*;
-        let code = op.opcode;
-        let proto = code.proto();
+        self.check_proto(f, op.opcode, op.opcode.proto())?;
+        match op.frame {
+            FrameNote::Ok => {}
+            FrameNote::CrossesEnd { frame_end } => self.anomaly(Anomaly::FrameCrossing { frame_end })?,
+            FrameNote::NewBeforeEnd { frame_end } => self.anomaly(Anomaly::FrameNotFinished { frame_end })?,
+            FrameNote::PastInput => self.anomaly(Anomaly::FramePastInput)?,
+        }
+        self.exec(f, op)
+    }
+
+    /// Tracks the highest protocol among a pickle's opcodes and notes an
+    /// opcode newer than the one `PROTO` declared. `proto` is the opcode's.
+    #[inline]
+    fn check_proto(&mut self, f: &mut Frame, code: Opcode, proto: u8) -> Result<(), Halt> {
         f.max_opcode_proto = f.max_opcode_proto.max(proto);
-        if proto > f.proto && code != Proto {
+        if proto > f.proto && code != Opcode::Proto {
             // Only worth noting once per opcode kind per pickle would be
             // nicer; one per occurrence is bounded by MAX_EVENTS.
             if f.saw_proto {
                 self.anomaly(Anomaly::AboveProtocol { opcode: code.name(), needs: proto, declared: f.proto })?;
             }
         }
-        match op.frame {
-            FrameNote::Ok => {}
-            FrameNote::CrossesEnd { frame_end } => self.anomaly(Anomaly::FrameCrossing { frame_end })?,
-            FrameNote::NewBeforeEnd { frame_end } => self.anomaly(Anomaly::FrameNotFinished { frame_end })?,
-            FrameNote::PastInput => self.anomaly(Anomaly::FramePastInput)?,
+        Ok(())
+    }
+
+    /// Executes an opcode whose argument has a fixed width (or none), when it
+    /// is one of the stack, container, memo and constant opcodes that make up
+    /// most of a pickle; `Ok(false)` (nothing done) for any other, which
+    /// [`Machine::exec`] then runs. Shared by the reader's fast path and
+    /// `exec`, so each of these opcodes has one implementation.
+    #[inline(always)]
+    fn exec_fixed(&mut self, f: &mut Frame, code: Opcode, arg: FixedArg) -> Result<bool, Halt> {
+        use Opcode::*;
+        match code {
+            Mark => {
+                if f.marks.len() >= self.limits.max_mark_depth {
+                    return Err(Halt::limit("MAX_MARK_DEPTH"));
+                }
+                f.base = f.stack.len();
+                f.marks.push(f.base);
+            }
+            Pop => {
+                if f.stack.len() > f.base {
+                    f.stack.pop();
+                } else if f.marks.is_empty() {
+                    self.anomaly(Anomaly::StackUnderflow { opcode: code.name() })?;
+                } else {
+                    let start = self.pop_mark(f, code)?;
+                    f.stack.truncate(start);
+                }
+            }
+            PopMark => {
+                let start = self.pop_mark(f, code)?;
+                f.stack.truncate(start);
+            }
+            Dup => {
+                let t = self.top(f, code)?;
+                self.push(f, t)?;
+            }
+            None => {
+                self.push_new(f, Value::None)?;
+            }
+            Newtrue => {
+                self.push_new(f, Value::Bool(true))?;
+            }
+            Newfalse => {
+                self.push_new(f, Value::Bool(false))?;
+            }
+            Binint | Binint1 | Binint2 => {
+                let FixedArg::Int(i) = arg else { return Ok(false) };
+                self.push_new(f, Value::Int(i))?;
+            }
+            Float | Binfloat => {
+                let FixedArg::Float(x) = arg else { return Ok(false) };
+                self.push_new(f, Value::Float(x))?;
+            }
+            EmptyTuple => {
+                self.push_new(f, Value::Tuple(Items::default()))?;
+            }
+            EmptyList => {
+                self.push_new(f, Value::List(Box::default()))?;
+            }
+            EmptyDict => {
+                self.push_new(f, Value::Dict(Box::default()))?;
+            }
+            EmptySet => {
+                self.push_new(f, Value::Set(Box::default()))?;
+            }
+            Tuple => {
+                let start = self.pop_mark(f, code)?;
+                let id = self.tuple(&f.stack[start..])?;
+                f.stack.truncate(start);
+                self.push(f, id)?;
+            }
+            Tuple1 => {
+                let a = self.pop(f, code)?;
+                let id = self.tuple(&[a])?;
+                self.push(f, id)?;
+            }
+            Tuple2 => {
+                let b = self.pop(f, code)?;
+                let a = self.pop(f, code)?;
+                let id = self.tuple(&[a, b])?;
+                self.push(f, id)?;
+            }
+            Tuple3 => {
+                let c = self.pop(f, code)?;
+                let b = self.pop(f, code)?;
+                let a = self.pop(f, code)?;
+                let id = self.tuple(&[a, b, c])?;
+                self.push(f, id)?;
+            }
+            List => {
+                let items = self.pop_mark_vec(f, code)?;
+                self.push_new(f, Value::List(Box::new(items)))?;
+            }
+            Frozenset => {
+                let start = self.pop_mark(f, code)?;
+                let r = self.pool(&f.stack[start..])?;
+                f.stack.truncate(start);
+                self.push_new(f, Value::FrozenSet(r))?;
+            }
+            Dict => {
+                let start = self.pop_mark(f, code)?;
+                let items = &f.stack[start..];
+                if items.len() % 2 == 1 {
+                    self.anomaly(Anomaly::OddItems { opcode: code.name() })?;
+                }
+                let pairs = items.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+                f.stack.truncate(start);
+                self.push_new(f, Value::Dict(Box::new(pairs)))?;
+            }
+            Append => {
+                let item = self.pop(f, code)?;
+                let target = self.top(f, code)?;
+                self.extend(target, &[item], code)?;
+            }
+            Appends | Additems => {
+                let items = self.pop_mark_scratch(f, code)?;
+                let target = self.top(f, code)?;
+                self.extend(target, &items, code)?;
+                self.return_scratch(items);
+            }
+            Setitem => {
+                let v = self.pop(f, code)?;
+                let k = self.pop(f, code)?;
+                let target = self.top(f, code)?;
+                self.set_items(target, &[k, v], code)?;
+            }
+            Setitems => {
+                let items = self.pop_mark_scratch(f, code)?;
+                if items.len() % 2 == 1 {
+                    self.anomaly(Anomaly::OddItems { opcode: code.name() })?;
+                }
+                let target = self.top(f, code)?;
+                self.set_items(target, &items, code)?;
+                self.return_scratch(items);
+            }
+            Memoize => {
+                let key = f.memo.len() as u64;
+                self.memo_put(f, Some(key))?;
+            }
+            Put | Binput | LongBinput => {
+                let FixedArg::Int(i) = arg else { return Ok(false) };
+                self.memo_put(f, u64::try_from(i).ok())?;
+            }
+            Get | Binget | LongBinget => {
+                let FixedArg::Int(i) = arg else { return Ok(false) };
+                self.memo_get(f, u64::try_from(i).ok())?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Executes one opcode after its notes. Returns the root value at `STOP`.
+    fn exec(&mut self, f: &mut Frame, op: &Op<'_>) -> Result<Option<ValueId>, Halt> {
+        use Opcode::*;
+        let code = op.opcode;
+        if let Some(arg) = op.arg.fixed() {
+            if self.exec_fixed(f, code, arg)? {
+                return Ok(Option::None);
+            }
         }
         match (code, &op.arg) {
             (Proto, Arg::Int(p)) => {
@@ -1326,44 +1732,8 @@ impl Machine {
                 let root = self.pop(f, code)?;
                 return Ok(Some(root));
             }
-            (Mark, _) => {
-                if f.metastack.len() >= self.limits.max_mark_depth {
-                    return Err(Halt::Limit("MAX_MARK_DEPTH"));
-                }
-                let below = std::mem::take(&mut f.stack);
-                f.frozen += below.len();
-                f.metastack.push((below, op.offset));
-            }
-            (Pop, _) => {
-                if f.stack.pop().is_none() {
-                    if f.metastack.is_empty() {
-                        self.anomaly(Anomaly::StackUnderflow { opcode: code.name() })?;
-                    } else {
-                        self.pop_mark(f, code)?;
-                    }
-                }
-            }
-            (PopMark, _) => {
-                self.pop_mark(f, code)?;
-            }
-            (Dup, _) => {
-                let t = self.top(f, code)?;
-                self.push(f, t)?;
-            }
-            (None, _) => {
-                self.push_new(f, Value::None)?;
-            }
-            (Newtrue, _) => {
-                self.push_new(f, Value::Bool(true))?;
-            }
-            (Newfalse, _) => {
-                self.push_new(f, Value::Bool(false))?;
-            }
             (_, Arg::Bool(b)) => {
                 self.push_new(f, Value::Bool(*b))?;
-            }
-            (Binint | Binint1 | Binint2, Arg::Int(i)) => {
-                self.push_new(f, Value::Int(*i))?;
             }
             (Int | Long | Long1 | Long4, Arg::BigInt(i)) => {
                 let v = match i {
@@ -1372,13 +1742,10 @@ impl Machine {
                 };
                 self.push_new(f, v)?;
             }
-            (Float | Binfloat, Arg::Float(x)) => {
-                self.push_new(f, Value::Float(*x))?;
-            }
             (String, Arg::Escaped(b)) => {
                 let s: std::string::String = b.iter().map(|&c| c as char).collect();
                 let blob = self.keep_text(&Text::Inline(s.into()), op.end);
-                self.push_new(f, Value::Str(blob))?;
+                self.push_new(f, Value::Str(Box::new(blob)))?;
             }
             (Binstring | ShortBinstring, Arg::Bytes(p)) => {
                 let blob = match p {
@@ -1390,102 +1757,22 @@ impl Machine {
                         Blob::Part(Box::new(Partial { prefix: Option::None, offset: *offset, len: *len }))
                     }
                 };
-                self.push_new(f, Value::Str(blob))?;
+                self.push_new(f, Value::Str(Box::new(blob)))?;
             }
             (Binbytes | ShortBinbytes | Binbytes8, Arg::Bytes(p)) => {
                 let blob = self.keep_bytes(p, op.end);
-                self.push_new(f, Value::Bytes(blob))?;
+                self.push_new(f, Value::Bytes(Box::new(blob)))?;
             }
             (Bytearray8, Arg::Bytes(p)) => {
                 let blob = self.keep_bytes(p, op.end);
-                self.push_new(f, Value::ByteArray(blob))?;
+                self.push_new(f, Value::ByteArray(Box::new(blob)))?;
             }
             (Unicode | Binunicode | ShortBinunicode | Binunicode8, Arg::Str(t)) => {
                 let blob = self.keep_text(t, op.end);
-                self.push_new(f, Value::Str(blob))?;
-            }
-            (EmptyTuple, _) => {
-                self.push_new(f, Value::Tuple(Vec::new()))?;
-            }
-            (EmptyList, _) => {
-                self.push_new(f, Value::List(Vec::new()))?;
-            }
-            (EmptyDict, _) => {
-                self.push_new(f, Value::Dict(Vec::new()))?;
-            }
-            (EmptySet, _) => {
-                self.push_new(f, Value::Set(Vec::new()))?;
-            }
-            (Tuple, _) => {
-                let items = self.pop_mark(f, code)?;
-                self.push_new(f, Value::Tuple(items))?;
-            }
-            (Tuple1, _) => {
-                let a = self.pop(f, code)?;
-                self.push_new(f, Value::Tuple(vec![a]))?;
-            }
-            (Tuple2, _) => {
-                let b = self.pop(f, code)?;
-                let a = self.pop(f, code)?;
-                self.push_new(f, Value::Tuple(vec![a, b]))?;
-            }
-            (Tuple3, _) => {
-                let c = self.pop(f, code)?;
-                let b = self.pop(f, code)?;
-                let a = self.pop(f, code)?;
-                self.push_new(f, Value::Tuple(vec![a, b, c]))?;
-            }
-            (List, _) => {
-                let items = self.pop_mark(f, code)?;
-                self.push_new(f, Value::List(items))?;
-            }
-            (Frozenset, _) => {
-                let items = self.pop_mark(f, code)?;
-                self.push_new(f, Value::FrozenSet(items))?;
-            }
-            (Dict, _) => {
-                let items = self.pop_mark(f, code)?;
-                if items.len() % 2 == 1 {
-                    self.anomaly(Anomaly::OddItems { opcode: code.name() })?;
-                }
-                let pairs = items.chunks_exact(2).map(|p| (p[0], p[1])).collect();
-                self.push_new(f, Value::Dict(pairs))?;
-            }
-            (Append, _) => {
-                let item = self.pop(f, code)?;
-                let target = self.top(f, code)?;
-                self.extend(target, vec![item], code)?;
-            }
-            (Appends, _) => {
-                let items = self.pop_mark(f, code)?;
-                let target = self.top(f, code)?;
-                self.extend(target, items, code)?;
-            }
-            (Additems, _) => {
-                let items = self.pop_mark(f, code)?;
-                let target = self.top(f, code)?;
-                self.extend(target, items, code)?;
-            }
-            (Setitem, _) => {
-                let v = self.pop(f, code)?;
-                let k = self.pop(f, code)?;
-                let target = self.top(f, code)?;
-                self.set_items(target, vec![k, v], code)?;
-            }
-            (Setitems, _) => {
-                let items = self.pop_mark(f, code)?;
-                if items.len() % 2 == 1 {
-                    self.anomaly(Anomaly::OddItems { opcode: code.name() })?;
-                }
-                let target = self.top(f, code)?;
-                self.set_items(target, items, code)?;
+                self.push_new(f, Value::Str(Box::new(blob)))?;
             }
             (Put | Binput | LongBinput, arg) => {
                 self.memo_put(f, memo_key(arg))?;
-            }
-            (Memoize, _) => {
-                let key = f.memo.len() as u64;
-                self.memo_put(f, Some(key))?;
             }
             (Get | Binget | LongBinget, arg) => {
                 self.memo_get(f, memo_key(arg))?;
@@ -1511,19 +1798,19 @@ impl Machine {
             }
             (Inst, Arg::Global { module, name }) => {
                 let cls = self.import(code, module.clone(), name.clone())?;
-                let items = self.pop_mark(f, code)?;
-                let args = self.alloc(Value::Tuple(items))?;
+                let items = self.pop_mark_vec(f, code)?;
+                let args = self.tuple(&items)?;
                 self.call(f, CallKind::Inst, cls, args, Option::None)?;
             }
             (Obj, _) => {
-                let mut items = self.pop_mark(f, code)?;
+                let mut items = self.pop_mark_vec(f, code)?;
                 let cls = if items.is_empty() {
                     self.anomaly(Anomaly::StackUnderflow { opcode: code.name() })?;
                     self.unknown(UnknownWhy::StackUnderflow)?
                 } else {
                     items.remove(0)
                 };
-                let args = self.alloc(Value::Tuple(items))?;
+                let args = self.tuple(&items)?;
                 self.call(f, CallKind::Obj, cls, args, Option::None)?;
             }
             (Reduce, _) => {
@@ -1552,7 +1839,7 @@ impl Machine {
             }
             (Persid, Arg::Str(t)) => {
                 let blob = self.keep_text(t, op.end);
-                let pid = self.alloc(Value::Str(blob))?;
+                let pid = self.alloc(Value::Str(Box::new(blob)))?;
                 self.persistent(f, pid)?;
             }
             (Binpersid, _) => {
@@ -1609,15 +1896,15 @@ impl Machine {
     /// `pickle.py` calls `append` (and `add` for ADDITEMS). A method planted
     /// by an earlier BUILD is called as itself; otherwise the call is
     /// recorded against the object (judged by the class that made it).
-    fn extend(&mut self, target: ValueId, items: Vec<ValueId>, code: Opcode) -> Result<(), Halt> {
+    fn extend(&mut self, target: ValueId, items: &[ValueId], code: Opcode) -> Result<(), Halt> {
         let is_add = code == Opcode::Additems;
         match &mut self.out.values[target as usize] {
             Value::List(v) if !is_add => {
-                v.extend(items);
+                v.extend_from_slice(items);
                 return Ok(());
             }
             Value::Set(v) if is_add => {
-                v.extend(items);
+                v.extend_from_slice(items);
                 return Ok(());
             }
             v if takes_method_calls(v) => {}
@@ -1632,12 +1919,12 @@ impl Machine {
             if let Some(hook) = self.planted(target, name) {
                 planted = true;
                 if name == "extend" {
-                    let list = self.alloc(Value::List(items.clone()))?;
-                    let args = self.alloc(Value::Tuple(vec![list]))?;
+                    let list = self.alloc(Value::List(Box::new(items.to_vec())))?;
+                    let args = self.tuple(&[list])?;
                     self.hook_call(hook, args)?;
                 } else {
-                    for &item in &items {
-                        let args = self.alloc(Value::Tuple(vec![item]))?;
+                    for &item in items {
+                        let args = self.tuple(&[item])?;
                         self.hook_call(hook, args)?;
                     }
                 }
@@ -1645,8 +1932,8 @@ impl Machine {
         }
         if !planted {
             let kind = if is_add { CallKind::Add } else { CallKind::Append };
-            for item in items {
-                let args = self.alloc(Value::Tuple(vec![item]))?;
+            for &item in items {
+                let args = self.tuple(&[item])?;
                 self.method_call(kind, target, args)?;
             }
         }
@@ -1655,7 +1942,7 @@ impl Machine {
 
     /// SETITEM / SETITEMS: `obj[key] = value`, which on anything but a dict
     /// calls the type's `__setitem__` (a class-level plant included).
-    fn set_items(&mut self, target: ValueId, items: Vec<ValueId>, code: Opcode) -> Result<(), Halt> {
+    fn set_items(&mut self, target: ValueId, items: &[ValueId], code: Opcode) -> Result<(), Halt> {
         match &mut self.out.values[target as usize] {
             Value::Dict(d) => {
                 d.extend(items.chunks_exact(2).map(|p| (p[0], p[1])));
@@ -1666,7 +1953,7 @@ impl Machine {
         }
         let class_hook = self.class_of(target).and_then(|c| self.plants.get(&(c, "__setitem__")).copied());
         for pair in items.chunks_exact(2) {
-            let args = self.alloc(Value::Tuple(vec![pair[0], pair[1]]))?;
+            let args = self.tuple(&[pair[0], pair[1]])?;
             match class_hook {
                 Some(hook) => self.hook_call(hook, args)?,
                 None => self.method_call(CallKind::SetItem, target, args)?,
@@ -1678,7 +1965,7 @@ impl Machine {
     /// The class an object was made from, when it is a named global.
     fn class_of(&self, obj: ValueId) -> Option<Receiver> {
         match self.out.value(obj) {
-            Value::Call { func, .. } => match self.out.value(*func) {
+            Value::Call(c) => match self.out.value(c.func) {
                 Value::Global(g) => Some(Receiver::Class(g.module.clone(), g.name.clone())),
                 _ => None,
             },
@@ -1704,13 +1991,13 @@ impl Machine {
     /// unpickler makes of an attribute a BUILD set).
     fn hook_call(&mut self, hook: ValueId, args: ValueId) -> Result<(), Halt> {
         let kind = CallKind::SetState;
-        let result = self.alloc(Value::Call { kind, func: hook, args, kwargs: Option::None })?;
+        let result = self.alloc(Value::Call(Box::new(CallValue { kind, func: hook, args, kwargs: Option::None })))?;
         self.event(EventKind::Call { kind, func: hook, args, kwargs: Option::None, result })
     }
 
     /// A call of a method on an object (the object stands in for the callable).
     fn method_call(&mut self, kind: CallKind, target: ValueId, args: ValueId) -> Result<(), Halt> {
-        let result = self.alloc(Value::Call { kind, func: target, args, kwargs: Option::None })?;
+        let result = self.alloc(Value::Call(Box::new(CallValue { kind, func: target, args, kwargs: Option::None })))?;
         self.event(EventKind::Call { kind, func: target, args, kwargs: Option::None, result })
     }
 
@@ -1718,12 +2005,13 @@ impl Machine {
     /// whose BUILD `joblib.load` reads the array payload.
     fn is_array_wrapper(&self, target: ValueId) -> bool {
         match self.out.value(target) {
-            Value::Call {
-                kind: CallKind::NewObj | CallKind::NewObjEx | CallKind::Reduce | CallKind::Inst | CallKind::Obj,
-                func,
-                ..
-            } => {
-                matches!(self.out.value(*func), Value::Global(g)
+            Value::Call(c)
+                if matches!(
+                    c.kind,
+                    CallKind::NewObj | CallKind::NewObjEx | CallKind::Reduce | CallKind::Inst | CallKind::Obj
+                ) =>
+            {
+                matches!(self.out.value(c.func), Value::Global(g)
                     if g.module == "joblib.numpy_pickle" && g.name == "NumpyArrayWrapper")
             }
             _ => false,
@@ -1735,19 +2023,21 @@ impl Machine {
     /// slotstate)` pair — which is how a pickle plants attributes.
     fn build(&mut self, target: ValueId, state: ValueId) -> Result<(), Halt> {
         self.event(EventKind::Build { target, state })?;
-        if matches!(self.out.value(target), Value::Call { .. }) {
+        if matches!(self.out.value(target), Value::Call(_)) {
             self.build_state.insert(target, state);
         }
         if let Some(hook) = self.planted(target, "__setstate__") {
-            let args = self.alloc(Value::Tuple(vec![state]))?;
+            let args = self.tuple(&[state])?;
             return self.hook_call(hook, args);
         }
         // Which dicts would be applied as attributes.
         let mut dicts = Vec::new();
         match self.out.value(state) {
             Value::Dict(_) => dicts.push(state),
-            Value::Tuple(items) if items.len() == 2 => {
-                dicts.extend(items.iter().copied().filter(|i| matches!(self.out.value(*i), Value::Dict(_))));
+            Value::Tuple(r) if r.len() == 2 => {
+                dicts.extend(
+                    self.out.range(*r).iter().copied().filter(|i| matches!(self.out.value(*i), Value::Dict(_))),
+                );
             }
             _ => {}
         }
@@ -1759,7 +2049,7 @@ impl Machine {
         for d in dicts {
             let Value::Dict(pairs) = self.out.value(d) else { continue };
             let pairs = pairs.clone();
-            for (k, v) in pairs {
+            for (k, v) in pairs.into_iter() {
                 let Some(key) = self.str_of(k) else { continue };
                 if key.starts_with("__") && key.ends_with("__") && key.len() > 4 {
                     self.anomaly(Anomaly::DunderState { attr: key.clone() })?;
@@ -1909,8 +2199,72 @@ mod tests {
 
     #[test]
     fn values_stay_small() {
-        // Millions of values per file: keep each to four words.
-        assert!(std::mem::size_of::<Value>() <= 32, "{}", std::mem::size_of::<Value>());
+        // Millions of values per file: keep each to two words.
+        assert!(std::mem::size_of::<Value>() <= 16, "{}", std::mem::size_of::<Value>());
+    }
+
+    /// A source that never offers its window, so every opcode takes the
+    /// general path (`OpReader::next_op`).
+    struct NoWindow<'a>(crate::source::SliceSource<'a>);
+
+    impl ByteSource for NoWindow<'_> {
+        fn position(&self) -> u64 {
+            self.0.position()
+        }
+        fn remaining(&self) -> Option<u64> {
+            self.0.remaining()
+        }
+        fn take(&mut self, n: usize) -> std::io::Result<Option<&[u8]>> {
+            self.0.take(n)
+        }
+        fn take_line(&mut self, max: usize) -> std::io::Result<crate::source::Line<'_>> {
+            self.0.take_line(max)
+        }
+        fn skip(&mut self, n: u64) -> std::io::Result<u64> {
+            self.0.skip(n)
+        }
+        fn at_eof(&mut self) -> std::io::Result<bool> {
+            self.0.at_eof()
+        }
+    }
+
+    fn summary(a: &Analysis) -> String {
+        format!("{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{} {}", a.events, a.values, a.items, a.pickles, a.error, a.ops, a.bytes)
+    }
+
+    /// The fast path for fixed-width opcodes must change nothing: every
+    /// fixture (and every prefix of the small ones, to cut opcodes and
+    /// frames short) analyses the same through a slice, through a stream
+    /// window, and through the general path alone.
+    #[test]
+    fn fast_path_agrees_with_general_path() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        let mut dirs = vec![root];
+        let mut files = 0;
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    dirs.push(p);
+                    continue;
+                }
+                if !matches!(p.extension().and_then(|x| x.to_str()), Some("pkl" | "joblib" | "bin")) {
+                    continue;
+                }
+                let data = std::fs::read(&p).unwrap();
+                files += 1;
+                let cuts: Vec<usize> = if data.len() <= 300 { (0..=data.len()).collect() } else { vec![data.len()] };
+                for n in cuts {
+                    let d = &data[..n];
+                    let general = summary(&analyze(NoWindow(crate::source::SliceSource::new(d, 0))));
+                    let fast = summary(&analyze_bytes(d, 0));
+                    assert_eq!(fast, general, "{} cut at {n}", p.display());
+                    let stream = crate::source::ReadSource::new(d, Some(n as u64));
+                    assert_eq!(summary(&analyze(stream)), general, "{} (stream) cut at {n}", p.display());
+                }
+            }
+        }
+        assert!(files > 100, "{files}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use clap::{Args, ValueEnum};
 
 use pkinspect::report::{human, json, sarif, Report, SkipReason, Skipped};
 use pkinspect::rules::Severity;
-use pkinspect::scan::{scan_file_counted, FileReport};
+use pkinspect::scan::{scan_file_counted, scan_file_counted_unfreed, FileReport};
 
 use super::hook::Selection;
 use super::policy::{Policies, PolicyArgs};
@@ -275,9 +275,12 @@ impl Opts {
         let workers = workers(jobs.len());
         let mut progress = Progress::new(jobs.iter().map(|(_, f, _)| *f), workers);
         let indexed: Vec<(usize, &(usize, &Path, bool))> = chosen.iter().copied().zip(&jobs).collect();
+        // One file: its analysis is left for the exit to free (see
+        // `scan_file_counted_unfreed`); with more, each is freed when judged.
+        let scan = if jobs.len() == 1 { scan_file_counted_unfreed } else { scan_file_counted };
         let scanned = parallel_map(&indexed, workers, |w, (policy_index, (_, f, _))| {
             let (policy, config) = policies.get(*policy_index);
-            progress.scan(w, f, |read| scan_file_counted(f, policy, &config.levels_for(f), read))
+            progress.scan(w, f, |read| scan(f, policy, &config.levels_for(f), read))
         });
         progress.finish();
         let mut results: Vec<Option<FileReport>> = std::iter::repeat_with(|| None).take(items.len()).collect();

@@ -28,7 +28,7 @@ use super::{zf_body, CountIn, LimitHit, Limited, Walker};
 use crate::limits::MAX_COMPANION_FILES;
 use crate::pyrepr::repr_str;
 use crate::rules::Rule;
-use crate::vm::{Analysis, Blob, EventKind, Value};
+use crate::vm::{Analysis, EventKind, Value};
 
 /// A companion file named by a legacy wrapper.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,8 +47,8 @@ pub fn companions(a: &Analysis) -> Vec<Companion> {
     let mut out = Vec::new();
     for ev in &a.events {
         let EventKind::Build { target, state } = ev.kind else { continue };
-        let Value::Call { func, .. } = a.value(target) else { continue };
-        let compressed = match a.value(*func) {
+        let Value::Call(c) = a.value(target) else { continue };
+        let compressed = match a.value(c.func) {
             Value::Global(g) if g.module == "joblib.numpy_pickle" && g.name == "NDArrayWrapper" => false,
             Value::Global(g) if g.module == "joblib.numpy_pickle" && g.name == "ZNDArrayWrapper" => true,
             _ => continue,
@@ -56,18 +56,17 @@ pub fn companions(a: &Analysis) -> Vec<Companion> {
         // The state is the instance dict (or the dict of a (dict, slots) pair).
         let dict = match a.value(state) {
             Value::Dict(pairs) => pairs,
-            Value::Tuple(items) => match items.first().map(|i| a.value(*i)) {
+            Value::Tuple(_) => match a.items(state).first().map(|i| a.value(*i)) {
                 Some(Value::Dict(pairs)) => pairs,
                 _ => continue,
             },
             _ => continue,
         };
-        let is_key = |k| matches!(a.value(k), Value::Str(Blob::Full(s)) if &**s == "filename");
+        let is_key = |k| a.value(k).full_str() == Some("filename");
         // The last assignment wins, as in a dict update.
         let Some((_, v)) = dict.iter().rev().find(|(k, _)| is_key(*k)) else { continue };
         let filename = match a.value(*v) {
-            Value::Str(Blob::Full(s)) => Some(s.to_string()),
-            Value::Str(Blob::Part(_)) => None,
+            Value::Str(b) => b.full().map(str::to_string),
             // os.path.join refuses anything but str: joblib fails, nothing is opened.
             _ => continue,
         };

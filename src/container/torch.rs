@@ -414,10 +414,7 @@ fn read_i32<S: ByteSource>(src: &mut S) -> io::Result<Option<i32>> {
 // ---------------------------------------------------------------------------
 
 fn str_at(a: &Analysis, id: ValueId) -> Option<&str> {
-    match a.value(id) {
-        Value::Str(Blob::Full(s)) => Some(s.as_ref()),
-        _ => None,
-    }
+    a.value(id).full_str()
 }
 
 fn int_at(a: &Analysis, id: ValueId) -> Option<i64> {
@@ -428,10 +425,7 @@ fn int_at(a: &Analysis, id: ValueId) -> Option<i64> {
 }
 
 fn tuple_at(a: &Analysis, id: ValueId) -> Option<&[ValueId]> {
-    match a.value(id) {
-        Value::Tuple(t) => Some(t.as_slice()),
-        _ => None,
-    }
+    a.tuple(id)
 }
 
 fn root(a: &Analysis, index: usize) -> Option<ValueId> {
@@ -515,11 +509,14 @@ fn parse_pid(a: &Analysis, pid: ValueId, layout: Layout, r: &Renderer<'_>) -> Pi
     let Some(items) = tuple_at(a, pid) else {
         return Pid::Bad(format!("persistent id {} is not a tuple: torch.load's persistent_load fails", shown()));
     };
-    let tag = items.first().and_then(|&t| match a.value(t) {
-        Value::Str(Blob::Full(s)) => Some(s.to_string()),
-        // _maybe_decode_ascii: a bytes tag is decoded.
-        Value::Bytes(Blob::Full(b)) if b.is_ascii() => Some(String::from_utf8_lossy(&b[..]).into_owned()),
-        _ => None,
+    let tag = items.first().and_then(|&t| {
+        let v = a.value(t);
+        match (v.full_str(), v.full_bytes()) {
+            (Some(s), _) => Some(s.to_string()),
+            // _maybe_decode_ascii: a bytes tag is decoded.
+            (_, Some(b)) if b.is_ascii() => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        }
     });
     match (tag.as_deref(), layout) {
         (Some("storage"), _) => {
@@ -542,9 +539,9 @@ fn parse_pid(a: &Analysis, pid: ValueId, layout: Layout, r: &Renderer<'_>) -> Pi
                 ));
             };
             if layout == Layout::Legacy {
-                let view_ok = match a.value(items[5]) {
-                    Value::None => true,
-                    Value::Tuple(v) => v.len() == 3 && int_at(a, v[1]).is_some() && int_at(a, v[2]).is_some(),
+                let view_ok = match (a.value(items[5]), a.tuple(items[5])) {
+                    (Value::None, _) => true,
+                    (_, Some(v)) => v.len() == 3 && int_at(a, v[1]).is_some() && int_at(a, v[2]).is_some(),
                     _ => false,
                 };
                 if !view_ok {
@@ -563,12 +560,14 @@ fn parse_pid(a: &Analysis, pid: ValueId, layout: Layout, r: &Renderer<'_>) -> Pi
             };
             let file = str_at(a, items[2]).map(|s| format!("{s:?}")).unwrap_or_else(|| r.expr(items[2]));
             let source = match a.value(items[3]) {
-                Value::Str(Blob::Full(s)) => {
-                    let first = s.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
-                    let first: String = first.chars().take(60).collect();
-                    Some((s.len() as u64, first))
-                }
-                Value::Str(Blob::Part(p)) => Some((p.len, String::new())),
+                Value::Str(b) => match &**b {
+                    Blob::Full(s) => {
+                        let first = s.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+                        let first: String = first.chars().take(60).collect();
+                        Some((s.len() as u64, first))
+                    }
+                    Blob::Part(p) => Some((p.len, String::new())),
+                },
                 _ => None,
             };
             Pid::Module { class, file, source }

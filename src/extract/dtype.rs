@@ -9,7 +9,7 @@
 //! state says otherwise.
 
 use crate::pyrepr::repr_str;
-use crate::vm::{Blob, Graph, Value, ValueId};
+use crate::vm::{Graph, Value, ValueId};
 
 /// Deepest nesting of structured dtypes inside structured dtypes.
 pub const MAX_DTYPE_DEPTH: usize = 16;
@@ -260,20 +260,21 @@ pub struct Reader<'g, G: Graph + ?Sized> {
 impl<G: Graph + ?Sized> Reader<'_, G> {
     /// A complete `str` value (Python 2 byte strings read as latin-1 too).
     pub fn str_of(&self, id: ValueId) -> Option<String> {
-        match self.g.value(id) {
-            Value::Str(Blob::Full(s)) => Some(s.to_string()),
-            Value::Bytes(Blob::Full(b)) => Some(b.iter().map(|&c| c as char).collect()),
-            // Protocol ≤ 2 bytes: `_codecs.encode(text, 'latin1')`.
-            Value::Call { func, args, .. } if self.global_of(*func).as_deref() == Some("_codecs.encode") => {
-                match self.items(*args)? {
-                    [t, e] if self.str_of(*e).is_some_and(|e| matches!(e.as_str(), "latin1" | "latin-1")) => {
-                        match self.g.value(*t) {
-                            Value::Str(Blob::Full(s)) => Some(s.to_string()),
-                            _ => None,
-                        }
-                    }
-                    _ => None,
-                }
+        let v = self.g.value(id);
+        if let Some(s) = v.full_str() {
+            return Some(s.to_string());
+        }
+        if let Some(b) = v.full_bytes() {
+            return Some(b.iter().map(|&c| c as char).collect());
+        }
+        // Protocol ≤ 2 bytes: `_codecs.encode(text, 'latin1')`.
+        let Value::Call(c) = v else { return None };
+        if self.global_of(c.func).as_deref() != Some("_codecs.encode") {
+            return None;
+        }
+        match self.items(c.args)? {
+            [t, e] if self.str_of(*e).is_some_and(|e| matches!(e.as_str(), "latin1" | "latin-1")) => {
+                self.g.value(*t).full_str().map(str::to_string)
             }
             _ => None,
         }
@@ -290,10 +291,7 @@ impl<G: Graph + ?Sized> Reader<'_, G> {
 
     /// The items of a tuple or list.
     pub fn items(&self, id: ValueId) -> Option<&[ValueId]> {
-        match self.g.value(id) {
-            Value::Tuple(t) | Value::List(t) => Some(t),
-            _ => None,
-        }
+        self.g.analysis().tuple_or_list(id)
     }
 
     /// A shape: a tuple (or list) of non-negative integers, or one integer.
@@ -330,11 +328,11 @@ impl<G: Graph + ?Sized> Reader<'_, G> {
         if depth > MAX_DTYPE_DEPTH {
             return Err(format!("dtype nested deeper than MAX_DTYPE_DEPTH ({MAX_DTYPE_DEPTH})"));
         }
-        let Value::Call { func, args, .. } = self.g.value(id) else { return Err("dtype is not constructed".into()) };
-        if self.global_of(*func).as_deref() != Some("numpy.dtype") {
+        let Value::Call(c) = self.g.value(id) else { return Err("dtype is not constructed".into()) };
+        if self.global_of(c.func).as_deref() != Some("numpy.dtype") {
             return Err("dtype is not made by numpy.dtype".into());
         }
-        let a = self.items(*args).ok_or("dtype arguments are not a tuple")?;
+        let a = self.items(c.args).ok_or("dtype arguments are not a tuple")?;
         let first = *a.first().ok_or("dtype has no arguments")?;
         let state: Vec<ValueId> = self.g.state(id).and_then(|s| self.items(s)).map(|s| s.to_vec()).unwrap_or_default();
         // numpy.record / numpy.void type objects stand for 'V' (recarray dtypes).
@@ -381,6 +379,7 @@ impl<G: Graph + ?Sized> Reader<'_, G> {
             return Err(format!("more than MAX_DTYPE_FIELDS ({MAX_DTYPE_FIELDS}) fields"));
         }
         let Value::Dict(pairs) = self.g.value(fields) else { return Err("dtype fields are not a dict".into()) };
+        let pairs: &[(ValueId, ValueId)] = pairs;
         let mut out = Vec::new();
         for &n in names {
             let name = self.str_of(n).ok_or("a field name is not a string")?;

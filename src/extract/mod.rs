@@ -288,8 +288,8 @@ struct AGraph<'a> {
 }
 
 impl Graph for AGraph<'_> {
-    fn value(&self, id: ValueId) -> &Value {
-        self.a.value(id)
+    fn analysis(&self) -> &Analysis {
+        self.a
     }
     fn state(&self, id: ValueId) -> Option<ValueId> {
         self.states.get(&id).and_then(|s| s.last().copied())
@@ -373,12 +373,14 @@ impl<'x, 'a> Emitter<'x, 'a> {
     /// Every value a value leads to.
     fn children(&self, id: ValueId, out: &mut Vec<ValueId>) {
         match self.v(id) {
-            Value::Tuple(t) | Value::List(t) | Value::Set(t) | Value::FrozenSet(t) => out.extend_from_slice(t),
+            Value::Tuple(_) | Value::List(_) | Value::Set(_) | Value::FrozenSet(_) => {
+                out.extend_from_slice(self.a.items(id))
+            }
             Value::Dict(p) => p.iter().for_each(|(k, v)| out.extend([*k, *v])),
             Value::ComputedGlobal { module, name } => out.extend([*module, *name]),
-            Value::Call { func, args, kwargs, .. } => {
-                out.extend([*func, *args]);
-                out.extend(kwargs.iter().copied());
+            Value::Call(c) => {
+                out.extend([c.func, c.args]);
+                out.extend(c.kwargs.iter().copied());
             }
             Value::Persistent { pid } => out.push(*pid),
             _ => {}
@@ -417,8 +419,8 @@ impl<'x, 'a> Emitter<'x, 'a> {
         match self.v(id) {
             Value::None | Value::Bool(_) | Value::Int(_) | Value::BigInt(_) | Value::Float(_) => true,
             Value::Global(_) | Value::Unknown(_) | Value::Buffer { .. } => true,
-            Value::Str(Blob::Full(s)) => s.len() <= 64,
-            Value::Bytes(Blob::Full(b)) => b.len() <= 64,
+            Value::Str(s) => s.full().is_some_and(|s| s.len() <= 64),
+            Value::Bytes(b) => b.full().is_some_and(|b| b.len() <= 64),
             _ => false,
         }
     }
@@ -470,13 +472,7 @@ impl<'x, 'a> Emitter<'x, 'a> {
 
     /// A dict's pairs: a JSON object when every key is a distinct string.
     fn dict(&mut self, pairs: &[(ValueId, ValueId)], path: &mut Vec<Seg>) -> J {
-        let keys: Option<Vec<String>> = pairs
-            .iter()
-            .map(|(k, _)| match self.v(*k) {
-                Value::Str(Blob::Full(s)) => Some(s.to_string()),
-                _ => None,
-            })
-            .collect();
+        let keys: Option<Vec<String>> = pairs.iter().map(|(k, _)| self.v(*k).full_str().map(str::to_string)).collect();
         let distinct = keys.as_ref().is_some_and(|k| {
             let mut seen = std::collections::HashSet::new();
             k.iter().all(|s| seen.insert(s.as_str()))
@@ -496,8 +492,10 @@ impl<'x, 'a> Emitter<'x, 'a> {
             let kj = self.value(*k, path);
             let seg = match self.v(*k) {
                 Value::Int(i) => json!(i),
-                Value::Str(Blob::Full(s)) => J::String(s.to_string()),
-                _ => J::String(crate::render::Renderer::new(self.a, 200).expr(*k)),
+                v => match v.full_str() {
+                    Some(s) => J::String(s.to_string()),
+                    None => J::String(crate::render::Renderer::new(self.a, 200).expr(*k)),
+                },
             };
             path.push(seg);
             let vj = self.value(*v, path);
@@ -514,19 +512,21 @@ impl<'x, 'a> Emitter<'x, 'a> {
             Value::Int(i) => int_json(*i),
             Value::BigInt(b) => big_int_json(b),
             Value::Float(f) => float_json(*f),
-            Value::Str(Blob::Full(s)) => J::String(s.to_string()),
-            Value::Str(Blob::Part(p)) => self.spilled(p.offset, p.len, "str", path),
+            Value::Str(b) => match &**b {
+                Blob::Full(s) => J::String(s.to_string()),
+                Blob::Part(p) => self.spilled(p.offset, p.len, "str", path),
+            },
             Value::Bytes(b) | Value::ByteArray(b) => {
                 let ty = if matches!(self.v(id), Value::Bytes(_)) { "bytes" } else { "bytearray" };
-                match b {
+                match &**b {
                     Blob::Full(d) => json!({"type": ty, "hex": hex(d)}),
                     Blob::Part(p) => self.spilled(p.offset, p.len, ty, path),
                 }
             }
-            Value::List(items) => J::Array(self.seq(items, path)),
-            Value::Tuple(items) => json!({"type": "tuple", "items": self.seq(items, path)}),
-            Value::Set(items) => json!({"type": "set", "items": self.seq(items, path)}),
-            Value::FrozenSet(items) => json!({"type": "frozenset", "items": self.seq(items, path)}),
+            Value::List(_) => J::Array(self.seq(self.a.items(id), path)),
+            Value::Tuple(_) => json!({"type": "tuple", "items": self.seq(self.a.items(id), path)}),
+            Value::Set(_) => json!({"type": "set", "items": self.seq(self.a.items(id), path)}),
+            Value::FrozenSet(_) => json!({"type": "frozenset", "items": self.seq(self.a.items(id), path)}),
             Value::Dict(pairs) => self.dict(pairs, path),
             Value::Global(g) => json!({"type": "global", "module": g.module, "name": g.name}),
             Value::ComputedGlobal { module, name } => {
@@ -539,7 +539,7 @@ impl<'x, 'a> Emitter<'x, 'a> {
             }
             Value::Buffer { readonly } => json!({"type": "external_buffer", "readonly": readonly}),
             Value::Unknown(why) => json!({"type": "unknown", "why": why}),
-            Value::Call { kind, func, args, kwargs } => self.call(id, *kind, *func, *args, *kwargs, path),
+            Value::Call(c) => self.call(id, c.kind, c.func, c.args, c.kwargs, path),
         }
     }
 
@@ -569,10 +569,7 @@ impl<'x, 'a> Emitter<'x, 'a> {
     }
 
     fn tuple_items(&self, id: ValueId) -> &'a [ValueId] {
-        match self.v(id) {
-            Value::Tuple(t) => t,
-            _ => &[],
-        }
+        self.a.tuple(id).unwrap_or(&[])
     }
 
     fn call(
@@ -657,7 +654,7 @@ impl<'x, 'a> Emitter<'x, 'a> {
         if !items.is_empty() || !matches!(self.v(args), Value::Tuple(_)) {
             path.push(json!("__args__"));
             let a = match self.v(args) {
-                Value::Tuple(t) => J::Array(self.seq(t, path)),
+                Value::Tuple(_) => J::Array(self.seq(self.a.items(args), path)),
                 _ => self.value(args, path),
             };
             path.pop();
@@ -686,7 +683,9 @@ impl<'x, 'a> Emitter<'x, 'a> {
             // A dict state (or (dict, slots)) names attributes directly.
             let direct = match self.v(*s) {
                 Value::Dict(_) => true,
-                Value::Tuple(t) => t.len() == 2 && t.iter().all(|x| matches!(self.v(*x), Value::Dict(_) | Value::None)),
+                Value::Tuple(t) => {
+                    t.len() == 2 && self.a.items(*s).iter().all(|x| matches!(self.v(*x), Value::Dict(_) | Value::None))
+                }
                 _ => false,
             };
             if direct {
@@ -753,20 +752,17 @@ impl<'x, 'a> Emitter<'x, 'a> {
                 _ => None,
             },
             ("bytes" | "bytearray", []) => Some(json!({"type": ty, "hex": ""})),
-            ("bytearray", [b]) => match self.v(*b) {
-                Value::Bytes(Blob::Full(d)) => Some(json!({"type": ty, "hex": hex(d)})),
+            ("bytearray", [b]) => match self.v(*b).full_bytes() {
+                Some(d) => Some(json!({"type": ty, "hex": hex(d)})),
                 // Protocol ≤ 2: bytearray(_codecs.encode(text, 'latin1')).
-                _ => self.latin1_bytes(*b).map(|d| json!({"type": ty, "hex": hex(&d)})),
+                None => self.latin1_bytes(*b).map(|d| json!({"type": ty, "hex": hex(&d)})),
             },
             ("bytearray" | "bytes", [t, e]) => {
-                let enc = match self.v(*e) {
-                    Value::Str(Blob::Full(e)) => e.to_string(),
-                    _ => return None,
-                };
-                if !matches!(enc.as_str(), "latin1" | "latin-1" | "iso-8859-1" | "iso8859-1" | "l1") {
+                let enc = self.v(*e).full_str()?;
+                if !matches!(enc, "latin1" | "latin-1" | "iso-8859-1" | "iso8859-1" | "l1") {
                     return None;
                 }
-                let Value::Str(Blob::Full(t)) = self.v(*t) else { return None };
+                let t = self.v(*t).full_str()?;
                 let b: Option<Vec<u8>> = t.chars().map(|c| u8::try_from(c as u32).ok()).collect();
                 b.map(|b| json!({"type": ty, "hex": hex(&b)}))
             }
@@ -776,50 +772,56 @@ impl<'x, 'a> Emitter<'x, 'a> {
 
     /// `_codecs.encode(text, 'latin1')` as bytes (protocol ≤ 2 numpy data).
     fn latin1_bytes(&self, id: ValueId) -> Option<Vec<u8>> {
-        let Value::Call { args, .. } = self.v(id) else { return None };
-        let items = self.tuple_items(*args);
+        let Value::Call(c) = self.v(id) else { return None };
+        let items = self.tuple_items(c.args);
         let (text, enc) = match items {
             [t, e] => (*t, *e),
             _ => return None,
         };
-        let Value::Str(Blob::Full(enc)) = self.v(enc) else { return None };
-        if !matches!(enc.as_ref(), "latin1" | "latin-1" | "iso-8859-1" | "iso8859-1" | "l1") {
+        let enc = self.v(enc).full_str()?;
+        if !matches!(enc, "latin1" | "latin-1" | "iso-8859-1" | "iso8859-1" | "l1") {
             return None;
         }
-        let Value::Str(Blob::Full(t)) = self.v(text) else { return None };
+        let t = self.v(text).full_str()?;
         t.chars().map(|c| u8::try_from(c as u32).ok()).collect()
     }
 
     /// The bytes behind an array's data value: in memory, or a spilled file.
     fn data_of(&self, id: ValueId) -> Result<Data, String> {
         match self.v(id) {
-            Value::Bytes(Blob::Full(b)) | Value::ByteArray(Blob::Full(b)) => Ok(Data::Mem(b.to_vec())),
-            Value::Str(Blob::Full(s)) => {
+            Value::Bytes(b) | Value::ByteArray(b) => match &**b {
+                Blob::Full(b) => Ok(Data::Mem(b.to_vec())),
+                Blob::Part(p) => self.spill(p.offset, p.len, false),
+            },
+            Value::Str(s) => match &**s {
                 // Python 2 pickles: a latin-1 str.
-                s.chars()
+                Blob::Full(s) => s
+                    .chars()
                     .map(|c| u8::try_from(c as u32).ok())
                     .collect::<Option<Vec<u8>>>()
                     .map(Data::Mem)
-                    .ok_or_else(|| "array data is text beyond latin-1".to_string())
-            }
-            Value::Bytes(Blob::Part(p)) | Value::ByteArray(Blob::Part(p)) => self.spill(p.offset, p.len, false),
-            Value::Call { func, args, .. } if self.global_name(*func).as_deref() == Some("_codecs.encode") => {
+                    .ok_or_else(|| "array data is text beyond latin-1".to_string()),
+                Blob::Part(_) => Err("array data is a long str, not bytes".into()),
+            },
+            Value::Call(c) if self.global_name(c.func).as_deref() == Some("_codecs.encode") => {
                 if let Some(b) = self.latin1_bytes(id) {
                     return Ok(Data::Mem(b));
                 }
-                match self.tuple_items(*args) {
+                match self.tuple_items(c.args) {
                     [t, _] => match self.v(*t) {
-                        Value::Str(Blob::Part(p)) => self.spill(p.offset, p.len, true),
+                        Value::Str(s) => match &**s {
+                            Blob::Part(p) => self.spill(p.offset, p.len, true),
+                            Blob::Full(_) => Err("_codecs.encode data is not latin-1 text".into()),
+                        },
                         _ => Err("_codecs.encode data is not latin-1 text".into()),
                     },
                     _ => Err("_codecs.encode takes two arguments".into()),
                 }
             }
             // Protocol ≤ 2 writes empty bytes as `bytes()`.
-            Value::Call { func, args, .. }
-                if self.global_name(*func).as_deref() == Some("builtins.bytes")
-                    && self.tuple_items(*args).is_empty()
-                    && matches!(self.v(*args), Value::Tuple(_)) =>
+            Value::Call(c)
+                if self.global_name(c.func).as_deref() == Some("builtins.bytes")
+                    && self.a.tuple(c.args).is_some_and(|t| t.is_empty()) =>
             {
                 Ok(Data::Mem(Vec::new()))
             }

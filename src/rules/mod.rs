@@ -313,15 +313,13 @@ impl<'a> Judge<'a> {
             match self.a.value(id) {
                 Value::Global(g) => return Target::Name(g.module.clone(), g.name.clone()),
                 Value::ComputedGlobal { .. } => return Target::Computed,
-                Value::Call { kind: CallKind::Reduce, func, args, .. } => {
+                Value::Call(c) if c.kind == CallKind::Reduce => {
+                    let (func, args) = (&c.func, &c.args);
                     let Value::Global(g) = self.a.value(*func) else {
                         return Target::Indirect("the result of another call");
                     };
                     let (module, name) = (&g.module, &g.name);
-                    let items: &[ValueId] = match self.a.value(*args) {
-                        Value::Tuple(t) => t,
-                        _ => &[],
-                    };
+                    let items: &[ValueId] = self.a.tuple(*args).unwrap_or(&[]);
                     match (module.as_str(), name.as_str(), items) {
                         ("builtins", "getattr", [obj, attr, ..]) => {
                             let Some(attr) = self.str_of(*attr) else {
@@ -336,7 +334,7 @@ impl<'a> Judge<'a> {
                         _ => return Target::Indirect("the result of another call"),
                     }
                 }
-                Value::Call { .. } => return Target::Indirect("the result of another call"),
+                Value::Call(_) => return Target::Indirect("the result of another call"),
                 Value::Persistent { .. } => return Target::Indirect("an object from persistent_load"),
                 Value::Unknown(_) => return Target::Indirect("an unknown value"),
                 _ => return Target::Indirect("a value that is not callable"),
@@ -446,7 +444,7 @@ impl<'a> Judge<'a> {
     /// What a method call on `obj` runs: code of the class that made it.
     fn class_of(&self, obj: ValueId) -> Target {
         match self.a.value(obj) {
-            Value::Call { func, .. } => self.resolve(*func),
+            Value::Call(c) => self.resolve(c.func),
             // A method of a module attribute or class itself (`os.environ[k] = v`).
             Value::Global(g) => Target::Name(g.module.clone(), g.name.clone()),
             Value::ComputedGlobal { .. } => Target::Computed,
@@ -507,10 +505,7 @@ impl<'a> Judge<'a> {
 
     /// Judges a call of a conditional global by its arguments.
     fn conditional_call(&self, module: &str, name: &str, args: ValueId) -> Judgement {
-        let items: &[ValueId] = match self.a.value(args) {
-            Value::Tuple(t) => t,
-            _ => &[],
-        };
+        let items: &[ValueId] = self.a.tuple(args).unwrap_or(&[]);
         let target = match (module, name, items) {
             ("builtins", "getattr", [obj, attr, ..]) => match (self.resolve(*obj), self.str_of(*attr)) {
                 (Target::Name(m, n), Some(attr)) => Some((m, format!("{n}.{attr}"))),
