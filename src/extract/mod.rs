@@ -250,6 +250,9 @@ impl Extraction {
     }
 }
 
+/// Storage key → (offset, length) in a legacy PyTorch checkpoint.
+type Slots = HashMap<String, (u64, u64)>;
+
 /// A step of an attribute path.
 type Seg = J;
 
@@ -278,7 +281,7 @@ struct Emitter<'x, 'a> {
     /// The stream is inside a decompressed layer (not the file's own bytes).
     layered: bool,
     /// Storage slots of a legacy PyTorch checkpoint, once read.
-    legacy: Option<Result<HashMap<String, (u64, u64)>, String>>,
+    legacy: Option<Result<Slots, String>>,
 }
 
 /// The machine's analysis as a [`Graph`] with the emitter's BUILD states.
@@ -1310,7 +1313,7 @@ impl Emitter<'_, '_> {
 
     /// Where each storage's bytes are in a legacy checkpoint: key →
     /// (offset, length), read once from the file.
-    fn legacy_slots(&mut self) -> Result<&HashMap<String, (u64, u64)>, String> {
+    fn legacy_slots(&mut self) -> Result<&Slots, String> {
         if self.legacy.is_none() {
             let slots = self.read_legacy_slots();
             self.legacy = Some(slots);
@@ -1321,7 +1324,7 @@ impl Emitter<'_, '_> {
         }
     }
 
-    fn read_legacy_slots(&self) -> Result<HashMap<String, (u64, u64)>, String> {
+    fn read_legacy_slots(&self) -> Result<Slots, String> {
         let a = self.a;
         let g = AGraph { a, states: &self.states };
         let r = Reader { g: &g };
