@@ -197,6 +197,16 @@ pub fn py_literal_json(text: &str) -> Option<serde_json::Value> {
     (i == text.len()).then_some(v)
 }
 
+/// A string's latin-1 encoding; `None` when a character is above U+00FF.
+pub fn latin1(s: &str) -> Option<Vec<u8>> {
+    s.chars().map(|c| u8::try_from(c as u32).ok()).collect()
+}
+
+/// Codec names Python resolves to latin-1 that picklers write.
+pub fn is_latin1_codec(name: &str) -> bool {
+    matches!(name, "latin1" | "latin-1" | "iso-8859-1" | "iso8859-1" | "l1")
+}
+
 /// A shape as a Python tuple literal: `()`, `(3,)`, `(2, 3)`.
 pub fn py_shape(shape: &[u64]) -> String {
     match shape {
@@ -221,8 +231,7 @@ pub fn npy_header(dtype: &Dtype, fortran: bool, shape: &[u64]) -> Vec<u8> {
         let digits = axis.to_string().len();
         dict.push_str(&" ".repeat(21usize.saturating_sub(digits)));
     }
-    let latin1: Option<Vec<u8>> = dict.chars().map(|c| u8::try_from(c as u32).ok()).collect();
-    let (version, body, len_bytes) = match latin1 {
+    let (version, body, len_bytes) = match latin1(&dict) {
         Some(b) if padded_len(b.len(), 2) < 65536 => (1u8, b, 2),
         Some(b) => (2, b, 4),
         None => (3, dict.into_bytes(), 4),
@@ -273,7 +282,7 @@ impl<G: Graph + ?Sized> Reader<'_, G> {
             return None;
         }
         match self.items(c.args)? {
-            [t, e] if self.str_of(*e).is_some_and(|e| matches!(e.as_str(), "latin1" | "latin-1")) => {
+            [t, e] if self.str_of(*e).is_some_and(|e| is_latin1_codec(&e)) => {
                 self.g.value(*t).full_str().map(str::to_string)
             }
             _ => None,

@@ -760,15 +760,7 @@ impl<'x, 'a> Emitter<'x, 'a> {
                 // Protocol ≤ 2: bytearray(_codecs.encode(text, 'latin1')).
                 None => self.latin1_bytes(*b).map(|d| json!({"type": ty, "hex": hex(&d)})),
             },
-            ("bytearray" | "bytes", [t, e]) => {
-                let enc = self.v(*e).full_str()?;
-                if !matches!(enc, "latin1" | "latin-1" | "iso-8859-1" | "iso8859-1" | "l1") {
-                    return None;
-                }
-                let t = self.v(*t).full_str()?;
-                let b: Option<Vec<u8>> = t.chars().map(|c| u8::try_from(c as u32).ok()).collect();
-                b.map(|b| json!({"type": ty, "hex": hex(&b)}))
-            }
+            ("bytearray" | "bytes", [t, e]) => self.encoded_latin1(*t, *e).map(|b| json!({"type": ty, "hex": hex(&b)})),
             _ => None,
         }
     }
@@ -777,16 +769,18 @@ impl<'x, 'a> Emitter<'x, 'a> {
     fn latin1_bytes(&self, id: ValueId) -> Option<Vec<u8>> {
         let Value::Call(c) = self.v(id) else { return None };
         let items = self.tuple_items(c.args);
-        let (text, enc) = match items {
-            [t, e] => (*t, *e),
-            _ => return None,
-        };
-        let enc = self.v(enc).full_str()?;
-        if !matches!(enc, "latin1" | "latin-1" | "iso-8859-1" | "iso8859-1" | "l1") {
+        match items {
+            [t, e] => self.encoded_latin1(*t, *e),
+            _ => None,
+        }
+    }
+
+    /// `text.encode(enc)` when `enc` names latin-1 and `text` fits it.
+    fn encoded_latin1(&self, text: ValueId, enc: ValueId) -> Option<Vec<u8>> {
+        if !dtype::is_latin1_codec(self.v(enc).full_str()?) {
             return None;
         }
-        let t = self.v(text).full_str()?;
-        t.chars().map(|c| u8::try_from(c as u32).ok()).collect()
+        dtype::latin1(self.v(text).full_str()?)
     }
 
     /// The bytes behind an array's data value: in memory, or a spilled file.
@@ -798,12 +792,9 @@ impl<'x, 'a> Emitter<'x, 'a> {
             },
             Value::Str(s) => match &**s {
                 // Python 2 pickles: a latin-1 str.
-                Blob::Full(s) => s
-                    .chars()
-                    .map(|c| u8::try_from(c as u32).ok())
-                    .collect::<Option<Vec<u8>>>()
-                    .map(Data::Mem)
-                    .ok_or_else(|| "array data is text beyond latin-1".to_string()),
+                Blob::Full(s) => {
+                    dtype::latin1(s).map(Data::Mem).ok_or_else(|| "array data is text beyond latin-1".to_string())
+                }
                 Blob::Part(_) => Err("array data is a long str, not bytes".into()),
             },
             Value::Call(c) if self.global_name(c.func).as_deref() == Some("_codecs.encode") => {
