@@ -97,16 +97,19 @@ pub fn extract_file(path: &Path, out_dir: Option<&Path>, policy: &Policy) -> io:
     };
     let mut pickles = Vec::new();
     for (i, part) in walked.parts.iter().enumerate() {
+        // One emitter per stream: its event index is built once, however many
+        // pickles the stream holds.
+        let mut em = Emitter::new(&mut ex, &part.analysis, i, part.member.clone(), policy);
+        // A zip member is read from the file by name; anything else under a
+        // layer (a decompressor) has offsets in a stream, not the file.
+        em.layered = part.layers.iter().any(|l| *l != "zip");
         for (k, p) in part.analysis.pickles.iter().enumerate() {
             let Some(root) = p.root else { continue };
-            let index = pickles.len();
-            let mut em = Emitter::new(&mut ex, &part.analysis, i, part.member.clone(), policy, index);
-            // A zip member is read from the file by name; anything else under a
-            // layer (a decompressor) has offsets in a stream, not the file.
-            em.layered = part.layers.iter().any(|l| *l != "zip");
+            em.pickle = pickles.len();
             let value = em.root(root);
             pickles.push(json!({"member": part.member, "index": k, "root": value}));
         }
+        drop(em);
         if let Some(e) = &part.analysis.error {
             ex.error(part.member.clone(), e.offset(), e.kind().to_string());
         }
@@ -311,14 +314,7 @@ fn path_name(path: &[Seg]) -> String {
 }
 
 impl<'x, 'a> Emitter<'x, 'a> {
-    fn new(
-        ex: &'x mut Extraction,
-        a: &'a Analysis,
-        part: usize,
-        member: Option<String>,
-        policy: &'a Policy,
-        pickle: usize,
-    ) -> Self {
+    fn new(ex: &'x mut Extraction, a: &'a Analysis, part: usize, member: Option<String>, policy: &'a Policy) -> Self {
         let mut states: HashMap<ValueId, Vec<ValueId>> = HashMap::new();
         let mut methods: HashMap<ValueId, Vec<(CallKind, ValueId)>> = HashMap::new();
         let mut offsets = HashMap::new();
@@ -351,7 +347,7 @@ impl<'x, 'a> Emitter<'x, 'a> {
             refs: HashMap::new(),
             ids: HashMap::new(),
             depth: 0,
-            pickle,
+            pickle: 0,
             layered: false,
             legacy: None,
         }
@@ -401,6 +397,9 @@ impl<'x, 'a> Emitter<'x, 'a> {
 
     fn root(&mut self, root: ValueId) -> J {
         // Count references with an explicit stack (no recursion on input).
+        // Each pickle has its own memo, so its own values; ids stay unique
+        // across the document.
+        self.refs.clear();
         let mut stack = vec![root];
         let mut kids = Vec::new();
         while let Some(v) = stack.pop() {
@@ -929,6 +928,18 @@ impl<'x, 'a> Emitter<'x, 'a> {
         let count: Option<u64> = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
         if count != Some(list.len() as u64) {
             return self.error(at, format!("object array of shape {shape:?} holds {} items", list.len()));
+        }
+        // An empty array still nests one list per index before its first 0
+        // axis: (10**18, 0) would be 10**18 lists.
+        let outer = shape.iter().take_while(|&&d| d != 0).try_fold(1u64, |a, &d| a.checked_mul(d));
+        match outer.and_then(|n| usize::try_from(n).ok()).and_then(|n| n.checked_add(self.ex.nodes)) {
+            Some(total) if total <= MAX_EXTRACT_NODES => self.ex.nodes = total,
+            _ => {
+                let msg = format!(
+                    "object array of shape {shape:?}: more than MAX_EXTRACT_NODES ({MAX_EXTRACT_NODES}) values"
+                );
+                return self.error(at, msg);
+            }
         }
         // Each item's path is its index in the array (`a[i, j]` → i, j).
         let mut flat = Vec::with_capacity(list.len());
