@@ -15,6 +15,8 @@ becomes an error (or a finding) and everything else is still extracted:
 * deep_nesting.pkl       lists nested 5,000 deep
 * os_system.pkl          posix.system('echo pkinspect-fixture') as an attribute
                          value next to a good array (extracting shows the call)
+* empty_object_huge.pkl  an empty object array of shape (10**12, 0): numpy would
+                         nest 10**12 empty lists
 * storage_offset.pt      a PyTorch zip checkpoint whose tensor starts past its storage
 
 The arrays use numpy's protocol 2-4 `_reconstruct` + BUILD layout (FORMATS.md
@@ -118,6 +120,18 @@ def build() -> dict[str, bytes]:
         e.global_("posix", "system").binunicode("echo pkinspect-fixture").tuple1().reduce()
 
     files["os_system.pkl"] = model([("coef_", good), ("hook", system)])
+
+    def empty_object(e: Emitter) -> None:
+        """_reconstruct + BUILD((1, (10**12, 0), dtype('O8'), False, []))."""
+        e.global_("numpy._core.multiarray", "_reconstruct")
+        e.global_("numpy", "ndarray").binint1(0).tuple1().short_binbytes(b"b").tuple3().reduce()
+        e.mark().binint1(1)
+        e.raw(b"\x8a\x06" + (10**12).to_bytes(6, "little")).binint1(0).tuple2()
+        e.global_("numpy", "dtype").binunicode("O8").newfalse().newtrue().tuple3().reduce()
+        e.mark().binint1(3).binunicode("|").none().none().none().binint(-1).binint(-1).binint1(63).tuple_().build()
+        e.newfalse().empty_list().tuple_().build()
+
+    files["empty_object_huge.pkl"] = model([("coef_", good), ("bad_", empty_object)])
 
     # A tensor of 3 floats that starts at element 5 of a 4-element storage.
     e = Emitter().proto(2)

@@ -174,7 +174,7 @@ fn bad(name: &str) -> (Output, J, PathBuf) {
 
 #[test]
 fn a_bad_value_is_an_error_and_the_rest_is_extracted() {
-    for name in ["shape_mismatch.pkl", "impossible_dtype.pkl"] {
+    for name in ["shape_mismatch.pkl", "impossible_dtype.pkl", "empty_object_huge.pkl"] {
         let (o, d, out) = bad(name);
         assert_eq!(o.status.code(), Some(2), "{name}");
         let errors = d["errors"].as_array().unwrap();
