@@ -42,6 +42,11 @@ pub const MAX_EXTRACT_DEPTH: usize = 200;
 /// `axis_order` array, a non-contiguous tensor view).
 pub const MAX_GATHER_BYTES: u64 = 1 << 30;
 
+/// How many times a non-contiguous tensor view may repeat its storage (with
+/// stride 0) in the contiguous copy written for it (storages under 1 MiB
+/// count as 1 MiB).
+pub const MAX_VIEW_REPEAT: u64 = 16;
+
 /// Most value nodes written for one file (the document stays proportional to
 /// the pickle's graph, which the machine's limits already bound).
 pub const MAX_EXTRACT_NODES: usize = 20_000_000;
@@ -1218,7 +1223,17 @@ impl<'x, 'a> Emitter<'x, 'a> {
             }
             ok
         };
-        let nbytes = count * elsize;
+        let Some(nbytes) = count.checked_mul(elsize) else { return self.error(at, "tensor size overflows") };
+        // A view can repeat its storage (stride 0): bound what a small file
+        // can make us write.
+        let storage_bytes = numel.saturating_mul(elsize);
+        if !contiguous && nbytes > MAX_GATHER_BYTES {
+            return self.error(at, format!("reordering more than MAX_GATHER_BYTES ({MAX_GATHER_BYTES})"));
+        }
+        if !contiguous && nbytes > storage_bytes.max(1 << 20).saturating_mul(MAX_VIEW_REPEAT) {
+            let msg = format!("tensor view of {nbytes} bytes repeats its {storage_bytes}-byte storage more than MAX_VIEW_REPEAT ({MAX_VIEW_REPEAT}) times");
+            return self.error(at, msg);
+        }
         let name = path_name(path);
         let store = self.ex.store.clone();
         let header = npy_header(&dtype, false, &size);
