@@ -18,6 +18,8 @@ becomes an error (or a finding) and everything else is still extracted:
 * empty_object_huge.pkl  an empty object array of shape (10**12, 0): numpy would
                          nest 10**12 empty lists
 * storage_offset.pt      a PyTorch zip checkpoint whose tensor starts past its storage
+* stride_zero.pt         a tensor of 10**9 elements viewing one float (stride 0): a
+                         4 GB array from a 1 KB file
 
 The arrays use numpy's protocol 2-4 `_reconstruct` + BUILD layout (FORMATS.md
 §2.1) with numpy 2.x names, in protocol 3 streams. Deterministic; nothing here unpickles anything.
@@ -141,6 +143,14 @@ def build() -> dict[str, bytes]:
     e.binunicode("bad")
     ft.tensor(e, "FloatStorage", "1", 4, 5, (3,), (1,))
     e.setitems().stop()
+    z = Emitter().proto(2)
+    ft.ordered_dict(z)
+    z.mark().binunicode("good")
+    ft.tensor(z, "FloatStorage", "0", 4, 0, (4,), (1,))
+    z.binunicode("bad")
+    ft.tensor(z, "FloatStorage", "1", 1, 0, (10**9,), (0,))
+    z.setitems().stop()
+    files["stride_zero.pt"] = ft.checkpoint("stride_zero", z.bytes(), {"0": ft.f32(1, 2, 3, 4), "1": ft.f32(5)})
     files["storage_offset.pt"] = ft.checkpoint(
         "storage_offset", e.bytes(), {"0": ft.f32(1, 2, 3, 4), "1": ft.f32(5, 6, 7, 8)}
     )

@@ -187,13 +187,15 @@ fn a_bad_value_is_an_error_and_the_rest_is_extracted() {
         assert!(!out.join("arrays/bad_.npy").exists());
         let _ = std::fs::remove_dir_all(&out);
     }
-    let (o, d, out) = bad("storage_offset.pt");
-    assert_eq!(o.status.code(), Some(2));
-    let items = &d["pickles"][0]["root"]["dictitems"]["items"];
-    assert_eq!(items["good"]["type"], "tensor");
-    assert_eq!(items["bad"]["type"], "error");
-    assert!(items["bad"]["message"].as_str().unwrap().contains("past its storage"));
-    let _ = std::fs::remove_dir_all(&out);
+    for (name, why) in [("storage_offset.pt", "past its storage"), ("stride_zero.pt", "MAX_GATHER_BYTES")] {
+        let (o, d, out) = bad(name);
+        assert_eq!(o.status.code(), Some(2), "{name}");
+        let items = &d["pickles"][0]["root"]["dictitems"]["items"];
+        assert_eq!(items["good"]["type"], "tensor", "{name}");
+        assert_eq!(items["bad"]["type"], "error", "{name}");
+        assert!(items["bad"]["message"].as_str().unwrap().contains(why), "{name}: {}", items["bad"]);
+        let _ = std::fs::remove_dir_all(&out);
+    }
 }
 
 #[test]
