@@ -17,6 +17,9 @@ becomes an error (or a finding) and everything else is still extracted:
                          value next to a good array (extracting shows the call)
 * empty_object_huge.pkl  an empty object array of shape (10**12, 0): numpy would
                          nest 10**12 empty lists
+* wrapper_bad_dtype.joblib  a joblib file whose second array's wrapper has dtype 'f3'
+                         (joblib's reader skips 3-byte items; extract refuses the
+                         array and must still skip its payload to reach the rest)
 * storage_offset.pt      a PyTorch zip checkpoint whose tensor starts past its storage
 * stride_zero.pt         a tensor of 10**9 elements viewing one float (stride 0): a
                          4 GB array from a 1 KB file
@@ -36,6 +39,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pickle_emit import Emitter  # noqa: E402
 import fixtures_torch as ft  # noqa: E402
+from fixtures_hostile import E  # noqa: E402
+from fixtures_joblib_hostile import _padding, _wrapper  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "extract_bad")
 
@@ -143,6 +148,16 @@ def build() -> dict[str, bytes]:
     e.binunicode("bad")
     ft.tensor(e, "FloatStorage", "1", 4, 5, (3,), (1,))
     e.setitems().stop()
+    j = E().proto(4).empty_dict().mark().short_binunicode("good")
+    _wrapper(j, (3,), code="f8")
+    j.raw(_padding(len(j))).raw(GOOD)
+    j.short_binunicode("bad")
+    _wrapper(j, (2,), code="f3")
+    j.raw(_padding(len(j))).raw(b"\0" * 6)
+    j.short_binunicode("after").short_binunicode("still read")
+    j.setitems().stop()
+    files["wrapper_bad_dtype.joblib"] = j.bytes()
+
     z = Emitter().proto(2)
     ft.ordered_dict(z)
     z.mark().binunicode("good")

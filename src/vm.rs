@@ -808,7 +808,12 @@ impl<S: ByteSource> ByteSource for Spilling<S> {
     }
     fn skip(&mut self, n: u64) -> std::io::Result<u64> {
         let at = self.inner.position();
-        self.sink.borrow_mut().spill_stream(at, n, &mut self.inner)
+        match self.sink.try_borrow_mut() {
+            Ok(mut sink) => sink.spill_stream(at, n, &mut self.inner),
+            // The sink itself is skipping (a payload it does not write): a
+            // plain skip.
+            Err(_) => self.inner.skip(n),
+        }
     }
     fn at_eof(&mut self) -> std::io::Result<bool> {
         self.inner.at_eof()

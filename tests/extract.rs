@@ -322,6 +322,16 @@ fn every_fixture_extracts_without_crashing() {
             if !p.is_file() {
                 continue;
             }
+            // The dry run (`show --summary`) takes the same paths, writing nothing.
+            let dry =
+                Command::new(env!("CARGO_BIN_EXE_pkinspect")).args(["show", "--summary"]).arg(&p).output().unwrap();
+            assert_ne!(
+                dry.status.code(),
+                Some(101),
+                "show --summary {}: {}",
+                p.display(),
+                String::from_utf8_lossy(&dry.stderr)
+            );
             let out = tmp(&format!("all-{n}"));
             let o = extract(&p, &out);
             assert!(
@@ -343,4 +353,17 @@ fn every_fixture_extracts_without_crashing() {
         }
     }
     assert!(n > 150, "{n} fixtures");
+}
+
+#[test]
+fn a_refused_joblib_payload_is_still_skipped() {
+    // The machine accepts the 'f3' wrapper (joblib reads 3-byte items);
+    // extraction refuses the array, skips its payload and reads on.
+    let (o, d, out) = bad("wrapper_bad_dtype.joblib");
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    let items = &d["pickles"][0]["root"]["items"];
+    assert_eq!(items["good"]["file"], "arrays/good.npy");
+    assert_eq!(items["bad"]["type"], "error");
+    assert_eq!(items["after"], "still read");
+    let _ = std::fs::remove_dir_all(&out);
 }
