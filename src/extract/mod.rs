@@ -193,68 +193,62 @@ impl Extraction {
         for name in &walked.skipped_members {
             // Members of nested archives are not copied (not an .npz).
             let Some(key) = name.strip_suffix(".npy").filter(|k| !k.contains('!')) else { continue };
-            let mut header = None;
-            let r = (|| -> io::Result<String> {
-                let mut m = archive.by_name(name).map_err(io::Error::other)?;
-                let mut head = Vec::new();
-                (&mut m).take(crate::limits::MAX_NPY_HEADER as u64).read_to_end(&mut head)?;
-                let mut cur = io::Cursor::new(&head[..]);
-                let h = crate::container::npy::read_header(&mut cur).map_err(io::Error::other)?;
-                header = Some(h.clone());
-                drop(m);
-                let mut m = archive.by_name(name).map_err(io::Error::other)?;
-                self.store.borrow_mut().write_new("arrays", key, "npy", |w| io::copy(&mut m, w).map(|_| ()))
-            })();
-            match (r, header) {
-                (Ok(file), Some(h)) => {
-                    let size = archive.by_name(name).map(|m| m.size()).unwrap_or(0);
-                    self.arrays.push(ArrayRecord {
-                        file,
-                        path: vec![J::String(key.to_string())],
-                        dtype: dtype::py_literal_json(&h.descr).unwrap_or_else(|| J::String(h.descr.clone())),
-                        shape: h.shape.clone().unwrap_or_default(),
-                        fortran: h.fortran_order,
-                        nbytes: size.saturating_sub(h.data_offset),
-                        member: Some(name.clone()),
-                        pickle: None,
-                    })
-                }
-                (Err(e), _) => {
+            let r = archive.by_name(name).map_err(io::Error::other).and_then(|mut m| {
+                let size = m.size();
+                self.copy_npy(&mut m, size, key, vec![J::String(key.to_string())], Some(name.clone()))
+            });
+            match r {
+                Ok(rec) => self.arrays.push(rec),
+                Err(e) => {
                     self.error(Some(name.clone()), 0, format!("cannot copy .npy member: {e}"));
                 }
-                _ => {}
             }
         }
     }
-}
 
-impl Extraction {
     /// A plain (numeric) `.npy` file: already the output format, copied as
     /// `arrays/root.npy` after its header is checked.
     fn plain_npy(&mut self, file: &mut std::fs::File) {
-        let r = (|| -> io::Result<ArrayRecord> {
-            file.seek(io::SeekFrom::Start(0))?;
-            let h = crate::container::npy::read_header(&mut io::Read::by_ref(file)).map_err(io::Error::other)?;
-            let total = file.metadata()?.len();
-            file.seek(io::SeekFrom::Start(0))?;
-            let rel = self.store.borrow_mut().write_new("arrays", "root", "npy", |w| io::copy(file, w).map(|_| ()))?;
-            Ok(ArrayRecord {
-                file: rel,
-                path: Vec::new(),
-                dtype: dtype::py_literal_json(&h.descr).unwrap_or_else(|| J::String(h.descr.clone())),
-                shape: h.shape.clone().unwrap_or_default(),
-                fortran: h.fortran_order,
-                nbytes: total.saturating_sub(h.data_offset),
-                member: None,
-                pickle: None,
-            })
-        })();
+        let r = file
+            .seek(io::SeekFrom::Start(0))
+            .and_then(|_| file.metadata())
+            .and_then(|m| self.copy_npy(file, m.len(), "root", Vec::new(), None));
         match r {
             Ok(rec) => self.arrays.push(rec),
             Err(e) => {
                 self.error(None, 0, format!("cannot copy .npy file: {e}"));
             }
         }
+    }
+
+    /// Copies an `.npy` stream of `size` bytes as it is to `arrays/<name>.npy`,
+    /// once its header has been read (a bad header writes nothing).
+    fn copy_npy(
+        &mut self,
+        src: &mut dyn Read,
+        size: u64,
+        name: &str,
+        path: Vec<J>,
+        member: Option<String>,
+    ) -> io::Result<ArrayRecord> {
+        // The header is at most MAX_NPY_HEADER plus its 12-byte preamble.
+        let mut head = Vec::new();
+        src.take(crate::limits::MAX_NPY_HEADER as u64 + 12).read_to_end(&mut head)?;
+        let h = crate::container::npy::read_header(&mut &head[..]).map_err(io::Error::other)?;
+        let file = self.store.borrow_mut().write_new("arrays", name, "npy", |w| {
+            w.write_all(&head)?;
+            io::copy(src, w).map(|_| ())
+        })?;
+        Ok(ArrayRecord {
+            file,
+            path,
+            dtype: dtype::py_literal_json(&h.descr).unwrap_or_else(|| J::String(h.descr.clone())),
+            shape: h.shape.clone().unwrap_or_default(),
+            fortran: h.fortran_order,
+            nbytes: size.saturating_sub(h.data_offset),
+            member,
+            pickle: None,
+        })
     }
 }
 
@@ -569,10 +563,7 @@ impl<'x, 'a> Emitter<'x, 'a> {
     }
 
     fn global_name(&self, id: ValueId) -> Option<String> {
-        match self.v(id) {
-            Value::Global(g) => Some(format!("{}.{}", g.module, g.name)),
-            _ => None,
-        }
+        Reader { g: &self.graph() }.global_of(id)
     }
 
     fn tuple_items(&self, id: ValueId) -> &'a [ValueId] {
@@ -1137,11 +1128,8 @@ impl<'x, 'a> Emitter<'x, 'a> {
         let payload = self.ex.store.borrow().payloads.get(&(self.part, id)).cloned();
         match payload {
             Some(Ok(p)) => {
-                let file = if self.ex.store.borrow().dry() {
-                    Ok(self.ex.store.borrow_mut().names.claim(&path_name(path), "npy")).map(|n| format!("arrays/{n}"))
-                } else {
-                    self.ex.store.borrow_mut().claim(&p.tmp, "arrays", &path_name(path), "npy")
-                };
+                // In a dry run nothing was written and `claim` only names it.
+                let file = self.ex.store.borrow_mut().claim(&p.tmp, "arrays", &path_name(path), "npy");
                 match file {
                     Ok(f) => self.array_node(&class, &p.dtype, p.shape, p.fortran, p.nbytes, f, path),
                     Err(e) => self.error(at, format!("cannot write array: {e}")),

@@ -79,11 +79,6 @@ impl Store {
         })
     }
 
-    /// True when nothing is written.
-    pub fn dry(&self) -> bool {
-        self.dir.is_none()
-    }
-
     fn tmp_path(&mut self, sub: &str) -> io::Result<Option<PathBuf>> {
         let Some(dir) = &self.dir else { return Ok(None) };
         let folder = dir.join(sub);
