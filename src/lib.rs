@@ -29,6 +29,7 @@ pub mod dis;
 pub mod error;
 pub mod extract;
 pub mod limits;
+#[macro_use]
 pub mod opcodes;
 pub mod policy;
 pub mod pynum;

@@ -242,8 +242,21 @@ static FIXED: [Option<Fixed>; 256] = {
 /// when `w` ends inside it. See [`OpReader::fixed_window`].
 #[inline(always)]
 pub fn decode_fixed(w: &[u8], offset: u64) -> Option<(FixedOp, usize)> {
-    let &byte = w.first()?;
-    let row = FIXED[byte as usize]?;
+    decode_row(FIXED[*w.first()? as usize]?, w, offset)
+}
+
+/// [`decode_fixed`] for a window that starts with the byte `B`, known at
+/// compile time: the table row is a constant, so the fast path's one
+/// dispatch on the opcode byte (`vm::fast_step`) leaves no second one on
+/// the argument kind. `None` when `B` is not a fixed-width opcode (decided
+/// at compile time) or `w` ends inside the argument.
+#[inline(always)]
+pub fn decode_fixed_as<const B: u8>(w: &[u8], offset: u64) -> Option<(FixedOp, usize)> {
+    decode_row(const { FIXED[B as usize] }?, w, offset)
+}
+
+#[inline(always)]
+fn decode_row(row: Fixed, w: &[u8], offset: u64) -> Option<(FixedOp, usize)> {
     let n = 1 + row.width as usize;
     let b = w.get(1..n)?;
     let arg = match row.kind {

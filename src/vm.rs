@@ -23,7 +23,7 @@ use crate::error::{Error, ErrorKind};
 use crate::limits::*;
 use crate::opcodes::Opcode;
 use crate::pynum::PyInt;
-use crate::reader::{decode_fixed, Arg, FixedArg, FrameNote, Op, OpReader, Payload, Text};
+use crate::reader::{decode_fixed_as, Arg, FixedArg, FixedOp, FrameNote, Op, OpReader, Payload, Text};
 use crate::source::ByteSource;
 
 /// Index of a value in [`Analysis::values`].
@@ -909,6 +909,38 @@ fn memo_key(arg: &Arg<'_>) -> Option<u64> {
     }
 }
 
+/// How one opcode of the fast path went.
+enum Fast {
+    /// Run; this many bytes consumed.
+    Done(usize),
+    /// Not a fast-path opcode, or cut short: the general path reads it.
+    Run,
+    /// Decoded and counted (this many bytes), but only [`Machine::exec`]
+    /// runs it.
+    Fallback(FixedOp, usize),
+    /// Decoded and counted (this many bytes); running it stopped the machine.
+    Halt(Halt, usize),
+}
+
+macro_rules! define_fast_step {
+    ($( ($variant:ident, $name:literal, $byte:literal, $($rest:tt)*) ),* $(,)?) => {
+        /// One opcode of the fast path: a single jump on the opcode byte
+        /// into [`Machine::fast_op`] specialised for it, so argument decoding
+        /// and execution follow without a second dispatch (the table
+        /// dispatch this replaced spent a fifth of its time on the two
+        /// indirect jumps). `w` is not empty.
+        #[inline(always)]
+        fn fast_step(m: &mut Machine, f: &mut Frame, w: &[u8], at: u64) -> Fast {
+            match w[0] {
+                $( $byte => m.fast_op::<$byte>(f, w, at), )*
+                _ => Fast::Run,
+            }
+        }
+    };
+}
+
+for_each_opcode!(define_fast_step);
+
 /// Python 2 → 3 renaming as `Unpickler.find_class` applies it.
 pub fn map_py2_name(module: &str, name: &str) -> Option<(String, String)> {
     if let Some((_, (m, n))) = NAME_MAPPING.iter().find(|((m, n), _)| *m == module && *n == name) {
@@ -1336,32 +1368,32 @@ impl Machine {
             // None of the opcodes `exec_fixed` runs ends a pickle or starts
             // a payload.
             let (pos, window) = reader.fixed_window();
+            let budget = self.limits.max_ops.saturating_sub(self.out.ops);
             let mut used = 0;
-            let mut fallback = Option::None;
-            let mut halt = Option::None;
-            while self.out.ops < self.limits.max_ops {
-                let Some((q, n)) = decode_fixed(&window[used..], pos + used as u64) else { break };
-                used += n;
-                self.out.ops += 1;
-                f.ops += 1;
-                self.offset = q.offset;
-                match self.check_proto(f, q.opcode, q.proto).and_then(|()| self.exec_fixed(f, q.opcode, q.arg)) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        fallback = Some(q);
-                        break;
+            let mut count = 0u64;
+            let end = loop {
+                if count >= budget || used >= window.len() {
+                    break Fast::Run;
+                }
+                match fast_step(self, f, &window[used..], pos + used as u64) {
+                    Fast::Done(n) => {
+                        used += n;
+                        count += 1;
                     }
-                    Err(h) => {
-                        halt = Some(h);
-                        break;
+                    Fast::Run => break Fast::Run,
+                    end @ (Fast::Fallback(_, n) | Fast::Halt(_, n)) => {
+                        used += n;
+                        count += 1;
+                        break end;
                     }
                 }
-            }
+            };
+            self.out.ops += count;
+            f.ops += count;
             reader.advance(used);
-            if let Some(h) = halt {
+            let root = if let Fast::Halt(h, _) = end {
                 return Err(h);
-            }
-            let root = if let Some(q) = fallback {
+            } else if let Fast::Fallback(q, _) = end {
                 self.exec(f, &q.op(reader.position()))?
             } else if used > 0 {
                 // Back to the limit check, then the next run or next_op.
@@ -1536,6 +1568,20 @@ impl Machine {
             return Err("unknown dtype kind");
         }
         Ok((size, false))
+    }
+
+    /// One opcode of the fast path, the byte `B` known at compile time (see
+    /// [`fast_step`]): decodes its argument, notes its protocol and runs
+    /// [`Machine::exec_fixed`], whose `match` the constant opcode folds away.
+    #[inline(always)]
+    fn fast_op<const B: u8>(&mut self, f: &mut Frame, w: &[u8], at: u64) -> Fast {
+        let Some((q, n)) = decode_fixed_as::<B>(w, at) else { return Fast::Run };
+        self.offset = at;
+        match self.check_proto(f, q.opcode, q.proto).and_then(|()| self.exec_fixed(f, q.opcode, q.arg)) {
+            Ok(true) => Fast::Done(n),
+            Ok(false) => Fast::Fallback(q, n),
+            Err(h) => Fast::Halt(h, n),
+        }
     }
 
     /// Executes one opcode. Returns the root value at `STOP`.
