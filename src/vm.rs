@@ -633,8 +633,19 @@ impl Memo {
         self.len
     }
 
+    /// Stores `v` at `key` when it is the next key in order (what picklers
+    /// write); false, storing nothing, for any other key.
+    #[inline(always)]
+    fn append(&mut self, key: u64, v: ValueId) -> bool {
+        if key == self.dense.len() as u64 && self.sparse.is_empty() {
+            self.dense.push(v);
+            self.len += 1;
+            return true;
+        }
+        false
+    }
+
     /// Stores `v` at `key`; returns the value it replaced.
-    #[inline]
     fn insert(&mut self, key: u64, v: ValueId) -> Option<ValueId> {
         if (key as usize) < self.dense.len() {
             let old = std::mem::replace(&mut self.dense[key as usize], v);
@@ -644,10 +655,7 @@ impl Memo {
             }
             return Some(old);
         }
-        // The next key in order (MEMOIZE, and what picklers write): append.
-        if key == self.dense.len() as u64 && self.sparse.is_empty() {
-            self.dense.push(v);
-            self.len += 1;
+        if self.append(key, v) {
             return None;
         }
         // Grow densely only a little past what is filled.
@@ -979,6 +987,7 @@ impl Machine {
     }
 
     /// Copies `items` into the shared pool for a tuple or frozenset.
+    #[inline]
     fn pool(&mut self, items: &[ValueId]) -> Result<Items, Halt> {
         let start = self.out.items.len();
         // Every pooled item was popped off the stack by an opcode, so the
@@ -992,6 +1001,7 @@ impl Machine {
     }
 
     /// A new tuple of `items`.
+    #[inline]
     fn tuple(&mut self, items: &[ValueId]) -> Result<ValueId, Halt> {
         let r = self.pool(items)?;
         self.alloc(Value::Tuple(r))
@@ -1245,8 +1255,21 @@ impl Machine {
         Ok(value)
     }
 
-    #[inline]
+    /// `PUT`/`MEMOIZE` of the stack top at `key`. Inline only for what
+    /// picklers write, the next key in order; the rest is
+    /// [`Machine::memo_put_any`].
+    #[inline(always)]
     fn memo_put(&mut self, f: &mut Frame, key: Option<u64>) -> Result<(), Halt> {
+        if let (Some(key), Some(&top)) = (key, f.stack[f.base..].last()) {
+            if f.memo.len() < self.limits.max_memo_entries && f.memo.append(key, top) {
+                return Ok(());
+            }
+        }
+        self.memo_put_any(f, key)
+    }
+
+    #[inline(never)]
+    fn memo_put_any(&mut self, f: &mut Frame, key: Option<u64>) -> Result<(), Halt> {
         let Some(key) = key else { return self.anomaly(Anomaly::MemoBadKey) };
         let Some(&top) = f.stack[f.base..].last() else { return self.anomaly(Anomaly::MemoEmptyStack) };
         if f.memo.len() >= self.limits.max_memo_entries && f.memo.get(key).is_none() {
@@ -1260,19 +1283,24 @@ impl Machine {
         Ok(())
     }
 
-    #[inline]
+    /// `GET` of `key`: pushes the stored value, or notes the miss and pushes
+    /// an unknown.
+    #[inline(always)]
     fn memo_get(&mut self, f: &mut Frame, key: Option<u64>) -> Result<(), Halt> {
-        let found = key.and_then(|k| f.memo.get(k));
-        let id = match found {
-            Some(id) => id,
-            None => {
-                match key {
-                    Some(key) => self.anomaly(Anomaly::MemoMissing { key })?,
-                    None => self.anomaly(Anomaly::MemoBadKey)?,
-                }
-                self.unknown(UnknownWhy::MissingMemo)?
-            }
-        };
+        match key.and_then(|k| f.memo.get(k)) {
+            Some(id) => self.push(f, id),
+            None => self.memo_missing(f, key),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn memo_missing(&mut self, f: &mut Frame, key: Option<u64>) -> Result<(), Halt> {
+        match key {
+            Some(key) => self.anomaly(Anomaly::MemoMissing { key })?,
+            None => self.anomaly(Anomaly::MemoBadKey)?,
+        }
+        let id = self.unknown(UnknownWhy::MissingMemo)?;
         self.push(f, id)
     }
 
