@@ -23,7 +23,6 @@
 
 pub mod config;
 
-use std::collections::HashSet;
 use std::fmt;
 
 /// How a global is classified.
@@ -315,51 +314,66 @@ impl Additions {
     }
 }
 
+/// The built-in lists, parsed once per process from the embedded text
+/// without copying a name: sorted slices of `&'static str`, searched by
+/// bisection. Every [`Policy`] shares them, so building or cloning one
+/// costs only its [`Additions`].
+#[derive(Debug)]
+struct Lists {
+    allow: Vec<(&'static str, &'static str)>,
+    deny_modules: Vec<&'static str>,
+    deny_names: Vec<(&'static str, &'static str)>,
+    conditional: Vec<(&'static str, &'static str)>,
+}
+
+impl Lists {
+    fn get() -> &'static Lists {
+        static LISTS: std::sync::OnceLock<Lists> = std::sync::OnceLock::new();
+        LISTS.get_or_init(|| {
+            let mut l =
+                Lists { allow: Vec::new(), deny_modules: Vec::new(), deny_names: Vec::new(), conditional: Vec::new() };
+            l.allow.extend(parse_list(include_str!("allowlist.txt")).filter_map(|(m, n)| Some((m, n?))));
+            for (m, n) in parse_list(include_str!("denylist.txt")) {
+                match n {
+                    Some(n) => l.deny_names.push((m, n)),
+                    None => l.deny_modules.push(m),
+                }
+            }
+            l.conditional.extend(parse_list(include_str!("conditional.txt")).filter_map(|(m, n)| Some((m, n?))));
+            for v in [&mut l.allow, &mut l.deny_names, &mut l.conditional] {
+                v.sort_unstable();
+                v.dedup();
+            }
+            l.deny_modules.sort_unstable();
+            l.deny_modules.dedup();
+            l
+        })
+    }
+}
+
+/// True when the sorted `list` holds `module name`.
+fn listed(list: &[(&str, &str)], module: &str, name: &str) -> bool {
+    list.binary_search(&(module, name)).is_ok()
+}
+
 /// The compiled policy.
 #[derive(Debug, Clone)]
 pub struct Policy {
-    allow: HashSet<(String, String)>,
-    deny_modules: HashSet<String>,
-    deny_names: HashSet<(String, String)>,
-    conditional: HashSet<(String, String)>,
+    lists: &'static Lists,
     extra: Additions,
 }
 
-fn parse_list(text: &str) -> impl Iterator<Item = (String, Option<String>)> + '_ {
+fn parse_list(text: &'static str) -> impl Iterator<Item = (&'static str, Option<&'static str>)> {
     text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(|l| {
         let mut it = l.split_whitespace();
-        let m = it.next().unwrap_or_default().to_string();
-        (m, it.next().map(str::to_string))
+        (it.next().unwrap_or_default(), it.next())
     })
 }
 
 impl Policy {
     /// The built-in policy.
     pub fn builtin() -> Policy {
-        let mut p = Policy {
-            allow: HashSet::new(),
-            deny_modules: HashSet::new(),
-            deny_names: HashSet::new(),
-            conditional: HashSet::new(),
-            extra: Additions::default(),
-        };
-        for (m, n) in parse_list(include_str!("allowlist.txt")) {
-            if let Some(n) = n {
-                p.allow.insert((m, n));
-            }
-        }
-        for (m, n) in parse_list(include_str!("denylist.txt")) {
-            match n {
-                Some(n) => p.deny_names.insert((m, n)),
-                None => p.deny_modules.insert(m),
-            };
-        }
-        for (m, n) in parse_list(include_str!("conditional.txt")) {
-            if let Some(n) = n {
-                p.conditional.insert((m, n));
-            }
-        }
-        p
+        Policy { lists: Lists::get(), extra: Additions::default() }
     }
 
     /// The policy with `additions` from a policy file or flags applied on
@@ -377,19 +391,19 @@ impl Policy {
 
     /// True when `module name` is exactly on the allowlist.
     pub fn is_allowed(&self, module: &str, name: &str) -> bool {
-        self.allow.contains(&(module.to_string(), name.to_string()))
+        listed(&self.lists.allow, module, name)
     }
 
     /// True when `module name` is judged by its arguments (`builtins.getattr`).
     pub fn is_conditional(&self, module: &str, name: &str) -> bool {
-        self.conditional.contains(&(module.to_string(), name.to_string()))
+        listed(&self.lists.conditional, module, name)
     }
 
     /// Why the built-in denylist makes `module name` dangerous, or `None`.
     /// Additions are not consulted: this is the list that `allow` entries
     /// can never override.
     pub fn denylist_reason(&self, module: &str, name: &str) -> Option<String> {
-        if self.deny_names.contains(&(module.to_string(), name.to_string())) {
+        if listed(&self.lists.deny_names, module, name) {
             return Some("denylisted global".into());
         }
         if let Some(m) = self.denied_module(module) {
@@ -403,12 +417,12 @@ impl Policy {
                 }
                 // A module re-exported as an attribute (`random._os` is `os`).
                 let bare = part.trim_start_matches('_');
-                if i + 1 < parts.len() && (self.deny_modules.contains(*part) || self.deny_modules.contains(bare)) {
+                if i + 1 < parts.len() && (self.denied_module_exact(part) || self.denied_module_exact(bare)) {
                     return Some(format!("attribute path reaches module {bare}"));
                 }
                 // The path so far, read as the name of a denied global.
                 let so_far = parts[..=i].join(".");
-                if self.deny_names.contains(&(module.to_string(), so_far)) {
+                if listed(&self.lists.deny_names, module, &so_far) {
                     return Some("attribute path through a denylisted global".into());
                 }
             }
@@ -420,12 +434,13 @@ impl Policy {
     /// reach: denied modules inside it (or containing it) and denied names
     /// in it, as `module` or `module.name`, sorted.
     pub fn denylist_under(&self, package: &str) -> Vec<String> {
-        let mut out: Vec<String> = self
+        let l = self.lists;
+        let mut out: Vec<String> = l
             .deny_modules
             .iter()
             .filter(|d| in_package(d, package) || in_package(package, d))
-            .cloned()
-            .chain(self.deny_names.iter().filter(|(m, _)| in_package(m, package)).map(|(m, n)| format!("{m}.{n}")))
+            .map(|d| d.to_string())
+            .chain(l.deny_names.iter().filter(|(m, _)| in_package(m, package)).map(|(m, n)| format!("{m}.{n}")))
             .collect();
         out.sort();
         // `torch.hub` is both a denied module and a denied name.
@@ -442,12 +457,17 @@ impl Policy {
             .or_else(|| allow.iter().find(|a| !a.pattern.is_exact() && a.pattern.names(module, name)))
     }
 
+    /// True when `module` itself is a denied module.
+    fn denied_module_exact(&self, module: &str) -> bool {
+        self.lists.deny_modules.binary_search(&module).is_ok()
+    }
+
     /// The denied module `module` falls under, if any (itself or a parent package).
     fn denied_module<'a>(&self, module: &'a str) -> Option<&'a str> {
         let mut cut = module.len();
         loop {
             let prefix = &module[..cut];
-            if self.deny_modules.contains(prefix) {
+            if self.denied_module_exact(prefix) {
                 return Some(prefix);
             }
             match prefix.rfind('.') {
@@ -474,13 +494,12 @@ impl Policy {
             }
             return Judgement::new(Verdict::Dangerous, reason.clone());
         }
-        let key = (module.to_string(), name.to_string());
         let added = self.added_allow(module, name);
         let last = name.rsplit('.').next().unwrap_or(name);
         // A pattern never covers a name that runs things; an exact entry does.
         let added = added.filter(|a| a.pattern.is_exact() || !DANGEROUS_ATTRS.contains(&last));
         if name.contains('.') {
-            if self.allow.contains(&key) {
+            if listed(&self.lists.allow, module, name) {
                 return Judgement::new(Verdict::Safe, "allowlisted attribute path");
             }
             if let Some(a) = added {
@@ -491,10 +510,10 @@ impl Policy {
             }
             return Judgement::new(Verdict::Unknown, "attribute path not on the allowlist");
         }
-        if self.allow.contains(&key) {
+        if listed(&self.lists.allow, module, name) {
             return Judgement::new(Verdict::Safe, "allowlisted");
         }
-        if self.conditional.contains(&key) {
+        if listed(&self.lists.conditional, module, name) {
             return Judgement::new(Verdict::Conditional, "judged by its arguments");
         }
         if let Some(a) = added {
