@@ -1,6 +1,10 @@
 //! The `pkinspect` command: parse arguments, run, map the outcome to an exit code.
 
 mod cli;
+mod hugealloc;
+
+#[global_allocator]
+static ALLOC: hugealloc::HugeAlloc = hugealloc::HugeAlloc;
 
 use std::process::ExitCode;
 
