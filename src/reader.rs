@@ -165,7 +165,7 @@ impl Arg<'_> {
     }
 }
 
-/// An opcode read by [`decode_fixed`]: one with a fixed-width
+/// An opcode read by [`decode_fixed_as`]: one with a fixed-width
 /// argument (or none) that lies inside its frame, so it has nothing to note
 /// beyond its value. Small and `Copy`, unlike [`Op`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -205,7 +205,7 @@ struct Fixed {
     proto: u8,
 }
 
-/// The argument width of the kinds [`decode_fixed`] decodes. `FRAME`'s
+/// The argument width of the kinds [`decode_fixed_as`] decodes. `FRAME`'s
 /// eight-byte length is left out: it opens a frame, which only
 /// [`OpReader::next_op`] tracks.
 const fn fixed_width(kind: ArgKind) -> Option<u8> {
@@ -219,10 +219,11 @@ const fn fixed_width(kind: ArgKind) -> Option<u8> {
     }
 }
 
-/// For each byte, the fixed-width opcode it starts, if it is one: one load
-/// per opcode on the fast path instead of the table walk of
-/// [`Opcode::from_byte`] plus [`Opcode::arg`] and [`Opcode::proto`].
-static FIXED: [Option<Fixed>; 256] = {
+/// For each byte, the fixed-width opcode it starts, if it is one, with its
+/// argument's width and kind and its protocol: read at compile time by
+/// [`decode_fixed_as`], so the fast path never walks [`Opcode::from_byte`],
+/// [`Opcode::arg`] or [`Opcode::proto`].
+const FIXED: [Option<Fixed>; 256] = {
     let mut t: [Option<Fixed>; 256] = [None; 256];
     let mut i = 0;
     while i < 256 {
@@ -237,19 +238,14 @@ static FIXED: [Option<Fixed>; 256] = {
 };
 
 /// Decodes the fixed-width opcode (one whose argument has a fixed width, or
-/// none) at the start of `w`, whose first byte is at absolute `offset`;
-/// returns it with its length in bytes. `None` for any other opcode, or
-/// when `w` ends inside it. See [`OpReader::fixed_window`].
-#[inline(always)]
-pub fn decode_fixed(w: &[u8], offset: u64) -> Option<(FixedOp, usize)> {
-    decode_row(FIXED[*w.first()? as usize]?, w, offset)
-}
-
-/// [`decode_fixed`] for a window that starts with the byte `B`, known at
-/// compile time: the table row is a constant, so the fast path's one
-/// dispatch on the opcode byte (`vm::fast_step`) leaves no second one on
-/// the argument kind. `None` when `B` is not a fixed-width opcode (decided
-/// at compile time) or `w` ends inside the argument.
+/// none) at the start of `w`, whose first byte is `B` and sits at absolute
+/// `offset`; returns it with its length in bytes. `None` when `B` is not a
+/// fixed-width opcode (decided at compile time) or `w` ends inside the
+/// argument. See [`OpReader::fixed_window`].
+///
+/// `B` is a constant so that the table row is one too: the fast path's one
+/// jump on the opcode byte (`vm::fast_step`) leaves no second dispatch on
+/// the argument kind.
 #[inline(always)]
 pub fn decode_fixed_as<const B: u8>(w: &[u8], offset: u64) -> Option<(FixedOp, usize)> {
     decode_row(const { FIXED[B as usize] }?, w, offset)
@@ -533,7 +529,7 @@ impl<S: ByteSource> OpReader<S> {
     }
 
     /// Where the fast path for fixed-width opcodes may decode
-    /// ([`decode_fixed`]): the absolute offset of the next byte, and the
+    /// ([`decode_fixed_as`]): the absolute offset of the next byte, and the
     /// bytes after it that are already in the source's window
     /// ([`ByteSource::buffered`]), cut at the end of the current frame so
     /// that an opcode crossing it is left to [`OpReader::next_op`], which

@@ -7,7 +7,7 @@
 //! stream with a [`store::Store`] as its sink, which writes joblib array
 //! payloads straight from the file (or decompressor) into `.npy` files and
 //! keeps values too long to hold in memory in temporary files. Then
-//! [`Emitter`] walks each stream's value graph from its root and turns it into
+//! `Emitter` walks each stream's value graph from its root and turns it into
 //! JSON, writing the arrays that live inside the pickle (`_reconstruct` +
 //! `BUILD`, `_frombuffer`) and the tensors of PyTorch checkpoints.
 //!
