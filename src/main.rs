@@ -1,8 +1,11 @@
 //! The `pkinspect` command: parse arguments, run, map the outcome to an exit code.
 
 mod cli;
+// Linux only (`mremap`, transparent huge pages); elsewhere the system allocator.
+#[cfg(target_os = "linux")]
 mod hugealloc;
 
+#[cfg(target_os = "linux")]
 #[global_allocator]
 static ALLOC: hugealloc::HugeAlloc = hugealloc::HugeAlloc;
 
