@@ -251,6 +251,28 @@ pub fn decode_fixed_as<const B: u8>(w: &[u8], offset: u64) -> Option<(FixedOp, u
     decode_row(const { FIXED[B as usize] }?, w, offset)
 }
 
+/// The text opcode `B` (`SHORT_BINUNICODE` or `BINUNICODE`, else `None`,
+/// decided at compile time) at the start of `w`, for the fast path: its
+/// opcode, protocol, text and length in bytes, when the whole argument is in
+/// `w`, is at most [`MAX_INLINE_ARG`] bytes and is strict UTF-8. Anything
+/// else (a cut argument, lone surrogates, invalid UTF-8, a length past the
+/// input) is left to [`OpReader::next_op`], which reads it as always.
+#[inline(always)]
+pub fn decode_text_as<const B: u8>(w: &[u8]) -> Option<(Opcode, u8, &str, usize)> {
+    let (opcode, kind, proto) = const { BY_BYTE_CONST[B as usize] }?;
+    let (len, head) = match kind {
+        ArgKind::Unicodestring1 => (*w.get(1)? as usize, 2),
+        ArgKind::Unicodestring4 => (u32::from_le_bytes(w.get(1..5)?.try_into().ok()?) as usize, 5),
+        _ => return None,
+    };
+    if len > MAX_INLINE_ARG {
+        return None;
+    }
+    let n = head + len;
+    let text = std::str::from_utf8(w.get(head..n)?).ok()?;
+    Some((opcode, proto, text, n))
+}
+
 #[inline(always)]
 fn decode_row(row: Fixed, w: &[u8], offset: u64) -> Option<(FixedOp, usize)> {
     let n = 1 + row.width as usize;

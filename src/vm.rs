@@ -23,7 +23,7 @@ use crate::error::{Error, ErrorKind};
 use crate::limits::*;
 use crate::opcodes::Opcode;
 use crate::pynum::PyInt;
-use crate::reader::{decode_fixed_as, Arg, FixedArg, FixedOp, FrameNote, Op, OpReader, Payload, Text};
+use crate::reader::{decode_fixed_as, decode_text_as, Arg, FixedArg, FixedOp, FrameNote, Op, OpReader, Payload, Text};
 use crate::source::ByteSource;
 
 /// Index of a value in [`Analysis::values`].
@@ -1601,15 +1601,39 @@ impl Machine {
     /// One opcode of the fast path, the byte `B` known at compile time (see
     /// [`fast_step`]): decodes its argument, notes its protocol and runs
     /// [`Machine::exec_fixed`], whose `match` the constant opcode folds away.
+    ///
+    /// Short UTF-8 strings (`SHORT_BINUNICODE`, `BINUNICODE`) take it too,
+    /// through [`Machine::push_text`] as in [`Machine::exec`].
     #[inline(always)]
     fn fast_op<const B: u8>(&mut self, f: &mut Frame, w: &[u8], at: u64) -> Fast {
-        let Some((q, n)) = decode_fixed_as::<B>(w, at) else { return Fast::Run };
-        self.offset = at;
-        match self.check_proto(f, q.opcode, q.proto).and_then(|()| self.exec_fixed(f, q.opcode, q.arg)) {
-            Ok(true) => Fast::Done(n),
-            Ok(false) => Fast::Fallback(q, n),
-            Err(h) => Fast::Halt(h, n),
+        if let Some((q, n)) = decode_fixed_as::<B>(w, at) {
+            self.offset = at;
+            return match self.check_proto(f, q.opcode, q.proto).and_then(|()| self.exec_fixed(f, q.opcode, q.arg)) {
+                Ok(true) => Fast::Done(n),
+                Ok(false) => Fast::Fallback(q, n),
+                Err(h) => Fast::Halt(h, n),
+            };
         }
+        if let Some((code, proto, text, n)) = decode_text_as::<B>(w) {
+            self.offset = at;
+            let end = at + n as u64;
+            return match self
+                .check_proto(f, code, proto)
+                .and_then(|()| self.push_text(f, &Text::Inline(text.into()), end))
+            {
+                Ok(()) => Fast::Done(n),
+                Err(h) => Fast::Halt(h, n),
+            };
+        }
+        Fast::Run
+    }
+
+    /// Pushes a `str` value; `end` is the offset just past its bytes.
+    #[inline]
+    fn push_text(&mut self, f: &mut Frame, text: &Text<'_>, end: u64) -> Result<(), Halt> {
+        let blob = self.keep_text(text, end);
+        self.push_new(f, Value::Str(Box::new(blob)))?;
+        Ok(())
     }
 
     /// Executes one opcode. Returns the root value at `STOP`.
@@ -1847,8 +1871,7 @@ impl Machine {
                 self.push_new(f, Value::ByteArray(Box::new(blob)))?;
             }
             (Unicode | Binunicode | ShortBinunicode | Binunicode8, Arg::Str(t)) => {
-                let blob = self.keep_text(t, op.end);
-                self.push_new(f, Value::Str(Box::new(blob)))?;
+                self.push_text(f, t, op.end)?;
             }
             (Put | Binput | LongBinput, arg) => {
                 self.memo_put(f, memo_key(arg))?;
