@@ -10,7 +10,7 @@
 
 use crate::limits::MAX_RENDER_DEPTH;
 use crate::pyrepr::{escape_for_terminal, repr_bytearray, repr_bytes, repr_float, repr_str};
-use crate::vm::{Analysis, Blob, CallKind, UnknownWhy, Value, ValueId};
+use crate::vm::{Analysis, BlobView, CallKind, UnknownWhy, Value, ValueId};
 
 /// Renders values of one [`Analysis`] within a character budget.
 pub struct Renderer<'a> {
@@ -25,8 +25,9 @@ pub fn global_name(module: &str, name: &str) -> String {
     escape_for_terminal(&format!("{module}.{name}"))
 }
 
-/// The literal text of a value that has no children, if it is one.
-pub fn atom(v: &Value) -> Option<String> {
+/// The literal text of a value that has no children, if it is one (`a`
+/// holds the value and its text).
+pub fn atom(a: &Analysis, v: &Value) -> Option<String> {
     Some(match v {
         Value::None => "None".into(),
         Value::Bool(true) => "True".into(),
@@ -34,9 +35,9 @@ pub fn atom(v: &Value) -> Option<String> {
         Value::Int(i) => i.to_string(),
         Value::BigInt(i) => big_int(i),
         Value::Float(x) => float_literal(*x),
-        Value::Str(b) => blob_text(b, repr_str),
-        Value::Bytes(b) => blob_text(b, repr_bytes),
-        Value::ByteArray(b) => blob_text(b, repr_bytearray),
+        Value::Str(r) => blob_text(a.str(*r), repr_str),
+        Value::Bytes(b) => blob_text(b.as_view(), repr_bytes),
+        Value::ByteArray(b) => blob_text(b.as_view(), repr_bytearray),
         Value::Global(g) => global_name(&g.module, &g.name),
         Value::Buffer { readonly } => {
             if *readonly {
@@ -65,10 +66,10 @@ fn float_literal(x: f64) -> String {
     }
 }
 
-fn blob_text<T: ?Sized>(b: &Blob<T>, repr: impl Fn(&T) -> String) -> String {
+fn blob_text<T: ?Sized>(b: BlobView<'_, T>, repr: impl Fn(&T) -> String) -> String {
     match b {
-        Blob::Full(d) => repr(d),
-        Blob::Part(p) => match &p.prefix {
+        BlobView::Full(d) => repr(d),
+        BlobView::Part(p) => match &p.prefix {
             Some(d) => format!("{}…<{} bytes at offset {}>", repr(d), p.len, p.offset),
             None => format!("<{} bytes at offset {}>", p.len, p.offset),
         },
@@ -146,7 +147,7 @@ impl<'a> Renderer<'a> {
             }
         }
         let v = self.analysis.value(id);
-        if let Some(a) = atom(v) {
+        if let Some(a) = atom(self.analysis, v) {
             out.push_str(&a);
             return;
         }

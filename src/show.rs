@@ -37,7 +37,7 @@ use std::io::{self, Write};
 use crate::limits::MAX_SHOW_OUTPUT;
 use crate::pyrepr::escape_for_terminal;
 use crate::render::Renderer;
-use crate::vm::{Analysis, Anomaly, Blob, CallKind, EventKind, PickleInfo, Value, ValueId};
+use crate::vm::{Analysis, Anomaly, BlobView, CallKind, EventKind, PickleInfo, Value, ValueId};
 
 /// Most characters of one expression in a statement (the [`Renderer`] budget).
 pub const EXPR_BUDGET: usize = 10_000;
@@ -324,11 +324,11 @@ fn edge_at(a: &Analysis, id: ValueId, i: usize) -> Option<ValueId> {
 
 /// Estimated text length of a value without children; `None` for the others.
 /// Mirrors [`crate::render::atom`], without building the text.
-fn atom_len(v: &Value) -> Option<usize> {
-    fn blob<T: ?Sized>(b: &Blob<T>, len: impl Fn(&T) -> usize) -> usize {
+fn atom_len(a: &Analysis, v: &Value) -> Option<usize> {
+    fn blob<T: ?Sized>(b: BlobView<'_, T>, len: impl Fn(&T) -> usize) -> usize {
         match b {
-            Blob::Full(d) => len(d),
-            Blob::Part(p) => p.prefix.as_deref().map_or(0, len) + 40,
+            BlobView::Full(d) => len(d),
+            BlobView::Part(p) => p.prefix.as_deref().map_or(0, len) + 40,
         }
     }
     fn bytes_len(d: &[u8]) -> usize {
@@ -349,9 +349,9 @@ fn atom_len(v: &Value) -> Option<usize> {
             _ => 40,
         },
         Value::Float(_) => 24,
-        Value::Str(b) => blob(b, |s: &str| s.len() + 2),
-        Value::Bytes(b) => blob(b, bytes_len),
-        Value::ByteArray(b) => blob(b, |d: &[u8]| bytes_len(d) + 11),
+        Value::Str(r) => blob(a.str(*r), |s: &str| s.len() + 2),
+        Value::Bytes(b) => blob(b.as_view(), bytes_len),
+        Value::ByteArray(b) => blob(b.as_view(), |d: &[u8]| bytes_len(d) + 11),
         Value::Global(g) => g.module.len() + g.name.len() + 1,
         Value::Buffer { .. } => 40,
         Value::Unknown(_) => 30,
@@ -399,7 +399,7 @@ impl<'a, 'l> Graph<'a, 'l> {
         let l = self.nodes.len() as u32;
         *slot = l;
         let v = self.a.value(id);
-        let len = atom_len(v);
+        let len = atom_len(self.a, v);
         self.nodes.push(Node {
             id,
             refs: 0,
@@ -449,7 +449,7 @@ impl<'a, 'l> Graph<'a, 'l> {
             // references (so a composite `cls` is named), unless it is a literal.
             let dup = match self.a.value(id) {
                 Value::Call(c) if matches!(c.kind, CallKind::NewObj | CallKind::NewObjEx) => {
-                    atom_len(self.a.value(c.func)).is_some()
+                    atom_len(self.a, self.a.value(c.func)).is_some()
                 }
                 _ => false,
             };
@@ -1019,7 +1019,7 @@ mod tests {
         let a =
             analyze_bytes(b"\x80\x04(NK\x01G?\xf0\x00\x00\x00\x00\x00\x00\x8c\x01aC\x01b\x8c\x01m\x8c\x01n\x93]}l.", 0);
         for v in &a.values {
-            assert_eq!(atom_len(v).is_some(), crate::render::atom(v).is_some(), "{v:?}");
+            assert_eq!(atom_len(&a, v).is_some(), crate::render::atom(&a, v).is_some(), "{v:?}");
         }
     }
 }

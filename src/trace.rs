@@ -102,7 +102,7 @@ impl<'a> Tracer<'a> {
                 None => "int".into(),
             },
             Value::Float(x) => format!("float:{:016x}", x.to_bits()),
-            Value::Str(_) => match v.full_str() {
+            Value::Str(_) => match self.a.full_str(id) {
                 Some(s) if s.len() <= SHORT_STR => format!("str:{s}"),
                 _ => "str".into(),
             },

@@ -78,6 +78,53 @@ impl<T: ?Sized> Blob<T> {
             Blob::Part(_) => None,
         }
     }
+
+    /// A borrowed view.
+    pub fn as_view(&self) -> BlobView<'_, T> {
+        match self {
+            Blob::Full(d) => BlobView::Full(d),
+            Blob::Part(p) => BlobView::Part(p),
+        }
+    }
+}
+
+/// A borrowed [`Blob`]: a `bytes` value's or (through [`Analysis::str`]) a
+/// `str` value's contents, whole or in part.
+#[derive(Debug, PartialEq)]
+pub enum BlobView<'a, T: ?Sized> {
+    /// The whole contents.
+    Full(&'a T),
+    /// Too long to keep: where the value is, and its first bytes.
+    Part(&'a Partial<T>),
+}
+
+impl<'a, T: ?Sized> BlobView<'a, T> {
+    /// The whole value, when it was kept.
+    pub fn full(&self) -> Option<&'a T> {
+        match self {
+            BlobView::Full(d) => Some(d),
+            BlobView::Part(_) => None,
+        }
+    }
+}
+
+/// Where a `str` value is: its text in [`Analysis::text`], or, for one too
+/// long to keep, its [`Partial`] in [`Analysis::long_strs`]. Read it with
+/// [`Analysis::str`].
+///
+/// A pickle may hold millions of strings (vocabularies, column labels):
+/// kept in one buffer for the whole file they cost no allocation each, where
+/// a boxed string cost two (and 64 bytes of heap for a short one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StrRef {
+    at: u32,
+    /// The text's length, or [`StrRef::LONG`] when `at` indexes
+    /// [`Analysis::long_strs`].
+    len: u32,
+}
+
+impl StrRef {
+    const LONG: u32 = u32::MAX;
 }
 
 /// A global's module and (possibly dotted) name.
@@ -185,8 +232,9 @@ pub enum Value {
     BigInt(Box<PyInt>),
     /// A float.
     Float(f64),
-    /// A `str` (protocol 0/1 byte strings are read as latin-1 text).
-    Str(Box<Blob<str>>),
+    /// A `str` (protocol 0/1 byte strings are read as latin-1 text); read
+    /// it with [`Analysis::str`] or [`Analysis::full_str`].
+    Str(StrRef),
     /// A `bytes`.
     Bytes(Box<Blob<[u8]>>),
     /// A `bytearray`.
@@ -227,14 +275,6 @@ pub enum Value {
 }
 
 impl Value {
-    /// A `str` value's text, when it was kept whole.
-    pub fn full_str(&self) -> Option<&str> {
-        match self {
-            Value::Str(b) => b.full(),
-            _ => None,
-        }
-    }
-
     /// A `bytes` value's contents, when they were kept whole.
     pub fn full_bytes(&self) -> Option<&[u8]> {
         match self {
@@ -521,6 +561,11 @@ pub struct Analysis {
     /// Read them through [`Analysis::items`], [`Analysis::tuple`] or
     /// [`Analysis::range`].
     pub items: Vec<ValueId>,
+    /// The text of every `str` value kept whole, back to back (see
+    /// [`StrRef`]).
+    pub text: String,
+    /// The `str` values too long to keep (see [`StrRef`]).
+    pub long_strs: Vec<Partial<str>>,
     /// Events in stream order.
     pub events: Vec<Event>,
     /// The pickles found, in order.
@@ -538,6 +583,24 @@ impl Analysis {
     pub fn value(&self, id: ValueId) -> &Value {
         // Ids are only created by `Machine::alloc`, so they are in range.
         &self.values[id as usize]
+    }
+
+    /// A `str` value's contents.
+    pub fn str(&self, r: StrRef) -> BlobView<'_, str> {
+        // Refs are only created by `Machine::str_value`, which bounds them.
+        if r.len == StrRef::LONG {
+            return BlobView::Part(&self.long_strs[r.at as usize]);
+        }
+        let at = r.at as usize;
+        BlobView::Full(&self.text[at..at + r.len as usize])
+    }
+
+    /// The text of the value `id`, when it is a `str` kept whole.
+    pub fn full_str(&self, id: ValueId) -> Option<&str> {
+        match self.value(id) {
+            Value::Str(r) => self.str(*r).full(),
+            _ => None,
+        }
     }
 
     /// The items of a tuple or frozenset.
@@ -749,6 +812,10 @@ pub trait Graph {
     /// The value with this id.
     fn value(&self, id: ValueId) -> &Value {
         self.analysis().value(id)
+    }
+    /// The text of the value `id`, when it is a `str` kept whole.
+    fn full_str(&self, id: ValueId) -> Option<&str> {
+        self.analysis().full_str(id)
     }
 }
 
@@ -1132,27 +1199,41 @@ impl Machine {
         self.scratch = items;
     }
 
-    fn keep_text(&mut self, text: &Text<'_>, end: u64) -> Blob<str> {
-        match text {
+    /// A `str` value of `text`; `end` is the offset just past its bytes.
+    /// Kept whole in [`Analysis::text`] while it and the file's total fit
+    /// the limits, else only its place and first bytes.
+    fn str_value(&mut self, text: &Text<'_>, end: u64) -> Value {
+        let part = match text {
             Text::Inline(s) => {
-                if s.len() <= self.keep_max && self.kept_bytes + s.len() <= MAX_KEPT_TOTAL {
+                let at = self.out.text.len();
+                if s.len() <= self.keep_max
+                    && self.kept_bytes + s.len() <= MAX_KEPT_TOTAL
+                    && at + s.len() <= u32::MAX as usize
+                {
                     self.kept_bytes += s.len();
-                    Blob::Full(s.as_ref().into())
-                } else {
-                    if let Some(sink) = &self.sink {
-                        sink.borrow_mut().spill_bytes(end.saturating_sub(s.len() as u64), s.as_bytes());
-                    }
-                    let mut cut = PREVIEW_BYTES.min(s.len());
-                    while !s.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    let len = s.len() as u64;
-                    let prefix = Some(s[..cut].into());
-                    Blob::Part(Box::new(Partial { prefix, offset: end.saturating_sub(len), len }))
+                    self.out.text.push_str(s);
+                    return Value::Str(StrRef { at: at as u32, len: s.len() as u32 });
                 }
+                if let Some(sink) = &self.sink {
+                    sink.borrow_mut().spill_bytes(end.saturating_sub(s.len() as u64), s.as_bytes());
+                }
+                let mut cut = PREVIEW_BYTES.min(s.len());
+                while !s.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                let len = s.len() as u64;
+                Partial { prefix: Some(s[..cut].into()), offset: end.saturating_sub(len), len }
             }
-            Text::Skipped { offset, len } => Blob::Part(Box::new(Partial { prefix: None, offset: *offset, len: *len })),
-        }
+            Text::Skipped { offset, len } => Partial { prefix: None, offset: *offset, len: *len },
+        };
+        self.long_str(part)
+    }
+
+    /// A `str` value too long to keep.
+    fn long_str(&mut self, part: Partial<str>) -> Value {
+        // At most one per opcode read, so far below 2^32 under MAX_OPS.
+        self.out.long_strs.push(part);
+        Value::Str(StrRef { at: (self.out.long_strs.len() - 1) as u32, len: StrRef::LONG })
     }
 
     fn keep_bytes(&mut self, p: &Payload<'_>, end: u64) -> Blob<[u8]> {
@@ -1212,9 +1293,12 @@ impl Machine {
     /// `int(code)`, so strings and bytes of digits and integral floats work too.
     fn code_of(&self, id: ValueId) -> Option<i64> {
         match self.out.value(id) {
-            Value::Str(b) => {
-                b.full().and_then(|t| crate::pynum::parse_int(t.as_bytes(), false)).and_then(|i| i.as_i64())
-            }
+            Value::Str(r) => self
+                .out
+                .str(*r)
+                .full()
+                .and_then(|t| crate::pynum::parse_int(t.as_bytes(), false))
+                .and_then(|i| i.as_i64()),
             Value::Bytes(b) | Value::ByteArray(b) => {
                 b.full().and_then(|t| crate::pynum::parse_int(t, false)).and_then(|i| i.as_i64())
             }
@@ -1225,10 +1309,7 @@ impl Machine {
 
     /// The string a value holds, when it is a complete literal string.
     pub fn str_of(&self, id: ValueId) -> Option<String> {
-        match self.out.value(id) {
-            Value::Str(b) => b.full().map(str::to_string),
-            _ => None,
-        }
+        self.out.full_str(id).map(str::to_string)
     }
 
     fn int_of(&self, id: ValueId) -> Option<i64> {
@@ -1631,8 +1712,8 @@ impl Machine {
     /// Pushes a `str` value; `end` is the offset just past its bytes.
     #[inline]
     fn push_text(&mut self, f: &mut Frame, text: &Text<'_>, end: u64) -> Result<(), Halt> {
-        let blob = self.keep_text(text, end);
-        self.push_new(f, Value::Str(Box::new(blob)))?;
+        let v = self.str_value(text, end);
+        self.push_new(f, v)?;
         Ok(())
     }
 
@@ -1847,20 +1928,16 @@ impl Machine {
             }
             (String, Arg::Escaped(b)) => {
                 let s: std::string::String = b.iter().map(|&c| c as char).collect();
-                let blob = self.keep_text(&Text::Inline(s.into()), op.end);
-                self.push_new(f, Value::Str(Box::new(blob)))?;
+                self.push_text(f, &Text::Inline(s.into()), op.end)?;
             }
             (Binstring | ShortBinstring, Arg::Bytes(p)) => {
-                let blob = match p {
+                let text = match p {
                     Payload::Inline(b) => {
-                        let s: std::string::String = b.iter().map(|&c| c as char).collect();
-                        self.keep_text(&Text::Inline(s.into()), op.end)
+                        Text::Inline(b.iter().map(|&c| c as char).collect::<std::string::String>().into())
                     }
-                    Payload::Skipped { offset, len } => {
-                        Blob::Part(Box::new(Partial { prefix: Option::None, offset: *offset, len: *len }))
-                    }
+                    Payload::Skipped { offset, len } => Text::Skipped { offset: *offset, len: *len },
                 };
-                self.push_new(f, Value::Str(Box::new(blob)))?;
+                self.push_text(f, &text, op.end)?;
             }
             (Binbytes | ShortBinbytes | Binbytes8, Arg::Bytes(p)) => {
                 let blob = self.keep_bytes(p, op.end);
@@ -1940,8 +2017,8 @@ impl Machine {
                 }
             }
             (Persid, Arg::Str(t)) => {
-                let blob = self.keep_text(t, op.end);
-                let pid = self.alloc(Value::Str(Box::new(blob)))?;
+                let v = self.str_value(t, op.end);
+                let pid = self.alloc(v)?;
                 self.persistent(f, pid)?;
             }
             (Binpersid, _) => {

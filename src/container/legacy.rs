@@ -62,11 +62,11 @@ pub fn companions(a: &Analysis) -> Vec<Companion> {
             },
             _ => continue,
         };
-        let is_key = |k| a.value(k).full_str() == Some("filename");
+        let is_key = |k| a.full_str(k) == Some("filename");
         // The last assignment wins, as in a dict update.
         let Some((_, v)) = dict.iter().rev().find(|(k, _)| is_key(*k)) else { continue };
         let filename = match a.value(*v) {
-            Value::Str(b) => b.full().map(str::to_string),
+            Value::Str(r) => a.str(*r).full().map(str::to_string),
             // os.path.join refuses anything but str: joblib fails, nothing is opened.
             _ => continue,
         };

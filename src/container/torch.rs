@@ -48,7 +48,7 @@ use crate::reader::OpReader;
 use crate::render::{global_name, Renderer};
 use crate::rules::Rule;
 use crate::source::{ByteSource, Input, Line, ReadSource};
-use crate::vm::{analyze, analyze_bytes, Analysis, Anomaly, Blob, EventKind, Value, ValueId};
+use crate::vm::{analyze, analyze_bytes, Analysis, Anomaly, BlobView, EventKind, Value, ValueId};
 
 /// The legacy format's magic number, `0x1950a86a20f9469cfc6c`, as the ten
 /// little-endian bytes of its `LONG1`.
@@ -414,7 +414,7 @@ fn read_i32<S: ByteSource>(src: &mut S) -> io::Result<Option<i32>> {
 // ---------------------------------------------------------------------------
 
 fn str_at(a: &Analysis, id: ValueId) -> Option<&str> {
-    a.value(id).full_str()
+    a.full_str(id)
 }
 
 fn int_at(a: &Analysis, id: ValueId) -> Option<i64> {
@@ -511,7 +511,7 @@ fn parse_pid(a: &Analysis, pid: ValueId, layout: Layout, r: &Renderer<'_>) -> Pi
     };
     let tag = items.first().and_then(|&t| {
         let v = a.value(t);
-        match (v.full_str(), v.full_bytes()) {
+        match (a.full_str(t), v.full_bytes()) {
             (Some(s), _) => Some(s.to_string()),
             // _maybe_decode_ascii: a bytes tag is decoded.
             (_, Some(b)) if b.is_ascii() => Some(String::from_utf8_lossy(b).into_owned()),
@@ -560,13 +560,13 @@ fn parse_pid(a: &Analysis, pid: ValueId, layout: Layout, r: &Renderer<'_>) -> Pi
             };
             let file = str_at(a, items[2]).map(|s| format!("{s:?}")).unwrap_or_else(|| r.expr(items[2]));
             let source = match a.value(items[3]) {
-                Value::Str(b) => match &**b {
-                    Blob::Full(s) => {
+                Value::Str(r) => match a.str(*r) {
+                    BlobView::Full(s) => {
                         let first = s.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
                         let first: String = first.chars().take(60).collect();
                         Some((s.len() as u64, first))
                     }
-                    Blob::Part(p) => Some((p.len, String::new())),
+                    BlobView::Part(p) => Some((p.len, String::new())),
                 },
                 _ => None,
             };

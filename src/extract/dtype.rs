@@ -270,7 +270,7 @@ impl<G: Graph + ?Sized> Reader<'_, G> {
     /// A complete `str` value (Python 2 byte strings read as latin-1 too).
     pub fn str_of(&self, id: ValueId) -> Option<String> {
         let v = self.g.value(id);
-        if let Some(s) = v.full_str() {
+        if let Some(s) = self.g.full_str(id) {
             return Some(s.to_string());
         }
         if let Some(b) = v.full_bytes() {
@@ -282,9 +282,7 @@ impl<G: Graph + ?Sized> Reader<'_, G> {
             return None;
         }
         match self.items(c.args)? {
-            [t, e] if self.str_of(*e).is_some_and(|e| is_latin1_codec(&e)) => {
-                self.g.value(*t).full_str().map(str::to_string)
-            }
+            [t, e] if self.str_of(*e).is_some_and(|e| is_latin1_codec(&e)) => self.g.full_str(*t).map(str::to_string),
             _ => None,
         }
     }

@@ -28,7 +28,7 @@ use serde_json::{json, Map, Value as J};
 
 use crate::container::{Walked, Walker};
 use crate::policy::{Policy, Verdict};
-use crate::vm::{Analysis, Blob, CallKind, EventKind, Graph, Value, ValueId};
+use crate::vm::{Analysis, Blob, BlobView, CallKind, EventKind, Graph, Value, ValueId};
 use dtype::{npy_header, Dtype, Reader};
 use store::Store;
 
@@ -420,7 +420,7 @@ impl<'x, 'a> Emitter<'x, 'a> {
         match self.v(id) {
             Value::None | Value::Bool(_) | Value::Int(_) | Value::BigInt(_) | Value::Float(_) => true,
             Value::Global(_) | Value::Unknown(_) | Value::Buffer { .. } => true,
-            Value::Str(s) => s.full().is_some_and(|s| s.len() <= 64),
+            Value::Str(r) => self.a.str(*r).full().is_some_and(|s| s.len() <= 64),
             Value::Bytes(b) => b.full().is_some_and(|b| b.len() <= 64),
             _ => false,
         }
@@ -473,7 +473,7 @@ impl<'x, 'a> Emitter<'x, 'a> {
 
     /// A dict's pairs: a JSON object when every key is a distinct string.
     fn dict(&mut self, pairs: &[(ValueId, ValueId)], path: &mut Vec<Seg>) -> J {
-        let keys: Option<Vec<String>> = pairs.iter().map(|(k, _)| self.v(*k).full_str().map(str::to_string)).collect();
+        let keys: Option<Vec<String>> = pairs.iter().map(|(k, _)| self.a.full_str(*k).map(str::to_string)).collect();
         let distinct = keys.as_ref().is_some_and(|k| {
             let mut seen = std::collections::HashSet::new();
             k.iter().all(|s| seen.insert(s.as_str()))
@@ -493,7 +493,7 @@ impl<'x, 'a> Emitter<'x, 'a> {
             let kj = self.value(*k, path);
             let seg = match self.v(*k) {
                 Value::Int(i) => json!(i),
-                v => match v.full_str() {
+                _ => match self.a.full_str(*k) {
                     Some(s) => J::String(s.to_string()),
                     None => J::String(crate::render::Renderer::new(self.a, 200).expr(*k)),
                 },
@@ -513,9 +513,9 @@ impl<'x, 'a> Emitter<'x, 'a> {
             Value::Int(i) => int_json(*i),
             Value::BigInt(b) => big_int_json(b),
             Value::Float(f) => float_json(*f),
-            Value::Str(b) => match &**b {
-                Blob::Full(s) => J::String(s.to_string()),
-                Blob::Part(p) => self.spilled(p.offset, p.len, "str", path),
+            Value::Str(r) => match self.a.str(*r) {
+                BlobView::Full(s) => J::String(s.to_string()),
+                BlobView::Part(p) => self.spilled(p.offset, p.len, "str", path),
             },
             Value::Bytes(b) | Value::ByteArray(b) => {
                 let ty = if matches!(self.v(id), Value::Bytes(_)) { "bytes" } else { "bytearray" };
@@ -772,10 +772,10 @@ impl<'x, 'a> Emitter<'x, 'a> {
 
     /// `text.encode(enc)` when `enc` names latin-1 and `text` fits it.
     fn encoded_latin1(&self, text: ValueId, enc: ValueId) -> Option<Vec<u8>> {
-        if !dtype::is_latin1_codec(self.v(enc).full_str()?) {
+        if !dtype::is_latin1_codec(self.a.full_str(enc)?) {
             return None;
         }
-        dtype::latin1(self.v(text).full_str()?)
+        dtype::latin1(self.a.full_str(text)?)
     }
 
     /// The bytes behind an array's data value: in memory, or a spilled file.
@@ -785,12 +785,12 @@ impl<'x, 'a> Emitter<'x, 'a> {
                 Blob::Full(b) => Ok(Data::Mem(b.to_vec())),
                 Blob::Part(p) => self.spill(p.offset, p.len, false),
             },
-            Value::Str(s) => match &**s {
+            Value::Str(r) => match self.a.str(*r) {
                 // Python 2 pickles: a latin-1 str.
-                Blob::Full(s) => {
+                BlobView::Full(s) => {
                     dtype::latin1(s).map(Data::Mem).ok_or_else(|| "array data is text beyond latin-1".to_string())
                 }
-                Blob::Part(_) => Err("array data is a long str, not bytes".into()),
+                BlobView::Part(_) => Err("array data is a long str, not bytes".into()),
             },
             Value::Call(c) if self.global_name(c.func).as_deref() == Some("_codecs.encode") => {
                 if let Some(b) = self.latin1_bytes(id) {
@@ -798,9 +798,9 @@ impl<'x, 'a> Emitter<'x, 'a> {
                 }
                 match self.tuple_items(c.args) {
                     [t, _] => match self.v(*t) {
-                        Value::Str(s) => match &**s {
-                            Blob::Part(p) => self.spill(p.offset, p.len, true),
-                            Blob::Full(_) => Err("_codecs.encode data is not latin-1 text".into()),
+                        Value::Str(r) => match self.a.str(*r) {
+                            BlobView::Part(p) => self.spill(p.offset, p.len, true),
+                            BlobView::Full(_) => Err("_codecs.encode data is not latin-1 text".into()),
                         },
                         _ => Err("_codecs.encode data is not latin-1 text".into()),
                     },

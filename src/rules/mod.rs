@@ -300,10 +300,7 @@ impl<'a> Judge<'a> {
     }
 
     fn str_of(&self, id: ValueId) -> Option<&'a str> {
-        match self.a.value(id) {
-            Value::Str(b) => b.full(),
-            _ => None,
-        }
+        self.a.full_str(id)
     }
 
     /// Resolves a callable through getattr(X, 'attr') and partial(X, ...),
