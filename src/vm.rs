@@ -2382,6 +2382,43 @@ mod tests {
         assert!(std::mem::size_of::<Value>() <= 16, "{}", std::mem::size_of::<Value>());
     }
 
+    /// Strings share one text buffer; one past MAX_KEPT_VALUE_BYTES keeps
+    /// its place and a prefix, one past MAX_INLINE_ARG is never read.
+    #[test]
+    fn strings_kept_whole_in_part_or_skipped() {
+        let long = "é".repeat(MAX_KEPT_VALUE_BYTES / 2 + 10); // 2 bytes each
+        let huge = "x".repeat(MAX_INLINE_ARG + 1);
+        let mut p = b"\x80\x04(\x8c\x03abcX".to_vec();
+        p.extend_from_slice(&(long.len() as u32).to_le_bytes());
+        let long_at = p.len() as u64;
+        p.extend_from_slice(long.as_bytes());
+        p.push(b'X');
+        p.extend_from_slice(&(huge.len() as u32).to_le_bytes());
+        let huge_at = p.len() as u64;
+        p.extend_from_slice(huge.as_bytes());
+        p.extend_from_slice(b"\x8c\x03d\xc3\xa9t.");
+        let a = analyze_bytes(&p, 0);
+        assert!(a.error.is_none() && a.pickles.len() == 1, "{:?}", a.error);
+        let items = a.tuple(a.pickles[0].root.expect("root")).expect("tuple").to_vec();
+        let strs: Vec<BlobView<'_, str>> = items
+            .iter()
+            .map(|&id| match a.value(id) {
+                Value::Str(r) => a.str(*r),
+                v => panic!("{v:?}"),
+            })
+            .collect();
+        assert_eq!(strs[0], BlobView::Full("abc"));
+        assert_eq!(strs[3], BlobView::Full("dé"));
+        assert_eq!(a.text, "abcdé", "only the strings kept whole are in the buffer");
+        let BlobView::Part(p1) = &strs[1] else { panic!("{:?}", strs[1]) };
+        assert_eq!((p1.offset, p1.len), (long_at, long.len() as u64));
+        assert!(p1.prefix.as_deref().is_some_and(|s| long.starts_with(s) && !s.is_empty()));
+        let BlobView::Part(p2) = &strs[2] else { panic!("{:?}", strs[2]) };
+        assert_eq!((p2.offset, p2.len, p2.prefix.as_deref()), (huge_at, huge.len() as u64, None));
+        assert_eq!(a.full_str(items[0]), Some("abc"));
+        assert_eq!(a.full_str(items[1]), None);
+    }
+
     /// A source that never offers its window, so every opcode takes the
     /// general path (`OpReader::next_op`).
     struct NoWindow<'a>(crate::source::SliceSource<'a>);
