@@ -2445,7 +2445,10 @@ mod tests {
     }
 
     fn summary(a: &Analysis) -> String {
-        format!("{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{} {}", a.events, a.values, a.items, a.pickles, a.error, a.ops, a.bytes)
+        format!(
+            "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{} {}",
+            a.events, a.values, a.items, a.text, a.long_strs, a.pickles, a.error, a.ops, a.bytes
+        )
     }
 
     /// The fast path for fixed-width opcodes must change nothing: every
