@@ -147,6 +147,36 @@ pub fn repr_bytearray(b: &[u8]) -> String {
 fn push_bytes_literal(out: &mut String, b: &[u8], always_escape_squote: bool) {
     let quote = pick_quote(b.contains(&b'\''), b.contains(&b'"'));
     out.push(quote);
+    push_bytes_body(out, b, quote, always_escape_squote);
+    out.push(quote);
+}
+
+/// The start of `repr(s)`: the opening quote (chosen from all of `s`, as
+/// repr chooses it) and the first `max` characters, escaped, without the
+/// closing quote. For displays cut to a budget, so that a long value costs
+/// the budget, not its length.
+pub fn repr_str_head(s: &str, max: usize) -> String {
+    let quote = pick_quote(s.contains('\''), s.contains('"'));
+    let mut out = String::with_capacity(max + 1);
+    out.push(quote);
+    for c in s.chars().take(max) {
+        push_repr_char(&mut out, c as u32, quote);
+    }
+    out
+}
+
+/// The start of `repr(b)` (or of `repr(bytearray(b))`): as
+/// [`repr_str_head`], the first `max` bytes.
+pub fn repr_bytes_head(b: &[u8], max: usize, bytearray: bool) -> String {
+    let quote = pick_quote(b.contains(&b'\''), b.contains(&b'"'));
+    let mut out = String::with_capacity(max + 13);
+    out.push_str(if bytearray { "bytearray(b" } else { "b" });
+    out.push(quote);
+    push_bytes_body(&mut out, &b[..max.min(b.len())], quote, bytearray);
+    out
+}
+
+fn push_bytes_body(out: &mut String, b: &[u8], quote: char, always_escape_squote: bool) {
     for &byte in b {
         match byte {
             b'\\' => out.push_str("\\\\"),
@@ -161,7 +191,6 @@ fn push_bytes_literal(out: &mut String, b: &[u8], always_escape_squote: bool) {
             _ => push_hex_escape(out, u32::from(byte)),
         }
     }
-    out.push(quote);
 }
 
 /// repr() of a float (shortest round-trip, 'r' format: scientific iff exp < -4 or exp >= 16, 'inf', '-inf', 'nan', '-0.0', '1e+16', '1.5e-05', '100.0').

@@ -9,7 +9,9 @@
 //! a terminal.
 
 use crate::limits::MAX_RENDER_DEPTH;
-use crate::pyrepr::{escape_for_terminal, repr_bytearray, repr_bytes, repr_float, repr_str};
+use crate::pyrepr::{
+    escape_for_terminal, repr_bytearray, repr_bytes, repr_bytes_head, repr_float, repr_str, repr_str_head,
+};
 use crate::vm::{Analysis, BlobView, CallKind, UnknownWhy, Value, ValueId};
 
 /// Renders values of one [`Analysis`] within a character budget.
@@ -134,6 +136,27 @@ impl<'a> Renderer<'a> {
         out.len() > self.budget.saturating_mul(4)
     }
 
+    /// The start of a `str`, `bytes` or `bytearray` literal longer than the
+    /// budget, or `None` for any other value. Its first `budget + 1`
+    /// characters alone take the expression past the budget, so [`Self::expr`]
+    /// and [`Self::call`] cut it where they would cut the whole literal, and
+    /// the output is the same; what changes is the cost: a 64 KiB value
+    /// rendered once per call that uses it (a memo reference costs the file
+    /// two bytes) made a 200 KB file take 15 s to scan.
+    fn literal_head(&self, v: &Value) -> Option<String> {
+        let max = self.budget + 1;
+        match v {
+            Value::Str(r) => {
+                let s = self.analysis.str(*r).full()?;
+                // More characters than `max` (bytes bound characters from above).
+                (s.len() > max && s.chars().nth(max).is_some()).then(|| repr_str_head(s, max))
+            }
+            Value::Bytes(b) => b.full().filter(|d| d.len() > max).map(|d| repr_bytes_head(d, max, false)),
+            Value::ByteArray(b) => b.full().filter(|d| d.len() > max).map(|d| repr_bytes_head(d, max, true)),
+            _ => None,
+        }
+    }
+
     fn write(&self, id: ValueId, depth: usize, out: &mut String, top: bool) {
         if self.full(out) {
             return;
@@ -147,6 +170,11 @@ impl<'a> Renderer<'a> {
             }
         }
         let v = self.analysis.value(id);
+        if let Some(head) = self.literal_head(v) {
+            out.push_str(&head);
+            out.push('…');
+            return;
+        }
         if let Some(a) = atom(self.analysis, v) {
             out.push_str(&a);
             return;
@@ -312,6 +340,58 @@ mod tests {
     #[test]
     fn names_are_escaped() {
         assert_eq!(first_call(b"cfoo\x1b[31m\nbar\n)R."), "foo\\x1b[31m.bar()");
+    }
+
+    /// A long literal is rendered only as far as the budget reaches, with
+    /// the same result as rendering it whole and cutting: every kind, both
+    /// quote choices, escapes, multi-byte text, and lengths around the budget.
+    #[test]
+    fn long_literals_cut_as_if_whole() {
+        let budget = 200;
+        let r_of = |body: &[u8]| {
+            let a = analyze_bytes(body, 0);
+            let id = a.pickles[0].root.expect("root");
+            let whole = atom(&a, a.value(id)).expect("a literal");
+            let cut: String = if whole.chars().count() > budget {
+                whole.chars().take(budget - 1).collect::<String>() + "…"
+            } else {
+                whole.clone()
+            };
+            (Renderer::new(&a, budget).expr(id), cut)
+        };
+        let texts = ["ab'c", "a\"b", "a'b\"c", "\\\t\n\u{7f}é€😀x"];
+        for n in [1, 150, 200, 201, 202, 2000] {
+            for t in texts {
+                let s: String = t.chars().cycle().take(n).collect();
+                // BINUNICODE
+                let mut p = b"X".to_vec();
+                p.extend_from_slice(&(s.len() as u32).to_le_bytes());
+                p.extend_from_slice(s.as_bytes());
+                p.push(b'.');
+                let (got, want) = r_of(&p);
+                assert_eq!(got, want, "str of {n} chars of {t:?}");
+                // BINBYTES and BYTEARRAY8
+                let b: Vec<u8> = s.bytes().chain([0u8, 0xff]).cycle().take(n).collect();
+                for (op, width) in [(b'B', 4), (0x96u8, 8)] {
+                    let mut p = vec![0x80, 5, op];
+                    p.extend_from_slice(&(b.len() as u64).to_le_bytes()[..width]);
+                    p.extend_from_slice(&b);
+                    p.push(b'.');
+                    let (got, want) = r_of(&p);
+                    assert_eq!(got, want, "bytes op {op:#x} of {n} bytes of {t:?}");
+                }
+            }
+        }
+        // The quote is chosen from the whole value: a `'` past the budget
+        // still makes it `"`.
+        let s = "x".repeat(300) + "'";
+        let mut p = b"X".to_vec();
+        p.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        p.extend_from_slice(s.as_bytes());
+        p.push(b'.');
+        let (got, want) = r_of(&p);
+        assert!(got.starts_with("\"x"), "{got}");
+        assert_eq!(got, want);
     }
 
     #[test]

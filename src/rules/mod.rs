@@ -385,7 +385,8 @@ impl<'a> Judge<'a> {
                     );
                 }
                 EventKind::Call { kind, func, args, kwargs, .. } => {
-                    let expr = r.call(*kind, *func, *args, *kwargs);
+                    // Rendered only for a finding: most calls are safe.
+                    let expr = || r.call(*kind, *func, *args, *kwargs);
                     self.judge_call(e.offset, e.pickle, *kind, *func, *args, expr);
                 }
                 EventKind::Build { .. } => {}
@@ -450,7 +451,16 @@ impl<'a> Judge<'a> {
         }
     }
 
-    fn judge_call(&mut self, offset: u64, pickle: usize, kind: CallKind, func: ValueId, args: ValueId, expr: String) {
+    /// Judges one call; `expr` renders it for the finding, if there is one.
+    fn judge_call(
+        &mut self,
+        offset: u64,
+        pickle: usize,
+        kind: CallKind,
+        func: ValueId,
+        args: ValueId,
+        expr: impl FnOnce() -> String,
+    ) {
         let target = match kind {
             CallKind::Append | CallKind::SetItem | CallKind::Add => self.class_of(func),
             _ => self.resolve(func),
@@ -465,6 +475,9 @@ impl<'a> Judge<'a> {
                 if let Some(&i) = self.index.get(&(m.clone(), n.clone())) {
                     self.out.globals[i].calls += 1;
                 }
+                if j.verdict == Verdict::Safe {
+                    return;
+                }
                 let g = global_name(&m, &n);
                 let how = match kind {
                     CallKind::Append | CallKind::SetItem | CallKind::Add => format!("method call on a {g} object"),
@@ -478,11 +491,16 @@ impl<'a> Judge<'a> {
                         pickle,
                         Some(g),
                         format!("{how}: {}", j.reason),
-                        Some(expr),
+                        Some(expr()),
                     ),
-                    Verdict::Unknown | Verdict::Conditional => {
-                        self.add(Rule::UnknownCall, offset, pickle, Some(g), format!("{how}: {}", j.reason), Some(expr))
-                    }
+                    Verdict::Unknown | Verdict::Conditional => self.add(
+                        Rule::UnknownCall,
+                        offset,
+                        pickle,
+                        Some(g),
+                        format!("{how}: {}", j.reason),
+                        Some(expr()),
+                    ),
                     Verdict::Safe => {}
                 }
             }
@@ -492,10 +510,10 @@ impl<'a> Judge<'a> {
                 pickle,
                 None,
                 "calls a global whose name is computed at load time".into(),
-                Some(expr),
+                Some(expr()),
             ),
             Target::Indirect(what) => {
-                self.add(Rule::IndirectCall, offset, pickle, None, format!("calls {what}"), Some(expr))
+                self.add(Rule::IndirectCall, offset, pickle, None, format!("calls {what}"), Some(expr()))
             }
         }
     }
