@@ -410,21 +410,29 @@ impl Policy {
             return Some(format!("denylisted module {m}"));
         }
         if name.contains('.') {
-            let parts: Vec<&str> = name.split('.').collect();
-            for (i, part) in parts.iter().enumerate() {
+            // Linear in the name: a file's names run to 64 KiB, so the path
+            // so far is a slice of `name`, never a string joined per part.
+            let deny = &self.lists.deny_names;
+            let lo = deny.partition_point(|(m, _)| *m < module);
+            let hi = deny.partition_point(|(m, _)| *m <= module);
+            let denied_here = &deny[lo..hi];
+            let mut end = 0;
+            let mut parts = name.split('.').peekable();
+            while let Some(part) = parts.next() {
+                end += part.len();
                 if part.len() > 4 && part.starts_with("__") && part.ends_with("__") {
                     return Some(format!("attribute path through {part}"));
                 }
                 // A module re-exported as an attribute (`random._os` is `os`).
                 let bare = part.trim_start_matches('_');
-                if i + 1 < parts.len() && (self.denied_module_exact(part) || self.denied_module_exact(bare)) {
+                if parts.peek().is_some() && (self.denied_module_exact(part) || self.denied_module_exact(bare)) {
                     return Some(format!("attribute path reaches module {bare}"));
                 }
                 // The path so far, read as the name of a denied global.
-                let so_far = parts[..=i].join(".");
-                if listed(&self.lists.deny_names, module, &so_far) {
+                if denied_here.binary_search_by(|(_, n)| (*n).cmp(&name[..end])).is_ok() {
                     return Some("attribute path through a denylisted global".into());
                 }
+                end += 1;
             }
         }
         None
@@ -553,6 +561,20 @@ mod tests {
         assert_eq!(v("mypkg", "Thing.system"), Verdict::Dangerous);
         assert_eq!(v("torch._utils", "_rebuild_tensor_v2"), Verdict::Safe);
         assert_eq!(v("pickle", "loads"), Verdict::Dangerous);
+        // Attribute paths, step by step.
+        let why = |m: &str, n: &str| p.denylist_reason(m, n);
+        assert_eq!(why("builtins", "exec.x").as_deref(), Some("attribute path through a denylisted global"));
+        assert_eq!(why("mypkg", "a.b._os.path").as_deref(), Some("attribute path reaches module os"));
+        assert_eq!(why("mypkg", "a.__dict__.b").as_deref(), Some("attribute path through __dict__"));
+        assert_eq!(why("mypkg", "a.exec.b"), None);
+        assert_eq!(why("builtins", "execx.y"), None);
+        // A long path is judged in one pass (it used to join the path so far per part).
+        let long = vec!["a"; 30_000].join(".");
+        assert_eq!(why("mypkg", &long), None);
+        assert_eq!(
+            why("builtins", &format!("exec.{long}")).as_deref(),
+            Some("attribute path through a denylisted global")
+        );
     }
 
     fn add(pattern: &str) -> Addition {
