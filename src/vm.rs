@@ -1389,6 +1389,8 @@ impl Machine {
         let mut index = 0usize;
         loop {
             let start = reader.position();
+            // Every event from here on is this pickle's.
+            let first_event = self.out.events.len();
             let mut f = Frame::new();
             reader.reset_frame();
             self.pickle = index;
@@ -1419,7 +1421,14 @@ impl Machine {
                 let ev =
                     Event { offset: start, pickle: index, kind: EventKind::Anomaly(Anomaly::AnotherPickle { index }) };
                 if self.out.events.len() < self.limits.max_events {
-                    let pos = self.out.events.iter().position(|e| e.pickle == index).unwrap_or(self.out.events.len());
+                    // Before the pickle's first event (found from where the
+                    // pickle started: a scan of the whole list per pickle
+                    // made 1,000 small pickles after a large one quadratic).
+                    let pos = first_event
+                        + self.out.events[first_event..]
+                            .iter()
+                            .position(|e| e.pickle == index)
+                            .unwrap_or(self.out.events.len() - first_event);
                     self.out.events.insert(pos, ev);
                 }
             }
