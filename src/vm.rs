@@ -788,6 +788,9 @@ pub struct Machine {
     /// object or a class; they persist for the whole file, as class
     /// attributes persist in the loading process.
     plants: std::collections::HashMap<(Receiver, &'static str), ValueId>,
+    /// For each dict applied as BUILD state: its dunder keys and hook
+    /// attributes, read once per pair however many BUILDs apply it.
+    state_keys: std::collections::HashMap<ValueId, StateKeys>,
     /// Set by a BUILD of a joblib `NumpyArrayWrapper`: its payload follows.
     pending_payload: Option<ValueId>,
     /// How many nested (object-array) pickles are open.
@@ -922,6 +925,17 @@ enum Receiver {
 /// turns a later BUILD/APPEND/SETITEM/ADDITEMS into a call of the plant.
 const HOOK_ATTRS: [&str; 5] = ["__setstate__", "append", "extend", "add", "__setitem__"];
 
+/// What a BUILD state dict sets that the machine watches for, read from its
+/// first `seen` pairs (dicts only grow).
+#[derive(Default)]
+struct StateKeys {
+    seen: usize,
+    /// Dunder keys (`__setstate__`, `__class__`, ...), one per pair.
+    dunders: Vec<String>,
+    /// The value of each of [`HOOK_ATTRS`], the last assigned.
+    hooks: [Option<ValueId>; HOOK_ATTRS.len()],
+}
+
 /// What follows a `NumpyArrayWrapper`'s BUILD.
 struct PayloadSpec {
     /// A nested pickle (object dtype) instead of raw bytes.
@@ -1036,6 +1050,7 @@ impl Machine {
             unknown_underflow: None,
             build_state: std::collections::HashMap::new(),
             plants: std::collections::HashMap::new(),
+            state_keys: std::collections::HashMap::new(),
             pending_payload: None,
             nesting: 0,
             sink: None,
@@ -2235,14 +2250,29 @@ impl Machine {
             _ => Receiver::Object(target),
         };
         for d in dicts {
-            let Value::Dict(pairs) = self.out.value(d) else { continue };
-            let pairs = pairs.clone();
-            for (k, v) in pairs.into_iter() {
-                let Some(key) = self.str_of(k) else { continue };
+            let Value::Dict(pairs) = &self.out.values[d as usize] else { continue };
+            // Only the pairs added since this dict was last applied are read:
+            // one state dict may be applied by any number of BUILDs.
+            let keys = self.state_keys.entry(d).or_default();
+            for &(k, v) in &pairs[keys.seen..] {
+                let Some(key) = self.out.full_str(k) else { continue };
                 if key.starts_with("__") && key.ends_with("__") && key.len() > 4 {
-                    self.anomaly(Anomaly::DunderState { attr: key.clone() })?;
+                    keys.dunders.push(key.to_string());
                 }
-                if let Some(&hook) = HOOK_ATTRS.iter().find(|h| **h == key) {
+                if let Some(i) = HOOK_ATTRS.iter().position(|h| *h == key) {
+                    // The last assignment wins, as in the dict.
+                    keys.hooks[i] = Some(v);
+                }
+            }
+            keys.seen = pairs.len();
+            let keys = &self.state_keys[&d];
+            let hooks = keys.hooks;
+            // Each costs an event, so MAX_EVENTS bounds this loop over all BUILDs.
+            for attr in keys.dunders.clone() {
+                self.anomaly(Anomaly::DunderState { attr })?;
+            }
+            for (hook, v) in HOOK_ATTRS.iter().zip(hooks) {
+                if let Some(v) = v {
                     self.plants.insert((receiver.clone(), hook), v);
                 }
             }
@@ -2321,6 +2351,24 @@ mod tests {
         assert_eq!(c.last().map(|c| c.0), Some(CallKind::SetState));
         assert!(matches!(a.value(c.last().unwrap().1), Value::Global(g) if g.name == "system"));
         assert!(anomalies(&a).contains(&Anomaly::DunderState { attr: "__setstate__".into() }));
+    }
+
+    /// A state dict applied again after it grew: the new keys count (the
+    /// machine reads only the pairs added since the last BUILD that applied it).
+    #[test]
+    fn state_dict_applied_again_after_it_grew() {
+        // d = {'a': 1}; o1 = OrderedDict(); BUILD o1 with d; d['__setstate__'] = os.system;
+        // o2 = OrderedDict(); BUILD o2 with d; BUILD o2 with 'x' -> os.system('x')
+        let p = b"\x80\x04}\x94\x8c\x01aK\x01s\x8c\x0bcollections\x8c\x0bOrderedDict\x93\x94)\x81h\x00b0\
+                  h\x00\x8c\x0c__setstate__\x8c\x02os\x8c\x06system\x93s0\
+                  h\x01)\x81h\x00b\x8c\x01xb.";
+        let a = analyze_bytes(p, 0);
+        assert!(a.error.is_none(), "{:?}", a.error);
+        let c = calls(&a);
+        assert_eq!(c.last().map(|c| c.0), Some(CallKind::SetState), "{c:?}");
+        assert!(matches!(a.value(c.last().unwrap().1), Value::Global(g) if g.name == "system"));
+        let dunders = anomalies(&a).into_iter().filter(|x| matches!(x, Anomaly::DunderState { .. })).count();
+        assert_eq!(dunders, 1, "the first BUILD saw no dunder, the second one");
     }
 
     #[test]
