@@ -788,6 +788,11 @@ pub struct Machine {
     /// object or a class; they persist for the whole file, as class
     /// attributes persist in the loading process.
     plants: std::collections::HashMap<(Receiver, &'static str), ValueId>,
+    /// A number for each distinct global `module.name` imported (see
+    /// [`Receiver::Class`]).
+    class_ids: std::collections::HashMap<(String, String), u32>,
+    /// The class number of each global value.
+    global_class: std::collections::HashMap<ValueId, u32>,
     /// For each dict applied as BUILD state: its dunder keys and hook
     /// attributes, read once per pair however many BUILDs apply it.
     state_keys: std::collections::HashMap<ValueId, StateKeys>,
@@ -913,12 +918,15 @@ impl<S: ByteSource> ByteSource for Spilling<S> {
 }
 
 /// What an attribute set by BUILD lands on.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Receiver {
     /// One object (instance attribute).
     Object(ValueId),
-    /// A class, named by its global: every instance sees the attribute.
-    Class(String, String),
+    /// A class, by the number [`Machine::import`] gave its `module.name`:
+    /// every instance, and every import of the same name, sees the
+    /// attribute. A number, not the name: names run to 64 KiB and the
+    /// receiver is looked up by every BUILD, APPEND and SETITEM.
+    Class(u32),
 }
 
 /// Attributes the unpickler itself looks up and calls: planting one of them
@@ -1051,6 +1059,8 @@ impl Machine {
             build_state: std::collections::HashMap::new(),
             plants: std::collections::HashMap::new(),
             state_keys: std::collections::HashMap::new(),
+            class_ids: std::collections::HashMap::new(),
+            global_class: std::collections::HashMap::new(),
             pending_payload: None,
             nesting: 0,
             sink: None,
@@ -1347,6 +1357,9 @@ impl Machine {
             self.anomaly(Anomaly::DottedName { name: format!("{m}.{n}") })?;
         }
         let value = self.alloc(Value::Global(Box::new(GlobalName { module: m.clone(), name: n.clone() })))?;
+        let next = self.class_ids.len() as u32;
+        let class = *self.class_ids.entry((m.clone(), n.clone())).or_insert(next);
+        self.global_class.insert(value, class);
         self.event(EventKind::Import { via, module: m, name: n, written, value })?;
         Ok(value)
     }
@@ -2168,12 +2181,14 @@ impl Machine {
     /// The class an object was made from, when it is a named global.
     fn class_of(&self, obj: ValueId) -> Option<Receiver> {
         match self.out.value(obj) {
-            Value::Call(c) => match self.out.value(c.func) {
-                Value::Global(g) => Some(Receiver::Class(g.module.clone(), g.name.clone())),
-                _ => None,
-            },
+            Value::Call(c) => self.global_receiver(c.func),
             _ => None,
         }
+    }
+
+    /// The class receiver of a global value (`None` for any other value).
+    fn global_receiver(&self, id: ValueId) -> Option<Receiver> {
+        self.global_class.get(&id).map(|&c| Receiver::Class(c))
     }
 
     /// The value a BUILD planted as attribute `name` that `getattr(obj,
@@ -2184,7 +2199,7 @@ impl Machine {
             return Some(v);
         }
         let class = match self.out.value(obj) {
-            Value::Global(g) => Some(Receiver::Class(g.module.clone(), g.name.clone())),
+            Value::Global(_) => self.global_receiver(obj),
             _ => self.class_of(obj),
         };
         class.and_then(|c| self.plants.get(&(c, name)).copied())
@@ -2245,10 +2260,7 @@ impl Machine {
             _ => {}
         }
         // setattr on a class object sets a class attribute.
-        let receiver = match self.out.value(target) {
-            Value::Global(g) => Receiver::Class(g.module.clone(), g.name.clone()),
-            _ => Receiver::Object(target),
-        };
+        let receiver = self.global_receiver(target).unwrap_or(Receiver::Object(target));
         for d in dicts {
             let Value::Dict(pairs) = &self.out.values[d as usize] else { continue };
             // Only the pairs added since this dict was last applied are read:
@@ -2273,7 +2285,7 @@ impl Machine {
             }
             for (hook, v) in HOOK_ATTRS.iter().zip(hooks) {
                 if let Some(v) = v {
-                    self.plants.insert((receiver.clone(), hook), v);
+                    self.plants.insert((receiver, hook), v);
                 }
             }
         }
@@ -2369,6 +2381,23 @@ mod tests {
         assert!(matches!(a.value(c.last().unwrap().1), Value::Global(g) if g.name == "system"));
         let dunders = anomalies(&a).into_iter().filter(|x| matches!(x, Anomaly::DunderState { .. })).count();
         assert_eq!(dunders, 1, "the first BUILD saw no dunder, the second one");
+    }
+
+    /// An attribute planted on a class reaches instances made from another
+    /// import of the same name, and no other class.
+    #[test]
+    fn class_plants_reach_every_import_of_the_class() {
+        // BUILD OrderedDict (the class) with (None, {'__setstate__': os.system});
+        // then a new import of OrderedDict, an instance, BUILD 'x'; and a
+        // collections.Counter instance, BUILD 'y' (not planted).
+        let p = b"\x80\x04\x8c\x0bcollections\x8c\x0bOrderedDict\x93N}\x8c\x0c__setstate__\x8c\x02os\x8c\x06system\x93s\x86b0\
+                  \x8c\x0bcollections\x8c\x07Counter\x93)\x81\x8c\x01yb0\
+                  \x8c\x0bcollections\x8c\x0bOrderedDict\x93)\x81\x8c\x01xb.";
+        let a = analyze_bytes(p, 0);
+        assert!(a.error.is_none(), "{:?}", a.error);
+        let hooks: Vec<_> = calls(&a).into_iter().filter(|c| c.0 == CallKind::SetState).collect();
+        assert_eq!(hooks.len(), 1, "{hooks:?}");
+        assert!(matches!(a.value(hooks[0].1), Value::Global(g) if g.name == "system"));
     }
 
     #[test]
