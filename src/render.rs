@@ -22,9 +22,30 @@ pub struct Renderer<'a> {
     names: Option<&'a dyn Fn(ValueId) -> Option<String>>,
 }
 
-/// A global's printable dotted name, escaped for terminals.
+/// Longest `module.name` shown, in bytes before escaping; a longer one is
+/// cut and ends in `…`. Names run to 1 MiB, and one is repeated in every
+/// finding about it: up to 1,000 per rule.
+pub const MAX_SHOWN_GLOBAL: usize = 512;
+
+/// A global's printable dotted name, escaped for terminals, cut at
+/// [`MAX_SHOWN_GLOBAL`].
 pub fn global_name(module: &str, name: &str) -> String {
-    escape_for_terminal(&format!("{module}.{name}"))
+    if module.len() + 1 + name.len() <= MAX_SHOWN_GLOBAL {
+        return escape_for_terminal(&format!("{module}.{name}"));
+    }
+    let m = &module[..floor_boundary(module, MAX_SHOWN_GLOBAL)];
+    let rest = MAX_SHOWN_GLOBAL.saturating_sub(m.len() + 1);
+    let n = &name[..floor_boundary(name, rest)];
+    escape_for_terminal(&format!("{m}.{n}…"))
+}
+
+/// The largest char boundary of `s` at or below `at`.
+fn floor_boundary(s: &str, at: usize) -> usize {
+    let mut i = at.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
 }
 
 /// The literal text of a value that has no children, if it is one (`a`
@@ -392,6 +413,16 @@ mod tests {
         let (got, want) = r_of(&p);
         assert!(got.starts_with("\"x"), "{got}");
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn long_global_names_are_cut() {
+        assert_eq!(global_name("os", "system"), "os.system");
+        let g = global_name("m", &"é".repeat(1000));
+        assert!(g.starts_with("m.éé") && g.ends_with('…'));
+        assert!(g.len() <= MAX_SHOWN_GLOBAL + '…'.len_utf8(), "{}", g.len());
+        let g = global_name(&"x".repeat(2000), "y");
+        assert_eq!(g, format!("{}.…", "x".repeat(MAX_SHOWN_GLOBAL)));
     }
 
     #[test]

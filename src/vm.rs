@@ -25,6 +25,7 @@ use crate::opcodes::Opcode;
 use crate::pynum::PyInt;
 use crate::reader::{decode_fixed_as, decode_text_as, Arg, FixedArg, FixedOp, FrameNote, Op, OpReader, Payload, Text};
 use crate::source::ByteSource;
+use std::sync::Arc;
 
 /// Index of a value in [`Analysis::values`].
 pub type ValueId = u32;
@@ -131,9 +132,9 @@ impl StrRef {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GlobalName {
     /// Module, as imported (after Python 2 mapping).
-    pub module: String,
+    pub module: Arc<str>,
     /// Name, possibly dotted (an attribute path).
-    pub name: String,
+    pub name: Arc<str>,
 }
 
 /// How a callable is invoked.
@@ -461,10 +462,12 @@ pub enum EventKind {
     Import {
         /// The opcode that imported it.
         via: Opcode,
-        /// The module, as imported (Python 2 names mapped).
-        module: String,
+        /// The module, as imported (Python 2 names mapped). Shared with the
+        /// pushed value: a `STACK_GLOBAL` of memoised names costs the file
+        /// five bytes, and must not cost a copy of names of up to 1 MiB.
+        module: Arc<str>,
         /// The name, possibly dotted.
-        name: String,
+        name: Arc<str>,
         /// The module and name as written, when the mapping changed them.
         written: Option<(String, String)>,
         /// The pushed value.
@@ -504,7 +507,9 @@ pub enum EventKind {
     Extension {
         /// The code.
         code: i64,
-        /// The global it resolves to through an in-stream registration.
+        /// The global it resolves to through an in-stream registration
+        /// (each part cut to [`SHOWN_NAME_BYTES`]; the import that follows
+        /// has the whole names).
         resolved: Option<(String, String)>,
     },
     /// `NEXT_BUFFER`: data outside the file.
@@ -780,7 +785,7 @@ pub struct Machine {
     offset: u64,
     kept_bytes: usize,
     /// In-stream `copyreg.add_extension(module, name, code)` registrations.
-    extensions: std::collections::HashMap<i64, (String, String)>,
+    extensions: std::collections::HashMap<i64, (ValueId, ValueId)>,
     unknown_underflow: Option<ValueId>,
     /// The last BUILD state applied to each object (dtype states, wrappers).
     build_state: std::collections::HashMap<ValueId, ValueId>,
@@ -793,6 +798,8 @@ pub struct Machine {
     class_ids: std::collections::HashMap<(String, String), u32>,
     /// The class number of each global value.
     global_class: std::collections::HashMap<ValueId, u32>,
+    /// Imports by their operands (see [`Machine::import_keyed`]).
+    global_cache: std::collections::HashMap<GlobalKey, Imported>,
     /// For each dict applied as BUILD state: its dunder keys and hook
     /// attributes, read once per pair however many BUILDs apply it.
     state_keys: std::collections::HashMap<ValueId, StateKeys>,
@@ -933,6 +940,56 @@ enum Receiver {
 /// turns a later BUILD/APPEND/SETITEM/ADDITEMS into a call of the plant.
 const HOOK_ATTRS: [&str; 5] = ["__setstate__", "append", "extend", "add", "__setitem__"];
 
+/// What an import's operands were, for [`Machine::import_keyed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum GlobalKey {
+    /// `STACK_GLOBAL` (or an `EXT` code registered as) these two `str` values.
+    Stack(ValueId, ValueId),
+}
+
+/// An import made before, for [`Machine::reimport`].
+#[derive(Clone)]
+struct Imported {
+    value: ValueId,
+    dotted: bool,
+    written: Option<(String, String)>,
+}
+
+/// `module.name` for an anomaly's text, cut to [`SHOWN_NAME_BYTES`]: an
+/// event per import must not hold a copy of a name of up to 1 MiB.
+fn shown_name(module: &str, name: &str) -> String {
+    let m = &module[..floor_char_boundary(module, SHOWN_NAME_BYTES)];
+    let n = &name[..floor_char_boundary(name, SHOWN_NAME_BYTES.saturating_sub(m.len() + 1))];
+    let mut s = format!("{m}.{n}");
+    if m.len() < module.len() || n.len() < name.len() {
+        s.push('…');
+    }
+    s
+}
+
+/// `s` cut to [`SHOWN_NAME_BYTES`] (ending in `…` when cut), for an event's
+/// text.
+fn shown_text(s: &str) -> String {
+    if s.len() <= SHOWN_NAME_BYTES {
+        return s.to_string();
+    }
+    let mut t = s[..floor_char_boundary(s, SHOWN_NAME_BYTES)].to_string();
+    t.push('…');
+    t
+}
+
+/// The largest char boundary of `s` at or below `at`.
+fn floor_char_boundary(s: &str, at: usize) -> usize {
+    let mut i = at.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// Longest module, name or attribute text an anomaly keeps.
+pub const SHOWN_NAME_BYTES: usize = 256;
+
 /// What a BUILD state dict sets that the machine watches for, read from its
 /// first `seen` pairs (dicts only grow).
 #[derive(Default)]
@@ -1061,6 +1118,7 @@ impl Machine {
             state_keys: std::collections::HashMap::new(),
             class_ids: std::collections::HashMap::new(),
             global_class: std::collections::HashMap::new(),
+            global_cache: std::collections::HashMap::new(),
             pending_payload: None,
             nesting: 0,
             sink: None,
@@ -1301,13 +1359,16 @@ impl Machine {
     /// codes resolve as CPython's registry would.
     fn note_registration(&mut self, func: ValueId, args: ValueId) {
         let is_add = matches!(self.out.value(func), Value::Global(g)
-            if g.module == "copyreg" && g.name == "add_extension");
+            if &*g.module == "copyreg" && &*g.name == "add_extension");
         if !is_add {
             return;
         }
         if let Some(&[m, n, c]) = self.out.tuple(args) {
-            let (Some(m), Some(n), Some(c)) = (self.str_of(m), self.str_of(n), self.code_of(c)) else { return };
-            // copyreg rejects codes outside 1..=0x7fffffff.
+            let (Some(_), Some(_), Some(c)) = (self.out.full_str(m), self.out.full_str(n), self.code_of(c)) else {
+                return;
+            };
+            // copyreg rejects codes outside 1..=0x7fffffff. The str values,
+            // not copies: they never change.
             if (1..=0x7fff_ffff).contains(&c) {
                 self.extensions.insert(c, (m, n));
             }
@@ -1345,23 +1406,49 @@ impl Machine {
         }
     }
 
-    fn import(&mut self, via: Opcode, module: String, name: String) -> Result<ValueId, Halt> {
+    fn import(&mut self, via: Opcode, module: &str, name: &str) -> Result<ValueId, Halt> {
+        self.import_keyed(via, module, name, None)
+    }
+
+    /// An import; `key` names what the operands were (memoised strings, an
+    /// extension code) so that importing them again reuses the value, its
+    /// shared names and what was worked out about them, in time and memory
+    /// independent of the names' length. As `find_class` returns the same
+    /// object each time, one value stands for every such import.
+    fn import_keyed(&mut self, via: Opcode, module: &str, name: &str, key: Option<GlobalKey>) -> Result<ValueId, Halt> {
         // find_class applies the Python 2 mapping only below protocol 3; the
         // scanner maps regardless, judging what the file would import in the
         // reading where it means the most.
-        let (m, n, written) = match map_py2_name(&module, &name) {
-            Some((m, n)) => (m, n, Some((module, name))),
-            None => (module, name, None),
+        let (m, n, written): (Arc<str>, Arc<str>, _) = match map_py2_name(module, name) {
+            Some((m, n)) => (m.into(), n.into(), Some((module.to_string(), name.to_string()))),
+            None => (module.into(), name.into(), None),
         };
-        if n.contains('.') {
-            self.anomaly(Anomaly::DottedName { name: format!("{m}.{n}") })?;
+        let dotted = n.contains('.');
+        if dotted {
+            self.anomaly(Anomaly::DottedName { name: shown_name(&m, &n) })?;
         }
         let value = self.alloc(Value::Global(Box::new(GlobalName { module: m.clone(), name: n.clone() })))?;
         let next = self.class_ids.len() as u32;
-        let class = *self.class_ids.entry((m.clone(), n.clone())).or_insert(next);
+        let class = *self.class_ids.entry((m.to_string(), n.to_string())).or_insert(next);
         self.global_class.insert(value, class);
+        if let Some(k) = key {
+            self.global_cache.insert(k, Imported { value, dotted, written: written.clone() });
+        }
         self.event(EventKind::Import { via, module: m, name: n, written, value })?;
         Ok(value)
+    }
+
+    /// The import `key` names again, when it was made before (see
+    /// [`Machine::import_keyed`]); `None` when it was not.
+    fn reimport(&mut self, via: Opcode, key: GlobalKey) -> Result<Option<ValueId>, Halt> {
+        let Some(Imported { value, dotted, written }) = self.global_cache.get(&key).cloned() else { return Ok(None) };
+        let Value::Global(g) = self.out.value(value) else { return Ok(None) };
+        let (m, n) = (g.module.clone(), g.name.clone());
+        if dotted {
+            self.anomaly(Anomaly::DottedName { name: shown_name(&m, &n) })?;
+        }
+        self.event(EventKind::Import { via, module: m, name: n, written, value })?;
+        Ok(Some(value))
     }
 
     /// `PUT`/`MEMOIZE` of the stack top at `key`. Inline only for what
@@ -1683,7 +1770,8 @@ impl Machine {
     fn dtype_size(&self, dtype: ValueId) -> Result<(u64, bool), &'static str> {
         let Value::Call(c) = self.out.value(dtype) else { return Err("dtype is not constructed") };
         let (func, args) = (&c.func, &c.args);
-        let is_dtype = matches!(self.out.value(*func), Value::Global(g) if g.module == "numpy" && g.name == "dtype");
+        let is_dtype =
+            matches!(self.out.value(*func), Value::Global(g) if &*g.module == "numpy" && &*g.name == "dtype");
         if !is_dtype {
             return Err("dtype is not numpy.dtype");
         }
@@ -1994,15 +2082,22 @@ impl Machine {
                 self.memo_get(f, memo_key(arg))?;
             }
             (Global, Arg::Global { module, name }) => {
-                let id = self.import(code, module.clone(), name.clone())?;
+                let id = self.import(code, module, name)?;
                 self.push(f, id)?;
             }
             (StackGlobal, _) => {
                 let name = self.pop(f, code)?;
                 let module = self.pop(f, code)?;
-                match (self.str_of(module), self.str_of(name)) {
-                    (Some(m), Some(n)) => {
-                        let id = self.import(code, m, n)?;
+                // str values never change: the same two operands import the same name.
+                let key = GlobalKey::Stack(module, name);
+                if let Some(id) = self.reimport(code, key)? {
+                    self.push(f, id)?;
+                    return Ok(Option::None);
+                }
+                let texts = self.out.full_str(module).zip(self.out.full_str(name));
+                match texts.map(|(m, n)| (m.to_string(), n.to_string())) {
+                    Some((m, n)) => {
+                        let id = self.import_keyed(code, &m, &n, Some(key))?;
                         self.push(f, id)?;
                     }
                     _ => {
@@ -2013,7 +2108,7 @@ impl Machine {
                 }
             }
             (Inst, Arg::Global { module, name }) => {
-                let cls = self.import(code, module.clone(), name.clone())?;
+                let cls = self.import(code, module, name)?;
                 let items = self.pop_mark_vec(f, code)?;
                 let args = self.tuple(&items)?;
                 self.call(f, CallKind::Inst, cls, args, Option::None)?;
@@ -2063,11 +2158,24 @@ impl Machine {
                 self.persistent(f, pid)?;
             }
             (Ext1 | Ext2 | Ext4, Arg::Int(c)) => {
-                let resolved = self.extensions.get(c).cloned();
-                self.event(EventKind::Extension { code: *c, resolved: resolved.clone() })?;
-                match resolved {
+                let registered = self.extensions.get(c).copied();
+                let text = |a: &Analysis, id| a.full_str(id).unwrap_or_default().to_string();
+                let resolved = registered.map(|(m, n)| {
+                    let (m, n) = (self.out.full_str(m).unwrap_or_default(), self.out.full_str(n).unwrap_or_default());
+                    (shown_text(m), shown_text(n))
+                });
+                self.event(EventKind::Extension { code: *c, resolved })?;
+                match registered {
                     Some((m, n)) => {
-                        let id = self.import(code, m, n)?;
+                        // As a STACK_GLOBAL of the same two values.
+                        let key = GlobalKey::Stack(m, n);
+                        let id = match self.reimport(code, key)? {
+                            Some(id) => id,
+                            Option::None => {
+                                let (m, n) = (text(&self.out, m), text(&self.out, n));
+                                self.import_keyed(code, &m, &n, Some(key))?
+                            }
+                        };
                         self.push(f, id)?;
                     }
                     Option::None => {
@@ -2230,7 +2338,7 @@ impl Machine {
                 ) =>
             {
                 matches!(self.out.value(c.func), Value::Global(g)
-                    if g.module == "joblib.numpy_pickle" && g.name == "NumpyArrayWrapper")
+                    if &*g.module == "joblib.numpy_pickle" && &*g.name == "NumpyArrayWrapper")
             }
             _ => false,
         }
@@ -2269,7 +2377,7 @@ impl Machine {
             for &(k, v) in &pairs[keys.seen..] {
                 let Some(key) = self.out.full_str(k) else { continue };
                 if key.starts_with("__") && key.ends_with("__") && key.len() > 4 {
-                    keys.dunders.push(key.to_string());
+                    keys.dunders.push(shown_text(key));
                 }
                 if let Some(i) = HOOK_ATTRS.iter().position(|h| *h == key) {
                     // The last assignment wins, as in the dict.
@@ -2351,7 +2459,7 @@ mod tests {
         let a = analyze_bytes(b"\x80\x02cos\nsystem\nq\x000h\x00X\x02\x00\x00\x00hi\x85R.", 0);
         let c = calls(&a);
         assert_eq!(c.len(), 1);
-        assert!(matches!(a.value(c[0].1), Value::Global(g) if g.module == "os"));
+        assert!(matches!(a.value(c[0].1), Value::Global(g) if &*g.module == "os"));
     }
 
     #[test]
@@ -2361,7 +2469,7 @@ mod tests {
         let a = analyze_bytes(p, 0);
         let c = calls(&a);
         assert_eq!(c.last().map(|c| c.0), Some(CallKind::SetState));
-        assert!(matches!(a.value(c.last().unwrap().1), Value::Global(g) if g.name == "system"));
+        assert!(matches!(a.value(c.last().unwrap().1), Value::Global(g) if &*g.name == "system"));
         assert!(anomalies(&a).contains(&Anomaly::DunderState { attr: "__setstate__".into() }));
     }
 
@@ -2378,7 +2486,7 @@ mod tests {
         assert!(a.error.is_none(), "{:?}", a.error);
         let c = calls(&a);
         assert_eq!(c.last().map(|c| c.0), Some(CallKind::SetState), "{c:?}");
-        assert!(matches!(a.value(c.last().unwrap().1), Value::Global(g) if g.name == "system"));
+        assert!(matches!(a.value(c.last().unwrap().1), Value::Global(g) if &*g.name == "system"));
         let dunders = anomalies(&a).into_iter().filter(|x| matches!(x, Anomaly::DunderState { .. })).count();
         assert_eq!(dunders, 1, "the first BUILD saw no dunder, the second one");
     }
@@ -2397,7 +2505,45 @@ mod tests {
         assert!(a.error.is_none(), "{:?}", a.error);
         let hooks: Vec<_> = calls(&a).into_iter().filter(|c| c.0 == CallKind::SetState).collect();
         assert_eq!(hooks.len(), 1, "{hooks:?}");
-        assert!(matches!(a.value(hooks[0].1), Value::Global(g) if g.name == "system"));
+        assert!(matches!(a.value(hooks[0].1), Value::Global(g) if &*g.name == "system"));
+    }
+
+    /// A STACK_GLOBAL repeated on the same memoised names is one value whose
+    /// names every import event shares; what events say about a long name
+    /// is cut.
+    #[test]
+    fn repeated_imports_share_one_value_and_long_names_are_cut() {
+        let name = format!("A.{}", "b".repeat(5000));
+        let mut p = b"\x80\x04\x8c\x05mypkg\x94X".to_vec();
+        p.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        p.extend_from_slice(name.as_bytes());
+        p.extend_from_slice(b"\x94");
+        for _ in 0..3 {
+            p.extend_from_slice(b"h\x00h\x01\x930");
+        }
+        p.extend_from_slice(b"N.");
+        let a = analyze_bytes(&p, 0);
+        let imports: Vec<(&Arc<str>, ValueId)> = a
+            .events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Import { name, value, .. } => Some((name, *value)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(imports.len(), 3);
+        assert!(imports.iter().all(|(n, v)| Arc::ptr_eq(n, imports[0].0) && *v == imports[0].1));
+        assert_eq!(&**imports[0].0, name.as_str(), "the import has the whole name");
+        let dotted: Vec<String> = anomalies(&a)
+            .into_iter()
+            .filter_map(|x| match x {
+                Anomaly::DottedName { name } => Some(name),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(dotted.len(), 3);
+        assert!(dotted[0].starts_with("mypkg.A.bbb") && dotted[0].ends_with('…'), "{}", &dotted[0][..20]);
+        assert!(dotted[0].len() <= SHOWN_NAME_BYTES + '…'.len_utf8());
     }
 
     #[test]

@@ -49,8 +49,8 @@ pub fn companions(a: &Analysis) -> Vec<Companion> {
         let EventKind::Build { target, state } = ev.kind else { continue };
         let Value::Call(c) = a.value(target) else { continue };
         let compressed = match a.value(c.func) {
-            Value::Global(g) if g.module == "joblib.numpy_pickle" && g.name == "NDArrayWrapper" => false,
-            Value::Global(g) if g.module == "joblib.numpy_pickle" && g.name == "ZNDArrayWrapper" => true,
+            Value::Global(g) if &*g.module == "joblib.numpy_pickle" && &*g.name == "NDArrayWrapper" => false,
+            Value::Global(g) if &*g.module == "joblib.numpy_pickle" && &*g.name == "ZNDArrayWrapper" => true,
             _ => continue,
         };
         // The state is the instance dict (or the dict of a (dict, slots) pair).

@@ -760,7 +760,7 @@ fn runs_before_failing(a: &Analysis) -> Option<u64> {
     for ev in &a.events {
         match &ev.kind {
             EventKind::Import { module, name, written, .. } => {
-                let (m, n) = written.as_ref().map_or((module, name), |(m, n)| (m, n));
+                let (m, n) = written.as_ref().map_or((&**module, &**name), |(m, n)| (m.as_str(), n.as_str()));
                 return (ident(m) && ident(n)).then_some(ev.offset);
             }
             EventKind::ComputedImport { .. } | EventKind::PersistentId { .. } | EventKind::ExternalBuffer => {

@@ -447,7 +447,7 @@ fn class_of(a: &Analysis, id: ValueId, r: &Renderer<'_>) -> Class {
     match a.value(id) {
         Value::Global(g) => match element_size(&g.module, &g.name) {
             Some(n) => Class::Known(n),
-            None if g.name.ends_with("Storage") && (g.module == "torch" || g.module.starts_with("torch.")) => {
+            None if g.name.ends_with("Storage") && (&*g.module == "torch" || g.module.starts_with("torch.")) => {
                 Class::UnknownStorage(global_name(&g.module, &g.name))
             }
             None => Class::NotStorage(global_name(&g.module, &g.name)),

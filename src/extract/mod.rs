@@ -529,7 +529,7 @@ impl<'x, 'a> Emitter<'x, 'a> {
             Value::Set(_) => json!({"type": "set", "items": self.seq(self.a.items(id), path)}),
             Value::FrozenSet(_) => json!({"type": "frozenset", "items": self.seq(self.a.items(id), path)}),
             Value::Dict(pairs) => self.dict(pairs, path),
-            Value::Global(g) => json!({"type": "global", "module": g.module, "name": g.name}),
+            Value::Global(g) => json!({"type": "global", "module": &*g.module, "name": &*g.name}),
             Value::ComputedGlobal { module, name } => {
                 let (m, n) = (self.value(*module, path), self.value(*name, path));
                 json!({"type": "computed_global", "module": m, "name": n})

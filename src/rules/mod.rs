@@ -8,6 +8,7 @@
 //! [`check`] turns both into [`Finding`]s.
 
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 use crate::error::ErrorKind;
 use crate::limits::{MAX_EXPR_CHARS, MAX_FINDINGS_PER_RULE};
@@ -256,6 +257,20 @@ struct Judge<'a> {
     out: Judged,
     counts: HashMap<Rule, usize>,
     index: HashMap<(String, String), usize>,
+    /// Each imported global value's entry in `out.globals` and verdict.
+    /// The machine gives a `STACK_GLOBAL` of the same memoised names one
+    /// value, so a file that repeats one (five bytes each) costs one lookup
+    /// per repeat here, not a judgement of names of up to 1 MiB.
+    imported: HashMap<ValueId, (usize, Rc<Judgement>)>,
+    /// What each callable resolves to, with its verdict (see `imported`).
+    targets: HashMap<(ValueId, bool), Rc<CallTarget>>,
+}
+
+/// A callable resolved and judged once (see [`Judge::call_target`]).
+struct CallTarget {
+    target: Target,
+    /// For a name: its verdict and its entry in `out.globals`, if imported.
+    judged: Option<(Judgement, Option<usize>)>,
 }
 
 impl<'a> Judge<'a> {
@@ -268,6 +283,18 @@ impl<'a> Judge<'a> {
         message: String,
         call: Option<String>,
     ) {
+        self.add_lazy(rule, offset, pickle, || (global, message, call));
+    }
+
+    /// [`Judge::add`], the texts made only when the finding is kept (not
+    /// ignored, not past [`MAX_FINDINGS_PER_RULE`]).
+    fn add_lazy(
+        &mut self,
+        rule: Rule,
+        offset: u64,
+        pickle: usize,
+        texts: impl FnOnce() -> (Option<String>, String, Option<String>),
+    ) {
         // An ignored rule makes no finding and counts towards no cap.
         let Some(severity) = self.levels.severity(rule) else {
             return;
@@ -278,6 +305,7 @@ impl<'a> Judge<'a> {
             *self.out.suppressed.entry(rule.code()).or_insert(0) += 1;
             return;
         }
+        let (global, message, call) = texts();
         self.out.findings.push(Finding { rule, severity, offset, pickle, member: None, global, message, call });
     }
 
@@ -308,7 +336,7 @@ impl<'a> Judge<'a> {
     fn resolve(&self, mut id: ValueId) -> Target {
         for _ in 0..32 {
             match self.a.value(id) {
-                Value::Global(g) => return Target::Name(g.module.clone(), g.name.clone()),
+                Value::Global(g) => return Target::Name(g.module.to_string(), g.name.to_string()),
                 Value::ComputedGlobal { .. } => return Target::Computed,
                 Value::Call(c) if c.kind == CallKind::Reduce => {
                     let (func, args) = (&c.func, &c.args);
@@ -317,7 +345,7 @@ impl<'a> Judge<'a> {
                     };
                     let (module, name) = (&g.module, &g.name);
                     let items: &[ValueId] = self.a.tuple(*args).unwrap_or(&[]);
-                    match (module.as_str(), name.as_str(), items) {
+                    match (&**module, &**name, items) {
                         ("builtins", "getattr", [obj, attr, ..]) => {
                             let Some(attr) = self.str_of(*attr) else {
                                 return Target::Indirect("getattr with a computed name");
@@ -345,34 +373,31 @@ impl<'a> Judge<'a> {
         let r = Renderer::new(a, MAX_EXPR_CHARS);
         for e in &a.events {
             match &e.kind {
-                EventKind::Import { via, module, name, written, .. } => {
-                    let j = self.policy.judge(module, name);
-                    let i = self.global_use(module, name, e.offset, &j);
-                    self.out.globals[i].imports += 1;
-                    let g = global_name(module, name);
-                    let shown = match written {
-                        Some((m, n)) => format!("{g} (written as {})", global_name(m, n)),
-                        None => g.clone(),
+                EventKind::Import { via, module, name, written, value } => {
+                    let (i, j) = match self.imported.get(value) {
+                        Some((i, j)) => (*i, j.clone()),
+                        None => {
+                            let j = self.policy.judge(module, name);
+                            let i = self.global_use(module, name, e.offset, &j);
+                            let j = Rc::new(j);
+                            self.imported.insert(*value, (i, j.clone()));
+                            (i, j)
+                        }
                     };
-                    match j.verdict {
-                        Verdict::Dangerous => self.add(
-                            Rule::DangerousImport,
-                            e.offset,
-                            e.pickle,
-                            Some(g),
-                            format!("{} imports {shown}: {}", via.name(), j.reason),
-                            None,
-                        ),
-                        Verdict::Unknown => self.add(
-                            Rule::UnknownImport,
-                            e.offset,
-                            e.pickle,
-                            Some(g),
-                            format!("{} imports {shown}: {}", via.name(), j.reason),
-                            None,
-                        ),
-                        Verdict::Safe | Verdict::Conditional => {}
-                    }
+                    self.out.globals[i].imports += 1;
+                    let rule = match j.verdict {
+                        Verdict::Dangerous => Rule::DangerousImport,
+                        Verdict::Unknown => Rule::UnknownImport,
+                        Verdict::Safe | Verdict::Conditional => continue,
+                    };
+                    self.add_lazy(rule, e.offset, e.pickle, || {
+                        let g = global_name(module, name);
+                        let shown = match written {
+                            Some((m, n)) => format!("{g} (written as {})", global_name(m, n)),
+                            None => g.clone(),
+                        };
+                        (Some(g), format!("{} imports {shown}: {}", via.name(), j.reason), None)
+                    });
                 }
                 EventKind::ComputedImport { value } => {
                     self.add(
@@ -444,11 +469,31 @@ impl<'a> Judge<'a> {
         match self.a.value(obj) {
             Value::Call(c) => self.resolve(c.func),
             // A method of a module attribute or class itself (`os.environ[k] = v`).
-            Value::Global(g) => Target::Name(g.module.clone(), g.name.clone()),
+            Value::Global(g) => Target::Name(g.module.to_string(), g.name.to_string()),
             Value::ComputedGlobal { .. } => Target::Computed,
             Value::Persistent { .. } => Target::Indirect("an object from persistent_load"),
             _ => Target::Indirect("an unknown value"),
         }
+    }
+
+    /// What `func` resolves to (through its class for a method call), with
+    /// the verdict on the name: worked out once per callable value.
+    fn call_target(&mut self, func: ValueId, method: bool) -> Rc<CallTarget> {
+        if let Some(t) = self.targets.get(&(func, method)) {
+            return t.clone();
+        }
+        let target = if method { self.class_of(func) } else { self.resolve(func) };
+        let judged = match &target {
+            Target::Name(m, n) => {
+                let j = self.policy.judge(m, n);
+                let i = self.index.get(&(m.clone(), n.clone())).copied();
+                Some((j, i))
+            }
+            _ => None,
+        };
+        let t = Rc::new(CallTarget { target, judged });
+        self.targets.insert((func, method), t.clone());
+        t
     }
 
     /// Judges one call; `expr` renders it for the finding, if there is one.
@@ -461,59 +506,42 @@ impl<'a> Judge<'a> {
         args: ValueId,
         expr: impl FnOnce() -> String,
     ) {
-        let target = match kind {
-            CallKind::Append | CallKind::SetItem | CallKind::Add => self.class_of(func),
-            _ => self.resolve(func),
-        };
-        match target {
-            Target::Name(m, n) => {
-                let mut j = self.policy.judge(&m, &n);
+        let method = matches!(kind, CallKind::Append | CallKind::SetItem | CallKind::Add);
+        let info = self.call_target(func, method);
+        match (&info.target, &info.judged) {
+            (Target::Name(m, n), Some((judged, global))) => {
                 // builtins.getattr(X, 'attr') itself: as safe as X.attr.
-                if j.verdict == Verdict::Conditional && kind == CallKind::Reduce {
-                    j = self.conditional_call(&m, &n, args);
-                }
-                if let Some(&i) = self.index.get(&(m.clone(), n.clone())) {
+                let conditional;
+                let j = if judged.verdict == Verdict::Conditional && kind == CallKind::Reduce {
+                    conditional = self.conditional_call(m, n, args);
+                    &conditional
+                } else {
+                    judged
+                };
+                if let Some(i) = *global {
                     self.out.globals[i].calls += 1;
                 }
-                if j.verdict == Verdict::Safe {
-                    return;
-                }
-                let g = global_name(&m, &n);
-                let how = match kind {
-                    CallKind::Append | CallKind::SetItem | CallKind::Add => format!("method call on a {g} object"),
-                    CallKind::SetState => format!("BUILD calls a planted __setstate__ = {g}"),
-                    _ => format!("calls {g}"),
+                let rule = match j.verdict {
+                    Verdict::Safe => return,
+                    Verdict::Dangerous => Rule::DangerousCall,
+                    Verdict::Unknown | Verdict::Conditional => Rule::UnknownCall,
                 };
-                match j.verdict {
-                    Verdict::Dangerous => self.add(
-                        Rule::DangerousCall,
-                        offset,
-                        pickle,
-                        Some(g),
-                        format!("{how}: {}", j.reason),
-                        Some(expr()),
-                    ),
-                    Verdict::Unknown | Verdict::Conditional => self.add(
-                        Rule::UnknownCall,
-                        offset,
-                        pickle,
-                        Some(g),
-                        format!("{how}: {}", j.reason),
-                        Some(expr()),
-                    ),
-                    Verdict::Safe => {}
-                }
+                self.add_lazy(rule, offset, pickle, || {
+                    let g = global_name(m, n);
+                    let how = match kind {
+                        CallKind::Append | CallKind::SetItem | CallKind::Add => format!("method call on a {g} object"),
+                        CallKind::SetState => format!("BUILD calls a planted __setstate__ = {g}"),
+                        _ => format!("calls {g}"),
+                    };
+                    (Some(g), format!("{how}: {}", j.reason), Some(expr()))
+                });
             }
-            Target::Computed => self.add(
-                Rule::ComputedGlobal,
-                offset,
-                pickle,
-                None,
-                "calls a global whose name is computed at load time".into(),
-                Some(expr()),
-            ),
-            Target::Indirect(what) => {
-                self.add(Rule::IndirectCall, offset, pickle, None, format!("calls {what}"), Some(expr()))
+            (Target::Name(..), None) => {}
+            (Target::Computed, _) => self.add_lazy(Rule::ComputedGlobal, offset, pickle, || {
+                (None, "calls a global whose name is computed at load time".into(), Some(expr()))
+            }),
+            (Target::Indirect(what), _) => {
+                self.add_lazy(Rule::IndirectCall, offset, pickle, || (None, format!("calls {what}"), Some(expr())))
             }
         }
     }
@@ -597,7 +625,17 @@ pub fn check(analysis: &Analysis, policy: &Policy) -> Judged {
 
 /// Judges an analysis against a policy, with severities from `levels`.
 pub fn check_with(analysis: &Analysis, policy: &Policy, levels: &Levels) -> Judged {
-    Judge { a: analysis, policy, levels, out: Judged::default(), counts: HashMap::new(), index: HashMap::new() }.run()
+    Judge {
+        a: analysis,
+        policy,
+        levels,
+        out: Judged::default(),
+        counts: HashMap::new(),
+        index: HashMap::new(),
+        imported: HashMap::new(),
+        targets: HashMap::new(),
+    }
+    .run()
 }
 
 #[cfg(test)]
