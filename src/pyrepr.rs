@@ -94,6 +94,39 @@ fn push_hex_escape(out: &mut String, cp: u32) {
     };
 }
 
+/// The largest char boundary of `s` at or below `at`.
+pub fn floor_char_boundary(s: &str, at: usize) -> usize {
+    let mut i = at.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// `s` cut to at most `max` bytes (on a char boundary), ending in `…` when
+/// cut: for texts a file chooses the length of (up to 1 MiB) that a report
+/// or an event repeats.
+pub fn cut_text(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut t = s[..floor_char_boundary(s, max)].to_string();
+    t.push('…');
+    t
+}
+
+/// `module.name` cut to at most `max` bytes as [`cut_text`] cuts, the
+/// module first.
+pub fn cut_dotted(module: &str, name: &str, max: usize) -> String {
+    let m = &module[..floor_char_boundary(module, max)];
+    let n = &name[..floor_char_boundary(name, max.saturating_sub(m.len() + 1))];
+    let mut s = format!("{m}.{n}");
+    if m.len() < module.len() || n.len() < name.len() {
+        s.push('…');
+    }
+    s
+}
+
 /// repr() of a Python str.
 pub fn repr_str(s: &str) -> String {
     let quote = pick_quote(s.contains('\''), s.contains('"'));

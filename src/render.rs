@@ -10,7 +10,7 @@
 
 use crate::limits::MAX_RENDER_DEPTH;
 use crate::pyrepr::{
-    escape_for_terminal, repr_bytearray, repr_bytes, repr_bytes_head, repr_float, repr_str, repr_str_head,
+    cut_dotted, escape_for_terminal, repr_bytearray, repr_bytes, repr_bytes_head, repr_float, repr_str, repr_str_head,
 };
 use crate::vm::{Analysis, BlobView, CallKind, UnknownWhy, Value, ValueId};
 
@@ -30,22 +30,7 @@ pub const MAX_SHOWN_GLOBAL: usize = 512;
 /// A global's printable dotted name, escaped for terminals, cut at
 /// [`MAX_SHOWN_GLOBAL`].
 pub fn global_name(module: &str, name: &str) -> String {
-    if module.len() + 1 + name.len() <= MAX_SHOWN_GLOBAL {
-        return escape_for_terminal(&format!("{module}.{name}"));
-    }
-    let m = &module[..floor_boundary(module, MAX_SHOWN_GLOBAL)];
-    let rest = MAX_SHOWN_GLOBAL.saturating_sub(m.len() + 1);
-    let n = &name[..floor_boundary(name, rest)];
-    escape_for_terminal(&format!("{m}.{n}…"))
-}
-
-/// The largest char boundary of `s` at or below `at`.
-fn floor_boundary(s: &str, at: usize) -> usize {
-    let mut i = at.min(s.len());
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
+    escape_for_terminal(&cut_dotted(module, name, MAX_SHOWN_GLOBAL))
 }
 
 /// The literal text of a value that has no children, if it is one (`a`

@@ -23,6 +23,7 @@ use crate::error::{Error, ErrorKind};
 use crate::limits::*;
 use crate::opcodes::Opcode;
 use crate::pynum::PyInt;
+use crate::pyrepr::{cut_dotted, cut_text, floor_char_boundary};
 use crate::reader::{decode_fixed_as, decode_text_as, Arg, FixedArg, FixedOp, FrameNote, Op, OpReader, Payload, Text};
 use crate::source::ByteSource;
 use std::sync::Arc;
@@ -955,39 +956,9 @@ struct Imported {
     written: Option<(String, String)>,
 }
 
-/// `module.name` for an anomaly's text, cut to [`SHOWN_NAME_BYTES`]: an
-/// event per import must not hold a copy of a name of up to 1 MiB.
-fn shown_name(module: &str, name: &str) -> String {
-    let m = &module[..floor_char_boundary(module, SHOWN_NAME_BYTES)];
-    let n = &name[..floor_char_boundary(name, SHOWN_NAME_BYTES.saturating_sub(m.len() + 1))];
-    let mut s = format!("{m}.{n}");
-    if m.len() < module.len() || n.len() < name.len() {
-        s.push('…');
-    }
-    s
-}
-
-/// `s` cut to [`SHOWN_NAME_BYTES`] (ending in `…` when cut), for an event's
-/// text.
-fn shown_text(s: &str) -> String {
-    if s.len() <= SHOWN_NAME_BYTES {
-        return s.to_string();
-    }
-    let mut t = s[..floor_char_boundary(s, SHOWN_NAME_BYTES)].to_string();
-    t.push('…');
-    t
-}
-
-/// The largest char boundary of `s` at or below `at`.
-fn floor_char_boundary(s: &str, at: usize) -> usize {
-    let mut i = at.min(s.len());
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
-/// Longest module, name or attribute text an anomaly keeps.
+/// Longest module, name or attribute text an anomaly keeps (cut with
+/// [`cut_text`] or [`cut_dotted`]): an event per import or BUILD must not
+/// hold a copy of a name of up to 1 MiB.
 pub const SHOWN_NAME_BYTES: usize = 256;
 
 /// What a BUILD state dict sets that the machine watches for, read from its
@@ -1300,10 +1271,7 @@ impl Machine {
                 if let Some(sink) = &self.sink {
                     sink.borrow_mut().spill_bytes(end.saturating_sub(s.len() as u64), s.as_bytes());
                 }
-                let mut cut = PREVIEW_BYTES.min(s.len());
-                while !s.is_char_boundary(cut) {
-                    cut -= 1;
-                }
+                let cut = floor_char_boundary(s, PREVIEW_BYTES);
                 let len = s.len() as u64;
                 Partial { prefix: Some(s[..cut].into()), offset: end.saturating_sub(len), len }
             }
@@ -1425,7 +1393,7 @@ impl Machine {
         };
         let dotted = n.contains('.');
         if dotted {
-            self.anomaly(Anomaly::DottedName { name: shown_name(&m, &n) })?;
+            self.anomaly(Anomaly::DottedName { name: cut_dotted(&m, &n, SHOWN_NAME_BYTES) })?;
         }
         let value = self.alloc(Value::Global(Box::new(GlobalName { module: m.clone(), name: n.clone() })))?;
         let next = self.class_ids.len() as u32;
@@ -1445,7 +1413,7 @@ impl Machine {
         let Value::Global(g) = self.out.value(value) else { return Ok(None) };
         let (m, n) = (g.module.clone(), g.name.clone());
         if dotted {
-            self.anomaly(Anomaly::DottedName { name: shown_name(&m, &n) })?;
+            self.anomaly(Anomaly::DottedName { name: cut_dotted(&m, &n, SHOWN_NAME_BYTES) })?;
         }
         self.event(EventKind::Import { via, module: m, name: n, written, value })?;
         Ok(Some(value))
@@ -2162,7 +2130,7 @@ impl Machine {
                 let text = |a: &Analysis, id| a.full_str(id).unwrap_or_default().to_string();
                 let resolved = registered.map(|(m, n)| {
                     let (m, n) = (self.out.full_str(m).unwrap_or_default(), self.out.full_str(n).unwrap_or_default());
-                    (shown_text(m), shown_text(n))
+                    (cut_text(m, SHOWN_NAME_BYTES), cut_text(n, SHOWN_NAME_BYTES))
                 });
                 self.event(EventKind::Extension { code: *c, resolved })?;
                 match registered {
@@ -2377,7 +2345,7 @@ impl Machine {
             for &(k, v) in &pairs[keys.seen..] {
                 let Some(key) = self.out.full_str(k) else { continue };
                 if key.starts_with("__") && key.ends_with("__") && key.len() > 4 {
-                    keys.dunders.push(shown_text(key));
+                    keys.dunders.push(cut_text(key, SHOWN_NAME_BYTES));
                 }
                 if let Some(i) = HOOK_ATTRS.iter().position(|h| *h == key) {
                     // The last assignment wins, as in the dict.
