@@ -796,11 +796,11 @@ pub struct Machine {
     plants: std::collections::HashMap<(Receiver, &'static str), ValueId>,
     /// A number for each distinct global `module.name` imported (see
     /// [`Receiver::Class`]).
-    class_ids: std::collections::HashMap<(String, String), u32>,
+    class_ids: std::collections::HashMap<(Arc<str>, Arc<str>), u32>,
     /// The class number of each global value.
     global_class: std::collections::HashMap<ValueId, u32>,
-    /// Imports by their operands (see [`Machine::import_keyed`]).
-    global_cache: std::collections::HashMap<GlobalKey, Imported>,
+    /// Imports of two `str` values, by the values (see [`Machine::import_strs`]).
+    global_cache: std::collections::HashMap<(ValueId, ValueId), Imported>,
     /// For each dict applied as BUILD state: its dunder keys and hook
     /// attributes, read once per pair however many BUILDs apply it.
     state_keys: std::collections::HashMap<ValueId, StateKeys>,
@@ -941,14 +941,7 @@ enum Receiver {
 /// turns a later BUILD/APPEND/SETITEM/ADDITEMS into a call of the plant.
 const HOOK_ATTRS: [&str; 5] = ["__setstate__", "append", "extend", "add", "__setitem__"];
 
-/// What an import's operands were, for [`Machine::import_keyed`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum GlobalKey {
-    /// `STACK_GLOBAL` (or an `EXT` code registered as) these two `str` values.
-    Stack(ValueId, ValueId),
-}
-
-/// An import made before, for [`Machine::reimport`].
+/// An import of two `str` values made before, for [`Machine::import_strs`].
 #[derive(Clone)]
 struct Imported {
     value: ValueId,
@@ -1375,15 +1368,44 @@ impl Machine {
     }
 
     fn import(&mut self, via: Opcode, module: &str, name: &str) -> Result<ValueId, Halt> {
-        self.import_keyed(via, module, name, None)
+        Ok(self.import_new(via, module, name)?.value)
     }
 
-    /// An import; `key` names what the operands were (memoised strings, an
-    /// extension code) so that importing them again reuses the value, its
-    /// shared names and what was worked out about them, in time and memory
-    /// independent of the names' length. As `find_class` returns the same
-    /// object each time, one value stands for every such import.
-    fn import_keyed(&mut self, via: Opcode, module: &str, name: &str, key: Option<GlobalKey>) -> Result<ValueId, Halt> {
+    /// The import of the `str` values `module` and `name`: the operands of
+    /// `STACK_GLOBAL`, or what an `EXT` code was registered as. `None` when
+    /// either is not a `str` kept whole.
+    ///
+    /// str values never change, so importing the same two again reuses the
+    /// value, its shared names and what was worked out about them, in time
+    /// and memory independent of the names' length (a repeat costs the file
+    /// five bytes, the names up to 1 MiB each). As `find_class` returns the
+    /// same object each time, one value stands for every such import.
+    fn import_strs(&mut self, via: Opcode, module: ValueId, name: ValueId) -> Result<Option<ValueId>, Halt> {
+        let key = (module, name);
+        let imported = match self.global_cache.get(&key).cloned() {
+            Some(imported) => {
+                let Value::Global(g) = self.out.value(imported.value) else { unreachable!("the cache holds globals") };
+                let (m, n) = (g.module.clone(), g.name.clone());
+                if imported.dotted {
+                    self.anomaly(Anomaly::DottedName { name: cut_dotted(&m, &n, SHOWN_NAME_BYTES) })?;
+                }
+                let (written, value) = (imported.written, imported.value);
+                self.event(EventKind::Import { via, module: m, name: n, written, value })?;
+                return Ok(Some(value));
+            }
+            None => {
+                let texts = self.out.full_str(module).zip(self.out.full_str(name));
+                let Some((m, n)) = texts.map(|(m, n)| (m.to_string(), n.to_string())) else { return Ok(None) };
+                self.import_new(via, &m, &n)?
+            }
+        };
+        let value = imported.value;
+        self.global_cache.insert(key, imported);
+        Ok(Some(value))
+    }
+
+    /// A new global value for `module name` and its Import event.
+    fn import_new(&mut self, via: Opcode, module: &str, name: &str) -> Result<Imported, Halt> {
         // find_class applies the Python 2 mapping only below protocol 3; the
         // scanner maps regardless, judging what the file would import in the
         // reading where it means the most.
@@ -1397,26 +1419,11 @@ impl Machine {
         }
         let value = self.alloc(Value::Global(Box::new(GlobalName { module: m.clone(), name: n.clone() })))?;
         let next = self.class_ids.len() as u32;
-        let class = *self.class_ids.entry((m.to_string(), n.to_string())).or_insert(next);
+        let class = *self.class_ids.entry((m.clone(), n.clone())).or_insert(next);
         self.global_class.insert(value, class);
-        if let Some(k) = key {
-            self.global_cache.insert(k, Imported { value, dotted, written: written.clone() });
-        }
+        let imported = Imported { value, dotted, written: written.clone() };
         self.event(EventKind::Import { via, module: m, name: n, written, value })?;
-        Ok(value)
-    }
-
-    /// The import `key` names again, when it was made before (see
-    /// [`Machine::import_keyed`]); `None` when it was not.
-    fn reimport(&mut self, via: Opcode, key: GlobalKey) -> Result<Option<ValueId>, Halt> {
-        let Some(Imported { value, dotted, written }) = self.global_cache.get(&key).cloned() else { return Ok(None) };
-        let Value::Global(g) = self.out.value(value) else { return Ok(None) };
-        let (m, n) = (g.module.clone(), g.name.clone());
-        if dotted {
-            self.anomaly(Anomaly::DottedName { name: cut_dotted(&m, &n, SHOWN_NAME_BYTES) })?;
-        }
-        self.event(EventKind::Import { via, module: m, name: n, written, value })?;
-        Ok(Some(value))
+        Ok(imported)
     }
 
     /// `PUT`/`MEMOIZE` of the stack top at `key`. Inline only for what
@@ -2056,19 +2063,9 @@ impl Machine {
             (StackGlobal, _) => {
                 let name = self.pop(f, code)?;
                 let module = self.pop(f, code)?;
-                // str values never change: the same two operands import the same name.
-                let key = GlobalKey::Stack(module, name);
-                if let Some(id) = self.reimport(code, key)? {
-                    self.push(f, id)?;
-                    return Ok(Option::None);
-                }
-                let texts = self.out.full_str(module).zip(self.out.full_str(name));
-                match texts.map(|(m, n)| (m.to_string(), n.to_string())) {
-                    Some((m, n)) => {
-                        let id = self.import_keyed(code, &m, &n, Some(key))?;
-                        self.push(f, id)?;
-                    }
-                    _ => {
+                match self.import_strs(code, module, name)? {
+                    Some(id) => self.push(f, id)?,
+                    Option::None => {
                         self.anomaly(Anomaly::ComputedGlobal)?;
                         let value = self.push_new(f, Value::ComputedGlobal { module, name })?;
                         self.event(EventKind::ComputedImport { value })?;
@@ -2127,25 +2124,17 @@ impl Machine {
             }
             (Ext1 | Ext2 | Ext4, Arg::Int(c)) => {
                 let registered = self.extensions.get(c).copied();
-                let text = |a: &Analysis, id| a.full_str(id).unwrap_or_default().to_string();
-                let resolved = registered.map(|(m, n)| {
-                    let (m, n) = (self.out.full_str(m).unwrap_or_default(), self.out.full_str(n).unwrap_or_default());
-                    (cut_text(m, SHOWN_NAME_BYTES), cut_text(n, SHOWN_NAME_BYTES))
-                });
+                let cut = |id| cut_text(self.out.full_str(id).unwrap_or_default(), SHOWN_NAME_BYTES);
+                let resolved = registered.map(|(m, n)| (cut(m), cut(n)));
                 self.event(EventKind::Extension { code: *c, resolved })?;
-                match registered {
-                    Some((m, n)) => {
-                        // As a STACK_GLOBAL of the same two values.
-                        let key = GlobalKey::Stack(m, n);
-                        let id = match self.reimport(code, key)? {
-                            Some(id) => id,
-                            Option::None => {
-                                let (m, n) = (text(&self.out, m), text(&self.out, n));
-                                self.import_keyed(code, &m, &n, Some(key))?
-                            }
-                        };
-                        self.push(f, id)?;
-                    }
+                // As a STACK_GLOBAL of the same two values (registrations
+                // keep only whole strs, so this imports).
+                let imported = match registered {
+                    Some((m, n)) => self.import_strs(code, m, n)?,
+                    Option::None => Option::None,
+                };
+                match imported {
+                    Some(id) => self.push(f, id)?,
                     Option::None => {
                         self.anomaly(Anomaly::BadExtension { code: *c })?;
                         let id = self.unknown(UnknownWhy::UnregisteredExtension)?;
