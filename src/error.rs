@@ -30,8 +30,10 @@ pub enum ErrorKind {
     },
     /// A newline-terminated argument longer than the named limit.
     LineTooLong {
-        /// The limit it broke (`MAX_LINE_ARG`).
+        /// The limit it broke, in bytes.
         limit: usize,
+        /// The limit's name (`MAX_LINE_ARG`, `MAX_TEXT_LINE_ARG`).
+        name: &'static str,
     },
     /// An argument that does not decode (bad decimal, bad UTF-8, bad quoting).
     BadArgument {
@@ -104,8 +106,8 @@ impl fmt::Display for ErrorKind {
             ErrorKind::BadLength { what, declared, remaining: None } => {
                 write!(f, "{what} declares invalid length {declared}")
             }
-            ErrorKind::LineTooLong { limit } => {
-                write!(f, "newline-terminated argument longer than {limit} bytes")
+            ErrorKind::LineTooLong { limit, name } => {
+                write!(f, "newline-terminated argument longer than {limit} bytes ({name})")
             }
             ErrorKind::BadArgument { what, detail } => write!(f, "bad {what}: {detail}"),
             ErrorKind::LimitExceeded { limit, value } => write!(f, "limit {limit} ({value}) reached"),

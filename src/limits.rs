@@ -11,8 +11,14 @@
 /// length only, so array payloads are never copied.
 pub const MAX_INLINE_ARG: usize = 1 << 20;
 
-/// Longest newline-terminated argument (GLOBAL names, INT/FLOAT/STRING text).
+/// Longest newline-terminated name or number argument (GLOBAL, INST, INT,
+/// LONG, FLOAT, PUT/GET keys).
 pub const MAX_LINE_ARG: usize = 64 * 1024;
+
+/// Longest newline-terminated text argument (protocol 0 `STRING`,
+/// `UNICODE`, `PERSID`), which pickle reads at any length: the same bound as
+/// any other argument held in memory.
+pub const MAX_TEXT_LINE_ARG: usize = MAX_INLINE_ARG;
 
 /// Largest `LONG1`/`LONG4` integer, in bytes, that is decoded.
 pub const MAX_LONG_BYTES: usize = 64 * 1024;

@@ -15,7 +15,7 @@
 use std::borrow::Cow;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::limits::{MAX_INLINE_ARG, MAX_LINE_ARG, MAX_LONG_BYTES};
+use crate::limits::{MAX_INLINE_ARG, MAX_LINE_ARG, MAX_LONG_BYTES, MAX_TEXT_LINE_ARG};
 use crate::opcodes::{ArgKind, Opcode, BY_BYTE_CONST};
 use crate::pynum::{int_arg_c, int_arg_py, parse_float, parse_int, IntArg, PyInt};
 use crate::source::{ByteSource, Line};
@@ -505,10 +505,21 @@ impl<S: ByteSource> OpReader<S> {
     }
 
     fn line(&mut self, what: &'static str, at: u64) -> Result<&[u8]> {
+        self.line_upto(what, at, MAX_LINE_ARG, "MAX_LINE_ARG")
+    }
+
+    /// A newline-terminated text argument (`STRING`, `UNICODE`, `PERSID`):
+    /// pickle reads these at any length, so the bound is the one for
+    /// inline arguments, not the one for names and numbers.
+    fn text_line(&mut self, what: &'static str, at: u64) -> Result<&[u8]> {
+        self.line_upto(what, at, MAX_TEXT_LINE_ARG, "MAX_TEXT_LINE_ARG")
+    }
+
+    fn line_upto(&mut self, what: &'static str, at: u64, max: usize, name: &'static str) -> Result<&[u8]> {
         let pos = self.src.position();
-        match self.src.take_line(MAX_LINE_ARG).map_err(|e| io_err(e, pos))? {
+        match self.src.take_line(max).map_err(|e| io_err(e, pos))? {
             Line::Found(l) => Ok(l),
-            Line::TooLong => Err(Error::new(ErrorKind::LineTooLong { limit: MAX_LINE_ARG }, pos)),
+            Line::TooLong => Err(Error::new(ErrorKind::LineTooLong { limit: max, name }, pos)),
             Line::Eof => Err(eof(what, at)),
         }
     }
@@ -686,7 +697,7 @@ impl<S: ByteSource> OpReader<S> {
                 }
             }
             ArgKind::Stringnl => {
-                let line = self.line(what, at)?;
+                let line = self.text_line(what, at)?;
                 let quoted = line.len() >= 2 && matches!(line[0], b'\'' | b'"') && line[line.len() - 1] == line[0];
                 if !quoted {
                     return Err(bad(what, "the STRING argument must be quoted", at));
@@ -697,7 +708,7 @@ impl<S: ByteSource> OpReader<S> {
                 }
             }
             ArgKind::StringnlNoescape => {
-                let line = self.line(what, at)?;
+                let line = self.text_line(what, at)?;
                 // pickle.py decodes the persistent id as ASCII.
                 match std::str::from_utf8(line) {
                     Ok(s) if s.is_ascii() => Arg::Str(Text::Inline(Cow::Owned(s.to_owned()))),
@@ -718,7 +729,7 @@ impl<S: ByteSource> OpReader<S> {
                 Arg::Global { module, name }
             }
             ArgKind::Unicodestringnl => {
-                let line = self.line(what, at)?;
+                let line = self.text_line(what, at)?;
                 match decode_raw_unicode_escape(line) {
                     Some(s) => Arg::Str(Text::Inline(Cow::Owned(s))),
                     None => return Err(bad(what, "invalid raw-unicode-escape", at)),

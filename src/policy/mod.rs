@@ -22,8 +22,11 @@
 //! denylist has had its say, so no allow entry can make a denied name safe.
 
 pub mod config;
+pub mod uses;
 
 use std::fmt;
+
+pub use uses::{ArgKind, Contract, Use, UseSet, Uses};
 
 /// How a global is classified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -102,6 +105,26 @@ const DANGEROUS_ATTRS: &[&str] = &[
     "write_bytes",
     "system_profile",
 ];
+
+/// What [`Policy::judge_use`] says of one use of a global.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UseVerdict {
+    /// A use real files make of it (or a name the policy file trusts).
+    Permitted,
+    /// Beyond its permitted uses, and the gadget hunt showed this use to
+    /// have an effect.
+    Gadget {
+        /// What the hunt saw (`file-write: ...`).
+        effect: &'static str,
+        /// Why the use is not permitted.
+        why: String,
+    },
+    /// Beyond its permitted uses; no effect known.
+    Unlisted {
+        /// Why the use is not permitted.
+        why: String,
+    },
+}
 
 /// A global, or a group of globals, named by a policy file or a flag.
 ///
@@ -321,6 +344,10 @@ impl Additions {
 #[derive(Debug)]
 struct Lists {
     allow: Vec<(&'static str, &'static str)>,
+    /// The uses of each `allow` entry, at the same index.
+    uses: Vec<Uses>,
+    /// Uses the gadget hunt showed to have effects, with the effect, sorted.
+    gadgets: Vec<((&'static str, &'static str, Use), &'static str)>,
     deny_modules: Vec<&'static str>,
     deny_names: Vec<(&'static str, &'static str)>,
     conditional: Vec<(&'static str, &'static str)>,
@@ -330,9 +357,21 @@ impl Lists {
     fn get() -> &'static Lists {
         static LISTS: std::sync::OnceLock<Lists> = std::sync::OnceLock::new();
         LISTS.get_or_init(|| {
-            let mut l =
-                Lists { allow: Vec::new(), deny_modules: Vec::new(), deny_names: Vec::new(), conditional: Vec::new() };
-            l.allow.extend(parse_list(include_str!("allowlist.txt")).filter_map(|(m, n)| Some((m, n?))));
+            let mut l = Lists {
+                allow: Vec::new(),
+                uses: Vec::new(),
+                gadgets: parse_gadgets(include_str!("gadgets.txt")).collect(),
+                deny_modules: Vec::new(),
+                deny_names: Vec::new(),
+                conditional: Vec::new(),
+            };
+            // A line that does not parse is left out (judged unknown); a
+            // test checks that every line of the embedded list parses.
+            let mut allow: Vec<_> = parse_allowlist(include_str!("allowlist.txt")).filter_map(Result::ok).collect();
+            allow.sort_unstable_by_key(|e| e.0);
+            allow.dedup_by_key(|e| e.0);
+            (l.allow, l.uses) = allow.into_iter().unzip();
+            l.gadgets.sort_unstable_by_key(|g| g.0);
             for (m, n) in parse_list(include_str!("denylist.txt")) {
                 match n {
                     Some(n) => l.deny_names.push((m, n)),
@@ -340,7 +379,7 @@ impl Lists {
                 }
             }
             l.conditional.extend(parse_list(include_str!("conditional.txt")).filter_map(|(m, n)| Some((m, n?))));
-            for v in [&mut l.allow, &mut l.deny_names, &mut l.conditional] {
+            for v in [&mut l.deny_names, &mut l.conditional] {
                 v.sort_unstable();
                 v.dedup();
             }
@@ -361,6 +400,29 @@ fn listed(list: &[(&str, &str)], module: &str, name: &str) -> bool {
 pub struct Policy {
     lists: &'static Lists,
     extra: Additions,
+}
+
+/// The entries of the allowlist: `module name use use ...`, each with its
+/// uses, or why the line does not parse.
+fn parse_allowlist(
+    text: &'static str,
+) -> impl Iterator<Item = Result<((&'static str, &'static str), Uses), String>> {
+    text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(|l| {
+        let mut it = l.split_whitespace();
+        match (it.next(), it.next()) {
+            (Some(m), Some(n)) => Uses::parse(it).map(|u| ((m, n), u)).map_err(|e| format!("{l}: {e}")),
+            _ => Err(format!("{l}: no name")),
+        }
+    })
+}
+
+/// The entries of `gadgets.txt`: `module name use effect...`.
+fn parse_gadgets(text: &'static str) -> impl Iterator<Item = ((&'static str, &'static str, Use), &'static str)> {
+    text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).filter_map(|l| {
+        let mut it = l.splitn(4, char::is_whitespace);
+        let (m, n, u) = (it.next()?, it.next()?, Use::from_name(it.next()?)?);
+        Some(((m, n, u), it.next().unwrap_or("").trim()))
+    })
 }
 
 fn parse_list(text: &'static str) -> impl Iterator<Item = (&'static str, Option<&'static str>)> {
@@ -392,6 +454,34 @@ impl Policy {
     /// True when `module name` is exactly on the allowlist.
     pub fn is_allowed(&self, module: &str, name: &str) -> bool {
         listed(&self.lists.allow, module, name)
+    }
+
+    /// The uses the built-in allowlist permits `module name`, when it lists it.
+    pub fn builtin_uses(&self, module: &str, name: &str) -> Option<&'static Uses> {
+        let l = self.lists;
+        l.allow.binary_search(&(module, name)).ok().map(|i| &l.uses[i])
+    }
+
+    /// Judges one use of `module name` (see [`uses`]). Only names on the
+    /// built-in allowlist have their uses judged: a name a policy file
+    /// allows is trusted in every use but `invoke` and `build-class`, and
+    /// any other name is judged by [`Policy::judge`] alone (`Permitted`
+    /// here). `args` are a call's arguments and whether it has keywords,
+    /// `None` when they cannot be read.
+    pub fn judge_use(&self, module: &str, name: &str, u: Use, args: Option<(&[ArgKind<'_>], bool)>) -> UseVerdict {
+        let why = match self.builtin_uses(module, name) {
+            Some(uses) => match uses.check(u, args) {
+                None => return UseVerdict::Permitted,
+                Some(why) => why,
+            },
+            None if UseSet::TRUSTED.contains(u) => return UseVerdict::Permitted,
+            None => format!("no entry permits {}", u.describe()),
+        };
+        let l = self.lists;
+        match l.gadgets.binary_search_by(|g| g.0.cmp(&(module, name, u))) {
+            Ok(i) => UseVerdict::Gadget { effect: l.gadgets[i].1, why },
+            Err(_) => UseVerdict::Unlisted { why },
+        }
     }
 
     /// True when `module name` is judged by its arguments (`builtins.getattr`).
@@ -526,6 +616,9 @@ impl Policy {
         }
         if let Some(a) = added {
             return Judgement::new(Verdict::Safe, format!("allowed by {} ({})", a.origin, a.pattern));
+        }
+        if module.strip_prefix("__torch__").is_some_and(|r| r.is_empty() || r.starts_with('.')) {
+            return Judgement::new(Verdict::Unknown, "TorchScript class, rebuilt by torch.jit.load from the archive's code");
         }
         if let Some(a) = self.added_allow(module, name) {
             return Judgement::new(

@@ -12,9 +12,12 @@ use std::rc::Rc;
 
 use crate::error::ErrorKind;
 use crate::limits::{MAX_EXPR_CHARS, MAX_FINDINGS_PER_RULE};
-use crate::policy::{Judgement, Policy, Verdict};
+use crate::policy::{ArgKind, Judgement, Policy, Use, UseVerdict, Uses, Verdict};
 use crate::render::{global_name, Renderer};
 use crate::vm::{Analysis, Anomaly, CallKind, EventKind, Value, ValueId};
+
+mod uses;
+use uses::{arg_kind, derived, made_by, Derived, Launder};
 
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
@@ -125,6 +128,18 @@ rules! {
     ExternalBuffer = "PK111", "external-buffer", Warning,
         "The pickle refers to out-of-band buffers (NEXT_BUFFER), data that is not in the file.",
         "Protocol 5 out-of-band buffers must be supplied by the caller; the file alone cannot be loaded and its array data cannot be audited.";
+    GadgetUse = "PK112", "gadget-use", Error,
+        "An allowlisted global is used in a way the gadget hunt showed to have effects: it writes files, imports or compiles what the file names, calls what the file gives, or reaches the network.",
+        "An allowlisted name is safe only in the uses real files make of it (docs/uses.md): numpy.memmap is a harmless subtype handed to _reconstruct, and a file overwrite when called with a path and mode 'w+'. pkinspect's gadget hunt (scripts/gadget_hunt.py) exercises every allowlist entry in every way a pickle can reach it, in a sandbox, and records the uses that had an effect (docs/gadgets.md); this file makes one of them, directly or through a function that calls its argument (copyreg._reconstructor, copyreg.__newobj__, numpy's __generator_ctor, functools.partial, ...). Do not load the file.";
+    UnlistedUse = "PK113", "unlisted-use", Warning,
+        "An allowlisted global is used in a way real files never use it (called with arguments, given a BUILD state, instantiated, ...).",
+        "Each allowlist entry carries the uses the real libraries' own pickles make of it: a class that is only ever instantiated and given state, a function only ever called with certain arguments. This file uses the name beyond them; the gadget hunt found no effect for this use, but no real file needs it either. Review the call shown; if the file comes from a library pkinspect does not know, report the case.";
+    TorchScriptClass = "PK114", "torchscript-class", Warning,
+        "A TorchScript class reference (__torch__.*): the file is, or holds, a TorchScript archive.",
+        "torch.jit.save archives pickle their objects as __torch__.* classes that torch.jit.load rebuilds from the TorchScript code stored in the archive (code/), compiled and run by the TorchScript interpreter, not by Python. torch.load(weights_only=True) refuses TorchScript archives. Python's pickle cannot import these names; the code in the archive is not judged by pkinspect. Load the file with torch.jit.load only if you trust its source, or ask for a state_dict saved with torch.save.";
+    PickledModule = "PK115", "pickled-module", Warning,
+        "The file pickles a whole torch.nn.Module (a torch.nn.modules class), not a state_dict.",
+        "torch.load(weights_only=True) refuses such files: rebuilding a module imports its class and every class it holds, which may be any Python class, including one the file names itself. The tensors are safe to load only once the classes are trusted. Save model.state_dict() with torch.save and load it into a model built from trusted code.";
     MalformedStream = "PK201", "malformed-stream", Error,
         "The stream cannot be parsed past a point: unknown opcode, bad argument, or bad length.",
         "Findings before the offset are still reported. A loader may stop at the same point after having already run what came before; a model written by a real library is never malformed.";
@@ -264,6 +279,9 @@ struct Judge<'a> {
     imported: HashMap<ValueId, (usize, Rc<Judgement>)>,
     /// What each callable resolves to, with its verdict (see `imported`).
     targets: HashMap<(ValueId, bool), Rc<CallTarget>>,
+    /// The last state a `BUILD` gave each `functools.partial` object: it
+    /// replaces the function the partial calls.
+    partial_state: HashMap<ValueId, ValueId>,
 }
 
 /// A callable resolved and judged once (see [`Judge::call_target`]).
@@ -271,6 +289,21 @@ struct CallTarget {
     target: Target,
     /// For a name: its verdict and its entry in `out.globals`, if imported.
     judged: Option<(Judgement, Option<usize>)>,
+    /// For a name on the built-in allowlist: the uses it permits.
+    uses: Option<&'static Uses>,
+    /// For a name: the launderer it is, if any.
+    launder: Option<Launder>,
+}
+
+/// Where a use comes from, for its finding.
+#[derive(Clone, Copy)]
+enum Via<'s> {
+    /// The opcode's own callee or target.
+    Direct,
+    /// A launderer called it.
+    Launderer(&'s str, &'s str),
+    /// `BUILD` on a `functools.partial` replaced its function.
+    PartialBuild,
 }
 
 impl<'a> Judge<'a> {
@@ -355,7 +388,13 @@ impl<'a> Judge<'a> {
                                 other => other,
                             };
                         }
-                        ("functools" | "_functools", "partial", [f, ..]) => id = *f,
+                        ("functools" | "_functools", "partial", [f, ..]) => {
+                            // A BUILD of the partial replaces its function.
+                            id = match self.partial_state.get(&id).and_then(|st| self.a.tuple(*st)) {
+                                Some([f2, ..]) => *f2,
+                                _ => *f,
+                            };
+                        }
                         _ => return Target::Indirect("the result of another call"),
                     }
                 }
@@ -387,6 +426,8 @@ impl<'a> Judge<'a> {
                     self.out.globals[i].imports += 1;
                     let rule = match j.verdict {
                         Verdict::Dangerous => Rule::DangerousImport,
+                        Verdict::Unknown if is_torchscript(module) => Rule::TorchScriptClass,
+                        Verdict::Unknown if module.starts_with("torch.nn.modules.") => Rule::PickledModule,
                         Verdict::Unknown => Rule::UnknownImport,
                         Verdict::Safe | Verdict::Conditional => continue,
                     };
@@ -412,9 +453,9 @@ impl<'a> Judge<'a> {
                 EventKind::Call { kind, func, args, kwargs, .. } => {
                     // Rendered only for a finding: most calls are safe.
                     let expr = || r.call(*kind, *func, *args, *kwargs);
-                    self.judge_call(e.offset, e.pickle, *kind, *func, *args, expr);
+                    self.judge_call(e.offset, e.pickle, *kind, *func, *args, *kwargs, expr);
                 }
-                EventKind::Build { .. } => {}
+                EventKind::Build { target, state } => self.judge_build(e.offset, e.pickle, *target, *state, &r),
                 EventKind::PersistentId { pid } => {
                     self.add(
                         Rule::PersistentId,
@@ -467,7 +508,10 @@ impl<'a> Judge<'a> {
     /// What a method call on `obj` runs: code of the class that made it.
     fn class_of(&self, obj: ValueId) -> Target {
         match self.a.value(obj) {
-            Value::Call(c) => self.resolve(c.func),
+            Value::Call(_) => match made_by(self.a, obj) {
+                Some(by) => self.resolve(by),
+                None => Target::Indirect("the result of a method call"),
+            },
             // A method of a module attribute or class itself (`os.environ[k] = v`).
             Value::Global(g) => Target::Name(g.module.to_string(), g.name.to_string()),
             Value::ComputedGlobal { .. } => Target::Computed,
@@ -483,20 +527,26 @@ impl<'a> Judge<'a> {
             return t.clone();
         }
         let target = if method { self.class_of(func) } else { self.resolve(func) };
-        let judged = match &target {
+        let (judged, uses, launder) = match &target {
             Target::Name(m, n) => {
                 let j = self.policy.judge(m, n);
                 let i = self.index.get(&(m.clone(), n.clone())).copied();
-                Some((j, i))
+                let uses = if j.verdict == Verdict::Safe { self.policy.builtin_uses(m, n) } else { None };
+                (Some((j, i)), uses, Launder::of(m, n))
             }
-            _ => None,
+            _ => (None, None, None),
         };
-        let t = Rc::new(CallTarget { target, judged });
-        self.targets.insert((func, method), t.clone());
+        let t = Rc::new(CallTarget { target, judged, uses, launder });
+        // What a call's result resolves to can change (a BUILD of a
+        // partial replaces its function); a global's cannot.
+        if !matches!(self.a.value(func), Value::Call(_)) {
+            self.targets.insert((func, method), t.clone());
+        }
         t
     }
 
-    /// Judges one call; `expr` renders it for the finding, if there is one.
+    /// Judges one call; `expr` renders it for the findings, if there are any.
+    #[allow(clippy::too_many_arguments)]
     fn judge_call(
         &mut self,
         offset: u64,
@@ -504,7 +554,8 @@ impl<'a> Judge<'a> {
         kind: CallKind,
         func: ValueId,
         args: ValueId,
-        expr: impl FnOnce() -> String,
+        kwargs: Option<ValueId>,
+        expr: impl Fn() -> String,
     ) {
         let method = matches!(kind, CallKind::Append | CallKind::SetItem | CallKind::Add);
         let info = self.call_target(func, method);
@@ -522,27 +573,212 @@ impl<'a> Judge<'a> {
                     self.out.globals[i].calls += 1;
                 }
                 let rule = match j.verdict {
-                    Verdict::Safe => return,
-                    Verdict::Dangerous => Rule::DangerousCall,
-                    Verdict::Unknown | Verdict::Conditional => Rule::UnknownCall,
+                    Verdict::Safe => None,
+                    // Reported at the import: TorchScript's own unpickler
+                    // makes these objects, not Python code.
+                    Verdict::Unknown if is_torchscript(m) => None,
+                    Verdict::Dangerous => Some(Rule::DangerousCall),
+                    Verdict::Unknown | Verdict::Conditional => Some(Rule::UnknownCall),
                 };
-                self.add_lazy(rule, offset, pickle, || {
-                    let g = global_name(m, n);
-                    let how = match kind {
-                        CallKind::Append | CallKind::SetItem | CallKind::Add => format!("method call on a {g} object"),
-                        CallKind::SetState => format!("BUILD calls a planted __setstate__ = {g}"),
-                        _ => format!("calls {g}"),
-                    };
-                    (Some(g), format!("{how}: {}", j.reason), Some(expr()))
-                });
+                if let Some(rule) = rule {
+                    self.add_lazy(rule, offset, pickle, || {
+                        let g = global_name(m, n);
+                        let how = match kind {
+                            CallKind::Append | CallKind::SetItem | CallKind::Add => {
+                                format!("method call on a {g} object")
+                            }
+                            CallKind::SetState => format!("BUILD calls a planted __setstate__ = {g}"),
+                            _ => format!("calls {g}"),
+                        };
+                        (Some(g), format!("{how}: {}", j.reason), Some(expr()))
+                    });
+                }
+                if j.verdict == Verdict::Dangerous {
+                    return;
+                }
+                // The use the opcode makes of its callee.
+                let kw = kwargs.is_some_and(|k| !self.is_empty_dict(k));
+                let used = match kind {
+                    CallKind::Append | CallKind::SetItem | CallKind::Add => Use::Items,
+                    CallKind::NewObj | CallKind::NewObjEx if self.a.items(args).is_empty() && !kw => Use::New,
+                    _ => Use::Call,
+                };
+                if j.verdict == Verdict::Safe {
+                    let items = self.a.tuple(args);
+                    self.judge_use(offset, pickle, m, n, info.uses, used, items.map(|t| (t, kw)), Via::Direct, &expr);
+                }
+                // What a launderer does with its arguments.
+                if let (Some(l), Use::Call) = (info.launder, used) {
+                    if !matches!(kind, CallKind::NewObj | CallKind::NewObjEx) {
+                        let items = self.a.tuple(args).unwrap_or(&[]);
+                        let is = |id: ValueId, m: &str, n: &str| self.is_global(id, m, n);
+                        for d in derived(self.a, l, items, &is) {
+                            self.judge_derived(offset, pickle, &d, Via::Launderer(m, n), &expr);
+                        }
+                    }
+                }
             }
             (Target::Name(..), None) => {}
             (Target::Computed, _) => self.add_lazy(Rule::ComputedGlobal, offset, pickle, || {
                 (None, "calls a global whose name is computed at load time".into(), Some(expr()))
             }),
             (Target::Indirect(what), _) => {
+                // An instance of a named class, called: its __call__ runs.
+                let class = match self.a.value(func) {
+                    Value::Call(_) if !method => made_by(self.a, func).map(|by| self.call_target(by, false)),
+                    _ => None,
+                };
+                if let Some(t) = class {
+                    if let (Target::Name(m, n), Some((j, _))) = (&t.target, &t.judged) {
+                        if j.verdict == Verdict::Safe {
+                            let items = self.a.tuple(args).map(|t| (t, false));
+                            self.judge_use(offset, pickle, m, n, t.uses, Use::Invoke, items, Via::Direct, &expr);
+                            return;
+                        }
+                    }
+                }
                 self.add_lazy(Rule::IndirectCall, offset, pickle, || (None, format!("calls {what}"), Some(expr())))
             }
+        }
+    }
+
+    /// True when `id` is the global `module name`.
+    fn is_global(&self, id: ValueId, module: &str, name: &str) -> bool {
+        matches!(self.a.value(id), Value::Global(g) if &*g.module == module && &*g.name == name)
+    }
+
+    fn is_empty_dict(&self, id: ValueId) -> bool {
+        matches!(self.a.value(id), Value::Dict(p) if p.is_empty()) || matches!(self.a.value(id), Value::None)
+    }
+
+    /// Judges one use of the allowlisted `module name`: a PK112/PK113
+    /// finding when its entry does not permit it.
+    #[allow(clippy::too_many_arguments)]
+    fn judge_use(
+        &mut self,
+        offset: u64,
+        pickle: usize,
+        module: &str,
+        name: &str,
+        uses: Option<&'static Uses>,
+        used: Use,
+        args: Option<(&[ValueId], bool)>,
+        via: Via<'_>,
+        expr: &dyn Fn() -> String,
+    ) {
+        // The common case without building argument kinds: a permitted use
+        // with no contract to check.
+        if let Some(u) = uses {
+            if u.set.contains(used) && (used != Use::Call || u.contract.is_none()) {
+                return;
+            }
+        }
+        let kinds: Option<Vec<ArgKind<'_>>> = args.map(|(t, _)| t.iter().map(|&i| arg_kind(self.a, i)).collect());
+        let verdict = self.policy.judge_use(module, name, used, kinds.as_deref().zip(args.map(|a| a.1)));
+        let (rule, tail) = match verdict {
+            UseVerdict::Permitted => return,
+            UseVerdict::Gadget { effect, why } => (Rule::GadgetUse, format!("a known gadget ({effect}); {why}")),
+            UseVerdict::Unlisted { why } => (Rule::UnlistedUse, why),
+        };
+        self.add_lazy(rule, offset, pickle, || {
+            let g = global_name(module, name);
+            let how = match used {
+                Use::Ref => format!("uses {g} as a value"),
+                Use::New => format!("instantiates {g} without its constructor"),
+                Use::Call => format!("calls {g}"),
+                Use::Build => format!("BUILD on a {g} object"),
+                Use::Items => format!("adds items to a {g} object"),
+                Use::Invoke => format!("calls a {g} object"),
+                Use::BuildClass => format!("BUILD sets attributes of the class {g}"),
+            };
+            let via = match via {
+                Via::Direct => String::new(),
+                Via::Launderer(m, n) => format!(" through {}", global_name(m, n)),
+                Via::PartialBuild => " through a functools.partial whose BUILD set it".to_string(),
+            };
+            (Some(g), format!("{how}{via}: {tail}"), Some(expr()))
+        });
+    }
+
+    /// Judges a use a launderer makes of one of its arguments, as if the
+    /// file made it directly.
+    fn judge_derived(&mut self, offset: u64, pickle: usize, d: &Derived, via: Via<'_>, expr: &dyn Fn() -> String) {
+        let t = self.call_target(d.value, false);
+        let calls = matches!(d.use_, Use::Call | Use::New);
+        let through = match via {
+            Via::Launderer(m, n) => format!("through {}", global_name(m, n)),
+            _ => "through a functools.partial whose BUILD set it".to_string(),
+        };
+        match (&t.target, &t.judged) {
+            (Target::Name(m, n), Some((j, global))) => {
+                if calls {
+                    if let Some(i) = *global {
+                        self.out.globals[i].calls += 1;
+                    }
+                }
+                let rule = match j.verdict {
+                    Verdict::Safe => {
+                        let args = Some((&d.args[..], d.kwargs));
+                        return self.judge_use(offset, pickle, m, n, t.uses, d.use_, args, via, expr);
+                    }
+                    _ if !calls => return,
+                    Verdict::Dangerous => Rule::DangerousCall,
+                    Verdict::Unknown | Verdict::Conditional => Rule::UnknownCall,
+                };
+                self.add_lazy(rule, offset, pickle, || {
+                    let g = global_name(m, n);
+                    (Some(g.clone()), format!("calls {g} {through}: {}", j.reason), Some(expr()))
+                });
+            }
+            (Target::Name(..), None) => {}
+            (Target::Computed, _) if calls => self.add_lazy(Rule::ComputedGlobal, offset, pickle, || {
+                (None, format!("calls a global whose name is computed at load time {through}"), Some(expr()))
+            }),
+            (Target::Indirect(what), _)
+                if calls
+                    && matches!(
+                        self.a.value(d.value),
+                        Value::Call(_) | Value::Persistent { .. } | Value::Unknown(_)
+                    ) =>
+            {
+                self.add_lazy(Rule::IndirectCall, offset, pickle, || {
+                    (None, format!("calls {what} {through}"), Some(expr()))
+                })
+            }
+            _ => {}
+        }
+    }
+
+    /// Judges a `BUILD`: the `build` use of the class that made the
+    /// target, `build-class` on a class object, and a partial's new function.
+    fn judge_build(&mut self, offset: u64, pickle: usize, target: ValueId, state: ValueId, r: &Renderer<'_>) {
+        let expr = || format!("{}.__setstate__({})", r.expr(target), r.expr(state));
+        if let Value::Global(_) = self.a.value(target) {
+            let t = self.call_target(target, false);
+            if let (Target::Name(m, n), Some((j, _))) = (&t.target, &t.judged) {
+                if matches!(j.verdict, Verdict::Safe | Verdict::Unknown | Verdict::Conditional) {
+                    self.judge_use(offset, pickle, m, n, t.uses, Use::BuildClass, None, Via::Direct, &expr);
+                }
+            }
+            return;
+        }
+        let Some(by) = made_by(self.a, target) else { return };
+        let t = self.call_target(by, false);
+        let (Target::Name(m, n), Some((j, _))) = (&t.target, &t.judged) else { return };
+        if t.launder == Some(Launder::Partial) {
+            // partial.__setstate__((func, args, kwds, dict)): the partial
+            // now calls `func`, judged as a call with those arguments.
+            self.partial_state.insert(target, state);
+            if let Some([f, rest @ ..]) = self.a.tuple(state) {
+                let args = rest.first().map(|a| self.a.items(*a).to_vec()).unwrap_or_default();
+                let kwargs = rest.get(1).is_some_and(|k| !self.is_empty_dict(*k));
+                let d = Derived { value: *f, use_: Use::Call, args, kwargs };
+                self.judge_derived(offset, pickle, &d, Via::PartialBuild, &expr);
+            }
+            return;
+        }
+        if j.verdict == Verdict::Safe {
+            self.judge_use(offset, pickle, m, n, t.uses, Use::Build, None, Via::Direct, &expr);
         }
     }
 
@@ -610,12 +846,24 @@ impl<'a> Judge<'a> {
             Anomaly::MissingStop => Rule::TruncatedStream,
             Anomaly::TrailingData { .. } => Rule::TrailingData,
             Anomaly::AnotherPickle { .. } => Rule::MultiplePickles,
+            // Documentation attributes change no behaviour (functools.wraps
+            // copies them; real objects carry them in their state).
+            Anomaly::DunderState { attr } if BENIGN_DUNDERS.contains(&attr.as_str()) => return,
             Anomaly::DunderState { .. } => Rule::SetstateHijack,
             Anomaly::UnusualPadding { .. } => Rule::PayloadAnomaly,
             Anomaly::LimitExceeded { .. } => Rule::LimitExceeded,
         };
         self.add(rule, offset, pickle, None, an.message(), None);
     }
+}
+
+/// Dunder attributes a BUILD state may set without a finding: they describe
+/// an object, the unpickler and Python never call them.
+const BENIGN_DUNDERS: &[&str] = &["__doc__", "__module__", "__name__", "__qualname__", "__annotations__"];
+
+/// True for the module of a TorchScript class reference (`__torch__.a.B`).
+fn is_torchscript(module: &str) -> bool {
+    module.strip_prefix("__torch__").is_some_and(|r| r.is_empty() || r.starts_with('.'))
 }
 
 /// Judges an analysis against a policy.
@@ -634,6 +882,7 @@ pub fn check_with(analysis: &Analysis, policy: &Policy, levels: &Levels) -> Judg
         index: HashMap::new(),
         imported: HashMap::new(),
         targets: HashMap::new(),
+        partial_state: HashMap::new(),
     }
     .run()
 }
@@ -658,7 +907,7 @@ mod tests {
             "PK101 dangerous-import error\nPK102 dangerous-call error\nPK103 unknown-import warning\n\
              PK104 unknown-call warning\nPK105 indirect-call warning\nPK106 setstate-hijack error\n\
              PK107 extension-code warning\nPK108 computed-global error\nPK109 dotted-global warning\n\
-             PK110 persistent-id info\nPK111 external-buffer warning\nPK201 malformed-stream error\n\
+             PK110 persistent-id info\nPK111 external-buffer warning\nPK112 gadget-use error\nPK113 unlisted-use warning\nPK114 torchscript-class warning\nPK115 pickled-module warning\nPK201 malformed-stream error\n\
              PK202 truncated-stream error\nPK203 stack-anomaly warning\nPK204 memo-anomaly warning\n\
              PK205 protocol-violation warning\nPK206 frame-violation error\nPK207 trailing-data warning\n\
              PK208 multiple-pickles warning\nPK209 limit-exceeded error\nPK210 payload-anomaly warning\nPK211 parser-differential error\n\

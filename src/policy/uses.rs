@@ -1,0 +1,453 @@
+//! What a file may do with an allowlisted global: its *uses*.
+//!
+//! An allowed name is safe only in the ways real files use it
+//! (`docs/uses.md`): `numpy.memmap` is a harmless subtype handed to
+//! `_reconstruct`, and a file overwrite when called with a path and mode
+//! `'w+'`. Each entry of the built-in allowlist carries the [`Use`]s a file
+//! may make of it, and for `call` optionally an argument [`Contract`]. The
+//! judge (`crate::rules`) works out which use each event makes; this module
+//! only says whether an entry permits it.
+//!
+//! The lists are generated (`scripts/gen_allowlist.py`) from two kinds of
+//! evidence: how the real libraries' own pickles use each name, and the
+//! gadget hunt (`scripts/gadget_hunt.py`), which takes away a use that shows
+//! an effect and records it in `gadgets.txt`.
+
+use std::fmt;
+
+/// One way a pickle can use a global `X` (see `docs/uses.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Use {
+    /// `X` held as a value (a dtype, a subtype for `_reconstruct`, a class in state).
+    Ref,
+    /// `X.__new__(X)` without arguments: an instance without `X`'s constructor.
+    New,
+    /// `X` called with arguments (or its `__new__` given arguments).
+    Call,
+    /// `BUILD` on an object made by `X`: its `__setstate__`, or `setattr`.
+    Build,
+    /// `APPEND`/`SETITEM`/`ADDITEMS` on an object made by `X`.
+    Items,
+    /// An object made by `X` is itself called: `X.__call__` runs.
+    Invoke,
+    /// `BUILD` on the class object `X` itself: `setattr` on the class.
+    BuildClass,
+}
+
+impl Use {
+    /// Every use, in bit order.
+    pub const ALL: [Use; 7] = [Use::Ref, Use::New, Use::Call, Use::Build, Use::Items, Use::Invoke, Use::BuildClass];
+
+    /// The name used in the allowlist and in findings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Use::Ref => "ref",
+            Use::New => "new",
+            Use::Call => "call",
+            Use::Build => "build",
+            Use::Items => "items",
+            Use::Invoke => "invoke",
+            Use::BuildClass => "build-class",
+        }
+    }
+
+    /// The use named `s`.
+    pub fn from_name(s: &str) -> Option<Use> {
+        Use::ALL.into_iter().find(|u| u.as_str() == s)
+    }
+
+    /// What the loader does, in a few words, for a finding.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Use::Ref => "held as a value",
+            Use::New => "instantiated without its constructor",
+            Use::Call => "called with arguments",
+            Use::Build => "given a BUILD state",
+            Use::Items => "given items (APPEND/SETITEM/ADDITEMS on an instance)",
+            Use::Invoke => "an instance of it called",
+            Use::BuildClass => "attributes set on the class itself by BUILD",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+impl fmt::Display for Use {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A set of [`Use`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct UseSet(u8);
+
+impl UseSet {
+    /// Every use but the two no entry permits (`invoke`, `build-class`):
+    /// what a name the user allows may do.
+    pub const TRUSTED: UseSet = UseSet(0b1_1111);
+
+    /// True when `u` is in the set.
+    pub fn contains(self, u: Use) -> bool {
+        self.0 & u.bit() != 0
+    }
+
+    /// Adds `u`.
+    pub fn insert(&mut self, u: Use) {
+        self.0 |= u.bit();
+    }
+
+    /// The uses, in bit order.
+    pub fn iter(self) -> impl Iterator<Item = Use> {
+        Use::ALL.into_iter().filter(move |u| self.contains(*u))
+    }
+}
+
+/// One kind an argument may have in a [`Contract`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A `str`.
+    Str,
+    /// A `bytes`.
+    Bytes,
+    /// An `int` (not a bool).
+    Int,
+    /// A `float`.
+    Float,
+    /// A `bool`.
+    Bool,
+    /// `None`.
+    None,
+    /// A tuple.
+    Tuple,
+    /// A list.
+    List,
+    /// A dict.
+    Dict,
+    /// A global (an imported name).
+    Class,
+    /// Anything that is not a global or a callable made from one.
+    Data,
+    /// Anything.
+    Any,
+    /// A `str` equal to this text.
+    Lit(&'static str),
+}
+
+impl Kind {
+    fn parse(s: &'static str) -> Option<Kind> {
+        if let Some(lit) = s.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
+            return Some(Kind::Lit(lit));
+        }
+        Some(match s {
+            "str" => Kind::Str,
+            "bytes" => Kind::Bytes,
+            "int" => Kind::Int,
+            "float" => Kind::Float,
+            "bool" => Kind::Bool,
+            "none" => Kind::None,
+            "tuple" => Kind::Tuple,
+            "list" => Kind::List,
+            "dict" => Kind::Dict,
+            "class" => Kind::Class,
+            "data" => Kind::Data,
+            "any" => Kind::Any,
+            _ => return None,
+        })
+    }
+
+    fn admits(self, a: &ArgKind<'_>) -> bool {
+        match (self, a) {
+            (Kind::Any, _) => true,
+            (Kind::Data, ArgKind::Class | ArgKind::Callable) => false,
+            (Kind::Data, _) => true,
+            (Kind::Str, ArgKind::Str(_)) => true,
+            (Kind::Lit(l), ArgKind::Str(Some(s))) => l == *s,
+            (Kind::Bytes, ArgKind::Bytes) => true,
+            (Kind::Int, ArgKind::Int) => true,
+            (Kind::Float, ArgKind::Float) => true,
+            (Kind::Bool, ArgKind::Bool) => true,
+            (Kind::None, ArgKind::None) => true,
+            (Kind::Tuple, ArgKind::Tuple) => true,
+            (Kind::List, ArgKind::List) => true,
+            (Kind::Dict, ArgKind::Dict) => true,
+            (Kind::Class, ArgKind::Class) => true,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            Kind::Str => "str",
+            Kind::Bytes => "bytes",
+            Kind::Int => "int",
+            Kind::Float => "float",
+            Kind::Bool => "bool",
+            Kind::None => "none",
+            Kind::Tuple => "tuple",
+            Kind::List => "list",
+            Kind::Dict => "dict",
+            Kind::Class => "class",
+            Kind::Data => "data",
+            Kind::Any => "any",
+            Kind::Lit(l) => return write!(f, "'{l}'"),
+        };
+        f.write_str(s)
+    }
+}
+
+/// What the judge knows of one argument of a call, for a [`Contract`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgKind<'a> {
+    /// A `str`, with its text when it was kept whole.
+    Str(Option<&'a str>),
+    /// A `bytes`.
+    Bytes,
+    /// An `int`.
+    Int,
+    /// A `float`.
+    Float,
+    /// A `bool`.
+    Bool,
+    /// `None`.
+    None,
+    /// A tuple.
+    Tuple,
+    /// A list.
+    List,
+    /// A dict.
+    Dict,
+    /// A global.
+    Class,
+    /// Something callable made from a global (`getattr(X, 'a')`, a partial).
+    Callable,
+    /// Anything else: a set, a call's result, a persistent object, an unknown.
+    Other,
+}
+
+/// One parameter of a [`Contract`]: the kinds it admits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Param {
+    kinds: Vec<Kind>,
+    optional: bool,
+}
+
+/// The arguments a `call` use admits: `call(str,bool?,bool?)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contract {
+    params: Vec<Param>,
+    /// A final `*`: any further positional arguments of kind `data`.
+    rest: bool,
+    /// A final `**`: keywords admitted.
+    kwargs: bool,
+}
+
+impl Contract {
+    /// Parses the text between the parentheses of `call(...)`.
+    pub fn parse(s: &'static str) -> Result<Contract, String> {
+        let mut c = Contract { params: Vec::new(), rest: false, kwargs: false };
+        if s.is_empty() {
+            return Ok(c);
+        }
+        for p in s.split(',') {
+            if c.kwargs {
+                return Err(format!("`**` must come last in `{s}`"));
+            }
+            match p {
+                "**" => {
+                    c.kwargs = true;
+                    continue;
+                }
+                "*" => {
+                    c.rest = true;
+                    continue;
+                }
+                _ if c.rest => return Err(format!("`*` must come after every parameter in `{s}`")),
+                _ => {}
+            }
+            let (p, optional) = match p.strip_suffix('?') {
+                Some(p) => (p, true),
+                None => (p, false),
+            };
+            if !optional && c.params.last().is_some_and(|q| q.optional) {
+                return Err(format!("a required parameter follows an optional one in `{s}`"));
+            }
+            let kinds = p
+                .split('|')
+                .map(|k| Kind::parse(k).ok_or_else(|| format!("unknown argument kind `{k}` in `{s}`")))
+                .collect::<Result<Vec<_>, _>>()?;
+            c.params.push(Param { kinds, optional });
+        }
+        Ok(c)
+    }
+
+    /// `None` when the arguments fit; otherwise why not.
+    pub fn check(&self, args: &[ArgKind<'_>], has_kwargs: bool) -> Option<String> {
+        if has_kwargs && !self.kwargs {
+            return Some("keyword arguments".into());
+        }
+        let required = self.params.iter().filter(|p| !p.optional).count();
+        if args.len() < required {
+            return Some(format!("{} argument(s), {required} needed", args.len()));
+        }
+        for (i, a) in args.iter().enumerate() {
+            let ok = match self.params.get(i) {
+                Some(p) => p.kinds.iter().any(|k| k.admits(a)),
+                None if self.rest => Kind::Data.admits(a),
+                None => return Some(format!("{} arguments, at most {}", args.len(), self.params.len())),
+            };
+            if !ok {
+                return Some(format!("argument {} is {}, not {}", i + 1, arg_name(a), self.param_text(i)));
+            }
+        }
+        None
+    }
+
+    /// The kinds parameter `i` admits (`data` past the last, under `*`).
+    fn param_text(&self, i: usize) -> String {
+        match self.params.get(i) {
+            Some(p) => p.kinds.iter().map(|k| k.to_string()).collect::<Vec<_>>().join("|"),
+            None => Kind::Data.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Contract {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts: Vec<String> = (0..self.params.len())
+            .map(|i| format!("{}{}", self.param_text(i), if self.params[i].optional { "?" } else { "" }))
+            .collect();
+        if self.rest {
+            parts.push("*".into());
+        }
+        if self.kwargs {
+            parts.push("**".into());
+        }
+        write!(f, "call({})", parts.join(","))
+    }
+}
+
+fn arg_name(a: &ArgKind<'_>) -> &'static str {
+    match a {
+        ArgKind::Str(_) => "a str",
+        ArgKind::Bytes => "a bytes",
+        ArgKind::Int => "an int",
+        ArgKind::Float => "a float",
+        ArgKind::Bool => "a bool",
+        ArgKind::None => "None",
+        ArgKind::Tuple => "a tuple",
+        ArgKind::List => "a list",
+        ArgKind::Dict => "a dict",
+        ArgKind::Class => "a global",
+        ArgKind::Callable => "a callable",
+        ArgKind::Other => "another object",
+    }
+}
+
+/// The uses one allowlist entry permits.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Uses {
+    /// The permitted uses.
+    pub set: UseSet,
+    /// For `call`: the arguments it admits (`None`: any).
+    pub contract: Option<Contract>,
+}
+
+impl Uses {
+    /// Parses the use tokens of an allowlist line: `ref new call(str,int?) build`.
+    pub fn parse<'a>(tokens: impl Iterator<Item = &'static str>) -> Result<Uses, String> {
+        let mut u = Uses::default();
+        for t in tokens {
+            if let Some(inner) = t.strip_prefix("call(").and_then(|r| r.strip_suffix(')')) {
+                u.set.insert(Use::Call);
+                u.contract = Some(Contract::parse(inner)?);
+                continue;
+            }
+            match Use::from_name(t) {
+                Some(x @ (Use::Invoke | Use::BuildClass)) => return Err(format!("no entry may permit `{x}`")),
+                Some(x) => u.set.insert(x),
+                None => return Err(format!("unknown use `{t}`")),
+            }
+        }
+        Ok(u)
+    }
+
+    /// `None` when `u` (with these arguments, for a call) is permitted;
+    /// otherwise why not. `args` is `None` when the call's arguments are
+    /// not a tuple the judge can read.
+    pub fn check(&self, u: Use, args: Option<(&[ArgKind<'_>], bool)>) -> Option<String> {
+        if !self.set.contains(u) {
+            return Some(format!("real files never have it {}", u.describe()));
+        }
+        match (u, &self.contract, args) {
+            (Use::Call, Some(c), Some((a, kw))) => c.check(a, kw).map(|why| format!("outside its contract {c}: {why}")),
+            (Use::Call, Some(c), None) => Some(format!("arguments that cannot be read against its contract {c}")),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Uses {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for u in self.set.iter() {
+            if !first {
+                f.write_str(" ")?;
+            }
+            first = false;
+            match (u, &self.contract) {
+                (Use::Call, Some(c)) => write!(f, "{c}")?,
+                _ => write!(f, "{u}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uses(s: &'static str) -> Uses {
+        Uses::parse(s.split_whitespace()).expect("uses")
+    }
+
+    #[test]
+    fn parse_and_print() {
+        let u = uses("ref call(str,bool?,bool?) build");
+        assert_eq!(u.to_string(), "ref call(str,bool?,bool?) build");
+        assert!(u.set.contains(Use::Ref) && u.set.contains(Use::Call) && !u.set.contains(Use::New));
+        assert_eq!(uses("call('latin1'|str,*,**)").to_string(), "call('latin1'|str,*,**)");
+        for bad in ["cal", "invoke", "build-class", "call(str?,int)", "call(**,str)", "call(*,str)", "call(strr)"] {
+            assert!(Uses::parse(std::iter::once(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn contracts() {
+        let u = uses("call(str,'latin1')");
+        let s = |t| ArgKind::Str(Some(t));
+        assert_eq!(u.check(Use::Call, Some((&[s("x"), s("latin1")], false))), None);
+        let why = u.check(Use::Call, Some((&[s("x"), s("zlib")], false))).expect("refused");
+        assert!(why.contains("argument 2 is a str, not 'latin1'"), "{why}");
+        assert!(u.check(Use::Call, Some((&[s("x")], false))).is_some());
+        assert!(u.check(Use::Call, Some((&[s("x"), s("latin1"), ArgKind::Int], false))).is_some());
+        assert!(u.check(Use::Call, Some((&[s("x"), s("latin1")], true))).is_some());
+        assert!(u.check(Use::Call, None).is_some());
+        assert!(u.check(Use::New, None).unwrap().contains("instantiated"));
+        // `data` refuses globals and callables; `*` takes data only.
+        let u = uses("call(data,*)");
+        assert_eq!(u.check(Use::Call, Some((&[ArgKind::Other, ArgKind::Dict, ArgKind::Int], false))), None);
+        assert!(u.check(Use::Call, Some((&[ArgKind::Other, ArgKind::Class], false))).is_some());
+        assert!(u.check(Use::Call, Some((&[ArgKind::Callable], false))).is_some());
+        // A bool is not an int.
+        assert!(uses("call(int)").check(Use::Call, Some((&[ArgKind::Bool], false))).is_some());
+        // No contract: any arguments.
+        assert_eq!(uses("call").check(Use::Call, Some((&[ArgKind::Class], true))), None);
+    }
+}
