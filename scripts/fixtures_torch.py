@@ -415,7 +415,7 @@ def build() -> list[dict]:
         "benign", [],
         "torch.save(nn.Linear(3, 2)) layout: NEWOBJ torch.nn.modules.linear.Linear, BUILD with its __dict__ "
         "(__builtin__.set, _rebuild_parameter). Linear is not on the built-in allowlist (weights_only=True "
-        "refuses it too): clean with --allow torch.nn.modules.linear.Linear, PK103/PK104 without.",
+        "refuses it too): clean with --allow torch.nn.modules.linear.Linear, PK115/PK104 without.",
         allow=["torch.nn.modules.linear.Linear"])
     add("legacy_state_dict.pt", legacy_file(legacy_object(), LEGACY_DATA), "benign", [],
         "torch.save(sd, f, _use_new_zipfile_serialization=False): magic, 1001, sys_info, the state dict "
@@ -425,8 +425,7 @@ def build() -> list[dict]:
         "torch <= 0.3 tar checkpoint: sys_info, pickle (tensor keys as persistent ids), tensors (count, then "
         "(key, storage_id, torch.FloatTensor) + shape/stride metadata per tensor), storages (count, then "
         "(key, 'cpu', torch.FloatStorage) + int64 count + bytes per storage, then the view list). The tensor "
-        "classes are not on the built-in allowlist: clean with --allow for them, PK103 without.",
-        allow=["torch.FloatTensor", "torch.LongTensor"])
+        "classes are on the built-in allowlist (torch's weights-only unpickler admits them): clean.")
 
     # -- hostile: zip -------------------------------------------------------
     add("zip_data_pkl_os_system.pt",
@@ -494,7 +493,7 @@ def build() -> list[dict]:
         legacy=(LEGACY_DATA, sixth.bytes()))
     add("legacy_module_source.pt",
         legacy_file(legacy_module_object(), {LEGACY_KEYS["w"]: LEGACY_DATA[LEGACY_KEYS["w"]]}),
-        "hostile", ["PK304", "PK103"],
+        "hostile", ["PK304", "PK115"],
         "Legacy whole-module save: a ('module', torch.nn.modules.linear.Linear, file, source) persistent id "
         "carrying Python source text (a harmless print), used as the NEWOBJ class.",
         not_rules=LEGACY_QUIET, legacy=({LEGACY_KEYS["w"]: LEGACY_DATA[LEGACY_KEYS["w"]]}, b""))

@@ -1499,8 +1499,15 @@ impl Machine {
                 Err(HaltKind::Error(e)) if read_nothing && index > 0 => {
                     // Bytes after the last STOP that are not a pickle.
                     let len = reader.source_mut().remaining().map(|r| r + (e.offset() - start).min(1)).unwrap_or(0);
-                    self.offset = start;
-                    self.record_final(Anomaly::TrailingData { len: len.max(end - start) });
+                    let len = len.max(end - start);
+                    // numpy under Python 2 ended object .npy data with one
+                    // newline after the pickle: a byte that cannot carry
+                    // anything is not reported.
+                    let newline = len == 1 && matches!(e.kind(), ErrorKind::UnknownOpcode(b'\n'));
+                    if !newline {
+                        self.offset = start;
+                        self.record_final(Anomaly::TrailingData { len });
+                    }
                     break;
                 }
                 _ => {}

@@ -16,7 +16,14 @@
 //!   not sniffed (float data that happens to start with a pickle or zlib
 //!   byte is not a pickle). Every other member is walked as usual; a pickle
 //!   other than `data.pkl` is scanned and reported, since `torch.load` never
-//!   unpickles it but another tool may.
+//!   unpickles it but another tool may. Storage classes are those of
+//!   [`STORAGE_CLASSES`]; `UntypedStorage` (tensors of float8 and
+//!   uint16/32/64, rebuilt by `_rebuild_tensor_v3`) is counted in bytes.
+//!   An archive with a `constants.pkl` record is a **TorchScript** archive
+//!   ([`ZipKind::TorchScript`]): `constants.pkl` (storages under
+//!   `constants/`) and the `code/**.debug_pkl` source maps are pickles its
+//!   loader reads, and the TorchScript source under `code/` is not sniffed
+//!   and is marked in `skipped_members` ([`TORCHSCRIPT_SOURCE_MARK`]).
 //! - **legacy non-zip** (`_use_new_zipfile_serialization=False`, torch <
 //!   1.6): five pickles (the magic number `0x1950a86a20f9469cfc6c`, the
 //!   protocol version 1001, `sys_info`, the object, the sorted storage keys),
@@ -26,7 +33,9 @@
 //!   storage section is then walked by the declared sizes, skipped rather
 //!   than read, and anything after it is reported (and scanned when it is
 //!   another pickle). `('module', cls, file, source)` persistent ids, which
-//!   carry the Python source of `nn.Module` classes, are reported.
+//!   carry the Python source of `nn.Module` classes, are reported, and so is
+//!   an `UntypedStorage` class, which `torch.save` writes in this format but
+//!   the legacy loader cannot read back (its section is still followed).
 //! - **legacy tar** (torch ≤ 0.3): the members `storages` and `tensors` hold a
 //!   pickled count, then per record a header pickle (which `torch.load`
 //!   unpickles, so it is scanned) followed by raw bytes whose sizes the
@@ -85,23 +94,91 @@ pub fn is_legacy(head: &[u8]) -> bool {
     }
 }
 
-/// Bytes per element of a torch storage class, as
-/// `torch._utils._element_size(cls.dtype)` gives it: the classes
-/// `TypedStorage._pickle_storage_type()` names, their `torch.cuda` forms in
-/// old checkpoints, and `UntypedStorage` (bytes).
-pub fn element_size(module: &str, name: &str) -> Option<u64> {
-    if module != "torch" && module != "torch.cuda" {
-        return None;
-    }
-    Some(match name {
-        "ComplexDoubleStorage" => 16,
-        "DoubleStorage" | "LongStorage" | "ComplexFloatStorage" => 8,
-        "FloatStorage" | "IntStorage" | "QInt32Storage" => 4,
-        "HalfStorage" | "BFloat16Storage" | "ShortStorage" => 2,
-        "CharStorage" | "ByteStorage" | "BoolStorage" | "QInt8Storage" | "QUInt8Storage" | "QUInt4x2Storage"
-        | "QUInt2x4Storage" | "UntypedStorage" => 1,
-        _ => return None,
-    })
+/// How `torch.load` works out the element type of a storage class named in
+/// a persistent id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageElem {
+    /// A typed legacy class (`torch.FloatStorage`, `torch.cuda.HalfStorage`):
+    /// `cls.dtype` is this torch dtype, of this many bytes.
+    Typed {
+        /// The torch dtype's name (`float32`).
+        dtype: &'static str,
+        /// Bytes per element, `torch._utils._element_size(cls.dtype)`.
+        size: u64,
+    },
+    /// `UntypedStorage`: bytes. `torch.save` names it for tensors whose dtype
+    /// has no typed class (float8, uint16/32/64; `_rebuild_tensor_v3` takes
+    /// the dtype as a separate argument), with the count in bytes. The zip
+    /// loader reads it as `uint8`; the legacy loaders read `cls.dtype`, which
+    /// it has not, and fail.
+    Bytes,
+    /// `torch.storage.TypedStorage`: the dtype belongs to instances, not to
+    /// the class, so every loader's `cls.dtype` fails.
+    NoDtype,
+}
+
+/// A storage class a persistent id may name: the module and name as
+/// `find_class` receives them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageClass {
+    /// `torch`, `torch.cuda` or `torch.storage`.
+    pub module: &'static str,
+    /// `FloatStorage`, `UntypedStorage`, ...
+    pub name: &'static str,
+    /// What its elements are.
+    pub elem: StorageElem,
+}
+
+/// Shorthand for a typed entry of [`STORAGE_CLASSES`].
+const fn typed(module: &'static str, name: &'static str, dtype: &'static str, size: u64) -> StorageClass {
+    StorageClass { module, name, elem: StorageElem::Typed { dtype, size } }
+}
+
+/// Every storage class torch 2.11's weights-only unpickler admits
+/// (`torch._storage_classes`: the classes `TypedStorage._pickle_storage_type()`
+/// names, their `torch.cuda` forms written by old checkpoints of CUDA
+/// tensors, `torch.storage.TypedStorage` and `UntypedStorage`), plus
+/// `torch.UntypedStorage`, the same class through the `torch` module, which
+/// the full unpickler resolves. The one table of them: the persistent-id
+/// checks use it, and extraction's dtypes can.
+pub const STORAGE_CLASSES: &[StorageClass] = &[
+    typed("torch", "DoubleStorage", "float64", 8),
+    typed("torch", "FloatStorage", "float32", 4),
+    typed("torch", "HalfStorage", "float16", 2),
+    typed("torch", "BFloat16Storage", "bfloat16", 2),
+    typed("torch", "LongStorage", "int64", 8),
+    typed("torch", "IntStorage", "int32", 4),
+    typed("torch", "ShortStorage", "int16", 2),
+    typed("torch", "CharStorage", "int8", 1),
+    typed("torch", "ByteStorage", "uint8", 1),
+    typed("torch", "BoolStorage", "bool", 1),
+    typed("torch", "ComplexFloatStorage", "complex64", 8),
+    typed("torch", "ComplexDoubleStorage", "complex128", 16),
+    typed("torch", "QInt8Storage", "qint8", 1),
+    typed("torch", "QUInt8Storage", "quint8", 1),
+    typed("torch", "QInt32Storage", "qint32", 4),
+    typed("torch", "QUInt4x2Storage", "quint4x2", 1),
+    typed("torch", "QUInt2x4Storage", "quint2x4", 1),
+    typed("torch.cuda", "DoubleStorage", "float64", 8),
+    typed("torch.cuda", "FloatStorage", "float32", 4),
+    typed("torch.cuda", "HalfStorage", "float16", 2),
+    typed("torch.cuda", "BFloat16Storage", "bfloat16", 2),
+    typed("torch.cuda", "LongStorage", "int64", 8),
+    typed("torch.cuda", "IntStorage", "int32", 4),
+    typed("torch.cuda", "ShortStorage", "int16", 2),
+    typed("torch.cuda", "CharStorage", "int8", 1),
+    typed("torch.cuda", "ByteStorage", "uint8", 1),
+    typed("torch.cuda", "BoolStorage", "bool", 1),
+    typed("torch.cuda", "ComplexFloatStorage", "complex64", 8),
+    typed("torch.cuda", "ComplexDoubleStorage", "complex128", 16),
+    StorageClass { module: "torch.storage", name: "UntypedStorage", elem: StorageElem::Bytes },
+    StorageClass { module: "torch", name: "UntypedStorage", elem: StorageElem::Bytes },
+    StorageClass { module: "torch.storage", name: "TypedStorage", elem: StorageElem::NoDtype },
+];
+
+/// The entry of [`STORAGE_CLASSES`] for a global, if it is a storage class.
+pub fn storage_class(module: &str, name: &str) -> Option<&'static StorageClass> {
+    STORAGE_CLASSES.iter().find(|c| c.module == module && c.name == name)
 }
 
 // ---------------------------------------------------------------------------
@@ -435,8 +512,8 @@ fn root(a: &Analysis, index: usize) -> Option<ValueId> {
 /// What a persistent id's storage class is.
 #[derive(Debug, Clone, PartialEq)]
 enum Class {
-    /// A storage class with a known element size.
-    Known(u64),
+    /// A storage class of [`STORAGE_CLASSES`].
+    Known(&'static StorageClass),
     /// A `torch` global named `*Storage` that pkinspect does not know.
     UnknownStorage(String),
     /// Anything else, shown.
@@ -445,8 +522,8 @@ enum Class {
 
 fn class_of(a: &Analysis, id: ValueId, r: &Renderer<'_>) -> Class {
     match a.value(id) {
-        Value::Global(g) => match element_size(&g.module, &g.name) {
-            Some(n) => Class::Known(n),
+        Value::Global(g) => match storage_class(&g.module, &g.name) {
+            Some(c) => Class::Known(c),
             None if g.name.ends_with("Storage") && (&*g.module == "torch" || g.module.starts_with("torch.")) => {
                 Class::UnknownStorage(global_name(&g.module, &g.name))
             }
@@ -457,10 +534,17 @@ fn class_of(a: &Analysis, id: ValueId, r: &Renderer<'_>) -> Class {
 }
 
 impl Class {
-    /// The element size, or why there is none.
+    /// Bytes per counted element as `torch.save` writes the storage (an
+    /// `UntypedStorage` is counted in bytes), or why the storage cannot be
+    /// measured.
     fn size(&self) -> Result<u64, String> {
         match self {
-            Class::Known(n) => Ok(*n),
+            Class::Known(StorageClass { elem: StorageElem::Typed { size, .. }, .. }) => Ok(*size),
+            Class::Known(StorageClass { elem: StorageElem::Bytes, .. }) => Ok(1),
+            Class::Known(c @ StorageClass { elem: StorageElem::NoDtype, .. }) => Err(format!(
+                "storage class {} has no class-level dtype: torch.load reads the storage class's .dtype and fails",
+                global_name(c.module, c.name)
+            )),
             Class::UnknownStorage(name) => {
                 Err(format!("storage class {name} is not one pkinspect knows: its element size is unknown"))
             }
@@ -468,6 +552,27 @@ impl Class {
                 "storage class {shown} is not a torch *Storage global: torch.load would use it as one (its .dtype)"
             )),
         }
+    }
+
+    /// Why a loader of this layout cannot use the class although its size
+    /// is known: the legacy loaders read `cls.dtype`, which `UntypedStorage`
+    /// has not.
+    fn refused(&self, layout: Layout) -> Option<String> {
+        match (self, layout) {
+            (Class::Known(c @ StorageClass { elem: StorageElem::Bytes, .. }), Layout::Legacy) => Some(format!(
+                "storage class {} in a legacy checkpoint: the legacy loader reads the storage class's .dtype, \
+                 which UntypedStorage has not, and torch.load fails (torch.save names UntypedStorage for dtypes \
+                 without a typed storage class, such as float8 and uint16/32/64, which the legacy format cannot \
+                 read back)",
+                global_name(c.module, c.name)
+            )),
+            _ => None,
+        }
+    }
+
+    /// Every reason torch.load cannot use this class in this layout.
+    fn problem(&self, layout: Layout) -> Option<String> {
+        self.size().err().or_else(|| self.refused(layout))
     }
 }
 
@@ -653,17 +758,64 @@ impl Walker {
 // Zip checkpoints
 // ---------------------------------------------------------------------------
 
-/// A zip archive recognised as a PyTorch checkpoint, between
-/// [`Walker::torch_zip_begin`] and [`Walker::torch_zip_end`].
+/// What wrote a zip archive recognised as PyTorch's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZipKind {
+    /// `torch.save` (torch ≥ 1.6): `torch.load` unpickles `data.pkl`.
+    Checkpoint,
+    /// `torch.jit.save`: a TorchScript archive, told by its `constants.pkl`
+    /// record as `torch.load` tells it (`_is_torchscript_zip`). `torch.load`
+    /// hands it to `torch.jit.load` (and refuses it under `weights_only=True`),
+    /// which unpickles `data.pkl` (the module: `__torch__.*` classes),
+    /// `constants.pkl` and the `code/**.debug_pkl` source maps
+    /// (`torch.jit._pickle.*` helpers) with its own unpickler, and compiles
+    /// the TorchScript source under `code/`.
+    TorchScript,
+}
+
+/// What is appended to the `skipped_members` entry of a TorchScript
+/// archive's source record: the mark a report shows the archive by.
+pub const TORCHSCRIPT_SOURCE_MARK: &str = " (TorchScript source)";
+
+impl ZipKind {
+    /// The loader that reads this kind of archive, for messages.
+    fn loader(self) -> &'static str {
+        match self {
+            ZipKind::Checkpoint => "torch.load",
+            ZipKind::TorchScript => "torch.jit.load",
+        }
+    }
+
+    /// The pickles whose persistent ids name storage records, each with the
+    /// folder (under `<arch>/`) of the records it names.
+    fn storage_pickles(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            ZipKind::Checkpoint => &[("data.pkl", "data/")],
+            ZipKind::TorchScript => &[("data.pkl", "data/"), ("constants.pkl", "constants/")],
+        }
+    }
+}
+
+/// True for a TorchScript archive's source record, `code/...` (relative to
+/// `<arch>/`) other than a pickled source map: compiled by `torch.jit.load`,
+/// never unpickled.
+fn torchscript_source(rel: &str) -> bool {
+    rel.starts_with("code/") && !rel.ends_with('/') && !rel.ends_with(".debug_pkl") && !rel.ends_with(".pkl")
+}
+
+/// A zip archive recognised as a PyTorch checkpoint or TorchScript archive,
+/// between [`Walker::torch_zip_begin`] and [`Walker::torch_zip_end`].
 pub(super) struct ZipCheckpoint {
     /// `<arch>/`, the folder of the first entry.
     prefix: String,
-    /// TorchScript (`torch.jit.save`): has `constants.pkl`.
-    torchscript: bool,
+    /// Checkpoint or TorchScript: the flag a file summary can carry.
+    pub(super) kind: ZipKind,
     /// Every record name with the offset of its local header.
     headers: HashMap<String, u64>,
     /// Parts found before the archive was walked.
     parts_from: usize,
+    /// Skipped members listed before the archive was walked.
+    skipped_from: usize,
     notes: Notes,
 }
 
@@ -672,7 +824,7 @@ impl ZipCheckpoint {
     fn loads_pickle(&self, raw: &str) -> bool {
         let Some(rel) = raw.strip_prefix(&self.prefix) else { return false };
         rel == "data.pkl"
-            || (self.torchscript
+            || (self.kind == ZipKind::TorchScript
                 && (rel == "constants.pkl" || (rel.starts_with("code/") && rel.ends_with(".debug_pkl"))))
     }
 }
@@ -681,10 +833,11 @@ impl Walker {
     /// Called before a zip archive's members are walked, with every central
     /// directory entry as `(name, uncompressed size, local header offset)`.
     ///
-    /// Recognises a PyTorch checkpoint by its record names; if it is one,
-    /// reads `data.pkl`'s persistent ids (from the archive as the zip crate
-    /// reads it), checks each against its storage record, and marks the
-    /// records they name as raw tensor bytes for [`Walker::torch_raw`].
+    /// Recognises a PyTorch checkpoint or TorchScript archive by its record
+    /// names; if it is one, reads the persistent ids of each pickle the
+    /// loader reads (from the archive as the zip crate reads it), checks
+    /// each against its storage record, and marks the records they name (and
+    /// TorchScript source) as raw bytes for [`Walker::torch_raw`].
     pub(super) fn torch_zip_begin<'n, R: Read + Seek>(
         &mut self,
         r: &mut R,
@@ -705,10 +858,12 @@ impl Walker {
         if !has("data.pkl") || !["version", ".data/version", ".format_version", "byteorder"].iter().any(|k| has(k)) {
             return None;
         }
+        let kind = if has("constants.pkl") { ZipKind::TorchScript } else { ZipKind::Checkpoint };
         let mut cp = ZipCheckpoint {
-            torchscript: has("constants.pkl"),
+            kind,
             headers: records.iter().map(|&(n, _, h)| (n.to_string(), h)).collect(),
             parts_from: self.out.parts.len(),
+            skipped_from: self.out.skipped_members.len(),
             notes: Notes::new(),
             prefix,
         };
@@ -716,51 +871,62 @@ impl Walker {
         for &(name, _, header) in &records {
             if !name.starts_with(cp.prefix.as_str()) && !name.ends_with('/') {
                 let msg = format!(
-                    "record outside the checkpoint's folder {:?}: torch.load reads only records under the folder \
+                    "record outside the checkpoint's folder {:?}: {} reads only records under the folder \
                      of the first entry and never reads this one; it is scanned like any member",
-                    cp.prefix
+                    cp.prefix,
+                    kind.loader()
                 );
                 self.torch_note(&mut notes, Rule::TorchAnomaly, &join(member, name), header, msg);
             }
         }
-        if cp.torchscript {
-            // torch.jit.load: storages under data/ and constants/, TorchScript
-            // source under code/. Persistent ids are not checked here.
+        if kind == ZipKind::TorchScript {
             for &(name, _, _) in &records {
-                let Some(rel) = name.strip_prefix(cp.prefix.as_str()) else { continue };
-                let raw = ["data/", "constants/"].iter().any(|d| rel.strip_prefix(d).is_some_and(|k| !k.contains('/')))
-                    || (rel.starts_with("code/") && !rel.ends_with(".debug_pkl") && !rel.ends_with(".pkl"));
-                if raw {
+                if name.strip_prefix(cp.prefix.as_str()).is_some_and(torchscript_source) {
                     self.raw_records.insert(join(member, name).unwrap_or_default());
                 }
             }
-            cp.notes = notes;
-            return Some(cp);
         }
-        let pkl_name = format!("{}data.pkl", cp.prefix);
+        for &(pickle, folder) in kind.storage_pickles() {
+            self.torch_storage_refs(r, &cp, &inside, pickle, folder, member, &mut notes);
+        }
+        cp.notes = notes;
+        Some(cp)
+    }
+
+    /// Checks the persistent ids of `<arch>/<pickle>` against the records of
+    /// `<arch>/<folder>` they name, and marks those records as raw bytes.
+    #[allow(clippy::too_many_arguments)]
+    fn torch_storage_refs<R: Read + Seek>(
+        &mut self,
+        r: &mut R,
+        cp: &ZipCheckpoint,
+        inside: &HashMap<&str, (u64, u64)>,
+        pickle: &str,
+        folder: &str,
+        member: &Option<String>,
+        notes: &mut Notes,
+    ) {
+        let loader = cp.kind.loader();
+        let pkl_name = format!("{}{pickle}", cp.prefix);
         let pkl_member = join(member, &pkl_name);
-        let &(pkl_size, pkl_header) = inside.get("data.pkl")?;
+        let Some(&(pkl_size, pkl_header)) = inside.get(pickle) else { return };
         if pkl_size > MAX_TORCH_PICKLE_BYTES as u64 {
             let msg = format!(
-                "data.pkl declares {pkl_size} bytes, more than MAX_TORCH_PICKLE_BYTES ({MAX_TORCH_PICKLE_BYTES}): \
+                "{pickle} declares {pkl_size} bytes, more than MAX_TORCH_PICKLE_BYTES ({MAX_TORCH_PICKLE_BYTES}): \
                  its storage references were not checked"
             );
-            self.torch_note(&mut notes, Rule::LimitExceeded, &pkl_member, pkl_header, msg);
-            cp.notes = notes;
-            return Some(cp);
+            self.torch_note(notes, Rule::LimitExceeded, &pkl_member, pkl_header, msg);
+            return;
         }
-        let Some(bytes) = read_record(r, &pkl_name) else {
-            // The walk reports what is wrong with the member.
-            cp.notes = notes;
-            return Some(cp);
-        };
+        // The walk reports what is wrong with an unreadable member.
+        let Some(bytes) = read_record(r, &pkl_name) else { return };
         let a = analyze_bytes(&bytes, 0);
         let rend = Renderer::new(&a, SHOWN_CHARS);
         for e in &a.events {
             let EventKind::PersistentId { pid } = e.kind else { continue };
             let msg = match parse_pid(&a, pid, Layout::Zip, &rend) {
                 Pid::Storage(s) => {
-                    let rel = format!("data/{}", s.key);
+                    let rel = format!("{folder}{}", s.key);
                     let record = format!("{}{rel}", cp.prefix);
                     if !s.key.contains('/') {
                         self.raw_records.insert(join(member, &record).unwrap_or_default());
@@ -769,14 +935,14 @@ impl Walker {
                         (_, Err(why)) => Some(why),
                         (None, _) => Some(format!(
                             "persistent id names storage {:?}, but the archive has no record {record:?}: \
-                             torch.load fails on it",
+                             {loader} fails on it",
                             s.key
                         )),
                         (Some(&(size, _)), Ok(elem)) => match s.numel.checked_mul(elem) {
                             Some(need) if need <= size => None,
                             Some(need) => Some(format!(
                                 "storage {:?} needs {} elements × {elem} bytes = {need} bytes, but {record:?} \
-                                 holds {size}: torch.load fails on it",
+                                 holds {size}: {loader} fails on it",
                                 s.key, s.numel
                             )),
                             None => Some(format!(
@@ -787,54 +953,72 @@ impl Walker {
                     }
                 }
                 Pid::Module { class, .. } => Some(format!(
-                    "module persistent id for {class} in a zip checkpoint: torch.load's zip loader accepts only \
-                     storages and fails on it"
+                    "module persistent id for {class} in a zip checkpoint: {loader} accepts only storages and \
+                     fails on it"
                 )),
                 Pid::Bad(why) => Some(why),
             };
             if let Some(msg) = msg {
-                self.torch_note(&mut notes, Rule::TorchAnomaly, &pkl_member, e.offset, msg);
+                self.torch_note(notes, Rule::TorchAnomaly, &pkl_member, e.offset, msg);
             }
         }
-        cp.notes = notes;
-        Some(cp)
     }
 
     /// True when `name` (a member path as the walk builds it) is a storage
-    /// record of a torch checkpoint: raw tensor bytes, never unpickled.
+    /// record of a torch checkpoint (raw tensor bytes, never unpickled) or
+    /// TorchScript source.
     pub(super) fn torch_raw(&self, name: &Option<String>) -> bool {
         name.as_ref().is_some_and(|n| self.raw_records.contains(n))
     }
 
     /// Called after a torch checkpoint's members were walked: reports every
-    /// member scanned as a pickle that `torch.load` never unpickles, and the
-    /// notes gathered before the walk.
+    /// member scanned as a pickle that the loader never unpickles, and the
+    /// notes gathered before the walk; marks a TorchScript archive's source
+    /// records in `skipped_members` with [`TORCHSCRIPT_SOURCE_MARK`].
     pub(super) fn torch_zip_end(&mut self, cp: Option<ZipCheckpoint>, member: &Option<String>) {
         let Some(mut cp) = cp else { return };
+        // The path of a member of this archive, relative to it; None for one of a nested archive.
+        let record = |path: &str| -> Option<String> {
+            let inner = match member {
+                Some(m) => path.strip_prefix(m.as_str())?.strip_prefix('!')?,
+                None => path,
+            };
+            Some(inner.split('!').next().unwrap_or(inner).to_string())
+        };
         let mut extra: Vec<String> = Vec::new();
         for part in &self.out.parts[cp.parts_from.min(self.out.parts.len())..] {
-            let Some(path) = &part.member else { continue };
-            let inner = match member {
-                Some(m) => match path.strip_prefix(m.as_str()).and_then(|p| p.strip_prefix('!')) {
-                    Some(p) => p,
-                    None => continue,
-                },
-                None => path.as_str(),
-            };
-            let raw = inner.split('!').next().unwrap_or(inner);
+            let Some(raw) = part.member.as_deref().and_then(record) else { continue };
             // Records outside the folder were reported as such.
             let inside = raw.starts_with(cp.prefix.as_str());
-            if inside && cp.headers.contains_key(raw) && !cp.loads_pickle(raw) && !extra.iter().any(|x| x == raw) {
-                extra.push(raw.to_string());
+            if inside && cp.headers.contains_key(&raw) && !cp.loads_pickle(&raw) && !extra.contains(&raw) {
+                extra.push(raw);
+            }
+        }
+        if cp.kind == ZipKind::TorchScript {
+            let from = cp.skipped_from.min(self.out.skipped_members.len());
+            for name in &mut self.out.skipped_members[from..] {
+                let source = record(name).is_some_and(|raw| {
+                    *name == join(member, &raw).unwrap_or_default()
+                        && raw.strip_prefix(cp.prefix.as_str()).is_some_and(torchscript_source)
+                });
+                if source {
+                    name.push_str(TORCHSCRIPT_SOURCE_MARK);
+                }
             }
         }
         let mut notes = std::mem::replace(&mut cp.notes, Notes::new());
         for raw in extra {
             let header = cp.headers.get(&raw).copied().unwrap_or(0);
             let msg = format!(
-                "a pickle in a PyTorch checkpoint that torch.load never unpickles (it reads {}data.pkl): \
-                 scanned anyway, as another tool may load it",
-                cp.prefix
+                "a pickle in a PyTorch checkpoint that {} never unpickles (it reads {}): scanned anyway, as \
+                 another tool may load it",
+                cp.kind.loader(),
+                match cp.kind {
+                    ZipKind::Checkpoint => format!("{}data.pkl", cp.prefix),
+                    ZipKind::TorchScript => {
+                        format!("{p}data.pkl, {p}constants.pkl and {p}code/**.debug_pkl", p = cp.prefix)
+                    }
+                }
             );
             self.torch_note(&mut notes, Rule::TorchAnomaly, &join(member, &raw), header, msg);
         }
@@ -929,7 +1113,7 @@ impl Walker {
             let EventKind::PersistentId { pid } = e.kind else { continue };
             let msg = match parse_pid(a, pid, Layout::Legacy, &rend) {
                 Pid::Storage(s) => {
-                    let why = s.class.size().err();
+                    let why = s.class.problem(Layout::Legacy);
                     if !storages.contains_key(&s.key) {
                         named.push(s.key.clone());
                         storages.insert(s.key.clone(), s);
@@ -985,7 +1169,8 @@ impl Walker {
                 self.torch_note(notes, Rule::TorchAnomaly, member, at, msg);
                 return None;
             };
-            // An unknown class was reported with its persistent id.
+            // An unknown class was reported with its persistent id. An
+            // UntypedStorage (reported too) was written in bytes: followed.
             let Ok(elem) = s.class.size() else { return None };
             if let Err(msg) = self.storage_bytes(src, key, Some(s.numel), elem, member, notes) {
                 self.torch_note(notes, Rule::TorchAnomaly, member, at, msg);
@@ -1193,7 +1378,11 @@ impl Walker {
             let result = match (section, items) {
                 (TarSection::Storages, Some(t)) => {
                     let key = rend.expr(t[0]);
-                    match class_of(&h, t[2], &rend).size() {
+                    let class = class_of(&h, t[2], &rend);
+                    if let Some(why) = class.refused(Layout::Legacy) {
+                        self.torch_note(notes, Rule::TorchAnomaly, member, at, why);
+                    }
+                    match class.size() {
                         Ok(elem) => self.storage_bytes(src, &key, None, elem, member, notes),
                         Err(why) => Err(why),
                     }
@@ -1282,15 +1471,58 @@ mod tests {
         assert!(!is_legacy(b"\x80\x02K\x01."));
     }
 
+    /// The storage class of a global, as a persistent id's class.
+    fn class(module: &str, name: &str) -> Class {
+        let mut p = b"\x80\x02c".to_vec();
+        p.extend_from_slice(format!("{module}\n{name}\n.").as_bytes());
+        let a = analyze_bytes(&p, 0);
+        let r = Renderer::new(&a, SHOWN_CHARS);
+        class_of(&a, root(&a, 0).expect("root"), &r)
+    }
+
     #[test]
     fn element_sizes_follow_the_dtype() {
-        assert_eq!(element_size("torch", "FloatStorage"), Some(4));
-        assert_eq!(element_size("torch", "BFloat16Storage"), Some(2));
-        assert_eq!(element_size("torch", "ComplexDoubleStorage"), Some(16));
-        assert_eq!(element_size("torch.cuda", "LongStorage"), Some(8));
-        assert_eq!(element_size("torch", "UntypedStorage"), Some(1));
-        assert_eq!(element_size("torch", "Float8Storage"), None);
-        assert_eq!(element_size("os", "FloatStorage"), None);
+        assert_eq!(class("torch", "FloatStorage").size(), Ok(4));
+        assert_eq!(class("torch", "BFloat16Storage").size(), Ok(2));
+        assert_eq!(class("torch", "ComplexDoubleStorage").size(), Ok(16));
+        assert_eq!(class("torch", "QInt32Storage").size(), Ok(4));
+        assert_eq!(class("torch.cuda", "LongStorage").size(), Ok(8));
+        assert_eq!(class("torch.cuda", "ComplexFloatStorage").size(), Ok(8));
+        // Counted in bytes, and refused by the legacy loaders only.
+        for module in ["torch", "torch.storage"] {
+            let c = class(module, "UntypedStorage");
+            assert_eq!(c.size(), Ok(1));
+            assert_eq!(c.problem(Layout::Zip), None);
+            assert!(c.problem(Layout::Legacy).is_some_and(|m| m.contains("has not")), "{c:?}");
+        }
+        let typed = class("torch.storage", "TypedStorage");
+        assert!(typed.size().is_err_and(|m| m.contains("no class-level dtype")));
+        // No such class in torch.cuda, nor a float8 storage class.
+        assert!(matches!(class("torch.cuda", "QInt8Storage"), Class::UnknownStorage(_)));
+        assert!(matches!(class("torch", "Float8Storage"), Class::UnknownStorage(_)));
+        assert!(matches!(class("os", "FloatStorage"), Class::NotStorage(_)));
+    }
+
+    /// Every storage class of torch 2.11's weights-only allowlist
+    /// (`fixtures/torch-real/torch_allowed_globals.json`) is in the table, and
+    /// nothing else but the `torch.UntypedStorage` alias.
+    #[test]
+    fn storage_table_is_torchs_list() {
+        let text = std::fs::read_to_string("fixtures/torch-real/torch_allowed_globals.json").expect("globals");
+        let names: Vec<String> = serde_json::from_str(&text).expect("a JSON list");
+        let mut want: Vec<String> = names.into_iter().filter(|n| n.ends_with("Storage")).collect();
+        want.push("torch.UntypedStorage".into());
+        want.sort();
+        let mut got: Vec<String> = STORAGE_CLASSES.iter().map(|c| format!("{}.{}", c.module, c.name)).collect();
+        got.sort();
+        assert_eq!(got, want);
+        // One entry per class, and every cuda class has the size of its cpu twin.
+        for c in STORAGE_CLASSES {
+            assert_eq!(storage_class(c.module, c.name), Some(c));
+            if c.module == "torch.cuda" {
+                assert_eq!(storage_class("torch", c.name).map(|t| t.elem), Some(c.elem));
+            }
+        }
     }
 
     #[test]
@@ -1374,7 +1606,7 @@ mod tests {
             b"\x80\x02(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x06tQ.";
         assert_eq!(
             pid_of(zip, Layout::Zip),
-            Pid::Storage(StorageRef { key: "0".into(), class: Class::Known(4), numel: 6 })
+            Pid::Storage(StorageRef { key: "0".into(), class: class("torch", "FloatStorage"), numel: 6 })
         );
         // The same 5-tuple is short for the legacy loader.
         assert!(matches!(pid_of(zip, Layout::Legacy), Pid::Bad(m) if m.contains("expects 6")));
@@ -1382,7 +1614,7 @@ mod tests {
             b"\x80\x02(X\x07\x00\x00\x00storagectorch\nHalfStorage\nX\x01\x00\x00\x007X\x03\x00\x00\x00cpuK\x03NtQ.";
         assert_eq!(
             pid_of(legacy, Layout::Legacy),
-            Pid::Storage(StorageRef { key: "7".into(), class: Class::Known(2), numel: 3 })
+            Pid::Storage(StorageRef { key: "7".into(), class: class("torch", "HalfStorage"), numel: 3 })
         );
         // A storage class that is not a storage.
         let bad = b"\x80\x02(X\x07\x00\x00\x00storagecos\nsystem\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x06tQ.";
@@ -1483,6 +1715,19 @@ mod tests {
         assert!(w.parts[1].analysis.events.iter().any(|e| matches!(e.kind, EventKind::Call { .. })));
     }
 
+    #[test]
+    fn legacy_untyped_storage_is_refused_but_followed() {
+        // torch.save of a uint16 tensor with _use_new_zipfile_serialization=False:
+        // UntypedStorage, counted in bytes; torch.load cannot read it back.
+        let object = b"\x80\x02}X\x01\x00\x00\x00w(X\x07\x00\x00\x00storagectorch.storage\nUntypedStorage\nX\x01\x00\x00\x001X\x03\x00\x00\x00cpuK\x06NtQs.";
+        let w = walk(&legacy(object, &["1"], &[(6, 6)], b""));
+        assert_eq!(note_rules(&w), vec!["PK304"], "{:?}", w.notes);
+        assert!(w.notes[0].message.contains("UntypedStorage has not"), "{:?}", w.notes);
+        // The section is followed by its byte count: what follows is found.
+        let w = walk(&legacy(object, &["1"], &[(6, 6)], b"\x00"));
+        assert_eq!(note_rules(&w), vec!["PK304", "PK207"], "{:?}", w.notes);
+    }
+
     fn data_len_before_tail(object: &[u8], keys: &[&str], storages: &[(i64, usize)]) -> u64 {
         legacy(object, keys, storages, b"").len() as u64
     }
@@ -1571,5 +1816,150 @@ mod tests {
         );
         let w = w.finish();
         assert!(w.notes.is_empty());
+    }
+
+    /// A zip archive held in memory, as a seekable input.
+    struct Mem(io::Cursor<Vec<u8>>);
+
+    impl Read for Mem {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.0.read(buf)
+        }
+    }
+
+    impl Seek for Mem {
+        fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
+            self.0.seek(pos)
+        }
+    }
+
+    impl Input for Mem {}
+
+    /// A zip of stored records, in this order.
+    fn zip_of(records: &[(&str, &[u8])]) -> Vec<u8> {
+        use std::io::Write;
+        let mut w = ::zip::ZipWriter::new(io::Cursor::new(Vec::new()));
+        let stored = ::zip::write::SimpleFileOptions::default().compression_method(::zip::CompressionMethod::Stored);
+        for (name, data) in records {
+            w.start_file(*name, stored).expect("zip writer");
+            w.write_all(data).expect("zip writer");
+        }
+        w.finish().expect("zip writer").into_inner()
+    }
+
+    fn walk_zip(data: Vec<u8>) -> super::super::Walked {
+        let len = data.len() as u64;
+        let mut w = Walker::new();
+        w.seekable(Mem(io::Cursor::new(data)), Some(len), None);
+        w.finish()
+    }
+
+    /// A protocol-2 pickle of `persistent_load(('storage', module.name, key, 'cpu', numel))`.
+    fn pid_pickle(module: &str, name: &str, key: &str, numel: u8) -> Vec<u8> {
+        let mut p = b"\x80\x02(X\x07\x00\x00\x00storagec".to_vec();
+        p.extend_from_slice(format!("{module}\n{name}\n").as_bytes());
+        p.push(b'X');
+        p.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        p.extend_from_slice(key.as_bytes());
+        p.extend_from_slice(b"X\x03\x00\x00\x00cpuK");
+        p.push(numel);
+        p.extend_from_slice(b"tQ.");
+        p
+    }
+
+    /// A checkpoint `a/` whose `data.pkl` names storage `0` of `a/data/0`.
+    fn checkpoint(module: &str, name: &str, numel: u8, record: &[u8]) -> super::super::Walked {
+        let pkl = pid_pickle(module, name, "0", numel);
+        walk_zip(zip_of(&[("a/data.pkl", &pkl), ("a/data/0", record), ("a/version", b"3\n")]))
+    }
+
+    #[test]
+    fn untyped_storage_is_counted_in_bytes_in_a_zip() {
+        // _rebuild_tensor_v3's storage: 3 uint16 are 6 bytes.
+        let w = checkpoint("torch.storage", "UntypedStorage", 6, &[0; 6]);
+        assert_eq!(note_rules(&w), Vec::<&str>::new(), "{:?}", w.notes);
+        let w = checkpoint("torch.storage", "UntypedStorage", 7, &[0; 6]);
+        assert_eq!(note_rules(&w), vec!["PK304"]);
+        assert!(w.notes[0].message.contains("7 elements × 1 bytes = 7 bytes"), "{:?}", w.notes);
+    }
+
+    #[test]
+    fn every_storage_class_of_torch_is_checked_in_a_zip() {
+        for c in STORAGE_CLASSES {
+            let w = match c.elem {
+                StorageElem::Typed { size, .. } => {
+                    let record = vec![0u8; 3 * size as usize];
+                    let ok = checkpoint(c.module, c.name, 3, &record);
+                    assert_eq!(note_rules(&ok), Vec::<&str>::new(), "{c:?}: {:?}", ok.notes);
+                    checkpoint(c.module, c.name, 3, &record[1..])
+                }
+                StorageElem::Bytes => checkpoint(c.module, c.name, 4, &[0; 3]),
+                StorageElem::NoDtype => checkpoint(c.module, c.name, 3, &[0; 24]),
+            };
+            assert_eq!(note_rules(&w), vec!["PK304"], "{c:?}: {:?}", w.notes);
+        }
+    }
+
+    #[test]
+    fn torchscript_archive_is_recognised_and_checked() {
+        let data = pid_pickle("torch", "FloatStorage", "0", 2);
+        let constants = pid_pickle("torch", "FloatStorage", "5", 1);
+        let debug = b"\x80\x02ctorch.jit._pickle\nbuild_intlist\n]\x85R.";
+        let extra = b"\x80\x02K\x01.";
+        let zip = zip_of(&[
+            ("ts/data/0", &[0; 8]),
+            ("ts/data.pkl", &data),
+            ("ts/code/__torch__/m.py", b"def forward(self):\n    pass\n"),
+            ("ts/code/__torch__/m.py.debug_pkl", debug),
+            ("ts/constants.pkl", &constants),
+            ("ts/extra/x.pkl", extra),
+            ("ts/version", b"3\n"),
+        ]);
+        let w = walk_zip(zip);
+        // constants.pkl's storages are under constants/: one is missing.
+        let torch: Vec<_> = w.notes.iter().filter(|n| n.rule == Rule::TorchAnomaly).collect();
+        assert_eq!(torch.len(), 2, "{:?}", w.notes);
+        assert!(torch.iter().any(|n| n.member.as_deref() == Some("ts/constants.pkl")
+            && n.message.contains("no record \"ts/constants/5\": torch.jit.load fails")));
+        // A pickle torch.jit.load does not read is reported; its own pickles are not.
+        assert!(torch
+            .iter()
+            .any(|n| n.member.as_deref() == Some("ts/extra/x.pkl")
+                && n.message.contains("torch.jit.load never unpickles")));
+        let parts: Vec<&str> = w.parts.iter().filter_map(|p| p.member.as_deref()).collect();
+        for m in ["ts/data.pkl", "ts/constants.pkl", "ts/code/__torch__/m.py.debug_pkl", "ts/extra/x.pkl"] {
+            assert!(parts.contains(&m), "{parts:?}");
+        }
+        // The source is not sniffed, and is marked in skipped_members; the storage too.
+        assert!(w.skipped_members.contains(&format!("ts/code/__torch__/m.py{TORCHSCRIPT_SOURCE_MARK}")));
+        assert!(w.skipped_members.contains(&"ts/data/0".to_string()), "{:?}", w.skipped_members);
+        // Without constants.pkl it is a checkpoint: nothing marked.
+        let zip =
+            zip_of(&[("ts/data/0", &[0; 8]), ("ts/data.pkl", &data), ("ts/code/m.py", b"x\n"), ("ts/version", b"3\n")]);
+        let w = walk_zip(zip);
+        assert!(!w.skipped_members.iter().any(|m| m.ends_with(TORCHSCRIPT_SOURCE_MARK)), "{:?}", w.skipped_members);
+    }
+
+    /// The flag itself, on real files (fixtures/torch-real/).
+    #[test]
+    fn real_torchscript_archive_is_flagged() {
+        let kind = |file: &str| {
+            let path = format!("fixtures/torch-real/{file}");
+            let mut f = std::fs::File::open(&path).expect("fixture");
+            let mut archive = ::zip::ZipArchive::new(std::fs::File::open(&path).expect("fixture")).expect("zip");
+            let records: Vec<(String, u64, u64)> = (0..archive.len())
+                .map(|i| {
+                    let m = archive.by_index_raw(i).expect("record");
+                    (m.name().expect("name").to_string(), m.size(), m.header_start())
+                })
+                .collect();
+            let mut w = Walker::new();
+            let cp = w.torch_zip_begin(&mut f, records.iter().map(|(n, s, h)| (n.as_str(), *s, *h)), &None);
+            assert!(w.out.notes.is_empty(), "{file}: {:?}", w.out.notes);
+            cp.map(|c| c.kind)
+        };
+        assert_eq!(kind("torchscript.pt"), Some(ZipKind::TorchScript));
+        assert_eq!(kind("dtypes.pt"), Some(ZipKind::Checkpoint));
+        assert_eq!(kind("hf_bert_tiny_pytorch_model.bin"), Some(ZipKind::Checkpoint));
     }
 }

@@ -26,7 +26,7 @@ pub mod uses;
 
 use std::fmt;
 
-pub use uses::{ArgKind, Contract, Use, UseSet, Uses};
+pub use uses::{ArgKind, Contract, Given, Use, UseSet, Uses};
 
 /// How a global is classified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -466,11 +466,11 @@ impl Policy {
     /// built-in allowlist have their uses judged: a name a policy file
     /// allows is trusted in every use but `invoke` and `build-class`, and
     /// any other name is judged by [`Policy::judge`] alone (`Permitted`
-    /// here). `args` are a call's arguments and whether it has keywords,
-    /// `None` when they cannot be read.
-    pub fn judge_use(&self, module: &str, name: &str, u: Use, args: Option<(&[ArgKind<'_>], bool)>) -> UseVerdict {
+    /// here). `given` is what the use is given (a call's arguments, a
+    /// BUILD's state), for the entry's contracts.
+    pub fn judge_use(&self, module: &str, name: &str, u: Use, given: Given<'_>) -> UseVerdict {
         let why = match self.builtin_uses(module, name) {
-            Some(uses) => match uses.check(u, args) {
+            Some(uses) => match uses.check(u, given) {
                 None => return UseVerdict::Permitted,
                 Some(why) => why,
             },

@@ -135,6 +135,9 @@ pub enum Kind {
     Any,
     /// A `str` equal to this text.
     Lit(&'static str),
+    /// A `str` that is exactly scipy's argument-parser source for some
+    /// shape names (see [`is_scipy_argparser`]).
+    Argparser,
 }
 
 impl Kind {
@@ -155,6 +158,7 @@ impl Kind {
             "class" => Kind::Class,
             "data" => Kind::Data,
             "any" => Kind::Any,
+            "argparser" => Kind::Argparser,
             _ => return None,
         })
     }
@@ -166,6 +170,7 @@ impl Kind {
             (Kind::Data, _) => true,
             (Kind::Str, ArgKind::Str(_)) => true,
             (Kind::Lit(l), ArgKind::Str(Some(s))) => l == *s,
+            (Kind::Argparser, ArgKind::Str(Some(s))) => is_scipy_argparser(s),
             (Kind::Bytes, ArgKind::Bytes) => true,
             (Kind::Int, ArgKind::Int) => true,
             (Kind::Float, ArgKind::Float) => true,
@@ -195,6 +200,7 @@ impl fmt::Display for Kind {
             Kind::Class => "class",
             Kind::Data => "data",
             Kind::Any => "any",
+            Kind::Argparser => "argparser",
             Kind::Lit(l) => return write!(f, "'{l}'"),
         };
         f.write_str(s)
@@ -349,6 +355,104 @@ fn arg_name(a: &ArgKind<'_>) -> &'static str {
     }
 }
 
+/// What a use is given, for the contracts of [`Uses`].
+#[derive(Debug, Clone, Copy)]
+pub enum Given<'a> {
+    /// Nothing to check, or nothing the judge can read.
+    Nothing,
+    /// A call's positional arguments (`None`: not a tuple the judge can
+    /// read) and whether it has keywords.
+    Args(Option<&'a [ArgKind<'a>]>, bool),
+    /// A `BUILD` state: its `str` keys and their values when it is a dict,
+    /// `None` for any other state.
+    State(Option<&'a [(&'a str, ArgKind<'a>)]>),
+}
+
+/// What a `BUILD` state must hold: `build(key:kind|kind,...)`. The state is
+/// a dict and each listed key is present with a value of its kinds; other
+/// keys are free.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateContract {
+    keys: Vec<(&'static str, Vec<Kind>)>,
+}
+
+impl StateContract {
+    /// Parses the text between the parentheses of `build(...)`.
+    pub fn parse(s: &'static str) -> Result<StateContract, String> {
+        let keys = s
+            .split(',')
+            .map(|p| {
+                let (key, kinds) = p.split_once(':').ok_or_else(|| format!("`{p}` is not key:kind in `{s}`"))?;
+                let kinds = kinds
+                    .split('|')
+                    .map(|k| Kind::parse(k).ok_or_else(|| format!("unknown kind `{k}` in `{s}`")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((key, kinds))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(StateContract { keys })
+    }
+
+    /// `None` when the state fits; otherwise why not.
+    pub fn check(&self, state: Option<&[(&str, ArgKind<'_>)]>) -> Option<String> {
+        let Some(pairs) = state else { return Some("a state that is not a dict".into()) };
+        for (key, kinds) in &self.keys {
+            // The last assignment wins, as in the dict.
+            match pairs.iter().rev().find(|(k, _)| k == key) {
+                None => return Some(format!("no `{key}` in the state")),
+                Some((_, v)) if !kinds.iter().any(|k| k.admits(v)) => {
+                    let want: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+                    return Some(format!("`{key}` is {}, not {}", arg_name(v), want.join("|")));
+                }
+                Some(_) => {}
+            }
+        }
+        None
+    }
+}
+
+impl fmt::Display for StateContract {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .keys
+            .iter()
+            .map(|(k, kinds)| format!("{k}:{}", kinds.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("|")))
+            .collect();
+        write!(f, "build({})", parts.join(","))
+    }
+}
+
+/// The source scipy's `rv_generic._construct_argparser` generates for a
+/// distribution (`scipy/stats/_distn_infrastructure.py`,
+/// `parse_arg_template`), which `__setstate__` hands to `exec`: with the
+/// shape names of continuous or discrete distributions, and nothing else.
+pub fn is_scipy_argparser(s: &str) -> bool {
+    const LOCSCALE: [(&str, &str); 2] = [("loc=0, scale=1", "loc, scale"), ("loc=0", "loc, 1")];
+    let Some(rest) = s.strip_prefix("\ndef _parse_args(self, ") else { return false };
+    LOCSCALE.iter().any(|(lin, lout)| {
+        let Some(end) = rest.find(&format!(" {lin}):\n")) else { return false };
+        let shapes = &rest[..end];
+        // `', '.join(names) + ', '`, or nothing; each name an identifier.
+        let names_ok = shapes.is_empty()
+            || shapes.strip_suffix(", ").is_some_and(|names| {
+                names.split(", ").all(|n| {
+                    let mut c = n.chars();
+                    c.next().is_some_and(|f| f == '_' || f.is_ascii_alphabetic())
+                        && c.all(|x| x == '_' || x.is_ascii_alphanumeric())
+                })
+            });
+        names_ok && s == scipy_argparser(shapes, lin, lout)
+    })
+}
+
+fn scipy_argparser(shapes: &str, lin: &str, lout: &str) -> String {
+    format!(
+        "\ndef _parse_args(self, {shapes} {lin}):\n    return ({shapes}), {lout}\n\n\
+         def _parse_args_rvs(self, {shapes} {lin}, size=None):\n    return self._argcheck_rvs({shapes} {lout}, size=size)\n\n\
+         def _parse_args_stats(self, {shapes} {lin}, moments='mv'):\n    return ({shapes}), {lout}, moments\n"
+    )
+}
+
 /// The uses one allowlist entry permits.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Uses {
@@ -356,6 +460,8 @@ pub struct Uses {
     pub set: UseSet,
     /// For `call`: the arguments it admits (`None`: any).
     pub contract: Option<Contract>,
+    /// For `build`: what the state must hold (`None`: anything).
+    pub state: Option<StateContract>,
 }
 
 impl Uses {
@@ -368,6 +474,11 @@ impl Uses {
                 u.contract = Some(Contract::parse(inner)?);
                 continue;
             }
+            if let Some(inner) = t.strip_prefix("build(").and_then(|r| r.strip_suffix(')')) {
+                u.set.insert(Use::Build);
+                u.state = Some(StateContract::parse(inner)?);
+                continue;
+            }
             match Use::from_name(t) {
                 Some(x @ (Use::Invoke | Use::BuildClass)) => return Err(format!("no entry may permit `{x}`")),
                 Some(x) => u.set.insert(x),
@@ -377,16 +488,29 @@ impl Uses {
         Ok(u)
     }
 
-    /// `None` when `u` (with these arguments, for a call) is permitted;
-    /// otherwise why not. `args` is `None` when the call's arguments are
-    /// not a tuple the judge can read.
-    pub fn check(&self, u: Use, args: Option<(&[ArgKind<'_>], bool)>) -> Option<String> {
+    /// True when `u` is permitted whatever it is given: the judge need
+    /// not read the arguments or the state.
+    pub fn permits_any(&self, u: Use) -> bool {
+        self.set.contains(u)
+            && match u {
+                Use::Call => self.contract.is_none(),
+                Use::Build => self.state.is_none(),
+                _ => true,
+            }
+    }
+
+    /// `None` when `u`, given what it is given, is permitted; otherwise why not.
+    pub fn check(&self, u: Use, given: Given<'_>) -> Option<String> {
         if !self.set.contains(u) {
             return Some(format!("real files never have it {}", u.describe()));
         }
-        match (u, &self.contract, args) {
-            (Use::Call, Some(c), Some((a, kw))) => c.check(a, kw).map(|why| format!("outside its contract {c}: {why}")),
-            (Use::Call, Some(c), None) => Some(format!("arguments that cannot be read against its contract {c}")),
+        match (u, &self.contract, &self.state, given) {
+            (Use::Call, Some(c), _, Given::Args(Some(a), kw)) => {
+                c.check(a, kw).map(|why| format!("outside its contract {c}: {why}"))
+            }
+            (Use::Call, Some(c), _, _) => Some(format!("arguments that cannot be read against its contract {c}")),
+            (Use::Build, _, Some(c), Given::State(st)) => c.check(st).map(|why| format!("outside its contract {c}: {why}")),
+            (Use::Build, _, Some(c), _) => Some(format!("a state that cannot be read against its contract {c}")),
             _ => None,
         }
     }
@@ -400,8 +524,9 @@ impl fmt::Display for Uses {
                 f.write_str(" ")?;
             }
             first = false;
-            match (u, &self.contract) {
-                (Use::Call, Some(c)) => write!(f, "{c}")?,
+            match (u, &self.contract, &self.state) {
+                (Use::Call, Some(c), _) => write!(f, "{c}")?,
+                (Use::Build, _, Some(c)) => write!(f, "{c}")?,
                 _ => write!(f, "{u}")?,
             }
         }
@@ -412,6 +537,33 @@ impl fmt::Display for Uses {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What scipy 1.17 generates for `loguniform` (shapes `a, b`), copied
+    /// from a pickled `scipy.stats.loguniform(1e-3, 1).dist`.
+    const LOGUNIFORM: &str = "\ndef _parse_args(self, a, b,  loc=0, scale=1):\n    return (a, b, ), loc, scale\n\ndef _parse_args_rvs(self, a, b,  loc=0, scale=1, size=None):\n    return self._argcheck_rvs(a, b,  loc, scale, size=size)\n\ndef _parse_args_stats(self, a, b,  loc=0, scale=1, moments='mv'):\n    return (a, b, ), loc, scale, moments\n";
+
+    #[test]
+    fn scipy_argparser_source_and_nothing_else() {
+        assert!(is_scipy_argparser(LOGUNIFORM));
+        assert!(is_scipy_argparser(&scipy_argparser("", "loc=0", "loc, 1")));
+        assert!(is_scipy_argparser(&scipy_argparser("n, p, ", "loc=0", "loc, 1")));
+        // Code smuggled in as a shape name, or anywhere else.
+        let evil = scipy_argparser("a=__import__('os').system('echo'), ", "loc=0, scale=1", "loc, scale");
+        assert!(!is_scipy_argparser(&evil));
+        assert!(!is_scipy_argparser(&format!("{LOGUNIFORM}import os\n")));
+        assert!(!is_scipy_argparser(&LOGUNIFORM.replace("moments='mv'", "moments=print('x')")));
+        let st = StateContract::parse("_parse_arg_template:argparser").expect("contract");
+        let good = [("name", ArgKind::Str(Some("loguniform"))), ("_parse_arg_template", ArgKind::Str(Some(LOGUNIFORM)))];
+        assert_eq!(st.check(Some(&good)), None);
+        let bad = [("_parse_arg_template", ArgKind::Str(Some("import os")))];
+        assert!(st.check(Some(&bad)).is_some());
+        assert!(st.check(Some(&[])).is_some());
+        assert!(st.check(None).is_some());
+        let u = uses("ref new build(_parse_arg_template:argparser)");
+        assert_eq!(u.to_string(), "ref new build(_parse_arg_template:argparser)");
+        assert!(!u.permits_any(Use::Build));
+        assert_eq!(u.check(Use::Build, Given::State(Some(&good))), None);
+    }
 
     fn uses(s: &'static str) -> Uses {
         Uses::parse(s.split_whitespace()).expect("uses")
@@ -432,22 +584,24 @@ mod tests {
     fn contracts() {
         let u = uses("call(str,'latin1')");
         let s = |t| ArgKind::Str(Some(t));
-        assert_eq!(u.check(Use::Call, Some((&[s("x"), s("latin1")], false))), None);
-        let why = u.check(Use::Call, Some((&[s("x"), s("zlib")], false))).expect("refused");
+        let call = |u: &Uses, a: &[ArgKind<'_>], kw| u.check(Use::Call, Given::Args(Some(a), kw));
+        assert_eq!(call(&u, &[s("x"), s("latin1")], false), None);
+        let why = call(&u, &[s("x"), s("zlib")], false).expect("refused");
         assert!(why.contains("argument 2 is a str, not 'latin1'"), "{why}");
-        assert!(u.check(Use::Call, Some((&[s("x")], false))).is_some());
-        assert!(u.check(Use::Call, Some((&[s("x"), s("latin1"), ArgKind::Int], false))).is_some());
-        assert!(u.check(Use::Call, Some((&[s("x"), s("latin1")], true))).is_some());
-        assert!(u.check(Use::Call, None).is_some());
-        assert!(u.check(Use::New, None).unwrap().contains("instantiated"));
+        assert!(call(&u, &[s("x")], false).is_some());
+        assert!(call(&u, &[s("x"), s("latin1"), ArgKind::Int], false).is_some());
+        assert!(call(&u, &[s("x"), s("latin1")], true).is_some());
+        assert!(u.check(Use::Call, Given::Args(None, false)).is_some());
+        assert!(u.check(Use::New, Given::Nothing).unwrap().contains("instantiated"));
         // `data` refuses globals and callables; `*` takes data only.
         let u = uses("call(data,*)");
-        assert_eq!(u.check(Use::Call, Some((&[ArgKind::Other, ArgKind::Dict, ArgKind::Int], false))), None);
-        assert!(u.check(Use::Call, Some((&[ArgKind::Other, ArgKind::Class], false))).is_some());
-        assert!(u.check(Use::Call, Some((&[ArgKind::Callable], false))).is_some());
+        assert_eq!(call(&u, &[ArgKind::Other, ArgKind::Dict, ArgKind::Int], false), None);
+        assert!(call(&u, &[ArgKind::Other, ArgKind::Class], false).is_some());
+        assert!(call(&u, &[ArgKind::Callable], false).is_some());
         // A bool is not an int.
-        assert!(uses("call(int)").check(Use::Call, Some((&[ArgKind::Bool], false))).is_some());
+        assert!(call(&uses("call(int)"), &[ArgKind::Bool], false).is_some());
         // No contract: any arguments.
-        assert_eq!(uses("call").check(Use::Call, Some((&[ArgKind::Class], true))), None);
+        assert_eq!(call(&uses("call"), &[ArgKind::Class], true), None);
+        assert!(uses("call").permits_any(Use::Call) && !uses("call(int)").permits_any(Use::Call));
     }
 }

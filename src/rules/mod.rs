@@ -12,12 +12,12 @@ use std::rc::Rc;
 
 use crate::error::ErrorKind;
 use crate::limits::{MAX_EXPR_CHARS, MAX_FINDINGS_PER_RULE};
-use crate::policy::{ArgKind, Judgement, Policy, Use, UseVerdict, Uses, Verdict};
+use crate::policy::{ArgKind, Given, Judgement, Policy, Use, UseVerdict, Uses, Verdict};
 use crate::render::{global_name, Renderer};
 use crate::vm::{Analysis, Anomaly, CallKind, EventKind, Value, ValueId};
 
 mod uses;
-use uses::{arg_kind, derived, made_by, Derived, Launder};
+use uses::{arg_kind, derived, made_by, Derived, Launder, Maker};
 
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
@@ -282,6 +282,8 @@ struct Judge<'a> {
     /// The last state a `BUILD` gave each `functools.partial` object: it
     /// replaces the function the partial calls.
     partial_state: HashMap<ValueId, ValueId>,
+    /// What a state contract said of a state dict of a given length.
+    state_verdicts: HashMap<(ValueId, usize, String, String), UseVerdict>,
 }
 
 /// A callable resolved and judged once (see [`Judge::call_target`]).
@@ -293,6 +295,18 @@ struct CallTarget {
     uses: Option<&'static Uses>,
     /// For a name: the launderer it is, if any.
     launder: Option<Launder>,
+}
+
+/// What a use is given, as values of the file (see [`Given`]).
+#[derive(Clone, Copy)]
+enum Input<'s> {
+    /// Nothing to check.
+    Nothing,
+    /// A call's positional arguments (`None`: not a readable tuple) and
+    /// whether it has keywords.
+    Args(Option<&'s [ValueId]>, bool),
+    /// A `BUILD` state.
+    State(ValueId),
 }
 
 /// Where a use comes from, for its finding.
@@ -371,15 +385,16 @@ impl<'a> Judge<'a> {
             match self.a.value(id) {
                 Value::Global(g) => return Target::Name(g.module.to_string(), g.name.to_string()),
                 Value::ComputedGlobal { .. } => return Target::Computed,
-                Value::Call(c) if c.kind == CallKind::Reduce => {
+                Value::Call(c) if makes_object(c.kind) => {
                     let (func, args) = (&c.func, &c.args);
                     let Value::Global(g) = self.a.value(*func) else {
                         return Target::Indirect("the result of another call");
                     };
                     let (module, name) = (&g.module, &g.name);
                     let items: &[ValueId] = self.a.tuple(*args).unwrap_or(&[]);
+                    let called = !matches!(c.kind, CallKind::NewObj | CallKind::NewObjEx);
                     match (&**module, &**name, items) {
-                        ("builtins", "getattr", [obj, attr, ..]) => {
+                        ("builtins", "getattr", [obj, attr, ..]) if called => {
                             let Some(attr) = self.str_of(*attr) else {
                                 return Target::Indirect("getattr with a computed name");
                             };
@@ -388,11 +403,12 @@ impl<'a> Judge<'a> {
                                 other => other,
                             };
                         }
-                        ("functools" | "_functools", "partial", [f, ..]) => {
+                        ("functools" | "_functools", "partial", _) => {
                             // A BUILD of the partial replaces its function.
-                            id = match self.partial_state.get(&id).and_then(|st| self.a.tuple(*st)) {
-                                Some([f2, ..]) => *f2,
-                                _ => *f,
+                            id = match (self.partial_state.get(&id).and_then(|st| self.a.tuple(*st)), items) {
+                                (Some([f2, ..]), _) => *f2,
+                                (_, [f, ..]) => *f,
+                                _ => return Target::Indirect("a partial without a function"),
                             };
                         }
                         _ => return Target::Indirect("the result of another call"),
@@ -509,7 +525,8 @@ impl<'a> Judge<'a> {
     fn class_of(&self, obj: ValueId) -> Target {
         match self.a.value(obj) {
             Value::Call(_) => match made_by(self.a, obj) {
-                Some(by) => self.resolve(by),
+                Some(Maker::Value(by)) => self.resolve(by),
+                Some(Maker::Name(m, n)) => Target::Name(m.to_string(), n.to_string()),
                 None => Target::Indirect("the result of a method call"),
             },
             // A method of a module attribute or class itself (`os.environ[k] = v`).
@@ -563,7 +580,7 @@ impl<'a> Judge<'a> {
             (Target::Name(m, n), Some((judged, global))) => {
                 // builtins.getattr(X, 'attr') itself: as safe as X.attr.
                 let conditional;
-                let j = if judged.verdict == Verdict::Conditional && kind == CallKind::Reduce {
+                let j = if judged.verdict == Verdict::Conditional && makes_object(kind) {
                     conditional = self.conditional_call(m, n, args);
                     &conditional
                 } else {
@@ -604,15 +621,18 @@ impl<'a> Judge<'a> {
                     _ => Use::Call,
                 };
                 if j.verdict == Verdict::Safe {
-                    let items = self.a.tuple(args);
-                    self.judge_use(offset, pickle, m, n, info.uses, used, items.map(|t| (t, kw)), Via::Direct, &expr);
+                    let input = Input::Args(self.a.tuple(args), kw);
+                    self.judge_use(offset, pickle, m, n, info.uses, used, input, Via::Direct, &expr);
                 }
                 // What a launderer does with its arguments.
+                // (`partial.__new__(partial, f, ...)` makes a partial too; the
+                // functions' `__new__` is object's, which fails.)
                 if let (Some(l), Use::Call) = (info.launder, used) {
-                    if !matches!(kind, CallKind::NewObj | CallKind::NewObjEx) {
+                    if !matches!(kind, CallKind::NewObj | CallKind::NewObjEx) || l == Launder::Partial {
                         let items = self.a.tuple(args).unwrap_or(&[]);
                         let is = |id: ValueId, m: &str, n: &str| self.is_global(id, m, n);
-                        for d in derived(self.a, l, items, &is) {
+                        for mut d in derived(self.a, l, items, &is) {
+                            d.kwargs |= kw;
                             self.judge_derived(offset, pickle, &d, Via::Launderer(m, n), &expr);
                         }
                     }
@@ -625,19 +645,32 @@ impl<'a> Judge<'a> {
             (Target::Indirect(what), _) => {
                 // An instance of a named class, called: its __call__ runs.
                 let class = match self.a.value(func) {
-                    Value::Call(_) if !method => made_by(self.a, func).map(|by| self.call_target(by, false)),
+                    Value::Call(_) if !method => made_by(self.a, func).map(|by| self.maker_target(by)),
                     _ => None,
                 };
                 if let Some(t) = class {
                     if let (Target::Name(m, n), Some((j, _))) = (&t.target, &t.judged) {
                         if j.verdict == Verdict::Safe {
-                            let items = self.a.tuple(args).map(|t| (t, false));
-                            self.judge_use(offset, pickle, m, n, t.uses, Use::Invoke, items, Via::Direct, &expr);
+                            let input = Input::Args(self.a.tuple(args), false);
+                            self.judge_use(offset, pickle, m, n, t.uses, Use::Invoke, input, Via::Direct, &expr);
                             return;
                         }
                     }
                 }
                 self.add_lazy(Rule::IndirectCall, offset, pickle, || (None, format!("calls {what}"), Some(expr())))
+            }
+        }
+    }
+
+    /// What made an object, resolved and judged like a callable.
+    fn maker_target(&mut self, by: Maker) -> Rc<CallTarget> {
+        match by {
+            Maker::Value(v) => self.call_target(v, false),
+            Maker::Name(m, n) => {
+                let j = self.policy.judge(m, n);
+                let uses = if j.verdict == Verdict::Safe { self.policy.builtin_uses(m, n) } else { None };
+                let target = Target::Name(m.to_string(), n.to_string());
+                Rc::new(CallTarget { target, judged: Some((j, None)), uses, launder: None })
             }
         }
     }
@@ -662,19 +695,42 @@ impl<'a> Judge<'a> {
         name: &str,
         uses: Option<&'static Uses>,
         used: Use,
-        args: Option<(&[ValueId], bool)>,
+        input: Input<'_>,
         via: Via<'_>,
         expr: &dyn Fn() -> String,
     ) {
-        // The common case without building argument kinds: a permitted use
-        // with no contract to check.
-        if let Some(u) = uses {
-            if u.set.contains(used) && (used != Use::Call || u.contract.is_none()) {
-                return;
-            }
+        // The common case without reading arguments or state: a permitted
+        // use with no contract to check.
+        if uses.is_some_and(|u| u.permits_any(used)) {
+            return;
         }
-        let kinds: Option<Vec<ArgKind<'_>>> = args.map(|(t, _)| t.iter().map(|&i| arg_kind(self.a, i)).collect());
-        let verdict = self.policy.judge_use(module, name, used, kinds.as_deref().zip(args.map(|a| a.1)));
+        let a = self.a;
+        let verdict = match input {
+            Input::Nothing => self.policy.judge_use(module, name, used, Given::Nothing),
+            Input::Args(args, kw) => {
+                let kinds: Option<Vec<ArgKind<'_>>> = args.map(|t| t.iter().map(|&i| arg_kind(a, i)).collect());
+                self.policy.judge_use(module, name, used, Given::Args(kinds.as_deref(), kw))
+            }
+            Input::State(state) => {
+                // One state dict may be applied by any number of BUILDs: its
+                // pairs are read once per length (dicts only grow).
+                let pairs = a.pairs(state);
+                let key = (state, pairs.len(), module.to_string(), name.to_string());
+                if let Some(v) = self.state_verdicts.get(&key) {
+                    v.clone()
+                } else {
+                    let view: Option<Vec<(&str, ArgKind<'_>)>> = match a.value(state) {
+                        Value::Dict(_) => {
+                            Some(pairs.iter().filter_map(|&(k, v)| Some((a.full_str(k)?, arg_kind(a, v)))).collect())
+                        }
+                        _ => None,
+                    };
+                    let v = self.policy.judge_use(module, name, used, Given::State(view.as_deref()));
+                    self.state_verdicts.insert(key, v.clone());
+                    v
+                }
+            }
+        };
         let (rule, tail) = match verdict {
             UseVerdict::Permitted => return,
             UseVerdict::Gadget { effect, why } => (Rule::GadgetUse, format!("a known gadget ({effect}); {why}")),
@@ -718,8 +774,8 @@ impl<'a> Judge<'a> {
                 }
                 let rule = match j.verdict {
                     Verdict::Safe => {
-                        let args = Some((&d.args[..], d.kwargs));
-                        return self.judge_use(offset, pickle, m, n, t.uses, d.use_, args, via, expr);
+                        let input = Input::Args(Some(&d.args[..]), d.kwargs);
+                        return self.judge_use(offset, pickle, m, n, t.uses, d.use_, input, via, expr);
                     }
                     _ if !calls => return,
                     Verdict::Dangerous => Rule::DangerousCall,
@@ -757,13 +813,13 @@ impl<'a> Judge<'a> {
             let t = self.call_target(target, false);
             if let (Target::Name(m, n), Some((j, _))) = (&t.target, &t.judged) {
                 if matches!(j.verdict, Verdict::Safe | Verdict::Unknown | Verdict::Conditional) {
-                    self.judge_use(offset, pickle, m, n, t.uses, Use::BuildClass, None, Via::Direct, &expr);
+                    self.judge_use(offset, pickle, m, n, t.uses, Use::BuildClass, Input::Nothing, Via::Direct, &expr);
                 }
             }
             return;
         }
         let Some(by) = made_by(self.a, target) else { return };
-        let t = self.call_target(by, false);
+        let t = self.maker_target(by);
         let (Target::Name(m, n), Some((j, _))) = (&t.target, &t.judged) else { return };
         if t.launder == Some(Launder::Partial) {
             // partial.__setstate__((func, args, kwds, dict)): the partial
@@ -778,7 +834,7 @@ impl<'a> Judge<'a> {
             return;
         }
         if j.verdict == Verdict::Safe {
-            self.judge_use(offset, pickle, m, n, t.uses, Use::Build, None, Via::Direct, &expr);
+            self.judge_use(offset, pickle, m, n, t.uses, Use::Build, Input::State(state), Via::Direct, &expr);
         }
     }
 
@@ -857,6 +913,13 @@ impl<'a> Judge<'a> {
     }
 }
 
+/// True for the opcodes whose result is an object a class or function
+/// made: `REDUCE`, `INST`, `OBJ`, `NEWOBJ`, `NEWOBJ_EX` (not the method
+/// calls of `APPEND`/`SETITEM`/`ADDITEMS` or a planted `__setstate__`).
+fn makes_object(kind: CallKind) -> bool {
+    matches!(kind, CallKind::Reduce | CallKind::Inst | CallKind::Obj | CallKind::NewObj | CallKind::NewObjEx)
+}
+
 /// Dunder attributes a BUILD state may set without a finding: they describe
 /// an object, the unpickler and Python never call them.
 const BENIGN_DUNDERS: &[&str] = &["__doc__", "__module__", "__name__", "__qualname__", "__annotations__"];
@@ -883,6 +946,7 @@ pub fn check_with(analysis: &Analysis, policy: &Policy, levels: &Levels) -> Judg
         imported: HashMap::new(),
         targets: HashMap::new(),
         partial_state: HashMap::new(),
+        state_verdicts: HashMap::new(),
     }
     .run()
 }
@@ -959,6 +1023,63 @@ mod tests {
         let j = check(&a, &Policy::builtin());
         let got: Vec<(&str, Severity)> = j.findings.iter().map(|f| (f.rule.code(), f.severity)).collect();
         assert_eq!(got, vec![("PK103", Severity::Warning), ("PK104", Severity::Warning)]);
+    }
+
+    /// The findings of `p`, as (code, message).
+    fn findings(p: &[u8]) -> Vec<(&'static str, String)> {
+        let j = check(&analyze_bytes(p, 0), &Policy::builtin());
+        j.findings.iter().map(|f| (f.rule.code(), f.message.clone())).collect()
+    }
+
+    #[test]
+    fn an_allowed_name_is_judged_by_its_use() {
+        // numpy.memmap('/tmp/x', 'uint8', 'w+', 0, (16,)): a file overwrite.
+        let p = b"cnumpy\nmemmap\n(S'/tmp/pkinspect-fixture'\nS'uint8'\nS'w+'\nI0\n(I16\nttR.";
+        let f = findings(p);
+        assert_eq!(f.iter().map(|f| f.0).collect::<Vec<_>>(), ["PK112"], "{f:?}");
+        assert!(f[0].1.starts_with("calls numpy.memmap: a known gadget (file-"), "{f:?}");
+        // The same name as the subtype numpy's _reconstruct is handed, then BUILD: clean.
+        let p = b"cnumpy.core.multiarray\n_reconstruct\n(cnumpy\nmemmap\n(I0\ntS'b'\ntR(I1\n(I0\ntNI00\nS''\ntb.";
+        assert_eq!(findings(p), vec![]);
+        // Instantiated by copyreg._reconstructor with the base `object`:
+        // memmap's own constructor never runs.
+        let p = b"ccopyreg\n_reconstructor\n(cnumpy\nmemmap\ncbuiltins\nobject\nNtR.";
+        assert_eq!(findings(p).iter().map(|f| f.0).collect::<Vec<_>>(), ["PK113"]);
+        // With memmap as the base, _reconstructor calls it with the path.
+        let p = b"ccopyreg\n_reconstructor\n(cnumpy\nmemmap\ncnumpy\nmemmap\nS'/tmp/pkinspect-fixture'\ntR.";
+        let f = findings(p);
+        assert!(f.iter().any(|f| f.0 == "PK112" && f.1.contains("through copyreg._reconstructor")), "{f:?}");
+    }
+
+    #[test]
+    fn launderers_pass_on_the_call_they_make() {
+        // __generator_ctor('echo', os.system) calls os.system('echo').
+        let p = b"cnumpy.random._pickle\n__generator_ctor\n(S'echo pkinspect-fixture'\ncos\nsystem\ntR.";
+        let j = check(&analyze_bytes(p, 0), &Policy::builtin());
+        let codes: Vec<_> = j.findings.iter().map(|f| f.rule.code()).collect();
+        assert_eq!(codes, ["PK101", "PK102"]);
+        assert!(j.findings[1].message.contains("through numpy.random._pickle.__generator_ctor"));
+        // The laundered call is counted as a call of the name.
+        assert_eq!(j.globals.iter().find(|g| &*g.name == "system").map(|g| g.calls), Some(1));
+        // partial(int) whose BUILD makes it call numpy.memmap, then called.
+        let p = b"cfunctools\npartial\n(cbuiltins\nint\ntR(cnumpy\nmemmap\n(S'/tmp/pkinspect-fixture'\ntNNtb)R.";
+        let f = findings(p);
+        assert!(f.iter().any(|f| f.0 == "PK112" && f.1.contains("functools.partial whose BUILD")), "{f:?}");
+        assert!(f.iter().any(|f| f.0 == "PK112" && f.1.starts_with("calls numpy.memmap")), "{f:?}");
+    }
+
+    #[test]
+    fn build_and_instances_are_uses_too() {
+        // BUILD with a slot state on pandas' DictWrapper: setattr reaches set_option.
+        let p = b"\x80\x02cpandas._config.config\nDictWrapper\n)\x81N}U\x07backendU\x03mods\x86b.";
+        let f = findings(p);
+        assert!(f.iter().any(|f| f.0 == "PK112" && f.1.starts_with("BUILD on a pandas._config.config.DictWrapper")), "{f:?}");
+        // BUILD on a class object itself.
+        let p = b"csklearn.linear_model._logistic\nLogisticRegression\n(N}S'predict'\nI1\nstb.";
+        assert!(findings(p).iter().any(|f| f.0 == "PK113" && f.1.contains("attributes of the class")));
+        // Calling an instance of sklearn's Parallel runs the tasks it is given.
+        let p = b"\x80\x02csklearn.utils.parallel\nParallel\n)\x81]\x85R.";
+        assert!(findings(p).iter().any(|f| f.0 == "PK112" && f.1.starts_with("calls a sklearn.utils.parallel.Parallel")));
     }
 
     #[test]

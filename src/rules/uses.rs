@@ -46,6 +46,10 @@ pub(crate) enum Launder {
     MaReconstruct,
     /// `functools.partial(f, *args)`: a deferred call of `f`.
     Partial,
+    /// `torch._tensor._rebuild_from_type_v2(func, new_type, args, state)`:
+    /// `func(*args)`, made an instance of `new_type`, then `state` set as
+    /// its attributes.
+    RebuildFromType,
 }
 
 impl Launder {
@@ -60,6 +64,7 @@ impl Launder {
             ("numpy.random._pickle", "__generator_ctor" | "__randomstate_ctor") => Launder::GeneratorCtor,
             ("functools" | "_functools", "partial") => Launder::Partial,
             ("numpy.ma.core", "_mareconstruct") => Launder::MaReconstruct,
+            ("torch._tensor", "_rebuild_from_type_v2") => Launder::RebuildFromType,
             (_, "_reconstruct" | "core.multiarray._reconstruct") if numpy => Launder::Subtype,
             (m, "newObj") if m.starts_with("sklearn.") => Launder::NewOf,
             (m, n) if m.starts_with("pandas.") && n.starts_with("_new_") && n.ends_with("Index") => Launder::NewIndex,
@@ -78,6 +83,7 @@ impl Launder {
             | Launder::NewIndex
             | Launder::Subtype
             | Launder::MaReconstruct => Some(0),
+            Launder::RebuildFromType => Some(1),
             Launder::BitGeneratorCtor | Launder::GeneratorCtor | Launder::Partial => None,
         }
     }
@@ -147,6 +153,11 @@ pub(crate) fn derived(
             out.push(Derived::call(*sub, &[], true));
         }
         (Launder::Partial, [f, rest @ ..]) => out.push(Derived::call(*f, rest, false)),
+        (Launder::RebuildFromType, [f, new_type, rest @ ..]) => {
+            let pos = rest.first().map(|t| a.items(*t)).unwrap_or(&[]);
+            out.push(Derived::call(*f, pos, false));
+            out.push(Derived::new(*new_type, Use::Ref));
+        }
         _ => {}
     }
     out
@@ -175,21 +186,58 @@ fn is_empty_dict(a: &Analysis, id: ValueId) -> bool {
     matches!(a.value(id), Value::Dict(p) if p.is_empty()) || matches!(a.value(id), Value::None)
 }
 
-/// The value that made `obj`: the class of `NEWOBJ cls` or `REDUCE cls`,
-/// the class argument of a launderer (`_reconstructor(cls, ...)`), or the
-/// function whose result it is. `None` for anything that is not a call's
-/// result.
-pub(crate) fn made_by(a: &Analysis, obj: ValueId) -> Option<ValueId> {
+/// What made an object (see [`made_by`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Maker {
+    /// A value of the file: a class, or the function whose result it is.
+    Value(ValueId),
+    /// A class a launderer picks by itself (`__generator_ctor` makes a
+    /// `numpy.random._generator.Generator`).
+    Name(&'static str, &'static str),
+}
+
+/// numpy's own table of bit generators by name (`numpy/random/_pickle.py`).
+const BIT_GENERATORS: [(&str, &str, &str); 5] = [
+    ("MT19937", "numpy.random._mt19937", "MT19937"),
+    ("PCG64", "numpy.random._pcg64", "PCG64"),
+    ("PCG64DXSM", "numpy.random._pcg64", "PCG64DXSM"),
+    ("Philox", "numpy.random._philox", "Philox"),
+    ("SFC64", "numpy.random._sfc64", "SFC64"),
+];
+
+/// What made `obj`: the class of `NEWOBJ cls` or `REDUCE cls`, the class
+/// argument of a launderer (`_reconstructor(cls, ...)`), the class numpy's
+/// random constructors build, or the function whose result it is. `None`
+/// for anything that is not a call's result.
+pub(crate) fn made_by(a: &Analysis, obj: ValueId) -> Option<Maker> {
     let Value::Call(c) = a.value(obj) else { return None };
     match c.kind {
-        CallKind::NewObj | CallKind::NewObjEx | CallKind::Inst | CallKind::Obj => Some(c.func),
+        CallKind::NewObj | CallKind::NewObjEx | CallKind::Inst | CallKind::Obj => Some(Maker::Value(c.func)),
         CallKind::Reduce => {
+            let args = a.tuple(c.args).unwrap_or(&[]);
             if let Value::Global(g) = a.value(c.func) {
-                if let Some(i) = Launder::of(&g.module, &g.name).and_then(Launder::result_arg) {
-                    return a.tuple(c.args).and_then(|t| t.get(i)).copied();
+                match Launder::of(&g.module, &g.name) {
+                    Some(Launder::GeneratorCtor) if &*g.name == "__generator_ctor" => {
+                        return Some(Maker::Name("numpy.random._generator", "Generator"))
+                    }
+                    Some(Launder::GeneratorCtor) => return Some(Maker::Name("numpy.random.mtrand", "RandomState")),
+                    Some(Launder::BitGeneratorCtor) => {
+                        let bg = args.first().copied();
+                        let named = bg.and_then(|b| a.full_str(b)).unwrap_or(if bg.is_none() { "MT19937" } else { "" });
+                        return match BIT_GENERATORS.iter().find(|(k, _, _)| *k == named) {
+                            Some((_, m, n)) => Some(Maker::Name(m, n)),
+                            None => bg.map(Maker::Value),
+                        };
+                    }
+                    Some(l) => {
+                        if let Some(i) = l.result_arg() {
+                            return args.get(i).copied().map(Maker::Value);
+                        }
+                    }
+                    None => {}
                 }
             }
-            Some(c.func)
+            Some(Maker::Value(c.func))
         }
         _ => None,
     }
@@ -289,7 +337,14 @@ mod tests {
     fn made_by_follows_factories() {
         let a = analyze_bytes(b"ccopyreg\n_reconstructor\n(cmypkg\nThing\ncbuiltins\nobject\nNtR.", 0);
         let root = a.pickles[0].root.expect("root");
-        let by = made_by(&a, root).expect("made by");
+        let Some(Maker::Value(by)) = made_by(&a, root) else { panic!("made by a value") };
         assert!(matches!(a.value(by), Value::Global(g) if &*g.name == "Thing"));
+        // numpy's random constructors pick their class themselves.
+        let a = analyze_bytes(b"cnumpy.random._pickle\n__bit_generator_ctor\n(S'PCG64'\ntR.", 0);
+        let root = a.pickles[0].root.expect("root");
+        assert_eq!(made_by(&a, root), Some(Maker::Name("numpy.random._pcg64", "PCG64")));
+        let a = analyze_bytes(b"cnumpy.random._pickle\n__generator_ctor\n(S'PCG64'\ntR.", 0);
+        let root = a.pickles[0].root.expect("root");
+        assert_eq!(made_by(&a, root), Some(Maker::Name("numpy.random._generator", "Generator")));
     }
 }
