@@ -1,9 +1,9 @@
-"""Generate src/compat_table.rs from CPython's _compat_pickle.
+"""Generate src/py/compat.rs from CPython's _compat_pickle.
 
 The unpickler renames Python 2 modules and names (`__builtin__` -> `builtins`,
 `commands` -> `subprocess`, ...) before importing them when the pickle's
 protocol is below 3, so the scanner must judge the renamed global.
-Usage: python3 scripts/gen_compat_table.py > src/compat_table.rs (.ci/run diffs it).
+Usage: python3 scripts/gen_compat_table.py > src/py/compat.rs (.ci/run diffs it).
 """
 import _compat_pickle as c
 import sys

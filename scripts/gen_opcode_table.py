@@ -1,6 +1,6 @@
-"""Generate src/opcodes_table.rs, pkinspect's one opcode table, from CPython's pickletools.
+"""Generate src/pickle/opcodes_table.rs, pkinspect's one opcode table, from CPython's pickletools.
 
-Usage: python3 scripts/gen_opcode_table.py > src/opcodes_table.rs
+Usage: python3 scripts/gen_opcode_table.py > src/pickle/opcodes_table.rs
 .ci/run re-runs this and diffs, so the committed table cannot drift from pickletools.
 Pure data extraction: pickletools.opcodes is a static list; nothing is unpickled.
 """

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate src/pyrepr_printable.rs: the code points for which CPython 3.11's
+"""Generate src/py/printable.rs: the code points for which CPython 3.11's
 str.isprintable() is False, as sorted inclusive ranges.
 
 pkinspect's `dis` command reproduces `python -m pickletools`, which prints

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Generate tests/data/pyrepr_cases.json: expected repr() output from the real
-CPython 3.11 interpreter, used by the unit tests in src/pyrepr.rs.
+CPython 3.11 interpreter, used by the unit tests in src/py/repr.rs.
 
 Inputs are encoded so that JSON can carry them losslessly:
   * str       -> "cps": list of code points (lone surrogates allowed)

@@ -16,7 +16,7 @@ of FRAME and of reads differs between them:
 The three file modes call load() again while bytes remain (back-to-back pickles, as a reader
 of a stream would); `pickle.loads` reads the first pickle only. Every mode records, in
 stream order, the normalised events that pkinspect's `pkinspect trace` also prints (see
-src/trace.rs for the format); the first exception ends a mode.
+src/view/trace.rs for the format); the first exception ends a mode.
 
 Each file is read in a forked child with CPU-time, address-space, file-size and process
 limits and a wall-clock timeout; the parent only collects JSON.
@@ -200,7 +200,7 @@ def _dotted(module, name):
 
 
 def _shape(v):
-    """The normalised shape of one value (see src/trace.rs). Only type() identity tests and
+    """The normalised shape of one value (see src/view/trace.rs). Only type() identity tests and
     C methods of built-in types are used: no method of a stream object is called."""
     t = type(v)
     if v is None:

@@ -22,26 +22,18 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-#[rustfmt::skip]
-mod compat_table;
 pub mod container;
-pub mod dis;
 pub mod error;
 pub mod extract;
 pub mod limits;
 #[macro_use]
-pub mod opcodes;
+pub mod pickle;
 pub mod policy;
-pub mod pynum;
-pub mod pyrepr;
-pub mod reader;
-pub mod render;
+pub mod py;
 pub mod report;
 pub mod rules;
 pub mod scan;
-pub mod show;
-pub mod source;
-pub mod trace;
+pub mod view;
 pub mod vm;
 
 pub use error::{Error, ErrorKind, Result};

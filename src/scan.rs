@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::container::{Format, Part, Walked, Walker};
 use crate::policy::Policy;
 use crate::rules::{check_with, Finding, GlobalUse, Levels, Severity};
-use crate::source::Input;
+use crate::pickle::source::Input;
 use crate::vm::{analyze_bytes, Analysis};
 
 /// One pickle of a scanned file, in brief.

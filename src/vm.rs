@@ -18,14 +18,14 @@
 //! reports [`Event`]s — every import, call, `BUILD`, persistent id and anomaly,
 //! each with its byte offset — for [`crate::rules`] to judge.
 
-use crate::compat_table::{IMPORT_MAPPING, NAME_MAPPING};
+use crate::py::compat::{IMPORT_MAPPING, NAME_MAPPING};
 use crate::error::{Error, ErrorKind};
 use crate::limits::*;
-use crate::opcodes::Opcode;
-use crate::pynum::PyInt;
-use crate::pyrepr::{cut_dotted, cut_text, floor_char_boundary};
-use crate::reader::{decode_fixed_as, decode_text_as, Arg, FixedArg, FixedOp, FrameNote, Op, OpReader, Payload, Text};
-use crate::source::ByteSource;
+use crate::pickle::opcodes::Opcode;
+use crate::py::num::PyInt;
+use crate::py::repr::{cut_dotted, cut_text, floor_char_boundary};
+use crate::pickle::reader::{decode_fixed_as, decode_text_as, Arg, FixedArg, FixedOp, FrameNote, Op, OpReader, Payload, Text};
+use crate::pickle::source::ByteSource;
 use std::sync::Arc;
 
 /// Index of a value in [`Analysis::values`].
@@ -411,7 +411,7 @@ pub enum Anomaly {
 impl Anomaly {
     /// One line saying what happened. Text from the file is escaped.
     pub fn message(&self) -> String {
-        use crate::pyrepr::escape_for_terminal as esc;
+        use crate::py::repr::escape_for_terminal as esc;
         match self {
             Anomaly::StackUnderflow { opcode } => format!("{opcode} pops more items than the stack holds"),
             Anomaly::NoMark { opcode } => format!("{opcode} needs a MARK and none is open"),
@@ -894,7 +894,7 @@ impl<S: ByteSource> ByteSource for Spilling<S> {
     fn take(&mut self, n: usize) -> std::io::Result<Option<&[u8]>> {
         self.inner.take(n)
     }
-    fn take_line(&mut self, max: usize) -> std::io::Result<crate::source::Line<'_>> {
+    fn take_line(&mut self, max: usize) -> std::io::Result<crate::pickle::source::Line<'_>> {
         self.inner.take_line(max)
     }
     fn skip(&mut self, n: u64) -> std::io::Result<u64> {
@@ -1005,7 +1005,7 @@ pub fn analyze_into<S: ByteSource>(src: S, part: usize, sink: SharedSink) -> Ana
 
 /// Analyses every pickle in a byte slice whose first byte is at `base`.
 pub fn analyze_bytes(data: &[u8], base: u64) -> Analysis {
-    analyze(crate::source::SliceSource::new(data, base))
+    analyze(crate::pickle::source::SliceSource::new(data, base))
 }
 
 /// Values on which CPython turns APPEND/SETITEM/ADDITEMS into method calls
@@ -1344,10 +1344,10 @@ impl Machine {
                 .out
                 .str(*r)
                 .full()
-                .and_then(|t| crate::pynum::parse_int(t.as_bytes(), false))
+                .and_then(|t| crate::py::num::parse_int(t.as_bytes(), false))
                 .and_then(|i| i.as_i64()),
             Value::Bytes(b) | Value::ByteArray(b) => {
-                b.full().and_then(|t| crate::pynum::parse_int(t, false)).and_then(|i| i.as_i64())
+                b.full().and_then(|t| crate::py::num::parse_int(t, false)).and_then(|i| i.as_i64())
             }
             Value::Float(x) if x.fract() == 0.0 && x.abs() < 9.0e15 => Some(*x as i64),
             _ => self.int_of(id),
@@ -2617,7 +2617,7 @@ mod tests {
 
     /// A source that never offers its window, so every opcode takes the
     /// general path (`OpReader::next_op`).
-    struct NoWindow<'a>(crate::source::SliceSource<'a>);
+    struct NoWindow<'a>(crate::pickle::source::SliceSource<'a>);
 
     impl ByteSource for NoWindow<'_> {
         fn position(&self) -> u64 {
@@ -2629,7 +2629,7 @@ mod tests {
         fn take(&mut self, n: usize) -> std::io::Result<Option<&[u8]>> {
             self.0.take(n)
         }
-        fn take_line(&mut self, max: usize) -> std::io::Result<crate::source::Line<'_>> {
+        fn take_line(&mut self, max: usize) -> std::io::Result<crate::pickle::source::Line<'_>> {
             self.0.take_line(max)
         }
         fn skip(&mut self, n: u64) -> std::io::Result<u64> {
@@ -2671,10 +2671,10 @@ mod tests {
                 let cuts: Vec<usize> = if data.len() <= 300 { (0..=data.len()).collect() } else { vec![data.len()] };
                 for n in cuts {
                     let d = &data[..n];
-                    let general = summary(&analyze(NoWindow(crate::source::SliceSource::new(d, 0))));
+                    let general = summary(&analyze(NoWindow(crate::pickle::source::SliceSource::new(d, 0))));
                     let fast = summary(&analyze_bytes(d, 0));
                     assert_eq!(fast, general, "{} cut at {n}", p.display());
-                    let stream = crate::source::ReadSource::new(d, Some(n as u64));
+                    let stream = crate::pickle::source::ReadSource::new(d, Some(n as u64));
                     assert_eq!(summary(&analyze(stream)), general, "{} (stream) cut at {n}", p.display());
                 }
             }

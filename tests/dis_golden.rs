@@ -2,12 +2,12 @@
 //!
 //! `fixtures/dis/<folder>__<file>.txt` holds CPython 3.11.7's
 //! `python -m pickletools fixtures/<folder>/<file>` output (first pickle
-//! only). [`pkinspect::dis::dis_one`] must reproduce each one byte for byte.
+//! only). [`pkinspect::view::dis::dis_one`] must reproduce each one byte for byte.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use pkinspect::dis::{dis_all, dis_one, DisEnd};
+use pkinspect::view::dis::{dis_all, dis_one, DisEnd};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")

@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use pkinspect::policy::Policy;
-use pkinspect::trace::{rule_codes, Tracer};
+use pkinspect::view::trace::{rule_codes, Tracer};
 use serde_json::Value;
 
 /// The fields both sides produce for each compared record kind.

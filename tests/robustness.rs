@@ -82,10 +82,10 @@ fn mutated_fixtures_never_panic() {
             let _ = human::render(&report, human::HumanOptions::default());
             let _ = json::to_json(&report);
             let mut sink = Vec::new();
-            let _ = pkinspect::dis::dis_all(&m, &mut sink);
+            let _ = pkinspect::view::dis::dis_all(&m, &mut sink);
             let a = pkinspect::vm::analyze_bytes(&m, 0);
             let mut sink = Vec::new();
-            let _ = pkinspect::show::show(&a, &mut sink);
+            let _ = pkinspect::view::show::show(&a, &mut sink);
             runs += 1;
         }
     }
@@ -96,7 +96,7 @@ fn mutated_fixtures_never_panic() {
 fn random_opcode_programs_never_panic() {
     let policy = Policy::builtin();
     let mut rng = Rng(42);
-    let alphabet: Vec<u8> = pkinspect::opcodes::OPCODES.iter().map(|o| o.byte).collect();
+    let alphabet: Vec<u8> = pkinspect::pickle::opcodes::OPCODES.iter().map(|o| o.byte).collect();
     for _ in 0..3000 {
         let len = rng.below(200);
         let mut d = vec![0x80, rng.below(6) as u8];

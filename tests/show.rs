@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use pkinspect::limits::MAX_SHOW_OUTPUT;
-use pkinspect::show::show;
+use pkinspect::view::show::show;
 use pkinspect::vm::analyze_bytes;
 
 fn show_bytes(data: &[u8]) -> String {

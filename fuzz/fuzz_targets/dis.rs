@@ -5,5 +5,5 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let mut sink = Vec::new();
-    let _ = pkinspect::dis::dis_all(data, &mut sink);
+    let _ = pkinspect::view::dis::dis_all(data, &mut sink);
 });

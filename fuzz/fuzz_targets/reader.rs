@@ -2,8 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pkinspect::reader::OpReader;
-use pkinspect::source::SliceSource;
+use pkinspect::pickle::reader::OpReader;
+use pkinspect::pickle::source::SliceSource;
 
 fuzz_target!(|data: &[u8]| {
     let mut r = OpReader::new(SliceSource::new(data, 0));

@@ -6,5 +6,5 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let a = pkinspect::vm::analyze_bytes(data, 0);
     let mut sink = Vec::new();
-    let _ = pkinspect::show::show(&a, &mut sink);
+    let _ = pkinspect::view::show::show(&a, &mut sink);
 });

@@ -10,5 +10,5 @@ fuzz_target!(|data: &[u8]| {
         assert!(e.offset <= data.len() as u64);
     }
     // The trace reads every value the events refer to.
-    let _ = pkinspect::trace::Tracer::new(&a).records();
+    let _ = pkinspect::view::trace::Tracer::new(&a).records();
 });

@@ -19,7 +19,7 @@ impl Opts {
     pub fn run(self) -> anyhow::Result<u8> {
         let data = std::fs::read(&self.file).with_context(|| format!("reading {}", self.file.display()))?;
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        pkinspect::dis::dis_all(&data, &mut out)?;
+        pkinspect::view::dis::dis_all(&data, &mut out)?;
         out.flush()?;
         Ok(EXIT_CLEAN)
     }

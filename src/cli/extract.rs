@@ -56,7 +56,7 @@ impl Opts {
                 "error: {}{member} at offset {}: {}",
                 self.file.display(),
                 e["offset"],
-                pkinspect::pyrepr::escape_for_terminal(e["message"].as_str().unwrap_or(""))
+                pkinspect::py::repr::escape_for_terminal(e["message"].as_str().unwrap_or(""))
             );
         }
         let findings = ex.doc["findings"].as_array().map_or(0, |f| f.len());

@@ -24,7 +24,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use pkinspect::pyrepr::escape_for_terminal;
+use pkinspect::py::repr::escape_for_terminal;
 
 /// How long a scan runs before the line first appears.
 pub const DELAY: Duration = Duration::from_millis(300);

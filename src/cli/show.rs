@@ -30,9 +30,9 @@ impl Opts {
         }
         let f = std::fs::File::open(&self.file).with_context(|| format!("opening {}", self.file.display()))?;
         let size = f.metadata().ok().map(|m| m.len());
-        let analysis = pkinspect::vm::analyze(pkinspect::source::ReadSource::new(f, size));
+        let analysis = pkinspect::vm::analyze(pkinspect::pickle::source::ReadSource::new(f, size));
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        pkinspect::show::show(&analysis, &mut out)?;
+        pkinspect::view::show::show(&analysis, &mut out)?;
         out.flush()?;
         Ok(EXIT_CLEAN)
     }

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use pkinspect::policy::Policy;
-use pkinspect::source::ReadSource;
-use pkinspect::trace::write_trace;
+use pkinspect::pickle::source::ReadSource;
+use pkinspect::view::trace::write_trace;
 use pkinspect::vm::analyze;
 
 use super::{EXIT_CLEAN, EXIT_ERROR};

@@ -26,7 +26,7 @@ use std::path::Path;
 
 use super::{zf_body, CountIn, LimitHit, Limited, Walker};
 use crate::limits::MAX_COMPANION_FILES;
-use crate::pyrepr::repr_str;
+use crate::py::repr::repr_str;
 use crate::rules::Rule;
 use crate::vm::{Analysis, EventKind, Value};
 

@@ -29,7 +29,7 @@ use crate::limits::{
     MAX_NESTED_ARCHIVE_BYTES,
 };
 use crate::rules::Rule;
-use crate::source::{ByteSource, Input, ReadSource};
+use crate::pickle::source::{ByteSource, Input, ReadSource};
 use crate::vm::{analyze, Analysis};
 
 /// What the first bytes of an input say it is.
@@ -436,7 +436,7 @@ impl Walker {
                 self.zip(ByRef(&mut *r), member, 0);
             }
             _ => {
-                let opens = head.first().and_then(|&b| crate::opcodes::Opcode::from_byte(b)).is_some();
+                let opens = head.first().and_then(|&b| crate::pickle::opcodes::Opcode::from_byte(b)).is_some();
                 if !opens || r.seek(io::SeekFrom::Start(0)).is_err() {
                     return;
                 }

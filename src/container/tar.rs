@@ -4,7 +4,7 @@
 
 use std::io::{self, Read};
 
-use crate::source::Input;
+use crate::pickle::source::Input;
 
 /// Longest GNU long name accepted.
 const MAX_LONG_NAME: u64 = 4096;

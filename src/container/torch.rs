@@ -52,11 +52,11 @@ use std::io::{self, Read, Seek};
 use super::{join, sniff, Format, Part, Peeked, Walker};
 use crate::error::ErrorKind;
 use crate::limits::{MAX_TORCH_NOTES, MAX_TORCH_PICKLE_BYTES, MAX_TORCH_STORAGES, MAX_TORCH_TENSOR_DIMS};
-use crate::opcodes::Opcode;
-use crate::reader::OpReader;
-use crate::render::{global_name, Renderer};
+use crate::pickle::opcodes::Opcode;
+use crate::pickle::reader::OpReader;
+use crate::view::render::{global_name, Renderer};
 use crate::rules::Rule;
-use crate::source::{ByteSource, Input, Line, ReadSource};
+use crate::pickle::source::{ByteSource, Input, Line, ReadSource};
 use crate::vm::{analyze, analyze_bytes, Analysis, Anomaly, BlobView, EventKind, Value, ValueId};
 
 /// The legacy format's magic number, `0x1950a86a20f9469cfc6c`, as the ten
@@ -423,7 +423,7 @@ impl ByteSource for Spliced<'_> {
     fn take_line(&mut self, max: usize) -> io::Result<Line<'_>> {
         self.settle();
         let Some(s) = self.segs.get(self.seg) else { return Ok(Line::Eof) };
-        let (line, used) = crate::source::line_at(&s.bytes[self.pos..], max);
+        let (line, used) = crate::pickle::source::line_at(&s.bytes[self.pos..], max);
         self.pos += used;
         Ok(line)
     }
@@ -1446,7 +1446,7 @@ fn tensor_metadata<S: ByteSource>(src: &mut S) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::SliceSource;
+    use crate::pickle::source::SliceSource;
 
     /// A protocol-2 pickle of the legacy magic number.
     const MAGIC_P2: &[u8] = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.";

@@ -35,7 +35,7 @@ use crate::limits::{
     MAX_DECOMPRESSED_BYTES, MAX_LZMA_MEMORY_KIB,
 };
 use crate::rules::Rule;
-use crate::source::Input;
+use crate::pickle::source::Input;
 
 const LOCAL_SIG: [u8; 4] = *b"PK\x03\x04";
 const CENTRAL_SIG: [u8; 4] = *b"PK\x01\x02";

@@ -8,7 +8,7 @@
 //! follows from it; nothing is guessed from a dtype's name alone when the
 //! state says otherwise.
 
-use crate::pyrepr::repr_str;
+use crate::py::repr::repr_str;
 use crate::vm::{Graph, Value, ValueId};
 
 /// Deepest nesting of structured dtypes inside structured dtypes.

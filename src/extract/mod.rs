@@ -495,7 +495,7 @@ impl<'x, 'a> Emitter<'x, 'a> {
                 Value::Int(i) => json!(i),
                 _ => match self.a.full_str(*k) {
                     Some(s) => J::String(s.to_string()),
-                    None => J::String(crate::render::Renderer::new(self.a, 200).expr(*k)),
+                    None => J::String(crate::view::render::Renderer::new(self.a, 200).expr(*k)),
                 },
             };
             path.push(seg);
@@ -1539,10 +1539,10 @@ fn nest(flat: Vec<J>, shape: &[u64]) -> J {
 
 /// Integers past Python's default 4300-digit `str()` limit are written in
 /// hex (decimal conversion is quadratic).
-fn big_int_json(i: &crate::pynum::PyInt) -> J {
+fn big_int_json(i: &crate::py::num::PyInt) -> J {
     match i {
-        crate::pynum::PyInt::Small(v) => int_json(*v),
-        crate::pynum::PyInt::Big { limbs, negative } if limbs.len() > 440 => {
+        crate::py::num::PyInt::Small(v) => int_json(*v),
+        crate::py::num::PyInt::Big { limbs, negative } if limbs.len() > 440 => {
             let mut s = String::from(if *negative { "-0x" } else { "0x" });
             for (k, l) in limbs.iter().rev().enumerate() {
                 if k == 0 {
@@ -1745,5 +1745,5 @@ fn describe(name: &str, v: &J) -> [String; 5] {
         }
         _ => String::new(),
     };
-    [crate::pyrepr::escape_for_terminal(name), ty, dtype, shape, size]
+    [crate::py::repr::escape_for_terminal(name), ty, dtype, shape, size]
 }

@@ -13,7 +13,7 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::dtype::{npy_header, Reader};
-use crate::source::ByteSource;
+use crate::pickle::source::ByteSource;
 use crate::vm::{Sink, ValueId, View};
 
 /// Longest file name pkinspect writes, in bytes (most file systems allow 255).

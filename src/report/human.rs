@@ -2,7 +2,7 @@
 //! inventory of the globals by verdict.
 //!
 //! Every piece of text that came from the scanned file has been escaped
-//! before it reaches this module (see [`crate::render`]); the path, which
+//! before it reaches this module (see [`crate::view::render`]); the path, which
 //! came from the file system, is escaped here.
 
 use std::fmt::Write as _;
@@ -11,7 +11,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 
 use super::Report;
 use crate::policy::Verdict;
-use crate::pyrepr::escape_for_terminal;
+use crate::py::repr::escape_for_terminal;
 use crate::rules::Severity;
 
 /// Options for the human format.
@@ -111,7 +111,7 @@ pub fn render(report: &Report, opts: HumanOptions) -> String {
             let _ = writeln!(
                 out,
                 "    {label:<11} {} ({}, {}) first at offset {}",
-                crate::render::global_name(&g.module, &g.name),
+                crate::view::render::global_name(&g.module, &g.name),
                 plural(g.imports, "import"),
                 plural(g.calls, "call"),
                 g.first_offset

@@ -13,7 +13,7 @@ use std::rc::Rc;
 use crate::error::ErrorKind;
 use crate::limits::{MAX_EXPR_CHARS, MAX_FINDINGS_PER_RULE};
 use crate::policy::{ArgKind, Given, Judgement, Policy, Use, UseVerdict, Uses, Verdict};
-use crate::render::{global_name, Renderer};
+use crate::view::render::{global_name, Renderer};
 use crate::vm::{Analysis, Anomaly, CallKind, EventKind, Value, ValueId};
 
 mod uses;

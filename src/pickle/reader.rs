@@ -16,9 +16,9 @@ use std::borrow::Cow;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::{MAX_INLINE_ARG, MAX_LINE_ARG, MAX_LONG_BYTES, MAX_TEXT_LINE_ARG};
-use crate::opcodes::{ArgKind, Opcode, BY_BYTE_CONST};
-use crate::pynum::{int_arg_c, int_arg_py, parse_float, parse_int, IntArg, PyInt};
-use crate::source::{ByteSource, Line};
+use crate::pickle::opcodes::{ArgKind, Opcode, BY_BYTE_CONST};
+use crate::py::num::{int_arg_c, int_arg_py, parse_float, parse_int, IntArg, PyInt};
+use crate::pickle::source::{ByteSource, Line};
 
 /// Bytes of an argument: in memory, or skipped because they were too long.
 #[derive(Debug, Clone, PartialEq)]
@@ -775,7 +775,7 @@ impl<S: ByteSource> OpReader<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::SliceSource;
+    use crate::pickle::source::SliceSource;
 
     fn ops(data: &[u8]) -> Vec<(u64, Opcode, String)> {
         let mut r = OpReader::new(SliceSource::new(data, 0));

@@ -6,10 +6,10 @@
 //! MARK, opcode name), then, when there is an argument or a mark message, the
 //! name padded to ten columns, `repr(arg)` and `(MARK at N)` / `(as N)`. It
 //! emulates pickletools' crude stack, memo and mark stack, using the stack
-//! effects of [`crate::opcodes`] (no arity is hard-coded here), and ends with
+//! effects of [`crate::pickle::opcodes`] (no arity is hard-coded here), and ends with
 //! `highest protocol among opcodes = N`.
 //!
-//! The opcode reader ([`crate::reader`]) frames the opcodes and finds errors;
+//! The opcode reader ([`crate::pickle::reader`]) frames the opcodes and finds errors;
 //! arguments are then re-decoded from their raw bytes the way pickletools'
 //! argument readers do, which is not always the way the unpickler does:
 //!
@@ -51,8 +51,8 @@
 //!   [`MAX_STACK_REPR_ITEMS`] items.
 //!
 //! Nothing from the file is printed raw: arguments go through Python's
-//! `repr()` ([`crate::pyrepr`]), error texts through
-//! [`crate::pyrepr::escape_for_terminal`]. All state lives in `Vec`s and a
+//! `repr()` ([`crate::py::repr`]), error texts through
+//! [`crate::py::repr::escape_for_terminal`]. All state lives in `Vec`s and a
 //! `HashMap`; nothing recurses, and the work is linear in the input.
 
 use std::collections::hash_map::Entry;
@@ -62,14 +62,14 @@ use std::io::{self, BufWriter, Write};
 
 use crate::error::Error;
 use crate::limits::MAX_PICKLES_PER_FILE;
-use crate::opcodes::{ArgKind, Opcode, StackItem};
-use crate::pynum::{parse_int, PyInt};
-use crate::pyrepr::{
+use crate::pickle::opcodes::{ArgKind, Opcode, StackItem};
+use crate::py::num::{parse_int, PyInt};
+use crate::py::repr::{
     escape_for_terminal, repr_bytearray, repr_bytes, repr_float, repr_int_le_twos_limited, repr_str,
     repr_str_codepoints, INT_MAX_STR_DIGITS,
 };
-use crate::reader::{escape_decode, Arg, OpReader, Payload, Text};
-use crate::source::SliceSource;
+use crate::pickle::reader::{escape_decode, Arg, OpReader, Payload, Text};
+use crate::pickle::source::SliceSource;
 
 /// Open MARKs beyond which the indentation stops growing.
 pub const MAX_INDENT_LEVELS: usize = 64;
@@ -312,7 +312,7 @@ fn arg_view(opcode: Opcode, raw: &[u8], arg: &Arg<'_>) -> Option<ArgView> {
             Arg::Bytes(Payload::Skipped { offset, len }) => skipped(*len, *offset),
             other => ArgView::plain(format!("{other:?}")),
         },
-        ArgKind::Unicodestringnl => match crate::reader::raw_unicode_escape_codepoints(split_line(body).0) {
+        ArgKind::Unicodestringnl => match crate::pickle::reader::raw_unicode_escape_codepoints(split_line(body).0) {
             Some(cps) => ArgView::plain(repr_str_codepoints(&cps)),
             None => match arg {
                 Arg::Str(Text::Inline(s)) => ArgView::plain(repr_str(s)),
@@ -327,7 +327,7 @@ fn arg_view(opcode: Opcode, raw: &[u8], arg: &Arg<'_>) -> Option<ArgView> {
                     ArgKind::Unicodestring4 => 4,
                     _ => 8,
                 };
-                match body.get(header..).and_then(crate::reader::utf8_surrogatepass_codepoints) {
+                match body.get(header..).and_then(crate::pickle::reader::utf8_surrogatepass_codepoints) {
                     Some(cps) => ArgView::plain(repr_str_codepoints(&cps)),
                     None => ArgView::plain(repr_str(s)),
                 }
@@ -761,8 +761,8 @@ highest protocol among opcodes = 2
 
     #[test]
     fn dis_surrogatepass() {
-        assert_eq!(crate::reader::utf8_surrogatepass_codepoints(b"a\xed\xb2\x80b"), Some(vec![0x61, 0xdc80, 0x62]));
-        assert_eq!(crate::reader::utf8_surrogatepass_codepoints(b"a\xffb"), None);
-        assert_eq!(crate::reader::raw_unicode_escape_codepoints(br"\\\ud800"), Some(vec![0x5c, 0x5c, 0xd800]));
+        assert_eq!(crate::pickle::reader::utf8_surrogatepass_codepoints(b"a\xed\xb2\x80b"), Some(vec![0x61, 0xdc80, 0x62]));
+        assert_eq!(crate::pickle::reader::utf8_surrogatepass_codepoints(b"a\xffb"), None);
+        assert_eq!(crate::pickle::reader::raw_unicode_escape_codepoints(br"\\\ud800"), Some(vec![0x5c, 0x5c, 0xd800]));
     }
 }

@@ -35,8 +35,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, Write};
 
 use crate::limits::MAX_SHOW_OUTPUT;
-use crate::pyrepr::escape_for_terminal;
-use crate::render::Renderer;
+use crate::py::repr::escape_for_terminal;
+use crate::view::render::Renderer;
 use crate::vm::{Analysis, Anomaly, BlobView, CallKind, EventKind, PickleInfo, Value, ValueId};
 
 /// Most characters of one expression in a statement (the [`Renderer`] budget).
@@ -323,7 +323,7 @@ fn edge_at(a: &Analysis, id: ValueId, i: usize) -> Option<ValueId> {
 }
 
 /// Estimated text length of a value without children; `None` for the others.
-/// Mirrors [`crate::render::atom`], without building the text.
+/// Mirrors [`crate::view::render::atom`], without building the text.
 fn atom_len(a: &Analysis, v: &Value) -> Option<usize> {
     fn blob<T: ?Sized>(b: BlobView<'_, T>, len: impl Fn(&T) -> usize) -> usize {
         match b {
@@ -345,7 +345,7 @@ fn atom_len(a: &Analysis, v: &Value) -> Option<usize> {
         Value::None | Value::Bool(_) => 5,
         Value::Int(_) => 20,
         Value::BigInt(i) => match &**i {
-            crate::pynum::PyInt::Big { limbs, .. } if limbs.len() <= 450 => limbs.len().saturating_mul(10) + 1,
+            crate::py::num::PyInt::Big { limbs, .. } if limbs.len() <= 450 => limbs.len().saturating_mul(10) + 1,
             _ => 40,
         },
         Value::Float(_) => 24,
@@ -1019,7 +1019,7 @@ mod tests {
         let a =
             analyze_bytes(b"\x80\x04(NK\x01G?\xf0\x00\x00\x00\x00\x00\x00\x8c\x01aC\x01b\x8c\x01m\x8c\x01n\x93]}l.", 0);
         for v in &a.values {
-            assert_eq!(atom_len(&a, v).is_some(), crate::render::atom(&a, v).is_some(), "{v:?}");
+            assert_eq!(atom_len(&a, v).is_some(), crate::view::render::atom(&a, v).is_some(), "{v:?}");
         }
     }
 }

@@ -75,7 +75,7 @@ pub trait ByteSource {
     /// The next bytes that are already in memory, not consumed: what `take`
     /// could hand out without reading. May be empty at any time; the
     /// reader's fast path for short fixed-width opcodes
-    /// ([`crate::reader::OpReader::fixed_window`]) decodes from it and falls
+    /// ([`crate::pickle::reader::OpReader::fixed_window`]) decodes from it and falls
     /// back to `take` when it is too short.
     fn buffered(&self) -> &[u8] {
         &[]

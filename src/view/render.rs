@@ -9,7 +9,7 @@
 //! a terminal.
 
 use crate::limits::MAX_RENDER_DEPTH;
-use crate::pyrepr::{
+use crate::py::repr::{
     cut_dotted, escape_for_terminal, repr_bytearray, repr_bytes, repr_bytes_head, repr_float, repr_str, repr_str_head,
 };
 use crate::vm::{Analysis, BlobView, CallKind, UnknownWhy, Value, ValueId};
@@ -86,9 +86,9 @@ fn blob_text<T: ?Sized>(b: BlobView<'_, T>, repr: impl Fn(&T) -> String) -> Stri
 
 /// Decimal text of a big integer, or its size past CPython's own
 /// 4300-digit limit (converting is quadratic; a file must not make it slow).
-fn big_int(i: &crate::pynum::PyInt) -> String {
+fn big_int(i: &crate::py::num::PyInt) -> String {
     match i {
-        crate::pynum::PyInt::Big { limbs, negative } if limbs.len() > 450 => {
+        crate::py::num::PyInt::Big { limbs, negative } if limbs.len() > 450 => {
             format!("<{}int of {} bits>", if *negative { "negative " } else { "" }, limbs.len() * 32)
         }
         other => other.to_decimal(),

@@ -1,0 +1,11 @@
+//! The read stage: bytes to opcodes.
+//!
+//! [`source`] is the one bounds-checked cursor over a file or a
+//! decompressing stream; [`reader`] decodes opcodes from it with their
+//! absolute offsets, from the single table in [`opcodes`] (generated from
+//! CPython's `pickletools` into `opcodes_table.rs`).
+
+#[macro_use]
+pub mod opcodes;
+pub mod reader;
+pub mod source;

@@ -1,0 +1,9 @@
+//! Python's own rules, re-implemented: how CPython prints values
+//! ([`repr`], with its table of printable characters), its integers
+//! ([`num`]), and the Python 2 to 3 name mapping of `_compat_pickle`
+//! (`compat`, generated).
+
+#[rustfmt::skip]
+pub(crate) mod compat;
+pub mod num;
+pub mod repr;
