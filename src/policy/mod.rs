@@ -404,9 +404,7 @@ pub struct Policy {
 
 /// The entries of the allowlist: `module name use use ...`, each with its
 /// uses, or why the line does not parse.
-fn parse_allowlist(
-    text: &'static str,
-) -> impl Iterator<Item = Result<((&'static str, &'static str), Uses), String>> {
+fn parse_allowlist(text: &'static str) -> impl Iterator<Item = Result<((&'static str, &'static str), Uses), String>> {
     text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(|l| {
         let mut it = l.split_whitespace();
         match (it.next(), it.next()) {
@@ -618,7 +616,10 @@ impl Policy {
             return Judgement::new(Verdict::Safe, format!("allowed by {} ({})", a.origin, a.pattern));
         }
         if module.strip_prefix("__torch__").is_some_and(|r| r.is_empty() || r.starts_with('.')) {
-            return Judgement::new(Verdict::Unknown, "TorchScript class, rebuilt by torch.jit.load from the archive's code");
+            return Judgement::new(
+                Verdict::Unknown,
+                "TorchScript class, rebuilt by torch.jit.load from the archive's code",
+            );
         }
         if let Some(a) = self.added_allow(module, name) {
             return Judgement::new(

@@ -509,7 +509,9 @@ impl Uses {
                 c.check(a, kw).map(|why| format!("outside its contract {c}: {why}"))
             }
             (Use::Call, Some(c), _, _) => Some(format!("arguments that cannot be read against its contract {c}")),
-            (Use::Build, _, Some(c), Given::State(st)) => c.check(st).map(|why| format!("outside its contract {c}: {why}")),
+            (Use::Build, _, Some(c), Given::State(st)) => {
+                c.check(st).map(|why| format!("outside its contract {c}: {why}"))
+            }
             (Use::Build, _, Some(c), _) => Some(format!("a state that cannot be read against its contract {c}")),
             _ => None,
         }
@@ -553,7 +555,8 @@ mod tests {
         assert!(!is_scipy_argparser(&format!("{LOGUNIFORM}import os\n")));
         assert!(!is_scipy_argparser(&LOGUNIFORM.replace("moments='mv'", "moments=print('x')")));
         let st = StateContract::parse("_parse_arg_template:argparser").expect("contract");
-        let good = [("name", ArgKind::Str(Some("loguniform"))), ("_parse_arg_template", ArgKind::Str(Some(LOGUNIFORM)))];
+        let good =
+            [("name", ArgKind::Str(Some("loguniform"))), ("_parse_arg_template", ArgKind::Str(Some(LOGUNIFORM)))];
         assert_eq!(st.check(Some(&good)), None);
         let bad = [("_parse_arg_template", ArgKind::Str(Some("import os")))];
         assert!(st.check(Some(&bad)).is_some());
