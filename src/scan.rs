@@ -12,9 +12,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::container::{Format, Part, Walked, Walker};
+use crate::pickle::source::Input;
 use crate::policy::Policy;
 use crate::rules::{check_with, Finding, GlobalUse, Levels, Severity};
-use crate::pickle::source::Input;
 use crate::vm::{analyze_bytes, Analysis};
 
 /// One pickle of a scanned file, in brief.

@@ -18,14 +18,16 @@
 //! reports [`Event`]s — every import, call, `BUILD`, persistent id and anomaly,
 //! each with its byte offset — for [`crate::rules`] to judge.
 
-use crate::py::compat::{IMPORT_MAPPING, NAME_MAPPING};
 use crate::error::{Error, ErrorKind};
 use crate::limits::*;
 use crate::pickle::opcodes::Opcode;
+use crate::pickle::reader::{
+    decode_fixed_as, decode_text_as, Arg, FixedArg, FixedOp, FrameNote, Op, OpReader, Payload, Text,
+};
+use crate::pickle::source::ByteSource;
+use crate::py::compat::{IMPORT_MAPPING, NAME_MAPPING};
 use crate::py::num::PyInt;
 use crate::py::repr::{cut_dotted, cut_text, floor_char_boundary};
-use crate::pickle::reader::{decode_fixed_as, decode_text_as, Arg, FixedArg, FixedOp, FrameNote, Op, OpReader, Payload, Text};
-use crate::pickle::source::ByteSource;
 use std::sync::Arc;
 
 /// Index of a value in [`Analysis::values`].

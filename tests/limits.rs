@@ -4,9 +4,9 @@
 //! the default values are the constants in `src/limits.rs`.
 
 use pkinspect::limits::{Limits, MAX_CONTAINER_DEPTH, MAX_LINE_ARG, MAX_LONG_BYTES};
+use pkinspect::pickle::source::SliceSource;
 use pkinspect::policy::Policy;
 use pkinspect::rules::{check, Rule};
-use pkinspect::pickle::source::SliceSource;
 use pkinspect::vm::analyze_with;
 
 /// A dangerous call first, so we can see it survives the limit.

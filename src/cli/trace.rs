@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use pkinspect::policy::Policy;
 use pkinspect::pickle::source::ReadSource;
+use pkinspect::policy::Policy;
 use pkinspect::view::trace::write_trace;
 use pkinspect::vm::analyze;
 

@@ -28,8 +28,8 @@ use crate::limits::{
     MAX_ARCHIVE_MEMBERS, MAX_COMPRESSION_RATIO, MAX_CONTAINER_DEPTH, MAX_DECOMPRESSED_BYTES, MAX_LZMA_MEMORY_KIB,
     MAX_NESTED_ARCHIVE_BYTES,
 };
-use crate::rules::Rule;
 use crate::pickle::source::{ByteSource, Input, ReadSource};
+use crate::rules::Rule;
 use crate::vm::{analyze, Analysis};
 
 /// What the first bytes of an input say it is.

@@ -54,9 +54,9 @@ use crate::error::ErrorKind;
 use crate::limits::{MAX_TORCH_NOTES, MAX_TORCH_PICKLE_BYTES, MAX_TORCH_STORAGES, MAX_TORCH_TENSOR_DIMS};
 use crate::pickle::opcodes::Opcode;
 use crate::pickle::reader::OpReader;
-use crate::view::render::{global_name, Renderer};
-use crate::rules::Rule;
 use crate::pickle::source::{ByteSource, Input, Line, ReadSource};
+use crate::rules::Rule;
+use crate::view::render::{global_name, Renderer};
 use crate::vm::{analyze, analyze_bytes, Analysis, Anomaly, BlobView, EventKind, Value, ValueId};
 
 /// The legacy format's magic number, `0x1950a86a20f9469cfc6c`, as the ten

@@ -34,8 +34,8 @@ use crate::limits::{
     MAX_ARCHIVE_MEMBERS, MAX_ARCHIVE_NOTES_PER_KIND, MAX_COMPRESSION_RATIO, MAX_CONTAINER_DEPTH,
     MAX_DECOMPRESSED_BYTES, MAX_LZMA_MEMORY_KIB,
 };
-use crate::rules::Rule;
 use crate::pickle::source::Input;
+use crate::rules::Rule;
 
 const LOCAL_SIG: [u8; 4] = *b"PK\x03\x04";
 const CENTRAL_SIG: [u8; 4] = *b"PK\x01\x02";

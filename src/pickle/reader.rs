@@ -17,8 +17,8 @@ use std::borrow::Cow;
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::{MAX_INLINE_ARG, MAX_LINE_ARG, MAX_LONG_BYTES, MAX_TEXT_LINE_ARG};
 use crate::pickle::opcodes::{ArgKind, Opcode, BY_BYTE_CONST};
-use crate::py::num::{int_arg_c, int_arg_py, parse_float, parse_int, IntArg, PyInt};
 use crate::pickle::source::{ByteSource, Line};
+use crate::py::num::{int_arg_c, int_arg_py, parse_float, parse_int, IntArg, PyInt};
 
 /// Bytes of an argument: in memory, or skipped because they were too long.
 #[derive(Debug, Clone, PartialEq)]

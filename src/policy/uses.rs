@@ -466,7 +466,7 @@ pub struct Uses {
 
 impl Uses {
     /// Parses the use tokens of an allowlist line: `ref new call(str,int?) build`.
-    pub fn parse<'a>(tokens: impl Iterator<Item = &'static str>) -> Result<Uses, String> {
+    pub fn parse(tokens: impl Iterator<Item = &'static str>) -> Result<Uses, String> {
         let mut u = Uses::default();
         for t in tokens {
             if let Some(inner) = t.strip_prefix("call(").and_then(|r| r.strip_suffix(')')) {

@@ -1073,13 +1073,18 @@ mod tests {
         // BUILD with a slot state on pandas' DictWrapper: setattr reaches set_option.
         let p = b"\x80\x02cpandas._config.config\nDictWrapper\n)\x81N}U\x07backendU\x03mods\x86b.";
         let f = findings(p);
-        assert!(f.iter().any(|f| f.0 == "PK112" && f.1.starts_with("BUILD on a pandas._config.config.DictWrapper")), "{f:?}");
+        assert!(
+            f.iter().any(|f| f.0 == "PK112" && f.1.starts_with("BUILD on a pandas._config.config.DictWrapper")),
+            "{f:?}"
+        );
         // BUILD on a class object itself.
         let p = b"csklearn.linear_model._logistic\nLogisticRegression\n(N}S'predict'\nI1\nstb.";
         assert!(findings(p).iter().any(|f| f.0 == "PK113" && f.1.contains("attributes of the class")));
         // Calling an instance of sklearn's Parallel runs the tasks it is given.
         let p = b"\x80\x02csklearn.utils.parallel\nParallel\n)\x81]\x85R.";
-        assert!(findings(p).iter().any(|f| f.0 == "PK112" && f.1.starts_with("calls a sklearn.utils.parallel.Parallel")));
+        assert!(findings(p)
+            .iter()
+            .any(|f| f.0 == "PK112" && f.1.starts_with("calls a sklearn.utils.parallel.Parallel")));
     }
 
     #[test]

@@ -290,7 +290,8 @@ mod tests {
         let Value::Call(c) = a.value(root) else { return vec![] };
         let Value::Global(g) = a.value(c.func) else { return vec![] };
         let l = Launder::of(&g.module, &g.name).expect("a launderer");
-        let is = |id: ValueId, m: &str, n: &str| matches!(a.value(id), Value::Global(g) if &*g.module == m && &*g.name == n);
+        let is =
+            |id: ValueId, m: &str, n: &str| matches!(a.value(id), Value::Global(g) if &*g.module == m && &*g.name == n);
         let args = a.tuple(c.args).unwrap_or(&[]).to_vec();
         derived(&a, l, &args, &is)
             .into_iter()

@@ -63,13 +63,13 @@ use std::io::{self, BufWriter, Write};
 use crate::error::Error;
 use crate::limits::MAX_PICKLES_PER_FILE;
 use crate::pickle::opcodes::{ArgKind, Opcode, StackItem};
+use crate::pickle::reader::{escape_decode, Arg, OpReader, Payload, Text};
+use crate::pickle::source::SliceSource;
 use crate::py::num::{parse_int, PyInt};
 use crate::py::repr::{
     escape_for_terminal, repr_bytearray, repr_bytes, repr_float, repr_int_le_twos_limited, repr_str,
     repr_str_codepoints, INT_MAX_STR_DIGITS,
 };
-use crate::pickle::reader::{escape_decode, Arg, OpReader, Payload, Text};
-use crate::pickle::source::SliceSource;
 
 /// Open MARKs beyond which the indentation stops growing.
 pub const MAX_INDENT_LEVELS: usize = 64;
@@ -761,7 +761,10 @@ highest protocol among opcodes = 2
 
     #[test]
     fn dis_surrogatepass() {
-        assert_eq!(crate::pickle::reader::utf8_surrogatepass_codepoints(b"a\xed\xb2\x80b"), Some(vec![0x61, 0xdc80, 0x62]));
+        assert_eq!(
+            crate::pickle::reader::utf8_surrogatepass_codepoints(b"a\xed\xb2\x80b"),
+            Some(vec![0x61, 0xdc80, 0x62])
+        );
         assert_eq!(crate::pickle::reader::utf8_surrogatepass_codepoints(b"a\xffb"), None);
         assert_eq!(crate::pickle::reader::raw_unicode_escape_codepoints(br"\\\ud800"), Some(vec![0x5c, 0x5c, 0xd800]));
     }
