@@ -276,16 +276,25 @@ pub fn decode_text_as<const B: u8>(w: &[u8]) -> Option<(Opcode, u8, &str, usize)
 #[inline(always)]
 fn decode_row(row: Fixed, w: &[u8], offset: u64) -> Option<(FixedOp, usize)> {
     let n = 1 + row.width as usize;
-    let b = w.get(1..n)?;
-    let arg = match row.kind {
-        ArgKind::Uint1 => FixedArg::Int(b[0] as i64),
-        ArgKind::Uint2 => FixedArg::Int(u16::from_le_bytes([b[0], b[1]]) as i64),
-        ArgKind::Int4 => FixedArg::Int(i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64),
-        ArgKind::Uint4 => FixedArg::Int(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64),
-        ArgKind::Float8 => FixedArg::Float(f64::from_be_bytes(b.try_into().ok()?)),
-        _ => FixedArg::None,
-    };
+    let arg = decode_fixed(row.kind, w.get(1..n)?)?;
     Some((FixedOp { offset, opcode: row.opcode, proto: row.proto, arg }, n))
+}
+
+/// The one decoder of fixed-width arguments, for the fast path
+/// ([`decode_fixed_as`]) and [`OpReader::next_op`] alike: `b` holds exactly
+/// [`fixed_width`] bytes of `kind`. `None` for a kind that is not fixed-width
+/// or bytes of the wrong length.
+#[inline(always)]
+fn decode_fixed(kind: ArgKind, b: &[u8]) -> Option<FixedArg> {
+    Some(match kind {
+        ArgKind::None => FixedArg::None,
+        ArgKind::Uint1 => FixedArg::Int(*b.first()? as i64),
+        ArgKind::Uint2 => FixedArg::Int(u16::from_le_bytes(b.try_into().ok()?) as i64),
+        ArgKind::Int4 => FixedArg::Int(i32::from_le_bytes(b.try_into().ok()?) as i64),
+        ArgKind::Uint4 => FixedArg::Int(u32::from_le_bytes(b.try_into().ok()?) as i64),
+        ArgKind::Float8 => FixedArg::Float(f64::from_be_bytes(b.try_into().ok()?)),
+        _ => return None,
+    })
 }
 
 /// Reads opcodes one at a time from a [`ByteSource`].
@@ -626,11 +635,20 @@ impl<S: ByteSource> OpReader<S> {
         // Work out owned/scalar arguments first; borrowed ones return early.
         let what = opcode.name();
         let arg: Arg<'static> = match opcode.arg() {
-            ArgKind::None => Arg::None,
-            ArgKind::Uint1 => Arg::Int(self.fixed::<1>(what, at)?[0] as i64),
-            ArgKind::Uint2 => Arg::Int(u16::from_le_bytes(self.fixed::<2>(what, at)?) as i64),
-            ArgKind::Int4 => Arg::Int(i32::from_le_bytes(self.fixed::<4>(what, at)?) as i64),
-            ArgKind::Uint4 => Arg::Int(u32::from_le_bytes(self.fixed::<4>(what, at)?) as i64),
+            kind @ (ArgKind::None
+            | ArgKind::Uint1
+            | ArgKind::Uint2
+            | ArgKind::Int4
+            | ArgKind::Uint4
+            | ArgKind::Float8) => {
+                let width = fixed_width(kind).unwrap_or(0) as usize;
+                let bytes = match self.src.take(width).map_err(|e| io_err(e, at))? {
+                    Some(b) => b,
+                    None => return Err(eof(what, at)),
+                };
+                // Always Some: `bytes` has the width of `kind`.
+                decode_fixed(kind, bytes).map_or(Arg::None, FixedArg::arg)
+            }
             ArgKind::Uint8 => {
                 let v = u64::from_le_bytes(self.fixed::<8>(what, at)?);
                 if opcode == Opcode::Frame {
@@ -645,7 +663,6 @@ impl<S: ByteSource> OpReader<S> {
                 }
                 Arg::U64(v)
             }
-            ArgKind::Float8 => Arg::Float(f64::from_be_bytes(self.fixed::<8>(what, at)?)),
             ArgKind::Long1 | ArgKind::Long4 => {
                 let n: i128 = if opcode.arg() == ArgKind::Long1 {
                     self.fixed::<1>(what, at)?[0] as i128
