@@ -7,6 +7,7 @@ use clap::Args;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 
 use super::{EXIT_CLEAN, EXIT_ERROR, EXIT_FINDINGS};
+use pkinspect::extract::Extracted;
 use pkinspect::policy::Policy;
 use pkinspect::rules::Severity;
 
@@ -41,7 +42,7 @@ impl Opts {
         let doc_path = self.out.join(format!("{}.json", pkinspect::extract::store::safe_name(&stem)));
         pkinspect::extract::write_doc(&ex.doc, &doc_path).with_context(|| format!("writing {}", doc_path.display()))?;
         if !self.quiet {
-            print_summary(&ex.doc);
+            print_summary(&ex);
             let bytes: u64 = ex.arrays.iter().map(|a| a.nbytes).sum();
             println!(
                 "wrote {} and {} array file(s), {} bytes of array data",
@@ -51,17 +52,19 @@ impl Opts {
             );
         }
         for e in &ex.errors {
-            let member = e["member"].as_str().map(|m| format!(" (member {m})")).unwrap_or_default();
+            let member = e.member.as_deref().map(|m| format!(" (member {m})")).unwrap_or_default();
             eprintln!(
                 "error: {}{member} at offset {}: {}",
                 self.file.display(),
-                e["offset"],
-                pkinspect::py::repr::escape_for_terminal(e["message"].as_str().unwrap_or(""))
+                e.offset,
+                pkinspect::py::repr::escape_for_terminal(&e.error.to_string())
             );
         }
-        let findings = ex.doc["findings"].as_array().map_or(0, |f| f.len());
-        if findings > 0 && !self.quiet {
-            eprintln!("note: {findings} scan finding(s) are listed in the document; run `pkinspect scan` for details");
+        if ex.findings > 0 && !self.quiet {
+            eprintln!(
+                "note: {} scan finding(s) are listed in the document; run `pkinspect scan` for details",
+                ex.findings
+            );
         }
         Ok(if !ex.errors.is_empty() {
             EXIT_ERROR
@@ -74,11 +77,11 @@ impl Opts {
 }
 
 /// Prints the top-level attributes as a table.
-pub fn print_summary(doc: &serde_json::Value) {
+pub fn print_summary(ex: &Extracted) {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
     t.set_header(["name", "type", "dtype", "shape", "size"]);
-    for row in pkinspect::extract::summary_rows(doc) {
+    for row in ex.summary_rows() {
         t.add_row(row);
     }
     println!("{t}");

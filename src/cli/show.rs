@@ -25,7 +25,7 @@ impl Opts {
             let policy = pkinspect::policy::Policy::builtin();
             let ex = pkinspect::extract::extract_file(&self.file, None, &policy)
                 .with_context(|| format!("reading {}", self.file.display()))?;
-            super::extract::print_summary(&ex.doc);
+            super::extract::print_summary(&ex);
             return Ok(EXIT_CLEAN);
         }
         let f = std::fs::File::open(&self.file).with_context(|| format!("opening {}", self.file.display()))?;

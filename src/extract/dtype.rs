@@ -8,6 +8,7 @@
 //! follows from it; nothing is guessed from a dtype's name alone when the
 //! state says otherwise.
 
+use super::error::{DtypeError, ShapeError};
 use crate::py::repr::repr_str;
 use crate::vm::{Graph, Value, ValueId};
 
@@ -302,18 +303,18 @@ impl<G: Graph + ?Sized> Reader<'_, G> {
     }
 
     /// A shape: a tuple (or list) of non-negative integers, or one integer.
-    pub fn shape(&self, id: ValueId) -> Result<Vec<u64>, String> {
+    pub fn shape(&self, id: ValueId) -> Result<Vec<u64>, ShapeError> {
         if let Some(n) = self.int_of(id) {
-            return Ok(vec![u64::try_from(n).map_err(|_| format!("negative dimension {n}"))?]);
+            return Ok(vec![u64::try_from(n).map_err(|_| ShapeError::Negative(n))?]);
         }
-        let dims = self.items(id).ok_or("shape is not a tuple")?;
+        let dims = self.items(id).ok_or(ShapeError::NotATuple)?;
         if dims.len() > 64 {
-            return Err(format!("{} dimensions (numpy allows 64)", dims.len()));
+            return Err(ShapeError::TooManyDims(dims.len()));
         }
         dims.iter()
             .map(|d| {
-                let n = self.int_of(*d).ok_or("shape holds a non-integer")?;
-                u64::try_from(n).map_err(|_| format!("negative dimension {n}"))
+                let n = self.int_of(*d).ok_or(ShapeError::NotAnInteger)?;
+                u64::try_from(n).map_err(|_| ShapeError::Negative(n))
             })
             .collect()
     }
@@ -327,27 +328,27 @@ impl<G: Graph + ?Sized> Reader<'_, G> {
     }
 
     /// A `numpy.dtype` value: `REDUCE(numpy.dtype, (code, ...))` + BUILD.
-    pub fn dtype(&self, id: ValueId) -> Result<Dtype, String> {
+    pub fn dtype(&self, id: ValueId) -> Result<Dtype, DtypeError> {
         self.dtype_at(id, 0)
     }
 
-    fn dtype_at(&self, id: ValueId, depth: usize) -> Result<Dtype, String> {
+    fn dtype_at(&self, id: ValueId, depth: usize) -> Result<Dtype, DtypeError> {
         if depth > MAX_DTYPE_DEPTH {
-            return Err(format!("dtype nested deeper than MAX_DTYPE_DEPTH ({MAX_DTYPE_DEPTH})"));
+            return Err(DtypeError::TooDeep);
         }
-        let Value::Call(c) = self.g.value(id) else { return Err("dtype is not constructed".into()) };
+        let Value::Call(c) = self.g.value(id) else { return Err(DtypeError::NotConstructed) };
         if self.global_of(c.func).as_deref() != Some("numpy.dtype") {
-            return Err("dtype is not made by numpy.dtype".into());
+            return Err(DtypeError::NotNumpyDtype);
         }
-        let a = self.items(c.args).ok_or("dtype arguments are not a tuple")?;
-        let first = *a.first().ok_or("dtype has no arguments")?;
+        let a = self.items(c.args).ok_or(DtypeError::ArgsNotTuple)?;
+        let first = *a.first().ok_or(DtypeError::NoArgs)?;
         let state: Vec<ValueId> = self.g.state(id).and_then(|s| self.items(s)).map(|s| s.to_vec()).unwrap_or_default();
         // numpy.record / numpy.void type objects stand for 'V' (recarray dtypes).
         let code = match self.str_of(first) {
             Some(c) => c,
             None => match self.global_of(first).as_deref() {
                 Some("numpy.record" | "numpy.void") => "V".to_string(),
-                _ => return Err("dtype code is not a string".into()),
+                _ => return Err(DtypeError::CodeNotStr),
             },
         };
         let kind: String = code.chars().take_while(|c| !c.is_ascii_digit()).collect();
@@ -361,7 +362,7 @@ impl<G: Graph + ?Sized> Reader<'_, G> {
         }
         // Subarray: (base dtype, shape) — only meaningful as a field's type.
         if let Some(sub) = get(2).filter(|v| !matches!(self.g.value(*v), Value::None)) {
-            let pair = self.items(sub).filter(|p| p.len() == 2).ok_or("dtype subarray is not a pair")?;
+            let pair = self.items(sub).filter(|p| p.len() == 2).ok_or(DtypeError::SubarrayNotPair)?;
             let base = self.dtype_at(pair[0], depth + 1)?;
             let shape = self.shape(pair[1])?;
             return Ok(subarray(base, shape));
@@ -369,45 +370,45 @@ impl<G: Graph + ?Sized> Reader<'_, G> {
         // Structured: names + fields.
         let names = get(3).filter(|v| !matches!(self.g.value(*v), Value::None));
         if let Some(names) = names {
-            let fields = get(4).ok_or("structured dtype has no fields")?;
-            let itemsize = elsize.ok_or("structured dtype has no size")? as u64;
+            let fields = get(4).ok_or(DtypeError::NoFields)?;
+            let itemsize = elsize.ok_or(DtypeError::NoSize)? as u64;
             return self.structured(names, fields, itemsize, depth);
         }
         let size: u64 = match elsize.filter(|n| *n > 0) {
             Some(n) => n as u64,
-            None => digits.parse().map_err(|_| format!("dtype code {code:?} has no size"))?,
+            None => digits.parse().map_err(|_| DtypeError::CodeHasNoSize(code.clone()))?,
         };
         plain(&kind, size, order.as_deref(), get(8).map(|m| self.datetime_unit(m)).unwrap_or_default(), &code)
     }
 
-    fn structured(&self, names: ValueId, fields: ValueId, itemsize: u64, depth: usize) -> Result<Dtype, String> {
-        let names = self.items(names).ok_or("dtype names are not a tuple")?;
+    fn structured(&self, names: ValueId, fields: ValueId, itemsize: u64, depth: usize) -> Result<Dtype, DtypeError> {
+        let names = self.items(names).ok_or(DtypeError::NamesNotTuple)?;
         if names.len() > MAX_DTYPE_FIELDS {
-            return Err(format!("more than MAX_DTYPE_FIELDS ({MAX_DTYPE_FIELDS}) fields"));
+            return Err(DtypeError::TooManyFields);
         }
-        let Value::Dict(pairs) = self.g.value(fields) else { return Err("dtype fields are not a dict".into()) };
+        let Value::Dict(pairs) = self.g.value(fields) else { return Err(DtypeError::FieldsNotDict) };
         let pairs: &[(ValueId, ValueId)] = pairs;
         let mut out = Vec::new();
         for &n in names {
-            let name = self.str_of(n).ok_or("a field name is not a string")?;
+            let name = self.str_of(n).ok_or(DtypeError::FieldNameNotStr)?;
             let info = pairs
                 .iter()
                 .find(|(k, _)| self.str_of(*k).as_deref() == Some(name.as_str()))
                 .map(|(_, v)| *v)
-                .ok_or_else(|| format!("field {name:?} is not described"))?;
-            let info = self.items(info).ok_or("a field description is not a tuple")?;
+                .ok_or_else(|| DtypeError::FieldNotDescribed(name.clone()))?;
+            let info = self.items(info).ok_or(DtypeError::FieldDescrNotTuple)?;
             let (dt, off) = match info {
                 [dt, off] | [dt, off, _] => (*dt, *off),
-                _ => return Err("a field description has the wrong length".into()),
+                _ => return Err(DtypeError::FieldDescrLength),
             };
             let title = match info {
                 [_, _, t] if !matches!(self.g.value(*t), Value::None) => {
-                    Some(self.str_of(*t).ok_or("a field title is not a string")?)
+                    Some(self.str_of(*t).ok_or(DtypeError::FieldTitleNotStr)?)
                 }
                 _ => None,
             };
-            let offset = u64::try_from(self.int_of(off).ok_or("a field offset is not an integer")?)
-                .map_err(|_| "a field offset is negative")?;
+            let offset = u64::try_from(self.int_of(off).ok_or(DtypeError::FieldOffsetNotInt)?)
+                .map_err(|_| DtypeError::FieldOffsetNegative)?;
             let (dtype, shape) = match self.dtype_at(dt, depth + 1)? {
                 Dtype::Struct { fields, itemsize } if is_subarray_marker(&fields) => {
                     let f = fields.into_iter().next().expect("marker has one field");
@@ -424,22 +425,23 @@ impl<G: Graph + ?Sized> Reader<'_, G> {
         let mut end = 0u64;
         for f in out {
             if f.offset < end {
-                return Err(format!("field {:?} overlaps the one before it", f.name));
+                return Err(DtypeError::FieldOverlaps(f.name));
             }
             if f.offset > end {
                 filled.push(pad(end, f.offset - end));
             }
-            let count: u64 = f.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or("field size overflows")?;
+            let count: u64 =
+                f.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or(DtypeError::FieldSizeOverflows)?;
             end = f
                 .dtype
                 .itemsize()
                 .checked_mul(count)
                 .and_then(|s| s.checked_add(f.offset))
-                .ok_or("field size overflows")?;
+                .ok_or(DtypeError::FieldSizeOverflows)?;
             filled.push(f);
         }
         if end > itemsize {
-            return Err(format!("fields end at byte {end}, past the item size {itemsize}"));
+            return Err(DtypeError::FieldsPastItemsize { end, itemsize });
         }
         if end < itemsize {
             filled.push(pad(end, itemsize - end));
@@ -493,7 +495,7 @@ fn pad(offset: u64, len: u64) -> Field {
 
 /// A plain dtype from its kind and size, checked against what numpy can
 /// hold.
-fn plain(kind: &str, size: u64, order: Option<&str>, unit: String, code: &str) -> Result<Dtype, String> {
+fn plain(kind: &str, size: u64, order: Option<&str>, unit: String, code: &str) -> Result<Dtype, DtypeError> {
     let valid = match kind {
         "b" => size == 1,
         "i" | "u" => matches!(size, 1 | 2 | 4 | 8),
@@ -505,14 +507,14 @@ fn plain(kind: &str, size: u64, order: Option<&str>, unit: String, code: &str) -
         _ => false,
     };
     if !valid {
-        return Err(format!("dtype {code:?} cannot exist"));
+        return Err(DtypeError::Impossible(code.to_string()));
     }
     let count = if kind == "U" { size / 4 } else { size };
     // Byte order as stored; types without one ('|') for single bytes and raw data.
     let order = match order {
         Some(o @ ("<" | ">" | "|")) => o,
         Some("=") | None => "<",
-        Some(o) => return Err(format!("dtype byte order {o:?} is not one numpy writes")),
+        Some(o) => return Err(DtypeError::ByteOrder(o.to_string())),
     };
     let order = if matches!(kind, "b" | "S" | "V") || (size == 1 && kind != "U") { "|" } else { order };
     let order = if order == "|" && !(matches!(kind, "b" | "S" | "V") || size == 1) { "<" } else { order };
@@ -536,9 +538,13 @@ mod tests {
 
     #[test]
     fn impossible_dtypes_are_refused() {
-        assert!(plain("f", 3, Some("<"), String::new(), "f3").is_err());
-        assert!(plain("i", 16, Some("<"), String::new(), "i16").is_err());
-        assert!(plain("q", 8, Some("<"), String::new(), "q8").is_err());
-        assert!(plain("U", 6, Some("<"), String::new(), "U6").is_err());
+        for (kind, size, code) in [("f", 3, "f3"), ("i", 16, "i16"), ("q", 8, "q8"), ("U", 6, "U6")] {
+            assert_eq!(plain(kind, size, Some("<"), String::new(), code), Err(DtypeError::Impossible(code.into())));
+        }
+        assert_eq!(plain("i", 4, Some("!"), String::new(), "i4"), Err(DtypeError::ByteOrder("!".into())));
+        // Single bytes and raw data have no byte order; '=' is written '<'.
+        assert_eq!(plain("u", 1, Some(">"), String::new(), "u1").unwrap().py_descr(), "'|u1'");
+        assert_eq!(plain("f", 8, Some("="), String::new(), "f8").unwrap().py_descr(), "'<f8'");
+        assert_eq!(plain("U", 12, Some(">"), String::new(), "U3").unwrap().py_descr(), "'>U3'");
     }
 }

@@ -13,6 +13,7 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::dtype::{npy_header, Reader};
+use super::error::PayloadError;
 use crate::pickle::source::ByteSource;
 use crate::vm::{Sink, ValueId, View};
 
@@ -53,7 +54,7 @@ pub struct Store {
     part: usize,
     seq: usize,
     /// Payloads by (stream, wrapper value), or why one could not be written.
-    pub payloads: HashMap<(usize, ValueId), Result<Payload, String>>,
+    pub payloads: HashMap<(usize, ValueId), Result<Payload, PayloadError>>,
     /// Spilled values by (stream, offset of their bytes).
     pub spills: HashMap<(usize, u64), Spill>,
     /// Temporary files not yet claimed.
@@ -161,7 +162,7 @@ impl Store {
         wrapper: ValueId,
         len: u64,
         src: &mut dyn ByteSource,
-    ) -> io::Result<(u64, Result<Payload, String>)> {
+    ) -> io::Result<(u64, Result<Payload, PayloadError>)> {
         let spec = match wrapper_layout(graph, wrapper) {
             Ok(s) => s,
             Err(e) => return Ok((src.skip(len)?, Err(e))),
@@ -169,7 +170,7 @@ impl Store {
         let (dtype, shape, fortran) = spec;
         let expect = shape.iter().try_fold(dtype.itemsize(), |a, &d| a.checked_mul(d));
         if expect != Some(len) {
-            return Ok((src.skip(len)?, Err(format!("shape {shape:?} does not match the {len} bytes of data"))));
+            return Ok((src.skip(len)?, Err(PayloadError::SizeMismatch { shape, len })));
         }
         match self.create_tmp("arrays")? {
             Some((tmp, w)) => {
@@ -190,17 +191,17 @@ impl Store {
 pub fn wrapper_layout<G: crate::vm::Graph + ?Sized>(
     g: &G,
     wrapper: ValueId,
-) -> Result<(super::dtype::Dtype, Vec<u64>, bool), String> {
+) -> Result<(super::dtype::Dtype, Vec<u64>, bool), PayloadError> {
     let r = Reader { g };
-    let state = g.state(wrapper).ok_or("wrapper has no state")?;
-    let crate::vm::Value::Dict(pairs) = g.value(state) else { return Err("wrapper state is not a dict".into()) };
+    let state = g.state(wrapper).ok_or(PayloadError::NoState)?;
+    let crate::vm::Value::Dict(pairs) = g.value(state) else { return Err(PayloadError::StateNotDict) };
     let get = |key: &str| pairs.iter().find(|(k, _)| r.str_of(*k).as_deref() == Some(key)).map(|(_, v)| *v);
-    let dtype = r.dtype(get("dtype").ok_or("wrapper state has no dtype")?)?;
-    let shape = r.shape(get("shape").ok_or("wrapper state has no shape")?)?;
+    let dtype = r.dtype(get("dtype").ok_or(PayloadError::NoDtype)?)?;
+    let shape = r.shape(get("shape").ok_or(PayloadError::NoShape)?)?;
     let fortran = match get("order").and_then(|o| r.str_of(o)).as_deref() {
         Some("F") => true,
         Some("C") | None => false,
-        Some(o) => return Err(format!("wrapper order {o:?} is neither C nor F")),
+        Some(o) => return Err(PayloadError::Order(o.to_string())),
     };
     Ok((dtype, shape, fortran))
 }
