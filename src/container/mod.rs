@@ -16,6 +16,7 @@
 //! files of joblib < 0.10 pickles are looked up beside the file
 //! ([`legacy`]).
 
+pub(crate) mod joblib;
 pub mod legacy;
 pub mod npy;
 pub mod tar;
