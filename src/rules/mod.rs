@@ -16,7 +16,9 @@ use crate::policy::{ArgKind, Given, Judgement, Policy, Use, UseVerdict, Uses, Ve
 use crate::view::render::{global_name, Renderer};
 use crate::vm::{Analysis, Anomaly, CallKind, EventKind, Value, ValueId};
 
+mod container;
 mod uses;
+pub use container::{container_finding, container_rule};
 use uses::{arg_kind, derived, made_by, Derived, Launder, Maker};
 
 /// How serious a finding is.
