@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::container::{Format, Part, Walked, Walker};
 use crate::pickle::source::Input;
 use crate::policy::Policy;
-use crate::rules::{check_with, Finding, GlobalUse, Levels, Severity};
+use crate::rules::{check_with, container_finding, Finding, GlobalUse, Levels, Severity};
 use crate::vm::{analyze_bytes, Analysis};
 
 /// One pickle of a scanned file, in brief.
@@ -122,20 +122,7 @@ impl FileReport {
                 *suppressed.entry(code).or_insert(0) += n;
             }
         }
-        for note in walked.notes {
-            if let Some(severity) = levels.severity(note.rule) {
-                findings.push(Finding {
-                    rule: note.rule,
-                    severity,
-                    offset: note.offset,
-                    pickle: 0,
-                    member: note.member,
-                    global: None,
-                    message: note.message,
-                    call: None,
-                });
-            }
-        }
+        findings.extend(walked.notes.iter().filter_map(|note| container_finding(note, levels)));
         let outer = walked.format.unwrap_or(Format::Unknown);
         let format = format_label(outer, &layers);
         let report = FileReport {

@@ -13,21 +13,22 @@
 //!   bytes (`read_zfile`), never unpickled.
 //!
 //! So an absolute `filename`, or one that climbs out with `..`, makes
-//! loading unpickle a file chosen by the attacker ([`Rule::UnsafeCompanionPath`]).
+//! loading unpickle a file chosen by the attacker ([`CompanionFault::UnsafeName`]).
 //! Safe names are resolved **only inside the scanned file's folder** (after
 //! symbolic links, which must not lead out either) and the companion is
 //! scanned as joblib would read it; a safe name that is not there is a
-//! [`Rule::MissingCompanion`]. The machine is not involved: this reads the
+//! [`CompanionFault::NotInFolder`]. The machine is not involved: this reads the
 //! BUILD events it recorded.
 
 use std::collections::HashSet;
 use std::io::{self, Read};
 use std::path::Path;
 
-use super::{zf_body, CountIn, LimitHit, Limited, Walker};
+use super::compressed::zf_body;
+use super::diag::{Bomb, CompanionFault, Limit, Unreadable};
+use super::readers::{CountIn, LimitHit, Limited};
+use super::walk::Walker;
 use crate::limits::MAX_COMPANION_FILES;
-use crate::py::repr::repr_str;
-use crate::rules::Rule;
 use crate::vm::{Analysis, EventKind, Value};
 
 /// A companion file named by a legacy wrapper.
@@ -97,123 +98,92 @@ pub fn unsafe_reason(filename: &str) -> Option<&'static str> {
     None
 }
 
-impl Walker {
-    /// Checks the companion files named by the legacy joblib wrappers in the
-    /// pickles found so far, and scans those of the file itself found in
-    /// `dir` (the scanned file's folder; `None`: not a file on disk).
-    /// Companions of pickles inside archives or streams are checked for
-    /// unsafe names only.
-    pub fn companions(&mut self, dir: Option<&Path>) {
-        let mut seen = HashSet::new();
-        let mut todo = Vec::new();
-        for part in &self.out.parts {
-            for c in companions(&part.analysis) {
-                if seen.insert((part.member.clone(), c.filename.clone())) {
-                    todo.push((part.member.clone(), c));
-                }
+/// Checks the companion files named by the legacy joblib wrappers in the
+/// pickles `w` found so far, and scans those of the file itself found in
+/// `dir` ([`Walker::companions`]).
+pub(super) fn check(w: &mut Walker, dir: Option<&Path>) {
+    let mut seen = HashSet::new();
+    let mut todo = Vec::new();
+    for part in &w.out.parts {
+        for c in companions(&part.analysis) {
+            if seen.insert((part.member.clone(), c.filename.clone())) {
+                todo.push((part.member.clone(), c));
             }
-        }
-        let mut looked_up = 0usize;
-        for (member, c) in todo {
-            let Some(filename) = &c.filename else {
-                let msg = "legacy joblib wrapper names a companion file whose name is too long to check".to_string();
-                self.note(Rule::UnsafeCompanionPath, &member, c.offset, msg);
-                continue;
-            };
-            let shown = repr_str(filename);
-            if let Some(why) = unsafe_reason(filename) {
-                let msg = format!(
-                    "legacy joblib wrapper names companion file {shown}: {why}; joblib.load would open it with \
-                     {}",
-                    if c.compressed { "read_zfile" } else { "numpy.load(allow_pickle=True)" }
-                );
-                self.note(Rule::UnsafeCompanionPath, &member, c.offset, msg);
-                continue;
-            }
-            let (None, Some(dir)) = (&member, dir) else { continue };
-            looked_up += 1;
-            if looked_up > MAX_COMPANION_FILES {
-                let msg = format!("more than MAX_COMPANION_FILES ({MAX_COMPANION_FILES}) companion files named");
-                self.note(Rule::LimitExceeded, &member, c.offset, msg);
-                return;
-            }
-            self.companion(dir, filename, &shown, &c);
         }
     }
-
-    /// Looks `filename` up in `dir` and scans it as joblib would read it.
-    fn companion(&mut self, dir: &Path, filename: &str, shown: &str, c: &Companion) {
-        let path = dir.join(filename);
-        let none = None;
-        // The name was checked to stay lexically inside `dir`; links must too.
-        let inside = match (dir.canonicalize(), path.canonicalize()) {
-            (Ok(d), Ok(p)) => Some(p.starts_with(d)),
-            _ => None,
+    let mut looked_up = 0usize;
+    for (member, c) in todo {
+        let Some(filename) = &c.filename else {
+            w.note(&member, c.offset, CompanionFault::NameTooLong {});
+            continue;
         };
-        match inside {
-            None => {
-                let msg = format!(
-                    "legacy joblib wrapper names companion file {shown}, which is not in the pickle's folder: \
-                     its content was not scanned"
-                );
-                self.note(Rule::MissingCompanion, &none, c.offset, msg);
-                return;
-            }
-            Some(false) => {
-                let msg = format!(
-                    "legacy joblib wrapper names companion file {shown}, which a symbolic link resolves outside \
-                     the pickle's folder; it was not opened"
-                );
-                self.note(Rule::UnsafeCompanionPath, &none, c.offset, msg);
-                return;
-            }
-            Some(true) => {}
+        if let Some(why) = unsafe_reason(filename) {
+            let fault = CompanionFault::UnsafeName { filename: filename.clone(), why, compressed: c.compressed };
+            w.note(&member, c.offset, fault);
+            continue;
         }
-        let member = Some(filename.to_string());
-        let file = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) => {
-                let msg = format!("companion file {shown} cannot be read: {e}");
-                self.note(Rule::MissingCompanion, &none, c.offset, msg);
-                return;
-            }
-        };
-        let size = match file.metadata() {
-            Ok(m) if m.is_file() => m.len(),
-            _ => {
-                let msg = format!("companion file {shown} is not a regular file; it was not scanned");
-                self.note(Rule::MissingCompanion, &none, c.offset, msg);
-                return;
-            }
-        };
-        if c.compressed {
-            self.zf_raw(file, member);
-        } else {
-            self.seekable(file, Some(size), member);
-        }
-    }
-
-    /// A `ZNDArrayWrapper` companion: `ZF` + 19 bytes of hex length (+ one
-    /// optional space) + a zlib stream of raw array bytes, which joblib's
-    /// `read_zfile` never unpickles. It is decompressed (with the limits) to
-    /// check it, and listed as skipped.
-    fn zf_raw<R: Read>(&mut self, r: R, member: Option<String>) {
-        let Some(rest) = zf_body(r) else {
-            self.note(Rule::ContainerError, &member, 0, "companion ZF header cut short");
+        let (None, Some(dir)) = (&member, dir) else { continue };
+        looked_up += 1;
+        if looked_up > MAX_COMPANION_FILES {
+            w.note(&member, c.offset, Limit::CompanionFiles {});
             return;
-        };
-        let count = std::rc::Rc::new(std::cell::Cell::new(0));
-        let dec = flate2::read::ZlibDecoder::new(CountIn { inner: rest, count: count.clone() });
-        let mut limited = Limited::new(dec, count.clone());
-        match io::copy(&mut limited, &mut io::sink()) {
-            Ok(_) => self.out.skipped_members.push(member.unwrap_or_default()),
-            Err(e) if e.get_ref().is_some_and(|i| i.is::<LimitHit>()) => {
-                self.note(Rule::DecompressionLimit, &member, 0, e.to_string());
-            }
-            Err(e) => {
-                let at = 21 + count.get();
-                self.note(Rule::ContainerError, &member, at, format!("companion is not a ZF zlib stream: {e}"));
-            }
+        }
+        companion(w, dir, filename, &c);
+    }
+}
+
+/// Looks `filename` up in `dir` and scans it as joblib would read it.
+fn companion(w: &mut Walker, dir: &Path, filename: &str, c: &Companion) {
+    let path = dir.join(filename);
+    let none = None;
+    let name = || filename.to_string();
+    // The name was checked to stay lexically inside `dir`; links must too.
+    let inside = match (dir.canonicalize(), path.canonicalize()) {
+        (Ok(d), Ok(p)) => Some(p.starts_with(d)),
+        _ => None,
+    };
+    match inside {
+        None => return w.note(&none, c.offset, CompanionFault::NotInFolder { filename: name() }),
+        Some(false) => return w.note(&none, c.offset, CompanionFault::LinkOutside { filename: name() }),
+        Some(true) => {}
+    }
+    let member = Some(filename.to_string());
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) => {
+            let fault = CompanionFault::CannotRead { filename: name(), error: e.to_string() };
+            return w.note(&none, c.offset, fault);
+        }
+    };
+    let size = match file.metadata() {
+        Ok(m) if m.is_file() => m.len(),
+        _ => return w.note(&none, c.offset, CompanionFault::NotRegular { filename: name() }),
+    };
+    if c.compressed {
+        zf_raw(w, file, member);
+    } else {
+        w.seekable(file, Some(size), member);
+    }
+}
+
+/// A `ZNDArrayWrapper` companion: `ZF` + 19 bytes of hex length (+ one
+/// optional space) + a zlib stream of raw array bytes, which joblib's
+/// `read_zfile` never unpickles. It is decompressed (with the limits) to
+/// check it, and listed as skipped.
+fn zf_raw<R: Read>(w: &mut Walker, r: R, member: Option<String>) {
+    let Some(rest) = zf_body(r) else {
+        w.note(&member, 0, Unreadable::CompanionZfHeaderShort {});
+        return;
+    };
+    let count = std::rc::Rc::new(std::cell::Cell::new(0));
+    let dec = flate2::read::ZlibDecoder::new(CountIn { inner: rest, count: count.clone() });
+    let mut limited = Limited::new(dec, count.clone());
+    match io::copy(&mut limited, &mut io::sink()) {
+        Ok(_) => w.out.skipped_members.push(member.unwrap_or_default()),
+        Err(e) if LimitHit::is(&e) => w.note(&member, 0, Bomb::Reached { detail: e.to_string() }),
+        Err(e) => {
+            let at = 21 + count.get();
+            w.note(&member, at, Unreadable::CompanionNotZf { error: e.to_string() });
         }
     }
 }

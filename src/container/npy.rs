@@ -1,10 +1,17 @@
 //! The `.npy` header: magic, version, a Python-literal dict (numpy
 //! `lib/format.py`). Only what scanning needs is read: whether the data is a
-//! pickle (object dtype) and where it starts.
+//! pickle (object dtype) and where it starts. An `.npy` layer of a walk
+//! (`walk`) is scanned when its data is a pickle and listed as skipped
+//! otherwise.
 
 use std::io::{self, Read};
 
+use super::diag::Unreadable;
+use super::readers::Peeked;
+use super::walk::{Layer, Part, Walker};
+use super::Format;
 use crate::limits::MAX_NPY_HEADER;
+use crate::pickle::source::{Input, ReadSource};
 
 /// What an `.npy` header says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +110,24 @@ fn quoted(s: &str) -> Vec<&str> {
         }
     }
     out
+}
+
+/// Walks the `.npy` layer `at`: its data is analysed when it is a pickle
+/// (object dtype), else the layer is listed as skipped.
+pub(super) fn walk<R: Input>(w: &mut Walker, mut r: Peeked<R>, total: Option<u64>, at: &Layer) {
+    match read_header(&mut r) {
+        Ok(h) if h.object => {
+            let start = h.data_offset;
+            let rest = total.map(|t| t.saturating_sub(start));
+            let analysis = w.analyze_part(ReadSource::with_base(r, start, rest));
+            w.out.parts.push(Part { member: at.member.clone(), layers: at.with(Format::Npy), analysis });
+        }
+        Ok(_) => {
+            let name = at.member.clone().unwrap_or_else(|| "(file)".into());
+            w.out.skipped_members.push(name);
+        }
+        Err(error) => w.note(&at.member, 0, Unreadable::BadNpyHeader { error }),
+    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,18 @@
 //! A streaming reader for POSIX tar (ustar, GNU long names, pax headers
 //! skipped), enough to reach every regular file in a tar archive — legacy
 //! PyTorch checkpoints and `.tar`/`.tar.gz` bundles — without buffering it.
+//! A tar layer of a walk (`walk`) walks every regular file in it as a
+//! member, except the `storages` and `tensors` sections of a legacy PyTorch
+//! checkpoint, which the `torch` module reads.
 
 use std::io::{self, Read};
 
+use super::diag::{Limit, Unreadable};
+use super::readers::Peeked;
+use super::torch;
+use super::walk::{Layer, Walker};
+use super::Format;
+use crate::limits::MAX_ARCHIVE_MEMBERS;
 use crate::pickle::source::Input;
 
 /// Longest GNU long name accepted.
@@ -193,5 +202,43 @@ impl<R: Input> Input for Body<'_, R> {
         self.e.body_left -= k;
         self.e.pos += k;
         Ok(k)
+    }
+}
+
+/// Walks the tar archive of layer `at`: every regular file in it is a
+/// member, a layer of its own.
+pub(super) fn walk<R: Input>(w: &mut Walker, r: Peeked<R>, at: &Layer) {
+    let mut entries = Entries::new(r);
+    let mut count = 0usize;
+    loop {
+        let entry = match entries.next_entry() {
+            Ok(Some(entry)) => entry,
+            Ok(None) => return,
+            Err(e) => {
+                w.note(&at.member, entries.position(), Unreadable::Tar { error: e.to_string() });
+                return;
+            }
+        };
+        count += 1;
+        if count > MAX_ARCHIVE_MEMBERS {
+            w.note(&at.member, entry.header_offset, Limit::TarEntries {});
+            return;
+        }
+        if !entry.regular {
+            continue;
+        }
+        let inner = at.entry(Format::Tar, &entry.name);
+        let size = entry.size;
+        // Boxed: a tar inside a tar must not make a new type each level.
+        let body: Box<dyn Input + '_> = Box::new(entries.body(size));
+        // A legacy tar PyTorch checkpoint mixes pickles and raw bytes in these two.
+        match torch::tar::section(&entry.name) {
+            Some(s) => torch::tar::walk(w, body, size, &inner, s),
+            None => w.archive_member(body, size, &entry.name, &inner),
+        }
+        if let Err(e) = entries.finish_entry() {
+            w.note(&at.member, entry.header_offset, Unreadable::Tar { error: e.to_string() });
+            return;
+        }
     }
 }

@@ -16,8 +16,10 @@ use crate::policy::{ArgKind, Given, Judgement, Policy, Use, UseVerdict, Uses, Ve
 use crate::view::render::{global_name, Renderer};
 use crate::vm::{Analysis, Anomaly, CallKind, EventKind, Value, ValueId};
 
+mod container;
 mod registry;
 mod uses;
+pub use container::{container_finding, container_rule};
 pub use registry::{Levels, Rule, Severity};
 use uses::{arg_kind, derived, made_by, Derived, Launder, Maker};
 

@@ -1,0 +1,399 @@
+//! Storage classes and persistent ids: what a storage class a persistent
+//! id names is (its element size, from [`STORAGE_CLASSES`]), and a
+//! persistent id read as `torch.load`'s `persistent_load` reads it.
+
+use super::diag::TorchFault;
+use crate::view::render::{global_name, Renderer};
+use crate::vm::{Analysis, BlobView, Value, ValueId};
+
+/// How `torch.load` works out the element type of a storage class named in
+/// a persistent id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageElem {
+    /// A typed legacy class (`torch.FloatStorage`, `torch.cuda.HalfStorage`):
+    /// `cls.dtype` is this torch dtype, of this many bytes.
+    Typed {
+        /// The torch dtype's name (`float32`).
+        dtype: &'static str,
+        /// Bytes per element, `torch._utils._element_size(cls.dtype)`.
+        size: u64,
+    },
+    /// `UntypedStorage`: bytes. `torch.save` names it for tensors whose dtype
+    /// has no typed class (float8, uint16/32/64; `_rebuild_tensor_v3` takes
+    /// the dtype as a separate argument), with the count in bytes. The zip
+    /// loader reads it as `uint8`; the legacy loaders read `cls.dtype`, which
+    /// it has not, and fail.
+    Bytes,
+    /// `torch.storage.TypedStorage`: the dtype belongs to instances, not to
+    /// the class, so every loader's `cls.dtype` fails.
+    NoDtype,
+}
+
+/// A storage class a persistent id may name: the module and name as
+/// `find_class` receives them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageClass {
+    /// `torch`, `torch.cuda` or `torch.storage`.
+    pub module: &'static str,
+    /// `FloatStorage`, `UntypedStorage`, ...
+    pub name: &'static str,
+    /// What its elements are.
+    pub elem: StorageElem,
+}
+
+/// Shorthand for a typed entry of [`STORAGE_CLASSES`].
+const fn typed(module: &'static str, name: &'static str, dtype: &'static str, size: u64) -> StorageClass {
+    StorageClass { module, name, elem: StorageElem::Typed { dtype, size } }
+}
+
+/// Every storage class torch 2.11's weights-only unpickler admits
+/// (`torch._storage_classes`: the classes `TypedStorage._pickle_storage_type()`
+/// names, their `torch.cuda` forms written by old checkpoints of CUDA
+/// tensors, `torch.storage.TypedStorage` and `UntypedStorage`), plus
+/// `torch.UntypedStorage`, the same class through the `torch` module, which
+/// the full unpickler resolves. The one table of them: the persistent-id
+/// checks use it, and extraction's dtypes can.
+pub const STORAGE_CLASSES: &[StorageClass] = &[
+    typed("torch", "DoubleStorage", "float64", 8),
+    typed("torch", "FloatStorage", "float32", 4),
+    typed("torch", "HalfStorage", "float16", 2),
+    typed("torch", "BFloat16Storage", "bfloat16", 2),
+    typed("torch", "LongStorage", "int64", 8),
+    typed("torch", "IntStorage", "int32", 4),
+    typed("torch", "ShortStorage", "int16", 2),
+    typed("torch", "CharStorage", "int8", 1),
+    typed("torch", "ByteStorage", "uint8", 1),
+    typed("torch", "BoolStorage", "bool", 1),
+    typed("torch", "ComplexFloatStorage", "complex64", 8),
+    typed("torch", "ComplexDoubleStorage", "complex128", 16),
+    typed("torch", "QInt8Storage", "qint8", 1),
+    typed("torch", "QUInt8Storage", "quint8", 1),
+    typed("torch", "QInt32Storage", "qint32", 4),
+    typed("torch", "QUInt4x2Storage", "quint4x2", 1),
+    typed("torch", "QUInt2x4Storage", "quint2x4", 1),
+    typed("torch.cuda", "DoubleStorage", "float64", 8),
+    typed("torch.cuda", "FloatStorage", "float32", 4),
+    typed("torch.cuda", "HalfStorage", "float16", 2),
+    typed("torch.cuda", "BFloat16Storage", "bfloat16", 2),
+    typed("torch.cuda", "LongStorage", "int64", 8),
+    typed("torch.cuda", "IntStorage", "int32", 4),
+    typed("torch.cuda", "ShortStorage", "int16", 2),
+    typed("torch.cuda", "CharStorage", "int8", 1),
+    typed("torch.cuda", "ByteStorage", "uint8", 1),
+    typed("torch.cuda", "BoolStorage", "bool", 1),
+    typed("torch.cuda", "ComplexFloatStorage", "complex64", 8),
+    typed("torch.cuda", "ComplexDoubleStorage", "complex128", 16),
+    StorageClass { module: "torch.storage", name: "UntypedStorage", elem: StorageElem::Bytes },
+    StorageClass { module: "torch", name: "UntypedStorage", elem: StorageElem::Bytes },
+    StorageClass { module: "torch.storage", name: "TypedStorage", elem: StorageElem::NoDtype },
+];
+
+/// The entry of [`STORAGE_CLASSES`] for a global, if it is a storage class.
+pub fn storage_class(module: &str, name: &str) -> Option<&'static StorageClass> {
+    STORAGE_CLASSES.iter().find(|c| c.module == module && c.name == name)
+}
+
+/// The string at `id`, whole.
+pub(super) fn str_at(a: &Analysis, id: ValueId) -> Option<&str> {
+    a.full_str(id)
+}
+
+/// The integer at `id`.
+pub(super) fn int_at(a: &Analysis, id: ValueId) -> Option<i64> {
+    match a.value(id) {
+        Value::Int(i) => Some(*i),
+        _ => None,
+    }
+}
+
+/// The items of the tuple at `id`.
+pub(super) fn tuple_at(a: &Analysis, id: ValueId) -> Option<&[ValueId]> {
+    a.tuple(id)
+}
+
+/// The value pickle `index` of an analysis evaluates to.
+pub(super) fn root(a: &Analysis, index: usize) -> Option<ValueId> {
+    a.pickles.get(index).and_then(|p| p.root)
+}
+
+/// What a persistent id's storage class is.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Class {
+    /// A storage class of [`STORAGE_CLASSES`].
+    Known(&'static StorageClass),
+    /// A `torch` global named `*Storage` that pkinspect does not know.
+    UnknownStorage(String),
+    /// Anything else, shown.
+    NotStorage(String),
+}
+
+/// The storage class at `id`.
+pub(super) fn class_of(a: &Analysis, id: ValueId, r: &Renderer<'_>) -> Class {
+    match a.value(id) {
+        Value::Global(g) => match storage_class(&g.module, &g.name) {
+            Some(c) => Class::Known(c),
+            None if g.name.ends_with("Storage") && (&*g.module == "torch" || g.module.starts_with("torch.")) => {
+                Class::UnknownStorage(global_name(&g.module, &g.name))
+            }
+            None => Class::NotStorage(global_name(&g.module, &g.name)),
+        },
+        _ => Class::NotStorage(r.expr(id)),
+    }
+}
+
+impl Class {
+    /// Bytes per counted element as `torch.save` writes the storage (an
+    /// `UntypedStorage` is counted in bytes), or why the storage cannot be
+    /// measured.
+    pub(super) fn size(&self) -> Result<u64, TorchFault> {
+        match self {
+            Class::Known(StorageClass { elem: StorageElem::Typed { size, .. }, .. }) => Ok(*size),
+            Class::Known(StorageClass { elem: StorageElem::Bytes, .. }) => Ok(1),
+            Class::Known(c @ StorageClass { elem: StorageElem::NoDtype, .. }) => {
+                Err(TorchFault::NoClassDtype { class: global_name(c.module, c.name) })
+            }
+            Class::UnknownStorage(name) => Err(TorchFault::UnknownStorageClass { class: name.clone() }),
+            Class::NotStorage(shown) => Err(TorchFault::NotStorageClass { shown: shown.clone() }),
+        }
+    }
+
+    /// Why a loader of this layout cannot use the class although its size
+    /// is known: the legacy loaders read `cls.dtype`, which `UntypedStorage`
+    /// has not.
+    pub(super) fn refused(&self, layout: Layout) -> Option<TorchFault> {
+        match (self, layout) {
+            (Class::Known(c @ StorageClass { elem: StorageElem::Bytes, .. }), Layout::Legacy) => {
+                Some(TorchFault::UntypedInLegacy { class: global_name(c.module, c.name) })
+            }
+            _ => None,
+        }
+    }
+
+    /// Every reason torch.load cannot use this class in this layout.
+    pub(super) fn problem(&self, layout: Layout) -> Option<TorchFault> {
+        self.size().err().or_else(|| self.refused(layout))
+    }
+}
+
+/// Which persistent-id layout a loader expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Layout {
+    /// `('storage', cls, key, location, numel)`.
+    Zip,
+    /// `('storage', cls, key, location, numel, view_metadata)` or
+    /// `('module', cls, source_file, source)`.
+    Legacy,
+}
+
+/// A storage a persistent id names.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct StorageRef {
+    pub(super) key: String,
+    pub(super) class: Class,
+    pub(super) numel: u64,
+}
+
+/// A persistent id, read as the torch loader reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Pid {
+    Storage(StorageRef),
+    /// A legacy `nn.Module` class with its source text.
+    Module {
+        class: String,
+        file: String,
+        /// Length of the source in bytes, and its first non-empty line.
+        source: Option<(u64, String)>,
+    },
+    /// Not something `persistent_load` accepts: why.
+    Bad(TorchFault),
+}
+
+/// Reads persistent id `pid` as a loader of `layout` does.
+pub(super) fn parse_pid(a: &Analysis, pid: ValueId, layout: Layout, r: &Renderer<'_>) -> Pid {
+    let shown = || r.expr(pid);
+    let Some(items) = tuple_at(a, pid) else {
+        return Pid::Bad(TorchFault::PidNotTuple { shown: shown() });
+    };
+    let tag = items.first().and_then(|&t| {
+        let v = a.value(t);
+        match (a.full_str(t), v.full_bytes()) {
+            (Some(s), _) => Some(s.to_string()),
+            // _maybe_decode_ascii: a bytes tag is decoded.
+            (_, Some(b)) if b.is_ascii() => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        }
+    });
+    match (tag.as_deref(), layout) {
+        (Some("storage"), _) => storage_pid(a, items, layout, r, shown),
+        (Some("module"), Layout::Legacy) if items.len() == 4 => module_pid(a, items, r),
+        (Some("module"), Layout::Legacy) => Pid::Bad(TorchFault::PidModuleItems { shown: shown(), items: items.len() }),
+        (Some(other), Layout::Zip) if other != "storage" => {
+            Pid::Bad(TorchFault::PidZipTag { shown: shown(), tag: other.to_string() })
+        }
+        _ => Pid::Bad(TorchFault::PidUnknownType { shown: shown() }),
+    }
+}
+
+/// A `('storage', ...)` persistent id's items; `shown` renders the id.
+fn storage_pid(a: &Analysis, items: &[ValueId], layout: Layout, r: &Renderer<'_>, shown: impl Fn() -> String) -> Pid {
+    let want = if layout == Layout::Zip { 5 } else { 6 };
+    if items.len() != want {
+        return Pid::Bad(TorchFault::PidStorageItems { shown: shown(), items: items.len(), want });
+    }
+    let class = class_of(a, items[1], r);
+    let Some(key) = str_at(a, items[2]) else {
+        return Pid::Bad(TorchFault::PidKeyNotStr { shown: shown() });
+    };
+    let Some(numel) = int_at(a, items[4]).and_then(|n| u64::try_from(n).ok()) else {
+        return Pid::Bad(TorchFault::PidBadCount { shown: shown() });
+    };
+    if layout == Layout::Legacy {
+        let view_ok = match (a.value(items[5]), a.tuple(items[5])) {
+            (Value::None, _) => true,
+            (_, Some(v)) => v.len() == 3 && int_at(a, v[1]).is_some() && int_at(a, v[2]).is_some(),
+            _ => false,
+        };
+        if !view_ok {
+            return Pid::Bad(TorchFault::PidBadView { shown: shown() });
+        }
+    }
+    Pid::Storage(StorageRef { key: key.to_string(), class, numel })
+}
+
+/// A legacy `('module', cls, source_file, source)` persistent id's four items.
+fn module_pid(a: &Analysis, items: &[ValueId], r: &Renderer<'_>) -> Pid {
+    let class = match a.value(items[1]) {
+        Value::Global(g) => global_name(&g.module, &g.name),
+        _ => r.expr(items[1]),
+    };
+    let file = str_at(a, items[2]).map(|s| format!("{s:?}")).unwrap_or_else(|| r.expr(items[2]));
+    let source = match a.value(items[3]) {
+        Value::Str(s) => match a.str(*s) {
+            BlobView::Full(s) => {
+                let first = s.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+                let first: String = first.chars().take(60).collect();
+                Some((s.len() as u64, first))
+            }
+            BlobView::Part(p) => Some((p.len, String::new())),
+        },
+        _ => None,
+    };
+    Pid::Module { class, file, source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::torch::SHOWN_CHARS;
+    use crate::vm::{analyze_bytes, EventKind};
+
+    /// The storage class of a global, as a persistent id's class.
+    fn class(module: &str, name: &str) -> Class {
+        let mut p = b"\x80\x02c".to_vec();
+        p.extend_from_slice(format!("{module}\n{name}\n.").as_bytes());
+        let a = analyze_bytes(&p, 0);
+        let r = Renderer::new(&a, SHOWN_CHARS);
+        class_of(&a, root(&a, 0).expect("root"), &r)
+    }
+
+    #[test]
+    fn element_sizes_follow_the_dtype() {
+        assert_eq!(class("torch", "FloatStorage").size(), Ok(4));
+        assert_eq!(class("torch", "BFloat16Storage").size(), Ok(2));
+        assert_eq!(class("torch", "ComplexDoubleStorage").size(), Ok(16));
+        assert_eq!(class("torch", "QInt32Storage").size(), Ok(4));
+        assert_eq!(class("torch.cuda", "LongStorage").size(), Ok(8));
+        assert_eq!(class("torch.cuda", "ComplexFloatStorage").size(), Ok(8));
+        // Counted in bytes, and refused by the legacy loaders only.
+        for module in ["torch", "torch.storage"] {
+            let c = class(module, "UntypedStorage");
+            assert_eq!(c.size(), Ok(1));
+            assert_eq!(c.problem(Layout::Zip), None);
+            assert!(c.problem(Layout::Legacy).is_some_and(|m| m.to_string().contains("has not")), "{c:?}");
+        }
+        let typed = class("torch.storage", "TypedStorage");
+        assert!(typed.size().is_err_and(|m| m.to_string().contains("no class-level dtype")));
+        // No such class in torch.cuda, nor a float8 storage class.
+        assert!(matches!(class("torch.cuda", "QInt8Storage"), Class::UnknownStorage(_)));
+        assert!(matches!(class("torch", "Float8Storage"), Class::UnknownStorage(_)));
+        assert!(matches!(class("os", "FloatStorage"), Class::NotStorage(_)));
+    }
+
+    /// Every storage class of torch 2.11's weights-only allowlist
+    /// (`fixtures/torch-real/torch_allowed_globals.json`) is in the table, and
+    /// nothing else but the `torch.UntypedStorage` alias.
+    #[test]
+    fn storage_table_is_torchs_list() {
+        let text = std::fs::read_to_string("fixtures/torch-real/torch_allowed_globals.json").expect("globals");
+        let names: Vec<String> = serde_json::from_str(&text).expect("a JSON list");
+        let mut want: Vec<String> = names.into_iter().filter(|n| n.ends_with("Storage")).collect();
+        want.push("torch.UntypedStorage".into());
+        want.sort();
+        let mut got: Vec<String> = STORAGE_CLASSES.iter().map(|c| format!("{}.{}", c.module, c.name)).collect();
+        got.sort();
+        assert_eq!(got, want);
+        // One entry per class, and every cuda class has the size of its cpu twin.
+        for c in STORAGE_CLASSES {
+            assert_eq!(storage_class(c.module, c.name), Some(c));
+            if c.module == "torch.cuda" {
+                assert_eq!(storage_class("torch", c.name).map(|t| t.elem), Some(c.elem));
+            }
+        }
+    }
+
+    fn pid_of(p: &[u8], layout: Layout) -> Pid {
+        let a = analyze_bytes(p, 0);
+        let pid = a
+            .events
+            .iter()
+            .find_map(|e| match e.kind {
+                EventKind::PersistentId { pid } => Some(pid),
+                _ => None,
+            })
+            .expect("a persistent id");
+        let r = Renderer::new(&a, SHOWN_CHARS);
+        parse_pid(&a, pid, layout, &r)
+    }
+
+    #[test]
+    fn persistent_ids_are_read_as_torch_reads_them() {
+        let zip =
+            b"\x80\x02(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x06tQ.";
+        assert_eq!(
+            pid_of(zip, Layout::Zip),
+            Pid::Storage(StorageRef { key: "0".into(), class: class("torch", "FloatStorage"), numel: 6 })
+        );
+        // The same 5-tuple is short for the legacy loader.
+        assert!(matches!(pid_of(zip, Layout::Legacy), Pid::Bad(m) if m.to_string().contains("expects 6")));
+        let legacy =
+            b"\x80\x02(X\x07\x00\x00\x00storagectorch\nHalfStorage\nX\x01\x00\x00\x007X\x03\x00\x00\x00cpuK\x03NtQ.";
+        assert_eq!(
+            pid_of(legacy, Layout::Legacy),
+            Pid::Storage(StorageRef { key: "7".into(), class: class("torch", "HalfStorage"), numel: 3 })
+        );
+        // A storage class that is not a storage.
+        let bad = b"\x80\x02(X\x07\x00\x00\x00storagecos\nsystem\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x06tQ.";
+        match pid_of(bad, Layout::Zip) {
+            Pid::Storage(s) => assert!(s.class.size().is_err_and(|m| m.to_string().contains("os.system"))),
+            other => panic!("{other:?}"),
+        }
+        // Not a tuple; an unknown tag; a negative count.
+        assert!(
+            matches!(pid_of(b"\x80\x02X\x01\x00\x00\x000Q.", Layout::Zip), Pid::Bad(m) if m.to_string().contains("not a tuple"))
+        );
+        assert!(
+            matches!(pid_of(b"\x80\x02X\x03\x00\x00\x00abc\x85Q.", Layout::Zip), Pid::Bad(m) if m.to_string().contains("'storage'"))
+        );
+        let neg = b"\x80\x02(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuJ\xff\xff\xff\xfftQ.";
+        assert!(matches!(pid_of(neg, Layout::Zip), Pid::Bad(m) if m.to_string().contains("non-negative")));
+        // A module id with its source.
+        let module = b"\x80\x02(X\x06\x00\x00\x00modulectorch.nn.modules.linear\nLinear\nX\x09\x00\x00\x00linear.pyX\x13\x00\x00\x00\nprint('hi')\nx = 1\ntQ.";
+        match pid_of(module, Layout::Legacy) {
+            Pid::Module { class, source: Some((19, first)), .. } => {
+                assert_eq!(class, "torch.nn.modules.linear.Linear");
+                assert_eq!(first, "print('hi')");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
