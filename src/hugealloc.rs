@@ -220,8 +220,14 @@ mod tests {
     }
 
     #[test]
-    fn vectors_use_it() {
-        // The global allocator is this one: a growing Vec keeps its items.
+    fn the_binary_allocates_through_it() {
+        // This test is compiled into the binary's test harness, which has the
+        // binary's #[global_allocator]: a large Vec then starts on a huge
+        // page boundary. The system allocator's mmap'd blocks start 16 bytes
+        // past a 4 KiB page, so this fails if the allocator is not installed.
+        let v: Vec<u64> = Vec::with_capacity(3 << 20);
+        assert_eq!(v.as_ptr() as usize % HUGE, 0, "a 24 MiB Vec not from HugeAlloc");
+        // And a growing Vec keeps its items through mremap.
         let v: Vec<u64> = (0..3_000_000).collect();
         assert_eq!(v.iter().sum::<u64>(), 2_999_999 * 3_000_000 / 2);
     }

@@ -1,11 +1,13 @@
 //! The `pkinspect` command: parse arguments, run, map the outcome to an exit code.
 
 mod cli;
-// Linux only (`mremap`, transparent huge pages); elsewhere the system allocator.
-#[cfg(target_os = "linux")]
+// The `hugealloc` feature (on by default), Linux only (`mremap`, transparent
+// huge pages); elsewhere, or with --no-default-features, the system
+// allocator. Measured gain: README "Benchmarks".
+#[cfg(all(target_os = "linux", feature = "hugealloc"))]
 mod hugealloc;
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "hugealloc"))]
 #[global_allocator]
 static ALLOC: hugealloc::HugeAlloc = hugealloc::HugeAlloc;
 
