@@ -3,8 +3,21 @@
 //! A pickle is attacker-controlled, so no length, count or depth it declares is
 //! trusted. Each limit is a named constant here; code checks a declared size
 //! against the bytes that remain *and* against one of these before it
-//! allocates. Reaching a limit ends the analysis of that stream with a
-//! `limit-exceeded` finding (rule PK209); what was found before stays reported.
+//! allocates. Reaching a limit of the machine ends the analysis of that
+//! stream with a `limit-exceeded` finding (rule PK209); what was found before
+//! stays reported. A container limit is reported as that container's
+//! problem, an output limit cuts what is printed (saying so), and an
+//! extraction limit makes the value it was reached on an error node.
+//!
+//! What is *not* here: bounds that only shape a display and protect nothing,
+//! because what they bound is already bounded by a limit here or does not
+//! come from the file. They stay beside their one use:
+//! `policy::config::file::MAX_LISTED` (how many denied names a policy file
+//! error lists; the policy file is the user's, not the scanned file's) and
+//! `view::show::MAX_INLINE_HEIGHT` (how deep `show` nests a value inline
+//! before naming it; depth is bounded by [`MAX_RENDER_DEPTH`] and the output
+//! by [`MAX_SHOW_OUTPUT`]), as are the other layout thresholds beside
+//! them.
 
 /// Largest argument (string, bytes, big integer) whose bytes are held in memory.
 /// Longer `bytes`/`str` arguments are skipped over and recorded by offset and
@@ -38,6 +51,13 @@ pub const MAX_MEMO_ENTRIES: usize = 4_000_000;
 /// Most symbolic values one file may create.
 pub const MAX_VALUES: usize = 20_000_000;
 
+/// Largest string or bytes value whose contents the machine keeps; longer ones
+/// are kept as offset and length (plus a short prefix for display).
+pub const MAX_KEPT_VALUE_BYTES: usize = 64 * 1024;
+
+/// Most bytes of string and bytes contents the machine keeps for one file.
+pub const MAX_KEPT_TOTAL: usize = 256 << 20;
+
 /// Most pickles analysed in one file (a file may hold pickles back to back).
 pub const MAX_PICKLES_PER_FILE: usize = 1_000;
 
@@ -59,8 +79,28 @@ pub const MAX_FINDINGS_PER_RULE: usize = 1_000;
 /// Largest output `pkinspect show` writes before it stops, in bytes.
 pub const MAX_SHOW_OUTPUT: usize = 64 << 20;
 
+/// Anomaly comments `pkinspect show` writes per pickle before the rest are
+/// counted.
+pub const MAX_ANOMALY_LINES: usize = 100;
+
+/// Longest `module.name` shown, in bytes before escaping; a longer one is
+/// cut and ends in `…`. Names run to 1 MiB, and one is repeated in every
+/// finding about it: up to 1,000 per rule.
+pub const MAX_SHOWN_GLOBAL: usize = 512;
+
+/// Open MARKs beyond which `pkinspect dis`'s indentation stops growing (so
+/// a line's length does not grow with [`MAX_MARK_DEPTH`]).
+pub const MAX_INDENT_LEVELS: usize = 64;
+
+/// Stack items shown in `pkinspect dis`'s `stack not empty after STOP`
+/// message.
+pub const MAX_STACK_REPR_ITEMS: usize = 1000;
+
 /// Most members of one zip or tar archive that are looked at.
 pub const MAX_ARCHIVE_MEMBERS: usize = 100_000;
+
+/// Longest GNU long name (a tar `L` entry) accepted, in bytes.
+pub const MAX_TAR_LONG_NAME: u64 = 4096;
 
 /// Deepest nesting of containers (a pickle in a zip in a tar in a gzip...).
 pub const MAX_CONTAINER_DEPTH: usize = 8;
@@ -144,3 +184,32 @@ pub const MAX_TORCH_TENSOR_DIMS: u64 = 1024;
 /// Most PyTorch structure findings (PK304, PK207/PK208) reported for one
 /// checkpoint; the rest are counted in one more finding.
 pub const MAX_TORCH_NOTES: usize = 100;
+
+/// Deepest nesting of values `pkinspect extract` follows; deeper values
+/// become an error node.
+pub const MAX_EXTRACT_DEPTH: usize = 200;
+
+/// Most value nodes `pkinspect extract` writes for one file (the document
+/// stays proportional to the pickle's graph, which the machine's limits
+/// already bound).
+pub const MAX_EXTRACT_NODES: usize = 20_000_000;
+
+/// Largest array whose data extraction must reorder in memory (a protocol 5
+/// `axis_order` array, a big-endian `_reconstruct` array, a non-contiguous
+/// tensor view).
+pub const MAX_GATHER_BYTES: u64 = 1 << 30;
+
+/// How many times a non-contiguous tensor view may repeat its storage (with
+/// stride 0) in the contiguous copy extracted for it (storages under 1 MiB
+/// count as 1 MiB).
+pub const MAX_VIEW_REPEAT: u64 = 16;
+
+/// Deepest nesting of structured numpy dtypes inside structured dtypes.
+pub const MAX_DTYPE_DEPTH: usize = 16;
+
+/// Most fields of one structured numpy dtype.
+pub const MAX_DTYPE_FIELDS: usize = 10_000;
+
+/// Longest file name `pkinspect extract` writes, in bytes (most file
+/// systems allow 255).
+pub const MAX_FILE_NAME: usize = 200;

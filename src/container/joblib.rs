@@ -9,6 +9,7 @@
 //! every BUILD, and it alone knows the wrapper's format.
 
 use crate::error::{Error, ErrorKind};
+use crate::py::numpy::{self, ItemsizeError};
 use crate::vm::{AfterBuild, Anomaly, CallKind, EventKind, Graph, Halt, Trailer, Value, ValueId, View};
 
 /// Reads the payload after each `NumpyArrayWrapper`'s BUILD.
@@ -130,10 +131,11 @@ fn wrapper_spec(g: &View<'_>, wrapper: ValueId) -> Result<PayloadSpec, &'static 
         return Ok(PayloadSpec { object, padded: false, nbytes: 0 });
     }
     let shape = get("shape").ok_or("wrapper state has no shape")?;
-    let Some(dims) = g.analysis().tuple(shape) else { return Err("shape is not a tuple") };
+    let a = g.analysis();
+    let Some(dims) = a.tuple(shape) else { return Err("shape is not a tuple") };
     let mut count: u64 = 1;
     for d in dims {
-        let n = int_of(g, *d).ok_or("shape holds a non-integer")?;
+        let n = a.int_or_bool(*d).ok_or("shape holds a non-integer")?;
         let n = u64::try_from(n).map_err(|_| "shape holds a negative size")?;
         count = count.checked_mul(n).ok_or("shape product overflows")?;
     }
@@ -154,36 +156,19 @@ fn dtype_size(g: &View<'_>, dtype: ValueId) -> Result<(u64, bool), &'static str>
     let code = args.first().and_then(|c| g.full_str(*c)).ok_or("dtype code is not a string")?;
     // State: (version, byteorder, subarray, names, fields, elsize, alignment, flags[, metadata]).
     let state: &[ValueId] = g.state(dtype).and_then(|s| a.tuple(s)).unwrap_or(&[]);
-    let elsize = state.get(5).and_then(|v| int_of(g, *v)).filter(|n| *n > 0);
-    let flags = state.get(7).and_then(|v| int_of(g, *v)).unwrap_or(0);
-    let kind: String = code.chars().take_while(|c| !c.is_ascii_digit()).collect();
-    let digits = &code[kind.len()..];
-    let object = kind == "O" || flags & 1 != 0;
-    if object {
+    let elsize = state.get(5).and_then(|v| a.int_or_bool(*v));
+    let flags = state.get(7).and_then(|v| a.int_or_bool(*v)).unwrap_or(0);
+    let (kind, digits) = numpy::split_code(code);
+    // What joblib.load tests: `dtype.hasobject`, structured types included.
+    if numpy::has_object(kind, flags) {
         return Ok((8, true));
     }
-    let size = match elsize {
-        Some(n) => n as u64,
-        None => {
-            let n: u64 = digits.parse().map_err(|_| "dtype code has no size")?;
-            if kind == "U" {
-                n.checked_mul(4).ok_or("dtype size overflows")?
-            } else {
-                n
-            }
-        }
-    };
-    if !matches!(kind.as_str(), "b" | "i" | "u" | "f" | "c" | "S" | "U" | "V" | "M" | "m" | "?") {
+    let size = numpy::itemsize(kind, digits, elsize).map_err(|e| match e {
+        ItemsizeError::NoSize => "dtype code has no size",
+        ItemsizeError::Overflows => "dtype size overflows",
+    })?;
+    if !matches!(kind, "b" | "i" | "u" | "f" | "c" | "S" | "U" | "V" | "M" | "m" | "?") {
         return Err("unknown dtype kind");
     }
     Ok((size, false))
-}
-
-/// The integer a value holds (a bool counts as 0 or 1).
-fn int_of(g: &View<'_>, id: ValueId) -> Option<i64> {
-    match g.value(id) {
-        Value::Int(i) => Some(*i),
-        Value::Bool(b) => Some(*b as i64),
-        _ => None,
-    }
 }

@@ -36,5 +36,7 @@ pub use diag::{
 };
 pub use format::{sniff, Format, SNIFF_BYTES};
 pub use readers::Peeked;
-pub use torch::{After, PickleSlot, TarSection, TorchFault, ZipKind};
+pub use torch::{
+    storage_class, After, PickleSlot, StorageClass, StorageElem, TarSection, TorchFault, ZipKind, STORAGE_CLASSES,
+};
 pub use walk::{Part, Walked, Walker};

@@ -12,11 +12,8 @@ use super::readers::Peeked;
 use super::torch;
 use super::walk::{Layer, Walker};
 use super::Format;
-use crate::limits::MAX_ARCHIVE_MEMBERS;
+use crate::limits::{MAX_ARCHIVE_MEMBERS, MAX_TAR_LONG_NAME};
 use crate::pickle::source::Input;
-
-/// Longest GNU long name accepted.
-const MAX_LONG_NAME: u64 = 4096;
 
 /// One entry's header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +117,7 @@ impl<R: Input> Entries<R> {
             match kind {
                 b'L' => {
                     // GNU long name: the body is the next entry's name.
-                    if size > MAX_LONG_NAME {
+                    if size > MAX_TAR_LONG_NAME {
                         return Err(bad("long name too long"));
                     }
                     let mut name = Vec::new();

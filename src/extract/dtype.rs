@@ -9,14 +9,11 @@
 //! state says otherwise.
 
 use super::error::{DtypeError, ShapeError};
+use crate::limits::{MAX_DTYPE_DEPTH, MAX_DTYPE_FIELDS};
+use crate::py::latin1;
+use crate::py::numpy::{self, ItemsizeError};
 use crate::py::repr::repr_str;
-use crate::vm::{Graph, Value, ValueId};
-
-/// Deepest nesting of structured dtypes inside structured dtypes.
-pub const MAX_DTYPE_DEPTH: usize = 16;
-
-/// Most fields of one structured dtype.
-pub const MAX_DTYPE_FIELDS: usize = 10_000;
+use crate::vm::{Analysis, Graph, Value, ValueId};
 
 /// A numpy dtype, as the `.npy` format describes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -198,16 +195,6 @@ pub fn py_literal_json(text: &str) -> Option<serde_json::Value> {
     (i == text.len()).then_some(v)
 }
 
-/// A string's latin-1 encoding; `None` when a character is above U+00FF.
-pub fn latin1(s: &str) -> Option<Vec<u8>> {
-    s.chars().map(|c| u8::try_from(c as u32).ok()).collect()
-}
-
-/// Codec names Python resolves to latin-1 that picklers write.
-pub fn is_latin1_codec(name: &str) -> bool {
-    matches!(name, "latin1" | "latin-1" | "iso-8859-1" | "iso8859-1" | "l1")
-}
-
 /// A shape as a Python tuple literal: `()`, `(3,)`, `(2, 3)`.
 pub fn py_shape(shape: &[u64]) -> String {
     match shape {
@@ -232,7 +219,7 @@ pub fn npy_header(dtype: &Dtype, fortran: bool, shape: &[u64]) -> Vec<u8> {
         let digits = axis.to_string().len();
         dict.push_str(&" ".repeat(21usize.saturating_sub(digits)));
     }
-    let (version, body, len_bytes) = match latin1(&dict) {
+    let (version, body, len_bytes) = match latin1::encode(&dict) {
         Some(b) if padded_len(b.len(), 2) < 65536 => (1u8, b, 2),
         Some(b) => (2, b, 4),
         None => (3, dict.into_bytes(), 4),
@@ -267,53 +254,24 @@ pub struct Reader<'g, G: Graph + ?Sized> {
     pub g: &'g G,
 }
 
-impl<G: Graph + ?Sized> Reader<'_, G> {
-    /// A complete `str` value (Python 2 byte strings read as latin-1 too).
-    pub fn str_of(&self, id: ValueId) -> Option<String> {
-        let v = self.g.value(id);
-        if let Some(s) = self.g.full_str(id) {
-            return Some(s.to_string());
-        }
-        if let Some(b) = v.full_bytes() {
-            return Some(b.iter().map(|&c| c as char).collect());
-        }
-        // Protocol ≤ 2 bytes: `_codecs.encode(text, 'latin1')`.
-        let Value::Call(c) = v else { return None };
-        if self.global_of(c.func).as_deref() != Some("_codecs.encode") {
-            return None;
-        }
-        match self.items(c.args)? {
-            [t, e] if self.str_of(*e).is_some_and(|e| is_latin1_codec(&e)) => self.g.full_str(*t).map(str::to_string),
-            _ => None,
-        }
-    }
-
-    /// An integer (bools count, as in Python).
-    pub fn int_of(&self, id: ValueId) -> Option<i64> {
-        match self.g.value(id) {
-            Value::Int(i) => Some(*i),
-            Value::Bool(b) => Some(*b as i64),
-            _ => None,
-        }
-    }
-
-    /// The items of a tuple or list.
-    pub fn items(&self, id: ValueId) -> Option<&[ValueId]> {
-        self.g.analysis().tuple_or_list(id)
+impl<'g, G: Graph + ?Sized> Reader<'g, G> {
+    /// The values.
+    fn a(&self) -> &'g Analysis {
+        self.g.analysis()
     }
 
     /// A shape: a tuple (or list) of non-negative integers, or one integer.
     pub fn shape(&self, id: ValueId) -> Result<Vec<u64>, ShapeError> {
-        if let Some(n) = self.int_of(id) {
+        if let Some(n) = self.a().int_or_bool(id) {
             return Ok(vec![u64::try_from(n).map_err(|_| ShapeError::Negative(n))?]);
         }
-        let dims = self.items(id).ok_or(ShapeError::NotATuple)?;
+        let dims = self.a().tuple_or_list(id).ok_or(ShapeError::NotATuple)?;
         if dims.len() > 64 {
             return Err(ShapeError::TooManyDims(dims.len()));
         }
         dims.iter()
             .map(|d| {
-                let n = self.int_of(*d).ok_or(ShapeError::NotAnInteger)?;
+                let n = self.a().int_or_bool(*d).ok_or(ShapeError::NotAnInteger)?;
                 u64::try_from(n).map_err(|_| ShapeError::Negative(n))
             })
             .collect()
@@ -340,29 +298,31 @@ impl<G: Graph + ?Sized> Reader<'_, G> {
         if self.global_of(c.func).as_deref() != Some("numpy.dtype") {
             return Err(DtypeError::NotNumpyDtype);
         }
-        let a = self.items(c.args).ok_or(DtypeError::ArgsNotTuple)?;
+        let a = self.a().tuple_or_list(c.args).ok_or(DtypeError::ArgsNotTuple)?;
         let first = *a.first().ok_or(DtypeError::NoArgs)?;
-        let state: Vec<ValueId> = self.g.state(id).and_then(|s| self.items(s)).map(|s| s.to_vec()).unwrap_or_default();
+        let state: Vec<ValueId> =
+            self.g.state(id).and_then(|s| self.a().tuple_or_list(s)).map(|s| s.to_vec()).unwrap_or_default();
         // numpy.record / numpy.void type objects stand for 'V' (recarray dtypes).
-        let code = match self.str_of(first) {
-            Some(c) => c,
+        let code = match self.a().str_or_latin1(first) {
+            Some(c) => c.into_owned(),
             None => match self.global_of(first).as_deref() {
                 Some("numpy.record" | "numpy.void") => "V".to_string(),
                 _ => return Err(DtypeError::CodeNotStr),
             },
         };
-        let kind: String = code.chars().take_while(|c| !c.is_ascii_digit()).collect();
-        let digits = &code[kind.len()..];
+        let (kind, digits) = numpy::split_code(&code);
         let get = |i: usize| state.get(i).copied();
-        let order = get(1).and_then(|v| self.str_of(v));
-        let elsize = get(5).and_then(|v| self.int_of(v)).filter(|n| *n >= 0);
-        let flags = get(7).and_then(|v| self.int_of(v)).unwrap_or(0);
-        if kind == "O" || (flags & 1 != 0 && kind != "V") {
+        let order = get(1).and_then(|v| self.a().str_or_latin1(v));
+        let elsize = get(5).and_then(|v| self.a().int_or_bool(v)).filter(|n| *n >= 0);
+        let flags = get(7).and_then(|v| self.a().int_or_bool(v)).unwrap_or(0);
+        // A structured type's object fields make it hold objects; it is
+        // still a structure.
+        if kind != "V" && numpy::has_object(kind, flags) {
             return Ok(Dtype::Object);
         }
         // Subarray: (base dtype, shape) — only meaningful as a field's type.
         if let Some(sub) = get(2).filter(|v| !matches!(self.g.value(*v), Value::None)) {
-            let pair = self.items(sub).filter(|p| p.len() == 2).ok_or(DtypeError::SubarrayNotPair)?;
+            let pair = self.a().tuple_or_list(sub).filter(|p| p.len() == 2).ok_or(DtypeError::SubarrayNotPair)?;
             let base = self.dtype_at(pair[0], depth + 1)?;
             let shape = self.shape(pair[1])?;
             return Ok(subarray(base, shape));
@@ -374,15 +334,15 @@ impl<G: Graph + ?Sized> Reader<'_, G> {
             let itemsize = elsize.ok_or(DtypeError::NoSize)? as u64;
             return self.structured(names, fields, itemsize, depth);
         }
-        let size: u64 = match elsize.filter(|n| *n > 0) {
-            Some(n) => n as u64,
-            None => digits.parse().map_err(|_| DtypeError::CodeHasNoSize(code.clone()))?,
-        };
-        plain(&kind, size, order.as_deref(), get(8).map(|m| self.datetime_unit(m)).unwrap_or_default(), &code)
+        let size = numpy::itemsize(kind, digits, elsize).map_err(|e| match e {
+            ItemsizeError::NoSize => DtypeError::CodeHasNoSize(code.clone()),
+            ItemsizeError::Overflows => DtypeError::Impossible(code.clone()),
+        })?;
+        plain(kind, size, order.as_deref(), get(8).map(|m| self.datetime_unit(m)).unwrap_or_default(), &code)
     }
 
     fn structured(&self, names: ValueId, fields: ValueId, itemsize: u64, depth: usize) -> Result<Dtype, DtypeError> {
-        let names = self.items(names).ok_or(DtypeError::NamesNotTuple)?;
+        let names = self.a().tuple_or_list(names).ok_or(DtypeError::NamesNotTuple)?;
         if names.len() > MAX_DTYPE_FIELDS {
             return Err(DtypeError::TooManyFields);
         }
@@ -390,24 +350,24 @@ impl<G: Graph + ?Sized> Reader<'_, G> {
         let pairs: &[(ValueId, ValueId)] = pairs;
         let mut out = Vec::new();
         for &n in names {
-            let name = self.str_of(n).ok_or(DtypeError::FieldNameNotStr)?;
+            let name = self.a().str_or_latin1(n).ok_or(DtypeError::FieldNameNotStr)?.into_owned();
             let info = pairs
                 .iter()
-                .find(|(k, _)| self.str_of(*k).as_deref() == Some(name.as_str()))
+                .find(|(k, _)| self.a().str_or_latin1(*k).as_deref() == Some(name.as_str()))
                 .map(|(_, v)| *v)
                 .ok_or_else(|| DtypeError::FieldNotDescribed(name.clone()))?;
-            let info = self.items(info).ok_or(DtypeError::FieldDescrNotTuple)?;
+            let info = self.a().tuple_or_list(info).ok_or(DtypeError::FieldDescrNotTuple)?;
             let (dt, off) = match info {
                 [dt, off] | [dt, off, _] => (*dt, *off),
                 _ => return Err(DtypeError::FieldDescrLength),
             };
             let title = match info {
                 [_, _, t] if !matches!(self.g.value(*t), Value::None) => {
-                    Some(self.str_of(*t).ok_or(DtypeError::FieldTitleNotStr)?)
+                    Some(self.a().str_or_latin1(*t).ok_or(DtypeError::FieldTitleNotStr)?.into_owned())
                 }
                 _ => None,
             };
-            let offset = u64::try_from(self.int_of(off).ok_or(DtypeError::FieldOffsetNotInt)?)
+            let offset = u64::try_from(self.a().int_or_bool(off).ok_or(DtypeError::FieldOffsetNotInt)?)
                 .map_err(|_| DtypeError::FieldOffsetNegative)?;
             let (dtype, shape) = match self.dtype_at(dt, depth + 1)? {
                 Dtype::Struct { fields, itemsize } if is_subarray_marker(&fields) => {
@@ -452,9 +412,11 @@ impl<G: Graph + ?Sized> Reader<'_, G> {
     /// The `[unit]` suffix of a datetime64/timedelta64 dtype, from the
     /// state's 9th item: `(metadata, (unit, num, den, events))`.
     fn datetime_unit(&self, meta: ValueId) -> String {
-        let Some(pair) = self.items(meta).filter(|p| p.len() == 2) else { return String::new() };
-        let Some(info) = self.items(pair[1]).filter(|i| i.len() >= 2) else { return String::new() };
-        let (Some(unit), Some(num)) = (self.str_of(info[0]), self.int_of(info[1])) else { return String::new() };
+        let Some(pair) = self.a().tuple_or_list(meta).filter(|p| p.len() == 2) else { return String::new() };
+        let Some(info) = self.a().tuple_or_list(pair[1]).filter(|i| i.len() >= 2) else { return String::new() };
+        let (Some(unit), Some(num)) = (self.a().str_or_latin1(info[0]), self.a().int_or_bool(info[1])) else {
+            return String::new();
+        };
         if unit == "generic" {
             return String::new();
         }

@@ -21,8 +21,10 @@ use std::sync::Arc;
 
 use serde_json::{json, Value as J};
 
-use super::dtype::{Dtype, MAX_DTYPE_DEPTH, MAX_DTYPE_FIELDS};
-use super::{MAX_EXTRACT_DEPTH, MAX_EXTRACT_NODES, MAX_GATHER_BYTES, MAX_VIEW_REPEAT};
+use super::dtype::Dtype;
+use crate::limits::{
+    MAX_DTYPE_DEPTH, MAX_DTYPE_FIELDS, MAX_EXTRACT_DEPTH, MAX_EXTRACT_NODES, MAX_GATHER_BYTES, MAX_VIEW_REPEAT,
+};
 
 /// A value that could not be extracted: where it is and why.
 #[derive(Debug)]

@@ -7,8 +7,10 @@
 use serde_json::{json, Map, Value as J};
 
 use super::error::ExtractError;
-use super::{dtype, emit, Emitter, Seg, MAX_EXTRACT_DEPTH, MAX_EXTRACT_NODES};
+use super::{emit, Emitter, Seg};
+use crate::limits::{MAX_EXTRACT_DEPTH, MAX_EXTRACT_NODES};
 use crate::policy::Verdict;
+use crate::py::latin1;
 use crate::vm::{Blob, BlobView, CallKind, Value, ValueId};
 
 /// A call the machine recorded, with what the node for it needs.
@@ -451,10 +453,10 @@ impl Emitter<'_, '_> {
 
     /// `text.encode(enc)` when `enc` names latin-1 and `text` fits it.
     fn encoded_latin1(&self, text: ValueId, enc: ValueId) -> Option<Vec<u8>> {
-        if !dtype::is_latin1_codec(self.a.full_str(enc)?) {
+        if !latin1::is_codec(self.a.full_str(enc)?) {
             return None;
         }
-        dtype::latin1(self.a.full_str(text)?)
+        latin1::encode(self.a.full_str(text)?)
     }
 }
 

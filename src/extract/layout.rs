@@ -1,6 +1,6 @@
 //! Memory layouts: strided views gathered into C order, the transposes of
 //! protocol-5 `axis_order` arrays, and byte swaps. These are the only places
-//! extraction rearranges data in memory (under [`super::MAX_GATHER_BYTES`]);
+//! extraction rearranges data in memory (under [`crate::limits::MAX_GATHER_BYTES`]);
 //! every other array is copied byte for byte.
 //!
 //! Strides and offsets are in elements, as `torch` gives them (numpy's are

@@ -55,22 +55,6 @@ pub use summary::summary_rows;
 /// The `schema_version` of the document.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// Deepest nesting of values followed; deeper values become an error node.
-pub const MAX_EXTRACT_DEPTH: usize = 200;
-
-/// Largest array whose data must be reordered in memory (a protocol 5
-/// `axis_order` array, a non-contiguous tensor view).
-pub const MAX_GATHER_BYTES: u64 = 1 << 30;
-
-/// How many times a non-contiguous tensor view may repeat its storage (with
-/// stride 0) in the contiguous copy written for it (storages under 1 MiB
-/// count as 1 MiB).
-pub const MAX_VIEW_REPEAT: u64 = 16;
-
-/// Most value nodes written for one file (the document stays proportional to
-/// the pickle's graph, which the machine's limits already bound).
-pub const MAX_EXTRACT_NODES: usize = 20_000_000;
-
 /// One array written, for the document and the summary.
 #[derive(Debug, Clone)]
 pub struct ArrayRecord {

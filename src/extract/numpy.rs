@@ -17,7 +17,8 @@ use super::emit::{path_name, Data};
 use super::error::ArrayError;
 use super::json::{float_json, hex, int_json};
 use super::layout::Reorder;
-use super::{Emitter, Seg, MAX_EXTRACT_NODES, MAX_GATHER_BYTES};
+use super::{Emitter, Seg};
+use crate::limits::{MAX_EXTRACT_NODES, MAX_GATHER_BYTES};
 use crate::vm::{Blob, BlobView, Graph, Value, ValueId};
 
 /// The layout of an array written to an `.npy` file.
@@ -46,7 +47,7 @@ impl Emitter<'_, '_> {
         let r = Reader { g: &g };
         let shape = r.shape(shape)?;
         let dtype = r.dtype(dt)?;
-        let fortran = r.int_of(fort).unwrap_or(0) != 0;
+        let fortran = self.a.int_or_bool(fort).unwrap_or(0) != 0;
         if dtype.is_object() {
             return self.object_array(&class, shape, data, path);
         }
@@ -74,7 +75,7 @@ impl Emitter<'_, '_> {
         let r = Reader { g: &g };
         let dtype = r.dtype(dt)?;
         let shape = r.shape(shape)?;
-        let order = r.str_of(order).unwrap_or_default();
+        let order = self.a.str_or_latin1(order).unwrap_or_default();
         let axes = match axes.filter(|a| !matches!(self.v(*a), Value::None)) {
             Some(a) => Some(r.shape(a).map_err(ArrayError::AxisOrder)?.into_iter().map(|x| x as usize).collect()),
             None => None,
@@ -124,7 +125,7 @@ impl Emitter<'_, '_> {
             g.state(id)
                 .and_then(|s| match self.v(s) {
                     Value::Dict(p) => {
-                        p.iter().find(|(k, _)| r.str_of(*k).as_deref() == Some("subclass")).map(|(_, v)| *v)
+                        p.iter().find(|(k, _)| self.a.str_or_latin1(*k).as_deref() == Some("subclass")).map(|(_, v)| *v)
                     }
                     _ => None,
                 })
@@ -153,7 +154,7 @@ impl Emitter<'_, '_> {
             },
             Value::Str(r) => match self.a.str(*r) {
                 // Python 2 pickles: a latin-1 str.
-                BlobView::Full(s) => super::dtype::latin1(s).map(Data::Mem).ok_or(ArrayError::TextBeyondLatin1),
+                BlobView::Full(s) => crate::py::latin1::encode(s).map(Data::Mem).ok_or(ArrayError::TextBeyondLatin1),
                 BlobView::Part(_) => Err(ArrayError::LongStr),
             },
             Value::Call(c) if self.global_name(c.func).as_deref() == Some("_codecs.encode") => {

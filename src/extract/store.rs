@@ -14,11 +14,9 @@ use std::path::{Path, PathBuf};
 
 use super::dtype::{npy_header, Reader};
 use super::error::PayloadError;
+use crate::limits::MAX_FILE_NAME;
 use crate::pickle::source::ByteSource;
 use crate::vm::{Sink, ValueId, View};
-
-/// Longest file name pkinspect writes, in bytes (most file systems allow 255).
-pub const MAX_FILE_NAME: usize = 200;
 
 /// Prefix of temporary names; never produced by [`Names::claim`].
 const TMP_PREFIX: &str = ".pkinspect-tmp-";
@@ -195,10 +193,11 @@ pub fn wrapper_layout<G: crate::vm::Graph + ?Sized>(
     let r = Reader { g };
     let state = g.state(wrapper).ok_or(PayloadError::NoState)?;
     let crate::vm::Value::Dict(pairs) = g.value(state) else { return Err(PayloadError::StateNotDict) };
-    let get = |key: &str| pairs.iter().find(|(k, _)| r.str_of(*k).as_deref() == Some(key)).map(|(_, v)| *v);
+    let a = g.analysis();
+    let get = |key: &str| pairs.iter().find(|(k, _)| a.str_or_latin1(*k).as_deref() == Some(key)).map(|(_, v)| *v);
     let dtype = r.dtype(get("dtype").ok_or(PayloadError::NoDtype)?)?;
     let shape = r.shape(get("shape").ok_or(PayloadError::NoShape)?)?;
-    let fortran = match get("order").and_then(|o| r.str_of(o)).as_deref() {
+    let fortran = match get("order").and_then(|o| a.str_or_latin1(o)).as_deref() {
         Some("F") => true,
         Some("C") | None => false,
         Some(o) => return Err(PayloadError::Order(o.to_string())),

@@ -7,6 +7,7 @@
 //! of its storage (offset and strides in elements); it is written as its
 //! contiguous data, in C order.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{self, Read, Seek};
 use std::sync::Arc;
@@ -17,7 +18,9 @@ use super::dtype::{npy_header, Dtype, Reader};
 use super::emit::path_name;
 use super::error::{StorageError, TensorError};
 use super::layout::{gather, is_c_contiguous, last_element};
-use super::{Emitter, Seg, MAX_GATHER_BYTES, MAX_VIEW_REPEAT};
+use super::{Emitter, Seg};
+use crate::container::{storage_class, StorageElem};
+use crate::limits::{MAX_GATHER_BYTES, MAX_VIEW_REPEAT};
 use crate::vm::{EventKind, Value, ValueId};
 
 /// Storage key → (offset, length) in a legacy PyTorch checkpoint.
@@ -122,7 +125,7 @@ impl Emitter<'_, '_> {
         let g = self.graph();
         let r = Reader { g: &g };
         let (Ok(size), Ok(stride)) = (r.shape(size), r.shape(stride)) else { return Err(TensorError::SizeOrStride) };
-        let Some(offset) = r.int_of(offset).and_then(|o| u64::try_from(o).ok()) else {
+        let Some(offset) = self.a.int_or_bool(offset).and_then(|o| u64::try_from(o).ok()) else {
             return Err(TensorError::Offset);
         };
         let Value::Persistent { pid } = self.v(storage) else { return Err(TensorError::NotPersistent) };
@@ -131,12 +134,15 @@ impl Emitter<'_, '_> {
             _ => return Err(TensorError::PidNotTuple),
         };
         let Value::Global(cls) = self.v(cls) else { return Err(TensorError::ClassNotGlobal) };
-        let Some((descr, torch_dtype, elsize)) = torch_dtype(&cls.name) else {
+        let Some((descr, torch_dtype, elsize)) = tensor_elem(&cls.module, &cls.name) else {
             return Err(TensorError::UnknownClass { module: cls.module.to_string(), name: cls.name.to_string() });
         };
-        let (Some(key), Some(numel)) = (r.str_of(key), r.int_of(numel).and_then(|n| u64::try_from(n).ok())) else {
+        let a = self.a;
+        let (Some(key), Some(numel)) = (a.str_or_latin1(key), a.int_or_bool(numel).and_then(|n| u64::try_from(n).ok()))
+        else {
             return Err(TensorError::KeyOrSize);
         };
+        let key = key.into_owned();
         Ok(TensorSpec { key, numel, offset, size, stride, descr, torch_dtype, elsize, requires_grad })
     }
 
@@ -234,27 +240,24 @@ impl Emitter<'_, '_> {
 
     fn read_legacy_slots(&self) -> Result<Slots, StorageError> {
         let a = self.a;
-        let g = self.graph();
-        let r = Reader { g: &g };
         // Element sizes by key, from the object pickle's persistent ids.
         let mut elsize: HashMap<String, u64> = HashMap::new();
         for e in a.events.iter().filter(|e| e.pickle == 3) {
             let EventKind::PersistentId { pid } = e.kind else { continue };
-            if let Some([_, cls, key, ..]) = r.items(pid) {
-                if let (Some(cls), Some(key)) = (r.global_of(*cls), r.str_of(*key)) {
-                    let class = cls.rsplit('.').next().unwrap_or("");
-                    if let Some((_, _, size)) = torch_dtype(class) {
-                        elsize.entry(key).or_insert(size);
+            if let Some([_, cls, key, ..]) = a.tuple_or_list(pid) {
+                if let (Value::Global(cls), Some(key)) = (a.value(*cls), a.str_or_latin1(*key)) {
+                    if let Some((_, _, size)) = tensor_elem(&cls.module, &cls.name) {
+                        elsize.entry(key.into_owned()).or_insert(size);
                     }
                 }
             }
         }
         let keys_root = a.pickles[4].root.ok_or(StorageError::NoKeyList)?;
-        let keys: Vec<String> = r
-            .items(keys_root)
+        let keys: Vec<String> = a
+            .tuple_or_list(keys_root)
             .ok_or(StorageError::KeysNotList)?
             .iter()
-            .map(|k| r.str_of(*k).ok_or(StorageError::KeyNotStr))
+            .map(|k| a.str_or_latin1(*k).map(Cow::into_owned).ok_or(StorageError::KeyNotStr))
             .collect::<Result<_, _>>()?;
         if keys.len() > crate::limits::MAX_TORCH_STORAGES {
             return Err(StorageError::TooManyStorages);
@@ -281,21 +284,35 @@ impl Emitter<'_, '_> {
     }
 }
 
-/// numpy descriptor, torch dtype name and element size of a storage class.
-fn torch_dtype(class: &str) -> Option<(&'static str, &'static str, u64)> {
-    Some(match class {
-        "FloatStorage" => ("<f4", "float32", 4),
-        "DoubleStorage" => ("<f8", "float64", 8),
-        "HalfStorage" => ("<f2", "float16", 2),
-        "BFloat16Storage" => ("<u2", "bfloat16", 2),
-        "LongStorage" => ("<i8", "int64", 8),
-        "IntStorage" => ("<i4", "int32", 4),
-        "ShortStorage" => ("<i2", "int16", 2),
-        "CharStorage" => ("|i1", "int8", 1),
-        "ByteStorage" => ("|u1", "uint8", 1),
-        "BoolStorage" => ("|b1", "bool", 1),
-        "ComplexFloatStorage" => ("<c8", "complex64", 8),
-        "ComplexDoubleStorage" => ("<c16", "complex128", 16),
+/// The `.npy` descriptor, torch dtype name and element size of a storage
+/// class's elements, for a typed class of the one storage table
+/// ([`STORAGE_CLASSES`], module and name both) whose dtype has a `.npy`
+/// form; `None` for any other global, `UntypedStorage` (counted in bytes,
+/// its tensor's dtype is elsewhere), `TypedStorage` and the quantized
+/// classes.
+fn tensor_elem(module: &str, name: &str) -> Option<(&'static str, &'static str, u64)> {
+    match storage_class(module, name)?.elem {
+        StorageElem::Typed { dtype, size } => Some((npy_descr(dtype)?, dtype, size)),
+        StorageElem::Bytes | StorageElem::NoDtype => None,
+    }
+}
+
+/// The `.npy` descriptor of a torch dtype's elements: bfloat16, which numpy
+/// has not, as its raw bits (`<u2`); `None` for the quantized dtypes.
+fn npy_descr(dtype: &str) -> Option<&'static str> {
+    Some(match dtype {
+        "float32" => "<f4",
+        "float64" => "<f8",
+        "float16" => "<f2",
+        "bfloat16" => "<u2",
+        "int64" => "<i8",
+        "int32" => "<i4",
+        "int16" => "<i2",
+        "int8" => "|i1",
+        "uint8" => "|u1",
+        "bool" => "|b1",
+        "complex64" => "<c8",
+        "complex128" => "<c16",
         _ => return None,
     })
 }
@@ -305,6 +322,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::container::STORAGE_CLASSES;
     use crate::extract::error::ExtractError;
     use crate::extract::testkit::{extract, extract_bytes, fixture, npy, Scratch};
 
@@ -410,6 +428,19 @@ mod tests {
     /// offset, size, stride, False, OrderedDict())`, `pid` being
     /// `('storage', torch.<class>, key, 'cpu', numel)` (FORMATS.md §4.1).
     fn rebuild_pickle(class: &str, key: &str, numel: i32, offset: i32, size: &[i32], stride: &[i32]) -> Vec<u8> {
+        rebuild_pickle_in("torch", class, key, numel, offset, size, stride)
+    }
+
+    /// [`rebuild_pickle`] with a storage class of any module.
+    fn rebuild_pickle_in(
+        module: &str,
+        class: &str,
+        key: &str,
+        numel: i32,
+        offset: i32,
+        size: &[i32],
+        stride: &[i32],
+    ) -> Vec<u8> {
         fn text(out: &mut Vec<u8>, s: &str) {
             out.push(b'X');
             out.extend((s.len() as u32).to_le_bytes());
@@ -422,7 +453,7 @@ mod tests {
         let mut p = b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n(".to_vec();
         p.push(b'(');
         text(&mut p, "storage");
-        p.extend(format!("ctorch\n{class}\n").as_bytes());
+        p.extend(format!("c{module}\n{class}\n").as_bytes());
         text(&mut p, key);
         text(&mut p, "cpu");
         int(&mut p, numel);
@@ -493,16 +524,42 @@ mod tests {
 
     #[test]
     fn storage_classes_map_to_numpy_descriptors() {
-        assert_eq!(torch_dtype("FloatStorage"), Some(("<f4", "float32", 4)));
-        assert_eq!(torch_dtype("BFloat16Storage"), Some(("<u2", "bfloat16", 2)));
-        assert_eq!(torch_dtype("ComplexDoubleStorage"), Some(("<c16", "complex128", 16)));
-        assert_eq!(torch_dtype("BoolStorage"), Some(("|b1", "bool", 1)));
-        assert_eq!(torch_dtype("UntypedStorage"), None);
-        // Every descriptor's item size is the element size.
-        for class in ["Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool"] {
-            let (descr, _, size) = torch_dtype(&format!("{class}Storage")).expect(class);
-            let digits: u64 = descr[2..].parse().expect("a size");
-            assert_eq!(digits, size, "{class}");
+        assert_eq!(tensor_elem("torch", "FloatStorage"), Some(("<f4", "float32", 4)));
+        assert_eq!(tensor_elem("torch", "BFloat16Storage"), Some(("<u2", "bfloat16", 2)));
+        assert_eq!(tensor_elem("torch", "ComplexDoubleStorage"), Some(("<c16", "complex128", 16)));
+        assert_eq!(tensor_elem("torch", "BoolStorage"), Some(("|b1", "bool", 1)));
+        assert_eq!(tensor_elem("torch.cuda", "HalfStorage"), Some(("<f2", "float16", 2)));
+        for (module, name) in [
+            ("torch", "UntypedStorage"),
+            ("torch.storage", "UntypedStorage"),
+            ("torch.storage", "TypedStorage"),
+            ("torch", "QInt8Storage"),
+            // The name of a storage class in a module that is not torch's.
+            ("os", "FloatStorage"),
+            ("torch.storage", "FloatStorage"),
+        ] {
+            assert_eq!(tensor_elem(module, name), None, "{module}.{name}");
         }
+        // Every descriptor's item size is the element size of the table.
+        let mut typed = 0;
+        for c in STORAGE_CLASSES {
+            if let Some((descr, _, size)) = tensor_elem(c.module, c.name) {
+                let digits: u64 = descr[2..].parse().expect("a size");
+                assert_eq!(digits, size, "{}.{}", c.module, c.name);
+                typed += 1;
+            }
+        }
+        assert_eq!(typed, 24, "12 classes in torch and in torch.cuda");
+    }
+
+    #[test]
+    fn a_storage_class_of_another_module_is_no_tensor() {
+        let (ex, _out) = extract_bytes(&rebuild_pickle_in("os", "FloatStorage", "0", 4, 0, &[4], &[1]), "os");
+        let e: Vec<_> = ex.errors.into_iter().map(|e| e.error).collect();
+        assert!(
+            matches!(&e[..], [ExtractError::Tensor(TensorError::UnknownClass { module, name })]
+                if module == "os" && name == "FloatStorage"),
+            "{e:?}"
+        );
     }
 }

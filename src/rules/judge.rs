@@ -166,10 +166,6 @@ impl<'a> Judge<'a> {
         self.out.globals.len() - 1
     }
 
-    fn str_of(&self, id: ValueId) -> Option<&'a str> {
-        self.a.full_str(id)
-    }
-
     /// Resolves a callable through getattr(X, 'attr') and partial(X, ...),
     /// bounded by a fixed number of steps.
     fn resolve(&self, mut id: ValueId) -> Target {
@@ -187,7 +183,7 @@ impl<'a> Judge<'a> {
                     let called = !matches!(c.kind, CallKind::NewObj | CallKind::NewObjEx);
                     match (&**module, &**name, items) {
                         ("builtins", "getattr", [obj, attr, ..]) if called => {
-                            let Some(attr) = self.str_of(*attr) else {
+                            let Some(attr) = self.a.full_str(*attr) else {
                                 return Target::Indirect("getattr with a computed name");
                             };
                             return match self.resolve(*obj) {
@@ -665,7 +661,7 @@ impl<'a> Judge<'a> {
     fn conditional_call(&self, module: &str, name: &str, args: ValueId) -> Judgement {
         let items: &[ValueId] = self.a.tuple(args).unwrap_or(&[]);
         let target = match (module, name, items) {
-            ("builtins", "getattr", [obj, attr, ..]) => match (self.resolve(*obj), self.str_of(*attr)) {
+            ("builtins", "getattr", [obj, attr, ..]) => match (self.resolve(*obj), self.a.full_str(*attr)) {
                 (Target::Name(m, n), Some(attr)) => Some((m, format!("{n}.{attr}"))),
                 _ => None,
             },

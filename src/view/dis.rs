@@ -61,7 +61,7 @@ use std::fmt::Write as _;
 use std::io::{self, BufWriter, Write};
 
 use crate::error::Error;
-use crate::limits::MAX_PICKLES_PER_FILE;
+use crate::limits::{MAX_INDENT_LEVELS, MAX_PICKLES_PER_FILE, MAX_STACK_REPR_ITEMS};
 use crate::pickle::opcodes::{ArgKind, Opcode, StackItem};
 use crate::pickle::reader::{escape_decode, Arg, OpReader, Payload, Text};
 use crate::pickle::source::SliceSource;
@@ -70,12 +70,6 @@ use crate::py::repr::{
     escape_for_terminal, repr_bytearray, repr_bytes, repr_float, repr_int_le_twos_limited, repr_str,
     repr_str_codepoints, INT_MAX_STR_DIGITS,
 };
-
-/// Open MARKs beyond which the indentation stops growing.
-pub const MAX_INDENT_LEVELS: usize = 64;
-
-/// Stack items shown in a `stack not empty after STOP` message.
-pub const MAX_STACK_REPR_ITEMS: usize = 1000;
 
 /// Blanks per open MARK (pickletools' default `indentlevel`).
 const INDENT_CHUNK: &str = "    ";

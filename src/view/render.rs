@@ -8,7 +8,7 @@
 //! `repr` rules, names so that no control character or bidi override reaches
 //! a terminal.
 
-use crate::limits::MAX_RENDER_DEPTH;
+use crate::limits::{MAX_RENDER_DEPTH, MAX_SHOWN_GLOBAL};
 use crate::py::repr::{
     cut_dotted, escape_for_terminal, repr_bytearray, repr_bytes, repr_bytes_head, repr_float, repr_str, repr_str_head,
 };
@@ -21,11 +21,6 @@ pub struct Renderer<'a> {
     /// Values to print as a name instead of expanding (used by `show`).
     names: Option<&'a dyn Fn(ValueId) -> Option<String>>,
 }
-
-/// Longest `module.name` shown, in bytes before escaping; a longer one is
-/// cut and ends in `…`. Names run to 1 MiB, and one is repeated in every
-/// finding about it: up to 1,000 per rule.
-pub const MAX_SHOWN_GLOBAL: usize = 512;
 
 /// A global's printable dotted name, escaped for terminals, cut at
 /// [`MAX_SHOWN_GLOBAL`].

@@ -34,7 +34,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, Write};
 
-use crate::limits::MAX_SHOW_OUTPUT;
+use crate::limits::{MAX_ANOMALY_LINES, MAX_SHOW_OUTPUT};
 use crate::py::repr::escape_for_terminal;
 use crate::view::render::Renderer;
 use crate::vm::{Analysis, Anomaly, BlobView, CallKind, EventKind, PickleInfo, Value, ValueId};
@@ -59,9 +59,6 @@ const LONG_ATOM: usize = 64;
 
 /// The same for a global's name, which reads better inline.
 const LONG_GLOBAL: usize = 256;
-
-/// Anomaly comments written per pickle before the rest are counted.
-const MAX_ANOMALY_LINES: usize = 100;
 
 const NONE: u32 = u32::MAX;
 

@@ -8,20 +8,16 @@ use super::event::{Anomaly, Event, EventKind, PickleInfo, SHOWN_NAME_BYTES};
 use super::exec::Fast;
 use super::sink::SharedSink;
 use super::value::{
-    Analysis, Blob, CallKind, CallValue, GlobalName, Items, Partial, StrRef, UnknownWhy, Value, ValueId,
-    MAX_KEPT_VALUE_BYTES, PREVIEW_BYTES,
+    Analysis, Blob, CallKind, CallValue, GlobalName, Items, Partial, StrRef, UnknownWhy, Value, ValueId, PREVIEW_BYTES,
 };
 use crate::error::{Error, ErrorKind};
-use crate::limits::Limits;
+use crate::limits::{Limits, MAX_KEPT_TOTAL, MAX_KEPT_VALUE_BYTES};
 use crate::pickle::opcodes::Opcode;
 use crate::pickle::reader::{OpReader, Payload, Text};
 use crate::pickle::source::ByteSource;
 use crate::py::compat::{IMPORT_MAPPING, NAME_MAPPING};
 use crate::py::repr::{cut_dotted, floor_char_boundary};
 use std::sync::Arc;
-
-/// Most bytes of string and bytes contents the machine keeps for one file.
-pub const MAX_KEPT_TOTAL: usize = 256 << 20;
 
 /// Python 2 → 3 renaming as `Unpickler.find_class` applies it.
 pub fn map_py2_name(module: &str, name: &str) -> Option<(String, String)> {
@@ -495,20 +491,7 @@ impl Machine {
                 b.full().and_then(|t| crate::py::num::parse_int(t, false)).and_then(|i| i.as_i64())
             }
             Value::Float(x) if x.fract() == 0.0 && x.abs() < 9.0e15 => Some(*x as i64),
-            _ => self.int_of(id),
-        }
-    }
-
-    /// The string a value holds, when it is a complete literal string.
-    pub fn str_of(&self, id: ValueId) -> Option<String> {
-        self.out.full_str(id).map(str::to_string)
-    }
-
-    fn int_of(&self, id: ValueId) -> Option<i64> {
-        match self.out.value(id) {
-            Value::Int(i) => Some(*i),
-            Value::Bool(b) => Some(*b as i64),
-            _ => None,
+            _ => self.out.int_or_bool(id),
         }
     }
 

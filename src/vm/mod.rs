@@ -41,11 +41,11 @@ mod value;
 pub(crate) use build::{AfterBuild, Trailer};
 pub use event::{Anomaly, Event, EventKind, PickleInfo, SHOWN_NAME_BYTES};
 pub(crate) use machine::Halt;
-pub use machine::{map_py2_name, Machine, MAX_KEPT_TOTAL};
+pub use machine::{map_py2_name, Machine};
 pub use sink::{Graph, SharedSink, Sink, Spilling, View};
 pub use value::{
     Analysis, Blob, BlobView, CallKind, CallValue, GlobalName, Items, Partial, StrRef, UnknownWhy, Value, ValueId,
-    MAX_KEPT_VALUE_BYTES, PREVIEW_BYTES,
+    PREVIEW_BYTES,
 };
 
 use crate::limits::Limits;
@@ -69,7 +69,7 @@ pub fn analyze_with<S: ByteSource>(src: S, limits: Limits) -> Analysis {
 }
 
 /// Analyses every pickle in `src` for extraction: joblib array payloads and
-/// values longer than [`MAX_KEPT_VALUE_BYTES`] go to `sink` (values up to
+/// values longer than [`crate::limits::MAX_KEPT_VALUE_BYTES`] go to `sink` (values up to
 /// [`crate::limits::MAX_INLINE_ARG`] are kept whole instead of cut).
 pub fn analyze_into<S: ByteSource>(src: S, part: usize, sink: SharedSink) -> Analysis {
     sink.borrow_mut().begin(part);

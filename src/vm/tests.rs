@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::error::ErrorKind;
-use crate::limits::{MAX_INLINE_ARG, MAX_MARK_DEPTH};
+use crate::limits::{MAX_INLINE_ARG, MAX_KEPT_VALUE_BYTES, MAX_MARK_DEPTH};
 use std::sync::Arc;
 
 fn imports(a: &Analysis) -> Vec<String> {

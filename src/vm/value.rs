@@ -1,18 +1,21 @@
 //! Symbolic values: the arena's [`Value`]s, the compact forms they keep
 //! strings, bytes and tuples in, and [`Analysis`], everything the machine
 //! learned from one input.
+//!
+//! [`Analysis`] also holds the one set of accessors every stage reads a
+//! value through ([`Analysis::full_str`], [`Analysis::str_or_latin1`],
+//! [`Analysis::int`], [`Analysis::int_or_bool`], [`Analysis::tuple`], ...):
+//! each name says its rule, such as whether a `bool` counts as an `int`.
 
 use super::event::{Event, PickleInfo};
 use crate::error::Error;
+use crate::py::latin1;
 use crate::py::num::PyInt;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// Index of a value in [`Analysis::values`].
 pub type ValueId = u32;
-
-/// Largest string or bytes value whose contents the machine keeps; longer ones
-/// are kept as offset and length (plus a short prefix for display).
-pub const MAX_KEPT_VALUE_BYTES: usize = 64 * 1024;
 
 /// Bytes kept from the start of a long string or bytes value, for display.
 pub const PREVIEW_BYTES: usize = 64;
@@ -22,7 +25,7 @@ pub const PREVIEW_BYTES: usize = 64;
 /// Kept compact (one pointer and a tag) because a pickle may hold millions.
 #[derive(Debug, PartialEq)]
 pub enum Blob<T: ?Sized> {
-    /// The whole contents (no longer than [`MAX_KEPT_VALUE_BYTES`]).
+    /// The whole contents (no longer than [`crate::limits::MAX_KEPT_VALUE_BYTES`]).
     Full(Box<T>),
     /// Too long to keep: where the value is, and its first bytes.
     Part(Box<Partial<T>>),
@@ -312,6 +315,49 @@ impl Analysis {
     pub fn full_str(&self, id: ValueId) -> Option<&str> {
         match self.value(id) {
             Value::Str(r) => self.str(*r).full(),
+            _ => None,
+        }
+    }
+
+    /// The text of the value `id` read as numpy's and Python 2's pickles hold
+    /// text: a `str` kept whole, or bytes decoded as latin-1 — a `bytes`
+    /// value, or protocol ≤ 2's `_codecs.encode(text, 'latin1')`.
+    pub fn str_or_latin1(&self, id: ValueId) -> Option<Cow<'_, str>> {
+        if let Some(s) = self.full_str(id) {
+            return Some(Cow::Borrowed(s));
+        }
+        let v = self.value(id);
+        if let Some(b) = v.full_bytes() {
+            return Some(Cow::Owned(b.iter().map(|&c| c as char).collect()));
+        }
+        let Value::Call(c) = v else { return None };
+        let Value::Global(f) = self.value(c.func) else { return None };
+        if (&*f.module, &*f.name) != ("_codecs", "encode") {
+            return None;
+        }
+        match self.tuple_or_list(c.args)? {
+            [t, e] if self.str_or_latin1(*e).is_some_and(|e| latin1::is_codec(&e)) => {
+                self.full_str(*t).map(Cow::Borrowed)
+            }
+            _ => None,
+        }
+    }
+
+    /// The integer the value `id` is, when it is an `int` that fits an i64;
+    /// a `bool` is not taken.
+    pub fn int(&self, id: ValueId) -> Option<i64> {
+        match self.value(id) {
+            Value::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    /// The integer the value `id` is, a `bool` counting as 0 or 1 (as
+    /// Python's `bool` is an `int`).
+    pub fn int_or_bool(&self, id: ValueId) -> Option<i64> {
+        match self.value(id) {
+            Value::Int(i) => Some(*i),
+            Value::Bool(b) => Some(*b as i64),
             _ => None,
         }
     }

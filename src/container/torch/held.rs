@@ -316,7 +316,7 @@ pub(super) fn read_i32<S: ByteSource>(src: &mut S) -> io::Result<Option<i32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::container::torch::storage::{int_at, root};
+    use crate::container::torch::storage::root;
     use crate::container::torch::tests::MAGIC_P2;
     use crate::pickle::source::SliceSource;
 
@@ -335,7 +335,7 @@ mod tests {
         let a = held.analysis().expect("analysis");
         assert_eq!(a.pickles.len(), 2);
         assert_eq!(a.pickles[1].start, 100 + MAGIC_P2.len() as u64);
-        assert_eq!(int_at(&a, root(&a, 1).expect("root")), Some(1001));
+        assert_eq!(a.int(root(&a, 1).expect("root")), Some(1001));
         // No "another pickle" anomaly between separate loads.
         assert!(!a.events.iter().any(|e| matches!(e.kind, EventKind::Anomaly(Anomaly::AnotherPickle { .. }))));
         // The byte where a third pickle should start is reported as the machine reports trailing bytes.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::diag::{After, PickleSlot, TorchFault};
 use super::held::Held;
-use super::storage::{int_at, parse_pid, root, str_at, Layout, Pid, StorageRef};
+use super::storage::{parse_pid, root, Layout, Pid, StorageRef};
 use super::{Stream, LEGACY_PROTOCOL_VERSION, SHOWN_CHARS};
 use crate::container::diag::Limit;
 use crate::container::readers::Peeked;
@@ -51,7 +51,7 @@ pub(in crate::container) fn walk<R: Input>(w: &mut Walker, p: Peeked<R>, total: 
 fn storages<S: ByteSource>(cx: &mut Stream<'_, '_>, a: &Analysis, src: &mut S) -> Option<Part> {
     let rend = Renderer::new(a, SHOWN_CHARS);
     if let Some(v) = root(a, 1) {
-        if int_at(a, v) != Some(LEGACY_PROTOCOL_VERSION) {
+        if a.int(v) != Some(LEGACY_PROTOCOL_VERSION) {
             let at = a.pickles.get(1).map(|p| p.start).unwrap_or(0);
             cx.note(at, TorchFault::ProtocolVersion { shown: rend.expr(v) });
         }
@@ -117,7 +117,7 @@ fn storage_refs(
 /// reported) when it is not one, or too long to follow.
 fn storage_keys<'a>(cx: &mut Stream<'_, '_>, a: &'a Analysis, keys_at: u64) -> Option<Vec<&'a str>> {
     let keys: Vec<&str> = match root(a, 4).map(|v| a.value(v)) {
-        Some(Value::List(items)) => match items.iter().map(|&k| str_at(a, k)).collect::<Option<Vec<_>>>() {
+        Some(Value::List(items)) => match items.iter().map(|&k| a.full_str(k)).collect::<Option<Vec<_>>>() {
             Some(k) => k,
             None => {
                 cx.note(keys_at, TorchFault::KeysNotStrings {});

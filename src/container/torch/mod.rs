@@ -56,6 +56,7 @@ pub(super) mod tar;
 pub(super) mod zip;
 
 pub use self::diag::{After, PickleSlot, TorchFault};
+pub use self::storage::{storage_class, StorageClass, StorageElem, STORAGE_CLASSES};
 pub use self::tar::TarSection;
 pub use self::zip::ZipKind;
 

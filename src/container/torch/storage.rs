@@ -52,7 +52,7 @@ const fn typed(module: &'static str, name: &'static str, dtype: &'static str, si
 /// tensors, `torch.storage.TypedStorage` and `UntypedStorage`), plus
 /// `torch.UntypedStorage`, the same class through the `torch` module, which
 /// the full unpickler resolves. The one table of them: the persistent-id
-/// checks use it, and extraction's dtypes can.
+/// checks and extraction's tensors both use it.
 pub const STORAGE_CLASSES: &[StorageClass] = &[
     typed("torch", "DoubleStorage", "float64", 8),
     typed("torch", "FloatStorage", "float32", 4),
@@ -91,24 +91,6 @@ pub const STORAGE_CLASSES: &[StorageClass] = &[
 /// The entry of [`STORAGE_CLASSES`] for a global, if it is a storage class.
 pub fn storage_class(module: &str, name: &str) -> Option<&'static StorageClass> {
     STORAGE_CLASSES.iter().find(|c| c.module == module && c.name == name)
-}
-
-/// The string at `id`, whole.
-pub(super) fn str_at(a: &Analysis, id: ValueId) -> Option<&str> {
-    a.full_str(id)
-}
-
-/// The integer at `id`.
-pub(super) fn int_at(a: &Analysis, id: ValueId) -> Option<i64> {
-    match a.value(id) {
-        Value::Int(i) => Some(*i),
-        _ => None,
-    }
-}
-
-/// The items of the tuple at `id`.
-pub(super) fn tuple_at(a: &Analysis, id: ValueId) -> Option<&[ValueId]> {
-    a.tuple(id)
 }
 
 /// The value pickle `index` of an analysis evaluates to.
@@ -211,7 +193,7 @@ pub(super) enum Pid {
 /// Reads persistent id `pid` as a loader of `layout` does.
 pub(super) fn parse_pid(a: &Analysis, pid: ValueId, layout: Layout, r: &Renderer<'_>) -> Pid {
     let shown = || r.expr(pid);
-    let Some(items) = tuple_at(a, pid) else {
+    let Some(items) = a.tuple(pid) else {
         return Pid::Bad(TorchFault::PidNotTuple { shown: shown() });
     };
     let tag = items.first().and_then(|&t| {
@@ -241,16 +223,17 @@ fn storage_pid(a: &Analysis, items: &[ValueId], layout: Layout, r: &Renderer<'_>
         return Pid::Bad(TorchFault::PidStorageItems { shown: shown(), items: items.len(), want });
     }
     let class = class_of(a, items[1], r);
-    let Some(key) = str_at(a, items[2]) else {
+    let Some(key) = a.full_str(items[2]) else {
         return Pid::Bad(TorchFault::PidKeyNotStr { shown: shown() });
     };
-    let Some(numel) = int_at(a, items[4]).and_then(|n| u64::try_from(n).ok()) else {
+    // The count is an `int`; a bool is not taken.
+    let Some(numel) = a.int(items[4]).and_then(|n| u64::try_from(n).ok()) else {
         return Pid::Bad(TorchFault::PidBadCount { shown: shown() });
     };
     if layout == Layout::Legacy {
         let view_ok = match (a.value(items[5]), a.tuple(items[5])) {
             (Value::None, _) => true,
-            (_, Some(v)) => v.len() == 3 && int_at(a, v[1]).is_some() && int_at(a, v[2]).is_some(),
+            (_, Some(v)) => v.len() == 3 && a.int(v[1]).is_some() && a.int(v[2]).is_some(),
             _ => false,
         };
         if !view_ok {
@@ -266,7 +249,7 @@ fn module_pid(a: &Analysis, items: &[ValueId], r: &Renderer<'_>) -> Pid {
         Value::Global(g) => global_name(&g.module, &g.name),
         _ => r.expr(items[1]),
     };
-    let file = str_at(a, items[2]).map(|s| format!("{s:?}")).unwrap_or_else(|| r.expr(items[2]));
+    let file = a.full_str(items[2]).map(|s| format!("{s:?}")).unwrap_or_else(|| r.expr(items[2]));
     let source = match a.value(items[3]) {
         Value::Str(s) => match a.str(*s) {
             BlobView::Full(s) => {

@@ -7,7 +7,7 @@ use std::fmt;
 
 use super::diag::{After, PickleSlot, TorchFault};
 use super::held::{read_i32, Held};
-use super::storage::{class_of, int_at, root, tuple_at, Layout};
+use super::storage::{class_of, root, Layout};
 use super::{Stream, SHOWN_CHARS};
 use crate::container::diag::{Limit, Unreadable};
 use crate::container::format::{sniff, Format};
@@ -80,7 +80,7 @@ fn records<S: ByteSource>(cx: &mut Stream<'_, '_>, src: &mut S, held: &mut Held,
         cx.cut(c, at, PickleSlot::TarCount { section });
         return None;
     }
-    let count = held.last().and_then(|a| root(&a, 0).and_then(|v| int_at(&a, v)));
+    let count = held.last().and_then(|a| root(&a, 0).and_then(|v| a.int(v)));
     let Some(count) = count.and_then(|c| u64::try_from(c).ok()) else {
         cx.note(at, TorchFault::NoRecordCount { section });
         return None;
@@ -132,7 +132,7 @@ fn record<S: ByteSource>(
 ) -> Result<(), TorchFault> {
     let rend = Renderer::new(h, SHOWN_CHARS);
     let header = root(h, 0);
-    let items = header.and_then(|v| tuple_at(h, v)).filter(|t| t.len() == 3);
+    let items = header.and_then(|v| h.tuple(v)).filter(|t| t.len() == 3);
     match (section, items) {
         (TarSection::Storages, Some(t)) => {
             let key = rend.expr(t[0]);
