@@ -18,7 +18,7 @@ import sys
 import unicodedata
 
 COMMAND = "python3.11 scripts/gen_printable_table.py"
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "pyrepr_printable.rs")
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "py", "printable.rs")
 
 
 def main() -> None:
