@@ -187,6 +187,10 @@ RECIPES = {
     "ops2m.pkl": ("protocol-4 pickle.dumps of [(i, NAMES[i%1000], i*0.5) for i in range(400_000)]; "
                   "NAMES = 1000 shared str objects (memo refs)",
                   lambda p: write_bytes(p, make_ops2m())),
+    "dicts300k.pkl": ("protocol-4 pickle.dumps([{'id': i, 'name': f'n{i}', 'v': i * 0.5} for i in range(300_000)]) "
+                      "(about 10 MB: many small dicts, issue 12)",
+                      lambda p: write_bytes(p, pickle.dumps([{"id": i, "name": f"n{i}", "v": i * 0.5}
+                                                             for i in range(300_000)], protocol=4))),
     "np150_p4.pkl": ("pickle.dump(np.random.default_rng(0).random(150*2**20//8), f, protocol=4)",
                      lambda p: write_numpy(p, 4)),
     "np150_p5.pkl": ("pickle.dump(np.random.default_rng(0).random(150*2**20//8), f, protocol=5)",
