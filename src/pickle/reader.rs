@@ -18,6 +18,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::limits::{MAX_INLINE_ARG, MAX_LINE_ARG, MAX_LONG_BYTES, MAX_TEXT_LINE_ARG};
 use crate::pickle::opcodes::{ArgKind, Opcode, BY_BYTE_CONST};
 use crate::pickle::source::{ByteSource, Line};
+use crate::py::codec::{decode_raw_unicode_escape, decode_utf8_surrogatepass, escape_decode};
 use crate::py::num::{int_arg_c, int_arg_py, parse_float, parse_int, IntArg, PyInt};
 
 /// Bytes of an argument: in memory, or skipped because they were too long.
@@ -323,148 +324,6 @@ fn bad(what: &'static str, detail: impl Into<String>, offset: u64) -> Error {
     Error::new(ErrorKind::BadArgument { what, detail: detail.into() }, offset)
 }
 
-/// UTF-8 decoded as CPython's `surrogatepass` does, into code points (lone
-/// surrogates kept). `None` for input CPython rejects.
-pub fn utf8_surrogatepass_codepoints(mut b: &[u8]) -> Option<Vec<u32>> {
-    let mut out = Vec::with_capacity(b.len());
-    loop {
-        match std::str::from_utf8(b) {
-            Ok(s) => {
-                out.extend(s.chars().map(|c| c as u32));
-                return Some(out);
-            }
-            Err(e) => {
-                let (good, bad) = b.split_at(e.valid_up_to());
-                out.extend(std::str::from_utf8(good).ok()?.chars().map(|c| c as u32));
-                match bad {
-                    [0xED, b1 @ 0xA0..=0xBF, b2 @ 0x80..=0xBF, ..] => {
-                        out.push(0xD000 | (u32::from(b1 & 0x3F) << 6) | u32::from(b2 & 0x3F));
-                        b = &bad[3..];
-                    }
-                    _ => return None,
-                }
-            }
-        }
-    }
-}
-
-/// Python's `raw-unicode-escape` decoder, into code points (surrogates
-/// kept): bytes are latin-1 code points, except `\uXXXX` / `\UXXXXXXXX`
-/// after an odd run of backslashes. `None` where Python raises.
-pub fn raw_unicode_escape_codepoints(bytes: &[u8]) -> Option<Vec<u32>> {
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let c = bytes[i];
-        if c != b'\\' {
-            out.push(u32::from(c));
-            i += 1;
-            continue;
-        }
-        let run_start = i;
-        while i < bytes.len() && bytes[i] == b'\\' {
-            i += 1;
-        }
-        let run = i - run_start;
-        let escape = run % 2 == 1 && matches!(bytes.get(i), Some(b'u') | Some(b'U'));
-        let literal = if escape { run - 1 } else { run };
-        out.extend(std::iter::repeat_n(u32::from(b'\\'), literal));
-        if escape {
-            let width = if bytes.get(i) == Some(&b'u') { 4 } else { 8 };
-            let hex = bytes.get(i + 1..i + 1 + width)?;
-            if !hex.iter().all(u8::is_ascii_hexdigit) {
-                return None;
-            }
-            let text = std::str::from_utf8(hex).ok()?;
-            let cp = u32::from_str_radix(text, 16).ok()?;
-            if cp > 0x10FFFF {
-                return None;
-            }
-            out.push(cp);
-            i += 1 + width;
-        }
-    }
-    Some(out)
-}
-
-/// Code points as a `String`, each lone surrogate replaced by U+FFFD.
-fn lossy_string(cps: &[u32]) -> String {
-    cps.iter().map(|&c| char::from_u32(c).unwrap_or('\u{FFFD}')).collect()
-}
-
-/// Decodes UTF-8 as CPython's `surrogatepass` does, replacing each lone
-/// surrogate with U+FFFD. Returns `None` for input CPython rejects.
-pub fn decode_utf8_surrogatepass(bytes: &[u8]) -> Option<Cow<'_, str>> {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => Some(Cow::Borrowed(s)),
-        Err(_) => utf8_surrogatepass_codepoints(bytes).map(|cps| Cow::Owned(lossy_string(&cps))),
-    }
-}
-
-/// Decodes Python's `raw-unicode-escape` (see
-/// [`raw_unicode_escape_codepoints`]), lone surrogates replaced by U+FFFD.
-pub fn decode_raw_unicode_escape(bytes: &[u8]) -> Option<String> {
-    raw_unicode_escape_codepoints(bytes).map(|cps| lossy_string(&cps))
-}
-
-/// Undoes Python's bytes escapes (`codecs.escape_decode`), as the `STRING`
-/// opcode does. Returns `None` where Python raises (a bad `\x` escape).
-pub fn escape_decode(bytes: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let c = bytes[i];
-        i += 1;
-        if c != b'\\' {
-            out.push(c);
-            continue;
-        }
-        // A trailing backslash is an error ("\\ at end of string").
-        let &e = bytes.get(i)?;
-        i += 1;
-        match e {
-            b'\n' => {}
-            b'\\' => out.push(b'\\'),
-            b'\'' => out.push(b'\''),
-            b'"' => out.push(b'"'),
-            b'a' => out.push(7),
-            b'b' => out.push(8),
-            b'f' => out.push(12),
-            b'n' => out.push(b'\n'),
-            b'r' => out.push(b'\r'),
-            b't' => out.push(b'\t'),
-            b'v' => out.push(11),
-            b'0'..=b'7' => {
-                let mut v = (e - b'0') as u32;
-                for _ in 0..2 {
-                    match bytes.get(i) {
-                        Some(d @ b'0'..=b'7') => {
-                            v = v * 8 + (d - b'0') as u32;
-                            i += 1;
-                        }
-                        _ => break,
-                    }
-                }
-                out.push(v as u8);
-            }
-            b'x' => {
-                let hex = bytes.get(i..i + 2)?;
-                let h = std::str::from_utf8(hex).ok()?;
-                if !h.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return None;
-                }
-                out.push(u8::from_str_radix(h, 16).ok()?);
-                i += 2;
-            }
-            other => {
-                out.push(b'\\');
-                out.push(other);
-            }
-        }
-    }
-    Some(out)
-}
-
 impl<S: ByteSource> OpReader<S> {
     /// A reader over `src`.
     pub fn new(src: S) -> Self {
@@ -630,6 +489,9 @@ impl<S: ByteSource> OpReader<S> {
         Ok(Some(Op { offset, end, opcode, arg, frame, differential }))
     }
 
+    /// Reads the argument of `opcode`, whose byte was at `at` inside the
+    /// frame ending at `open`: the argument, the offset just past it, its
+    /// relation to the frame and whether the two unpicklers differ on it.
     fn read_arg(&mut self, opcode: Opcode, at: u64, open: Option<u64>) -> Result<(Arg<'_>, u64, FrameNote, bool)> {
         let mut differential = false;
         // Work out owned/scalar arguments first; borrowed ones return early.
@@ -640,118 +502,25 @@ impl<S: ByteSource> OpReader<S> {
             | ArgKind::Uint2
             | ArgKind::Int4
             | ArgKind::Uint4
-            | ArgKind::Float8) => {
-                let width = fixed_width(kind).unwrap_or(0) as usize;
-                let bytes = match self.src.take(width).map_err(|e| io_err(e, at))? {
-                    Some(b) => b,
-                    None => return Err(eof(what, at)),
-                };
-                // Always Some: `bytes` has the width of `kind`.
-                decode_fixed(kind, bytes).map_or(Arg::None, FixedArg::arg)
-            }
+            | ArgKind::Float8) => self.read_fixed_arg(kind, what, at)?,
             ArgKind::Uint8 => {
                 let v = u64::from_le_bytes(self.fixed::<8>(what, at)?);
                 if opcode == Opcode::Frame {
-                    let end = self.src.position();
-                    self.frame_end = Some(end.saturating_add(v));
-                    let note = match open {
-                        Some(frame_end) => FrameNote::NewBeforeEnd { frame_end },
-                        None if self.src.remaining().is_some_and(|r| v > r) => FrameNote::PastInput,
-                        None => FrameNote::Ok,
-                    };
-                    return Ok((Arg::U64(v), end, note, false));
+                    return Ok(self.open_frame(v, open));
                 }
                 Arg::U64(v)
             }
-            ArgKind::Long1 | ArgKind::Long4 => {
-                let n: i128 = if opcode.arg() == ArgKind::Long1 {
-                    self.fixed::<1>(what, at)?[0] as i128
-                } else {
-                    i32::from_le_bytes(self.fixed::<4>(what, at)?) as i128
-                };
-                let n = self.check_len(what, n, at)?;
-                if n > MAX_LONG_BYTES as u64 {
-                    return Err(Error::new(
-                        ErrorKind::LimitExceeded { limit: "MAX_LONG_BYTES", value: MAX_LONG_BYTES as u64 },
-                        at,
-                    ));
-                }
-                match self.src.take(n as usize).map_err(|e| io_err(e, at))? {
-                    Some(b) => Arg::BigInt(PyInt::from_le_twos(b)),
-                    None => return Err(eof(what, at)),
-                }
-            }
+            kind @ (ArgKind::Long1 | ArgKind::Long4) => self.read_long_bytes(kind, what, at)?,
             ArgKind::DecimalnlShort | ArgKind::DecimalnlLong => {
-                let line = self.line(what, at)?;
-                match opcode {
-                    Opcode::Int => {
-                        let c = int_arg_c(line);
-                        differential = c != int_arg_py(line);
-                        match c {
-                            Some(IntArg::Bool(b)) => Arg::Bool(b),
-                            Some(IntArg::Int(v)) => Arg::BigInt(v),
-                            None => return Err(bad(what, "not an integer literal", at)),
-                        }
-                    }
-                    Opcode::Long => {
-                        let text = line.strip_suffix(b"L").unwrap_or(line);
-                        match parse_int(text, true) {
-                            Some(v) => Arg::BigInt(v),
-                            None => return Err(bad(what, "not an integer literal", at)),
-                        }
-                    }
-                    _ => match parse_int(line, false) {
-                        Some(v) => Arg::BigInt(v),
-                        None => return Err(bad(what, "not a decimal integer", at)),
-                    },
-                }
+                let (arg, differs) = self.read_decimal_line(opcode, at)?;
+                differential = differs;
+                arg
             }
-            ArgKind::Floatnl => {
-                let line = self.line(what, at)?;
-                match parse_float(line) {
-                    Some(f) => Arg::Float(f),
-                    None => return Err(bad(what, "not a float literal", at)),
-                }
-            }
-            ArgKind::Stringnl => {
-                let line = self.text_line(what, at)?;
-                let quoted = line.len() >= 2 && matches!(line[0], b'\'' | b'"') && line[line.len() - 1] == line[0];
-                if !quoted {
-                    return Err(bad(what, "the STRING argument must be quoted", at));
-                }
-                match escape_decode(&line[1..line.len() - 1]) {
-                    Some(v) => Arg::Escaped(v),
-                    None => return Err(bad(what, "invalid escape", at)),
-                }
-            }
-            ArgKind::StringnlNoescape => {
-                let line = self.text_line(what, at)?;
-                // pickle.py decodes the persistent id as ASCII.
-                match std::str::from_utf8(line) {
-                    Ok(s) if s.is_ascii() => Arg::Str(Text::Inline(Cow::Owned(s.to_owned()))),
-                    _ => return Err(bad(what, "persistent id is not ASCII", at)),
-                }
-            }
-            ArgKind::StringnlNoescapePair => {
-                let module = self.line(what, at)?;
-                let module = match std::str::from_utf8(module) {
-                    Ok(s) => s.to_owned(),
-                    Err(_) => return Err(bad(what, "module name is not UTF-8", at)),
-                };
-                let name = self.line(what, at)?;
-                let name = match std::str::from_utf8(name) {
-                    Ok(s) => s.to_owned(),
-                    Err(_) => return Err(bad(what, "name is not UTF-8", at)),
-                };
-                Arg::Global { module, name }
-            }
-            ArgKind::Unicodestringnl => {
-                let line = self.text_line(what, at)?;
-                match decode_raw_unicode_escape(line) {
-                    Some(s) => Arg::Str(Text::Inline(Cow::Owned(s))),
-                    None => return Err(bad(what, "invalid raw-unicode-escape", at)),
-                }
-            }
+            ArgKind::Floatnl => self.read_float_line(what, at)?,
+            ArgKind::Stringnl => self.read_quoted_string(what, at)?,
+            ArgKind::StringnlNoescape => self.read_persistent_id(what, at)?,
+            ArgKind::StringnlNoescapePair => self.read_global_pair(what, at)?,
+            ArgKind::Unicodestringnl => self.read_unicode_line(what, at)?,
             // Borrowing arguments: handled below.
             ArgKind::String1
             | ArgKind::String4
@@ -767,6 +536,140 @@ impl<S: ByteSource> OpReader<S> {
         Ok((arg, end, crossing(open, end), differential))
     }
 
+    /// A fixed-width argument (or none): uint1, uint2, int4, uint4, float8.
+    fn read_fixed_arg(&mut self, kind: ArgKind, what: &'static str, at: u64) -> Result<Arg<'static>> {
+        let width = fixed_width(kind).unwrap_or(0) as usize;
+        let bytes = match self.src.take(width).map_err(|e| io_err(e, at))? {
+            Some(b) => b,
+            None => return Err(eof(what, at)),
+        };
+        // Always Some: `bytes` has the width of `kind`.
+        Ok(decode_fixed(kind, bytes).map_or(Arg::None, FixedArg::arg))
+    }
+
+    /// Opens the frame of a `FRAME` whose eight-byte length `v` was just
+    /// read, noting a frame still open (`open`) or a length past the input.
+    fn open_frame(&mut self, v: u64, open: Option<u64>) -> (Arg<'static>, u64, FrameNote, bool) {
+        let end = self.src.position();
+        self.frame_end = Some(end.saturating_add(v));
+        let note = match open {
+            Some(frame_end) => FrameNote::NewBeforeEnd { frame_end },
+            None if self.src.remaining().is_some_and(|r| v > r) => FrameNote::PastInput,
+            None => FrameNote::Ok,
+        };
+        (Arg::U64(v), end, note, false)
+    }
+
+    /// `LONG1`/`LONG4`: a length, then that many bytes of a little-endian
+    /// two's-complement integer, at most [`MAX_LONG_BYTES`].
+    fn read_long_bytes(&mut self, kind: ArgKind, what: &'static str, at: u64) -> Result<Arg<'static>> {
+        let n: i128 = if kind == ArgKind::Long1 {
+            self.fixed::<1>(what, at)?[0] as i128
+        } else {
+            i32::from_le_bytes(self.fixed::<4>(what, at)?) as i128
+        };
+        let n = self.check_len(what, n, at)?;
+        if n > MAX_LONG_BYTES as u64 {
+            return Err(Error::new(
+                ErrorKind::LimitExceeded { limit: "MAX_LONG_BYTES", value: MAX_LONG_BYTES as u64 },
+                at,
+            ));
+        }
+        match self.src.take(n as usize).map_err(|e| io_err(e, at))? {
+            Some(b) => Ok(Arg::BigInt(PyInt::from_le_twos(b))),
+            None => Err(eof(what, at)),
+        }
+    }
+
+    /// A decimal line: `INT` (with `00`/`01` for False/True, and the C and
+    /// Python unpicklers' readings compared), `LONG` (one `L` dropped), or a
+    /// memo key (`GET`, `PUT`). Returns the argument and whether the two
+    /// unpicklers read it differently.
+    fn read_decimal_line(&mut self, opcode: Opcode, at: u64) -> Result<(Arg<'static>, bool)> {
+        let what = opcode.name();
+        let line = self.line(what, at)?;
+        match opcode {
+            Opcode::Int => {
+                let c = int_arg_c(line);
+                let differential = c != int_arg_py(line);
+                match c {
+                    Some(IntArg::Bool(b)) => Ok((Arg::Bool(b), differential)),
+                    Some(IntArg::Int(v)) => Ok((Arg::BigInt(v), differential)),
+                    None => Err(bad(what, "not an integer literal", at)),
+                }
+            }
+            Opcode::Long => {
+                let text = line.strip_suffix(b"L").unwrap_or(line);
+                match parse_int(text, true) {
+                    Some(v) => Ok((Arg::BigInt(v), false)),
+                    None => Err(bad(what, "not an integer literal", at)),
+                }
+            }
+            _ => match parse_int(line, false) {
+                Some(v) => Ok((Arg::BigInt(v), false)),
+                None => Err(bad(what, "not a decimal integer", at)),
+            },
+        }
+    }
+
+    /// `FLOAT`: a float literal on a line.
+    fn read_float_line(&mut self, what: &'static str, at: u64) -> Result<Arg<'static>> {
+        let line = self.line(what, at)?;
+        match parse_float(line) {
+            Some(f) => Ok(Arg::Float(f)),
+            None => Err(bad(what, "not a float literal", at)),
+        }
+    }
+
+    /// `STRING`: a quoted literal on a line, escape-decoded.
+    fn read_quoted_string(&mut self, what: &'static str, at: u64) -> Result<Arg<'static>> {
+        let line = self.text_line(what, at)?;
+        let quoted = line.len() >= 2 && matches!(line[0], b'\'' | b'"') && line[line.len() - 1] == line[0];
+        if !quoted {
+            return Err(bad(what, "the STRING argument must be quoted", at));
+        }
+        match escape_decode(&line[1..line.len() - 1]) {
+            Some(v) => Ok(Arg::Escaped(v)),
+            None => Err(bad(what, "invalid escape", at)),
+        }
+    }
+
+    /// `PERSID`: the persistent id on a line.
+    fn read_persistent_id(&mut self, what: &'static str, at: u64) -> Result<Arg<'static>> {
+        let line = self.text_line(what, at)?;
+        // pickle.py decodes the persistent id as ASCII.
+        match std::str::from_utf8(line) {
+            Ok(s) if s.is_ascii() => Ok(Arg::Str(Text::Inline(Cow::Owned(s.to_owned())))),
+            _ => Err(bad(what, "persistent id is not ASCII", at)),
+        }
+    }
+
+    /// `GLOBAL`/`INST`: a module line and a name line, each UTF-8.
+    fn read_global_pair(&mut self, what: &'static str, at: u64) -> Result<Arg<'static>> {
+        let module = self.line(what, at)?;
+        let module = match std::str::from_utf8(module) {
+            Ok(s) => s.to_owned(),
+            Err(_) => return Err(bad(what, "module name is not UTF-8", at)),
+        };
+        let name = self.line(what, at)?;
+        let name = match std::str::from_utf8(name) {
+            Ok(s) => s.to_owned(),
+            Err(_) => return Err(bad(what, "name is not UTF-8", at)),
+        };
+        Ok(Arg::Global { module, name })
+    }
+
+    /// `UNICODE`: a raw-unicode-escape line.
+    fn read_unicode_line(&mut self, what: &'static str, at: u64) -> Result<Arg<'static>> {
+        let line = self.text_line(what, at)?;
+        match decode_raw_unicode_escape(line) {
+            Some(s) => Ok(Arg::Str(Text::Inline(Cow::Owned(s)))),
+            None => Err(bad(what, "invalid raw-unicode-escape", at)),
+        }
+    }
+
+    /// A length-prefixed argument (byte strings, bytes, bytearrays, UTF-8
+    /// text), borrowed from the source or skipped when long.
     fn read_sized(&mut self, opcode: Opcode, at: u64, open: Option<u64>) -> Result<(Arg<'_>, u64, FrameNote, bool)> {
         let what = opcode.name();
         let kind = opcode.arg();
@@ -885,20 +788,5 @@ mod tests {
         }
         assert_eq!(notes[2], (Opcode::ShortBinunicode, FrameNote::CrossesEnd { frame_end: 14 }));
         assert_eq!(notes[3], (Opcode::Stop, FrameNote::Ok));
-    }
-
-    #[test]
-    fn raw_unicode_escape_rules() {
-        assert_eq!(decode_raw_unicode_escape(br"\u0041").as_deref(), Some("A"));
-        assert_eq!(decode_raw_unicode_escape(br"\\u0041").as_deref(), Some(r"\\u0041"));
-        assert_eq!(decode_raw_unicode_escape(br"\\\u0041").as_deref(), Some(r"\\A"));
-        assert_eq!(decode_raw_unicode_escape(br"\x41").as_deref(), Some(r"\x41"));
-        assert_eq!(decode_raw_unicode_escape(br"\u00"), None);
-    }
-
-    #[test]
-    fn surrogatepass() {
-        assert_eq!(decode_utf8_surrogatepass(b"a\xed\xa0\x80b").as_deref(), Some("a\u{FFFD}b"));
-        assert_eq!(decode_utf8_surrogatepass(b"a\xffb"), None);
     }
 }

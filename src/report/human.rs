@@ -13,6 +13,7 @@ use super::Report;
 use crate::policy::Verdict;
 use crate::py::repr::escape_for_terminal;
 use crate::rules::Severity;
+use crate::scan::FileReport;
 
 /// Options for the human format.
 #[derive(Debug, Clone, Copy, Default)]
@@ -40,89 +41,112 @@ pub fn render(report: &Report, opts: HumanOptions) -> String {
             let _ = writeln!(out, "{path}: error: {}", escape_for_terminal(e));
             continue;
         }
-        let mut sev = [0usize; 3];
-        for x in &f.findings {
-            sev[x.severity as usize] += 1;
-        }
-        let protos: Vec<String> = f.pickles.iter().map(|p| p.protocol.to_string()).collect();
-        let verdict = match f.max_severity() {
-            Some(Severity::Error) => "FAIL",
-            Some(Severity::Warning) => "REVIEW",
-            _ => "OK",
-        };
-        let _ = writeln!(
-            out,
-            "{path}: {verdict} ({} error, {} warning, {} info) — {}, {}, protocol {}, {} bytes",
-            sev[2],
-            sev[1],
-            sev[0],
-            f.format,
-            plural(f.pickles.len(), "pickle"),
-            if protos.is_empty() { "-".to_string() } else { protos.join("/") },
-            f.size
-        );
+        file_header(&mut out, &path, f);
         if !f.findings.is_empty() {
-            let mut t = Table::new();
-            t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
-            if let Some(w) = opts.width {
-                t.set_width(w);
-            }
-            t.set_header(vec!["offset", "rule", "severity", "finding"]);
-            for x in &f.findings {
-                let mut text = x.message.clone();
-                if let Some(c) = &x.call {
-                    text.push_str("\n→ ");
-                    text.push_str(c);
-                }
-                t.add_row(vec![
-                    x.offset.to_string(),
-                    format!("{} {}", x.rule.code(), x.rule.slug()),
-                    x.severity.as_str().to_string(),
-                    text,
-                ]);
-            }
-            let _ = writeln!(out, "{t}");
+            let _ = writeln!(out, "{}", findings_table(f, opts));
         }
         for (code, n) in &f.suppressed {
             let _ = writeln!(out, "  ({n} more {code} findings not shown)");
         }
-        let mut by = [0usize; 4];
-        for g in &f.globals {
-            by[g.verdict as usize] += 1;
-        }
-        let _ = writeln!(
-            out,
-            "  globals: {} dangerous, {} unknown, {} conditional, {} safe",
-            by[Verdict::Dangerous as usize],
-            by[Verdict::Unknown as usize],
-            by[Verdict::Conditional as usize],
-            by[Verdict::Safe as usize]
-        );
-        for g in &f.globals {
-            if g.verdict == Verdict::Safe && !opts.show_safe {
-                continue;
-            }
-            let label = match g.verdict {
-                Verdict::Dangerous => "dangerous",
-                Verdict::Unknown => "unknown",
-                Verdict::Conditional => "conditional",
-                Verdict::Safe => "safe",
-            };
-            let _ = writeln!(
-                out,
-                "    {label:<11} {} ({}, {}) first at offset {}",
-                crate::view::render::global_name(&g.module, &g.name),
-                plural(g.imports, "import"),
-                plural(g.calls, "call"),
-                g.first_offset
-            );
-        }
+        globals_inventory(&mut out, f, opts);
     }
     if report.list_skipped {
         for s in &report.skipped {
             let _ = writeln!(out, "{}: skipped ({})", escape_for_terminal(&s.path), s.reason.as_str());
         }
     }
+    summary_line(&mut out, report);
+    out
+}
+
+/// `PATH: FAIL (2 error, 0 warning, 0 info) — pickle, 1 pickle, protocol 0, 41 bytes`.
+fn file_header(out: &mut String, path: &str, f: &FileReport) {
+    let mut sev = [0usize; 3];
+    for x in &f.findings {
+        sev[x.severity as usize] += 1;
+    }
+    let protos: Vec<String> = f.pickles.iter().map(|p| p.protocol.to_string()).collect();
+    let verdict = match f.max_severity() {
+        Some(Severity::Error) => "FAIL",
+        Some(Severity::Warning) => "REVIEW",
+        _ => "OK",
+    };
+    let _ = writeln!(
+        out,
+        "{path}: {verdict} ({} error, {} warning, {} info) — {}, {}, protocol {}, {} bytes",
+        sev[2],
+        sev[1],
+        sev[0],
+        f.format,
+        plural(f.pickles.len(), "pickle"),
+        if protos.is_empty() { "-".to_string() } else { protos.join("/") },
+        f.size
+    );
+}
+
+/// One row per finding: offset, rule, severity, and the message with the
+/// call it is about on a line of its own.
+fn findings_table(f: &FileReport, opts: HumanOptions) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+    if let Some(w) = opts.width {
+        t.set_width(w);
+    }
+    t.set_header(vec!["offset", "rule", "severity", "finding"]);
+    for x in &f.findings {
+        let mut text = x.message.clone();
+        if let Some(c) = &x.call {
+            text.push_str("\n→ ");
+            text.push_str(c);
+        }
+        t.add_row(vec![
+            x.offset.to_string(),
+            format!("{} {}", x.rule.code(), x.rule.slug()),
+            x.severity.as_str().to_string(),
+            text,
+        ]);
+    }
+    t
+}
+
+/// The count of globals per verdict, then one line per global (the safe
+/// ones only with [`HumanOptions::show_safe`]).
+fn globals_inventory(out: &mut String, f: &FileReport, opts: HumanOptions) {
+    let mut by = [0usize; 4];
+    for g in &f.globals {
+        by[g.verdict as usize] += 1;
+    }
+    let _ = writeln!(
+        out,
+        "  globals: {} dangerous, {} unknown, {} conditional, {} safe",
+        by[Verdict::Dangerous as usize],
+        by[Verdict::Unknown as usize],
+        by[Verdict::Conditional as usize],
+        by[Verdict::Safe as usize]
+    );
+    for g in &f.globals {
+        if g.verdict == Verdict::Safe && !opts.show_safe {
+            continue;
+        }
+        let label = match g.verdict {
+            Verdict::Dangerous => "dangerous",
+            Verdict::Unknown => "unknown",
+            Verdict::Conditional => "conditional",
+            Verdict::Safe => "safe",
+        };
+        let _ = writeln!(
+            out,
+            "    {label:<11} {} ({}, {}) first at offset {}",
+            crate::view::render::global_name(&g.module, &g.name),
+            plural(g.imports, "import"),
+            plural(g.calls, "call"),
+            g.first_offset
+        );
+    }
+}
+
+/// `3 files scanned, 1 skipped (not model files): 2 error, 0 warning, 0 info findings`.
+fn summary_line(out: &mut String, report: &Report) {
     let [info, warning, error] = report.counts();
     let _ = writeln!(
         out,
@@ -134,7 +158,6 @@ pub fn render(report: &Report, opts: HumanOptions) -> String {
             n => format!("; {} could not be read", plural(n, "file")),
         }
     );
-    out
 }
 
 /// `, 2 skipped (not model files), 1 symlink not followed` for the summary

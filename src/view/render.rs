@@ -158,6 +158,9 @@ impl<'a> Renderer<'a> {
         }
     }
 
+    /// Writes `id` at nesting `depth`: as its name when the caller names it
+    /// (unless it is the `top` value being defined), as a literal when it
+    /// has no children, else through [`Self::write_composite`].
     fn write(&self, id: ValueId, depth: usize, out: &mut String, top: bool) {
         if self.full(out) {
             return;
@@ -184,6 +187,12 @@ impl<'a> Renderer<'a> {
             out.push('…');
             return;
         }
+        self.write_composite(v, depth, out);
+    }
+
+    /// A value with children: a container, a call, `find_class(...)` or
+    /// `persistent_load(...)`.
+    fn write_composite(&self, v: &Value, depth: usize, out: &mut String) {
         match v {
             Value::Tuple(r) => {
                 let items = self.analysis.range(*r);
@@ -210,21 +219,7 @@ impl<'a> Renderer<'a> {
                 self.seq(self.analysis.range(*r), depth, out);
                 out.push_str("})");
             }
-            Value::Dict(pairs) => {
-                out.push('{');
-                for (i, (k, v)) in pairs.iter().enumerate() {
-                    if self.full(out) {
-                        break;
-                    }
-                    if i > 0 {
-                        out.push_str(", ");
-                    }
-                    self.write(*k, depth + 1, out, false);
-                    out.push_str(": ");
-                    self.write(*v, depth + 1, out, false);
-                }
-                out.push('}');
-            }
+            Value::Dict(pairs) => self.dict(pairs, depth, out),
             Value::ComputedGlobal { module, name } => {
                 out.push_str("find_class(");
                 self.write(*module, depth + 1, out, false);
@@ -242,6 +237,23 @@ impl<'a> Renderer<'a> {
             }
             _ => out.push('?'),
         }
+    }
+
+    /// `{k: v, ...}`, stopping once the output is full.
+    fn dict(&self, pairs: &[(ValueId, ValueId)], depth: usize, out: &mut String) {
+        out.push('{');
+        for (i, (k, v)) in pairs.iter().enumerate() {
+            if self.full(out) {
+                break;
+            }
+            if i > 0 {
+                out.push_str(", ");
+            }
+            self.write(*k, depth + 1, out, false);
+            out.push_str(": ");
+            self.write(*v, depth + 1, out, false);
+        }
+        out.push('}');
     }
 
     fn seq(&self, items: &[ValueId], depth: usize, out: &mut String) {
