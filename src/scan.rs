@@ -15,7 +15,7 @@ use crate::container::{Format, Part, Walked, Walker};
 use crate::pickle::source::Input;
 use crate::policy::Policy;
 use crate::rules::{check_with, container_finding, Finding, GlobalUse, Levels, Severity};
-use crate::vm::{analyze_bytes, Analysis};
+use crate::vm::{Analysis, Analyzer};
 
 /// One pickle of a scanned file, in brief.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -174,7 +174,7 @@ fn format_label(outer: Format, layers: &[&'static str]) -> &'static str {
 
 /// Scans a pickle held in memory.
 pub fn scan_bytes(name: &str, data: &[u8], policy: &Policy) -> FileReport {
-    let a = analyze_bytes(data, 0);
+    let a = Analyzer::new().run(data);
     FileReport::from_analysis(name.to_string(), data.len() as u64, a, policy, &Levels::default())
 }
 

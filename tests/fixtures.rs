@@ -154,7 +154,7 @@ fn readme_rule_table_matches_registry() {
 
 #[test]
 fn joblib_payloads_are_where_joblib_maps_them() {
-    use pkinspect::vm::{analyze_bytes, EventKind};
+    use pkinspect::vm::{Analyzer, EventKind};
     let policy = Policy::builtin();
     let mut failures = Vec::new();
     for e in manifest("joblib") {
@@ -165,7 +165,7 @@ fn joblib_payloads_are_where_joblib_maps_them() {
             failures.push(format!("{file}: {:?}", r.findings.iter().map(|f| f.rule.code()).collect::<Vec<_>>()));
         }
         let data = std::fs::read(&path).expect("read");
-        let a = analyze_bytes(&data, 0);
+        let a = Analyzer::new().run(&data);
         let found: Vec<(u64, u64)> = a
             .events
             .iter()

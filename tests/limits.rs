@@ -4,16 +4,15 @@
 //! the default values are the constants in `src/limits.rs`.
 
 use pkinspect::limits::{Limits, MAX_CONTAINER_DEPTH, MAX_LINE_ARG, MAX_LONG_BYTES};
-use pkinspect::pickle::source::SliceSource;
 use pkinspect::policy::Policy;
 use pkinspect::rules::{check, Rule};
-use pkinspect::vm::analyze_with;
+use pkinspect::vm::Analyzer;
 
 /// A dangerous call first, so we can see it survives the limit.
 const CALL: &[u8] = b"cos\nsystem\n(S'echo'\ntR0";
 
 fn rules_with(data: &[u8], limits: Limits) -> Vec<Rule> {
-    let a = analyze_with(SliceSource::new(data, 0), limits);
+    let a = Analyzer::new().limits(limits).run(data);
     check(&a, &Policy::builtin()).findings.iter().map(|f| f.rule).collect()
 }
 

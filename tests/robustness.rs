@@ -83,7 +83,7 @@ fn mutated_fixtures_never_panic() {
             let _ = json::to_json(&report);
             let mut sink = Vec::new();
             let _ = pkinspect::view::dis::dis_all(&m, &mut sink);
-            let a = pkinspect::vm::analyze_bytes(&m, 0);
+            let a = pkinspect::vm::Analyzer::new().run(&m);
             let mut sink = Vec::new();
             let _ = pkinspect::view::show::show(&a, &mut sink);
             runs += 1;
