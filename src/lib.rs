@@ -13,7 +13,8 @@
 //!    no policy;
 //! 4. [`policy`] classifies global names (allowlist, denylist, policy files)
 //!    and [`rules`] turns events into findings with stable codes;
-//! 5. [`scan`] ties the stages together per file, and [`report`] prints
+//! 5. [`scan`] ties the stages together per file (and walks folders, one
+//!    policy per folder, on all cores), and [`report`] prints
 //!    human, JSON or SARIF output; [`dis`], [`show`] and [`trace`] are other
 //!    views of the same stream.
 //!
