@@ -16,7 +16,8 @@
 //! 4. [`policy`] classifies global names and the uses a file may make of them
 //!    (allowlist, denylist, policy files), and [`rules`] turns events and
 //!    container problems into findings with stable codes;
-//! 5. [`scan`] ties the stages together per file and per folder, and
+//! 5. [`scan`] ties the stages together per file and walks folders (one
+//!    policy per folder, on all cores), and
 //!    [`report`] prints human, JSON or SARIF output; [`view`] holds the other
 //!    views of the same stream (`dis`, `show`, `trace`), and [`extract`]
 //!    writes the object graph as JSON and `.npy` files.

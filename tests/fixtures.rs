@@ -12,7 +12,7 @@ use std::process::Command;
 
 use pkinspect::policy::{Policy, Verdict};
 use pkinspect::rules::Severity;
-use pkinspect::scan::scan_file;
+use pkinspect::scan::Scanner;
 
 fn manifest(dir: &str) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(Path::new("fixtures").join(dir).join("manifest.json")).expect("manifest");
@@ -27,7 +27,7 @@ fn benign_fixtures_scan_clean() {
     let mut failures = Vec::new();
     for e in &entries {
         let file = e["file"].as_str().expect("file");
-        let r = scan_file(&Path::new("fixtures/benign").join(file), &policy);
+        let r = Scanner::new(&policy).scan_file(&Path::new("fixtures/benign").join(file));
         let bad: Vec<String> = r
             .findings
             .iter()
@@ -154,18 +154,18 @@ fn readme_rule_table_matches_registry() {
 
 #[test]
 fn joblib_payloads_are_where_joblib_maps_them() {
-    use pkinspect::vm::{analyze_bytes, EventKind};
+    use pkinspect::vm::{Analyzer, EventKind};
     let policy = Policy::builtin();
     let mut failures = Vec::new();
     for e in manifest("joblib") {
         let file = e["file"].as_str().expect("file");
         let path = Path::new("fixtures/joblib").join(file);
-        let r = scan_file(&path, &policy);
+        let r = Scanner::new(&policy).scan_file(&path);
         if !r.findings.is_empty() {
             failures.push(format!("{file}: {:?}", r.findings.iter().map(|f| f.rule.code()).collect::<Vec<_>>()));
         }
         let data = std::fs::read(&path).expect("read");
-        let a = analyze_bytes(&data, 0);
+        let a = Analyzer::new().run(&data);
         let found: Vec<(u64, u64)> = a
             .events
             .iter()

@@ -15,7 +15,7 @@ use std::process::Command;
 
 use pkinspect::policy::Policy;
 use pkinspect::rules::Severity;
-use pkinspect::scan::scan_file;
+use pkinspect::scan::Scanner;
 
 fn manifest(dir: &str) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(Path::new("fixtures").join(dir).join("manifest.json")).expect("manifest");
@@ -73,7 +73,7 @@ fn real_files_using_the_same_names_scan_clean() {
     let mut failures = Vec::new();
     for e in &entries {
         let file = e["file"].as_str().expect("file");
-        let r = scan_file(&Path::new("fixtures/real").join(file), &policy);
+        let r = Scanner::new(&policy).scan_file(&Path::new("fixtures/real").join(file));
         let bad: Vec<String> = r
             .findings
             .iter()

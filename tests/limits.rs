@@ -4,16 +4,16 @@
 //! the default values are the constants in `src/limits.rs`.
 
 use pkinspect::limits::{Limits, MAX_CONTAINER_DEPTH, MAX_LINE_ARG, MAX_LONG_BYTES};
-use pkinspect::pickle::source::SliceSource;
 use pkinspect::policy::Policy;
 use pkinspect::rules::{check, Rule};
-use pkinspect::vm::analyze_with;
+use pkinspect::scan::Scanner;
+use pkinspect::vm::Analyzer;
 
 /// A dangerous call first, so we can see it survives the limit.
 const CALL: &[u8] = b"cos\nsystem\n(S'echo'\ntR0";
 
 fn rules_with(data: &[u8], limits: Limits) -> Vec<Rule> {
-    let a = analyze_with(SliceSource::new(data, 0), limits);
+    let a = Analyzer::new().limits(limits).run(data);
     check(&a, &Policy::builtin()).findings.iter().map(|f| f.rule).collect()
 }
 
@@ -115,7 +115,7 @@ fn max_container_depth() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("deep.gz");
     std::fs::write(&path, &data).expect("write");
-    let r = pkinspect::scan::scan_file(&path, &Policy::builtin());
+    let r = Scanner::new(&Policy::builtin()).scan_file(&path);
     let _ = std::fs::remove_dir_all(&dir);
     let rules: Vec<Rule> = r.findings.iter().map(|f| f.rule).collect();
     assert!(rules.contains(&Rule::LimitExceeded), "{rules:?}");
@@ -138,7 +138,7 @@ fn max_archive_members() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("many.zip");
     std::fs::write(&path, &data).expect("write");
-    let r = pkinspect::scan::scan_file(&path, &Policy::builtin());
+    let r = Scanner::new(&Policy::builtin()).scan_file(&path);
     let _ = std::fs::remove_dir_all(&dir);
     let rules: Vec<Rule> = r.findings.iter().map(|f| f.rule).collect();
     assert!(rules.contains(&Rule::LimitExceeded), "{rules:?}");

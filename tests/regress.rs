@@ -50,7 +50,7 @@ fn first_missing(expected: &[Value], actual: &[String]) -> Option<String> {
 fn disagreement(entry: &Value, root: &Path, policy: &Policy) -> Option<String> {
     let file = entry["file"].as_str().expect("file");
     let data = std::fs::read(root.join(file)).expect("read fixture");
-    let a = pkinspect::vm::analyze_bytes(&data, 0);
+    let a = pkinspect::vm::Analyzer::new().run(&data);
     let actual: Vec<String> = Tracer::new(&a).records().iter().filter_map(key).collect();
     let rules = rule_codes(&a, policy);
     let modes_differ = entry["modes_differ"].as_bool().unwrap_or(false);

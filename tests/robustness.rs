@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use pkinspect::policy::Policy;
 use pkinspect::report::{human, json, Report};
-use pkinspect::scan::scan_bytes;
+use pkinspect::scan::Scanner;
 
 /// xorshift64*: deterministic, no dependency.
 struct Rng(u64);
@@ -77,13 +77,13 @@ fn mutated_fixtures_never_panic() {
         let data = std::fs::read(&path).expect("read fixture");
         for _ in 0..40 {
             let m = mutate(&mut rng, &data);
-            let r = scan_bytes("mutant", &m, &policy);
+            let r = Scanner::new(&policy).scan_bytes("mutant", &m);
             let report = Report { files: vec![r], ..Default::default() };
             let _ = human::render(&report, human::HumanOptions::default());
             let _ = json::to_json(&report);
             let mut sink = Vec::new();
             let _ = pkinspect::view::dis::dis_all(&m, &mut sink);
-            let a = pkinspect::vm::analyze_bytes(&m, 0);
+            let a = pkinspect::vm::Analyzer::new().run(&m);
             let mut sink = Vec::new();
             let _ = pkinspect::view::show::show(&a, &mut sink);
             runs += 1;
@@ -107,7 +107,7 @@ fn random_opcode_programs_never_panic() {
                 d.push(alphabet[rng.below(alphabet.len())]);
             }
         }
-        let r = scan_bytes("random", &d, &policy);
+        let r = Scanner::new(&policy).scan_bytes("random", &d);
         let _ = json::to_json(&Report { files: vec![r], ..Default::default() });
     }
 }

@@ -4,10 +4,10 @@ use std::time::Instant;
 
 use pkinspect::limits::MAX_SHOW_OUTPUT;
 use pkinspect::view::show::show;
-use pkinspect::vm::analyze_bytes;
+use pkinspect::vm::Analyzer;
 
 fn show_bytes(data: &[u8]) -> String {
-    let a = analyze_bytes(data, 0);
+    let a = Analyzer::new().run(data);
     let mut out = Vec::new();
     show(&a, &mut out).expect("writing to a Vec");
     String::from_utf8(out).expect("show writes UTF-8")

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 
 use pkinspect::policy::Policy;
-use pkinspect::scan::scan_file;
+use pkinspect::scan::Scanner;
 
 fn manifest() -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string("fixtures/torch/manifest.json").expect("manifest");
@@ -104,7 +104,7 @@ fn every_torch_fixture_scans_as_its_manifest_says() {
 
 #[test]
 fn zip_checkpoint_storages_are_raw_records() {
-    let r = scan_file(Path::new("fixtures/torch/zip_state_dict.pt"), &Policy::builtin());
+    let r = Scanner::new(&Policy::builtin()).scan_file(Path::new("fixtures/torch/zip_state_dict.pt"));
     // Only data.pkl is a pickle; data/1 starts with 'K' and data/3 with a zlib header.
     assert_eq!(r.pickles.len(), 1, "{:?}", r.pickles);
     assert_eq!(r.pickles[0].member.as_deref(), Some("zip_state_dict/data.pkl"));
@@ -119,7 +119,7 @@ fn zip_checkpoint_storages_are_raw_records() {
 
 #[test]
 fn legacy_checkpoint_is_five_pickles_and_its_storages() {
-    let r = scan_file(Path::new("fixtures/torch/legacy_state_dict.pt"), &Policy::builtin());
+    let r = Scanner::new(&Policy::builtin()).scan_file(Path::new("fixtures/torch/legacy_state_dict.pt"));
     assert_eq!(r.pickles.len(), 5, "{:?}", r.pickles);
     assert!(r.pickles.iter().all(|p| p.protocol == 2));
     // The storage key list ends where the raw storages start; nothing after them is read as a pickle.
@@ -131,7 +131,7 @@ fn legacy_checkpoint_is_five_pickles_and_its_storages() {
 
 #[test]
 fn legacy_hidden_pickle_is_scanned_at_its_offset() {
-    let r = scan_file(Path::new("fixtures/torch/legacy_hidden_sixth_pickle.pt"), &Policy::builtin());
+    let r = Scanner::new(&Policy::builtin()).scan_file(Path::new("fixtures/torch/legacy_hidden_sixth_pickle.pt"));
     let clean = std::fs::metadata("fixtures/torch/legacy_state_dict.pt").expect("size").len();
     let hidden = r.findings.iter().find(|f| f.rule.code() == "PK208").expect("PK208");
     assert_eq!(hidden.offset, clean);
@@ -142,7 +142,7 @@ fn legacy_hidden_pickle_is_scanned_at_its_offset() {
 
 #[test]
 fn tar_checkpoint_header_pickles_are_scanned() {
-    let r = scan_file(Path::new("fixtures/torch/tar_storages_os_system.tar"), &Policy::builtin());
+    let r = Scanner::new(&Policy::builtin()).scan_file(Path::new("fixtures/torch/tar_storages_os_system.tar"));
     let call = r.findings.iter().find(|f| f.rule.code() == "PK102").expect("PK102");
     assert_eq!(call.member.as_deref(), Some("storages"));
     // sys_info, pickle; tensors: count + 2 headers; storages: count + 2 headers + views.
@@ -151,11 +151,11 @@ fn tar_checkpoint_header_pickles_are_scanned() {
 
 #[test]
 fn torch_findings_name_the_member() {
-    let r = scan_file(Path::new("fixtures/torch/zip_numel_exceeds_record.pt"), &Policy::builtin());
+    let r = Scanner::new(&Policy::builtin()).scan_file(Path::new("fixtures/torch/zip_numel_exceeds_record.pt"));
     let f = r.findings.iter().find(|f| f.rule.code() == "PK304").expect("PK304");
     assert_eq!(f.member.as_deref(), Some("zip_numel_exceeds_record/data.pkl"));
     assert!(f.message.contains("4000 bytes"), "{}", f.message);
-    let r = scan_file(Path::new("fixtures/torch/legacy_module_source.pt"), &Policy::builtin());
+    let r = Scanner::new(&Policy::builtin()).scan_file(Path::new("fixtures/torch/legacy_module_source.pt"));
     let f = r.findings.iter().find(|f| f.rule.code() == "PK304").expect("PK304");
     assert!(f.message.contains("torch.nn.modules.linear.Linear"), "{}", f.message);
     assert!(f.message.contains("does not run the source"), "{}", f.message);

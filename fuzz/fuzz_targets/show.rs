@@ -4,7 +4,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let a = pkinspect::vm::analyze_bytes(data, 0);
+    let a = pkinspect::vm::Analyzer::new().run(data);
     let mut sink = Vec::new();
     let _ = pkinspect::view::show::show(&a, &mut sink);
 });

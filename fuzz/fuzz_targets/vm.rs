@@ -1,10 +1,10 @@
-//! The symbolic machine: `vm::analyze_bytes` on any input.
+//! The symbolic machine: `vm::Analyzer::run` on any input.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let a = pkinspect::vm::analyze_bytes(data, 0);
+    let a = pkinspect::vm::Analyzer::new().run(data);
     assert!(a.bytes <= data.len() as u64);
     for e in &a.events {
         assert!(e.offset <= data.len() as u64);

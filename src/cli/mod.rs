@@ -3,13 +3,11 @@
 mod dis;
 mod docs;
 mod extract;
-mod hook;
 mod policy;
 mod progress;
 mod rules;
 mod scan;
 mod show;
-mod sniff;
 mod trace;
 
 use clap::{Parser, Subcommand};

@@ -1,15 +1,14 @@
-//! Which policy applies to each scanned file: the file named by `--config`,
-//! none with `--no-config`, or else the policy file found by walking up from
-//! the file; `--allow`, `--allow-denied` and `--deny` are added on top.
+//! The policy options of `scan`: which policy applies to each scanned file
+//! (the file named by `--config`, none with `--no-config`, or else the
+//! policy file found by walking up from the file), and `--allow`,
+//! `--allow-denied` and `--deny` on top. The library's [`Policies`] does
+//! the looking up.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
 use clap::Args;
 
-use pkinspect::policy::config::{Config, ConfigError, Finder, Flags};
-use pkinspect::policy::Policy;
+use pkinspect::policy::config::{ConfigError, ConfigSource, Flags, Policies};
 
 /// Policy options of `pkinspect scan`.
 #[derive(Args, Debug, Default)]
@@ -34,78 +33,19 @@ pub struct PolicyArgs {
     deny: Vec<String>,
 }
 
-/// The policies of one run, one per policy file in use.
-pub struct Policies {
-    builtin: Policy,
-    flags: Config,
-    /// `--config` (checked) or `--no-config`: the same config for every file.
-    fixed: Option<Arc<Config>>,
-    finder: Finder,
-    resolved: Vec<(Policy, Config)>,
-    by_source: HashMap<Option<PathBuf>, usize>,
-}
-
-impl Policies {
-    /// Checks the flags and the `--config` file, if any.
+impl PolicyArgs {
+    /// The policies these options make.
     ///
     /// # Errors
-    /// The first problem in the flags or the file, with its location.
-    pub fn new(args: &PolicyArgs) -> Result<Policies, ConfigError> {
-        let builtin = Policy::builtin();
+    /// The first problem in the flags or the `--config` file, with its location.
+    pub fn policies(&self) -> Result<Policies, ConfigError> {
+        let source = match (&self.config, self.no_config) {
+            (Some(path), _) => ConfigSource::File(path.clone()),
+            (None, true) => ConfigSource::None,
+            (None, false) => ConfigSource::Search,
+        };
         let flags =
-            Flags { allow: args.allow.clone(), allow_denied: args.allow_denied.clone(), deny: args.deny.clone() };
-        let flags = Config::from_flags(&flags, &builtin)?;
-        let fixed = match (&args.config, args.no_config) {
-            (Some(path), _) => Some(Arc::new(Config::load_explicit(path, &builtin)?)),
-            (None, true) => Some(Arc::new(Config::default())),
-            (None, false) => None,
-        };
-        let mut p = Policies {
-            builtin,
-            flags,
-            fixed: None,
-            finder: Finder::new(),
-            resolved: Vec::new(),
-            by_source: HashMap::new(),
-        };
-        if let Some(config) = fixed {
-            p.index(&config)?;
-            p.fixed = Some(config);
-        }
-        Ok(p)
-    }
-
-    /// The index of the policy for `path`, finding and checking its policy
-    /// file the first time one is met.
-    ///
-    /// # Errors
-    /// The policy file found for `path` has a problem, or contradicts the flags.
-    pub fn for_file(&mut self, path: &Path) -> Result<usize, ConfigError> {
-        let config = match &self.fixed {
-            Some(c) => Arc::clone(c),
-            None => match self.finder.find(path, &self.builtin)? {
-                Some(c) => c,
-                None => Arc::new(Config::default()),
-            },
-        };
-        self.index(&config)
-    }
-
-    fn index(&mut self, config: &Config) -> Result<usize, ConfigError> {
-        let key = config.source().map(Path::to_path_buf);
-        if let Some(&i) = self.by_source.get(&key) {
-            return Ok(i);
-        }
-        let merged = config.merged_with(&self.flags)?;
-        let policy = self.builtin.clone().with_config(merged.additions());
-        self.resolved.push((policy, merged));
-        self.by_source.insert(key, self.resolved.len() - 1);
-        Ok(self.resolved.len() - 1)
-    }
-
-    /// The policy and config at `index` (from [`Policies::for_file`]).
-    pub fn get(&self, index: usize) -> (&Policy, &Config) {
-        let (p, c) = &self.resolved[index];
-        (p, c)
+            Flags { allow: self.allow.clone(), allow_denied: self.allow_denied.clone(), deny: self.deny.clone() };
+        Policies::new(&source, &flags)
     }
 }

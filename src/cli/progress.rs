@@ -108,18 +108,21 @@ impl Shared {
     }
 }
 
-/// A progress line for one run of `scan`. When disabled it only keeps the
-/// counters that the scans update.
+/// The progress line of one run of `scan`, told by the library's
+/// [`scan_paths`](pkinspect::scan::scan_paths) how the scan advances. Until
+/// the scan starts, and when disabled, it only keeps the counters that the
+/// scans update.
+#[derive(Default)]
 pub struct Progress {
     shared: Arc<Shared>,
     active: bool,
     ticker: Option<JoinHandle<()>>,
 }
 
-impl Progress {
-    /// A progress line for scanning `files` with up to `workers` threads at
-    /// once, drawn only if stderr is a terminal.
-    pub fn new<'a>(files: impl Iterator<Item = &'a Path>, workers: usize) -> Progress {
+impl pkinspect::scan::Progress for Progress {
+    /// Sets up the line for scanning `files` with up to `workers` threads at
+    /// once; draws it only if stderr is a terminal.
+    fn start(&mut self, files: &[&Path], workers: usize) {
         let term_ok = std::env::var_os("TERM").is_none_or(|t| t != "dumb");
         let active = std::io::stderr().is_terminal() && term_ok;
         let workers = workers.max(1);
@@ -139,14 +142,13 @@ impl Progress {
             let shared = Arc::clone(&shared);
             std::thread::spawn(move || draw_loop(&shared))
         });
-        Progress { shared, active, ticker }
+        *self = Progress { shared, active, ticker };
     }
 
-    /// Runs `scan` on `path` in worker `worker` (below the `workers` given to
-    /// [`Progress::new`]); `scan` receives the byte counter to update as it
-    /// reads. Updates the line before and after.
-    pub fn scan<T>(&self, worker: usize, path: &Path, scan: impl FnOnce(&AtomicU64) -> T) -> T {
-        let slot = worker.min(self.shared.reads.len() - 1);
+    /// Worker `worker` (below the `workers` given to `start`) starts on
+    /// `path`: the line names it, and its counter starts at 0.
+    fn file_started(&self, worker: usize, path: &Path) -> Option<&AtomicU64> {
+        let slot = worker.min(self.shared.reads.len().checked_sub(1)?);
         if self.active {
             let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
             let name = escape_for_terminal(&path.display().to_string());
@@ -156,19 +158,24 @@ impl Progress {
         }
         let read = &self.shared.reads[slot];
         read.store(0, Ordering::Relaxed);
-        let out = scan(read);
+        Some(read)
+    }
+
+    /// Worker `worker` is done: its file counts as finished.
+    fn file_done(&self, worker: usize, _path: &Path) {
+        let Some(last) = self.shared.reads.len().checked_sub(1) else { return };
+        let slot = worker.min(last);
         if let Ok(mut b) = self.shared.board.lock() {
             b.done += 1;
             if let Some((_, size)) = b.slots[slot].take() {
                 b.bytes_done += size;
             }
-            read.store(0, Ordering::Relaxed);
+            self.shared.reads[slot].store(0, Ordering::Relaxed);
         }
-        out
     }
 
     /// Stops drawing and erases the line. Called by `drop` too.
-    pub fn finish(&mut self) {
+    fn finish(&mut self) {
         if let Some(t) = self.ticker.take() {
             if let Ok(mut stop) = self.shared.stop.lock() {
                 *stop = true;
@@ -181,7 +188,7 @@ impl Progress {
 
 impl Drop for Progress {
     fn drop(&mut self) {
-        self.finish();
+        pkinspect::scan::Progress::finish(self);
     }
 }
 

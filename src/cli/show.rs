@@ -30,7 +30,7 @@ impl Opts {
         }
         let f = std::fs::File::open(&self.file).with_context(|| format!("opening {}", self.file.display()))?;
         let size = f.metadata().ok().map(|m| m.len());
-        let analysis = pkinspect::vm::analyze(pkinspect::pickle::source::ReadSource::new(f, size));
+        let analysis = pkinspect::vm::Analyzer::new().run(pkinspect::pickle::source::ReadSource::new(f, size));
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         pkinspect::view::show::show(&analysis, &mut out)?;
         out.flush()?;

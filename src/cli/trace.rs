@@ -8,7 +8,7 @@ use clap::Args;
 use pkinspect::pickle::source::ReadSource;
 use pkinspect::policy::Policy;
 use pkinspect::view::trace::write_trace;
-use pkinspect::vm::analyze;
+use pkinspect::vm::Analyzer;
 
 use super::{EXIT_CLEAN, EXIT_ERROR};
 
@@ -45,7 +45,7 @@ impl Opts {
                     continue;
                 }
             };
-            let analysis = analyze(ReadSource::new(file, Some(meta.len())));
+            let analysis = Analyzer::new().run(ReadSource::new(file, Some(meta.len())));
             write_trace(&shown, &analysis, &policy, &mut out)?;
         }
         out.flush()?;

@@ -157,7 +157,7 @@ problems! {
         /// An `.npy` header that cannot be parsed.
         BadNpyHeader {
             /// Why.
-            error: String,
+            error: super::npy::NpyHeaderError,
         } => "bad .npy header: {error}";
         /// A tar header that cannot be parsed, or a body cut short.
         Tar {

@@ -4,8 +4,8 @@
 //! right after that BUILD, outside the pickle's opcodes; `joblib.load` reads
 //! them from the file, past whatever the unpickler buffered.
 //!
-//! [`ArrayPayloads`] is the [`AfterBuild`] hook the machine's entry points
-//! ([`crate::vm::analyze`] and the others) install: the machine asks it after
+//! [`ArrayPayloads`] is the [`AfterBuild`] hook every
+//! [`crate::vm::Analyzer`] installs: the machine asks it after
 //! every BUILD, and it alone knows the wrapper's format.
 
 use crate::error::{Error, ErrorKind};

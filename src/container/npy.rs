@@ -4,6 +4,7 @@
 //! (`walk`) is scanned when its data is a pickle and listed as skipped
 //! otherwise.
 
+use std::fmt;
 use std::io::{self, Read};
 
 use super::diag::Unreadable;
@@ -30,38 +31,82 @@ pub struct Header {
     pub fortran_order: bool,
 }
 
+/// Why an `.npy` header cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NpyHeaderError {
+    /// Reading failed (the I/O error's message).
+    Io(String),
+    /// The stream does not start with `\x93NUMPY`.
+    BadMagic,
+    /// A format version other than 1, 2 or 3.
+    UnknownVersion(u8),
+    /// A declared header length over [`MAX_NPY_HEADER`].
+    TooLong {
+        /// The declared length.
+        len: u64,
+    },
+    /// The stream ends inside the header.
+    CutShort,
+    /// The header dict has no `descr` key.
+    NoDescr,
+}
+
+impl fmt::Display for NpyHeaderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NpyHeaderError::Io(e) => f.write_str(e),
+            NpyHeaderError::BadMagic => f.write_str("bad magic"),
+            NpyHeaderError::UnknownVersion(v) => write!(f, "unknown version {v}"),
+            NpyHeaderError::TooLong { len } => {
+                write!(f, "header of {len} bytes exceeds MAX_NPY_HEADER ({MAX_NPY_HEADER})")
+            }
+            NpyHeaderError::CutShort => f.write_str("header cut short"),
+            NpyHeaderError::NoDescr => f.write_str("no 'descr' key"),
+        }
+    }
+}
+
+impl std::error::Error for NpyHeaderError {}
+
+impl From<io::Error> for NpyHeaderError {
+    fn from(e: io::Error) -> Self {
+        NpyHeaderError::Io(e.to_string())
+    }
+}
+
 /// Reads the header of an `.npy` stream positioned at its start.
 ///
 /// # Errors
 /// A bad magic or version, a header longer than [`MAX_NPY_HEADER`], a
 /// header that ends early or has no `descr`.
-pub fn read_header<R: Read>(r: &mut R) -> Result<Header, String> {
+pub fn read_header<R: Read>(r: &mut R) -> Result<Header, NpyHeaderError> {
     let mut pre = [0u8; 8];
-    r.read_exact(&mut pre).map_err(|e| e.to_string())?;
+    r.read_exact(&mut pre)?;
     if &pre[..6] != b"\x93NUMPY" {
-        return Err("bad magic".into());
+        return Err(NpyHeaderError::BadMagic);
     }
     let major = pre[6];
     let (len, fixed) = match major {
         1 => {
             let mut b = [0u8; 2];
-            r.read_exact(&mut b).map_err(|e| e.to_string())?;
+            r.read_exact(&mut b)?;
             (u64::from(u16::from_le_bytes(b)), 10u64)
         }
         2 | 3 => {
             let mut b = [0u8; 4];
-            r.read_exact(&mut b).map_err(|e| e.to_string())?;
+            r.read_exact(&mut b)?;
             (u64::from(u32::from_le_bytes(b)), 12u64)
         }
-        v => return Err(format!("unknown version {v}")),
+        v => return Err(NpyHeaderError::UnknownVersion(v)),
     };
     if len > MAX_NPY_HEADER as u64 {
-        return Err(format!("header of {len} bytes exceeds MAX_NPY_HEADER ({MAX_NPY_HEADER})"));
+        return Err(NpyHeaderError::TooLong { len });
     }
     let mut text = Vec::new();
-    r.take(len).read_to_end(&mut text).map_err(|e: io::Error| e.to_string())?;
+    r.take(len).read_to_end(&mut text)?;
     if (text.len() as u64) < len {
-        return Err("header cut short".into());
+        return Err(NpyHeaderError::CutShort);
     }
     // v1/v2 headers are latin-1, v3 UTF-8; only ASCII matters for descr.
     let text: String = if major == 3 {
@@ -69,7 +114,7 @@ pub fn read_header<R: Read>(r: &mut R) -> Result<Header, String> {
     } else {
         text.iter().map(|&b| b as char).collect()
     };
-    let at = text.find("'descr'").ok_or("no 'descr' key")?;
+    let at = text.find("'descr'").ok_or(NpyHeaderError::NoDescr)?;
     let rest = &text[at + 7..];
     let end = ["'fortran_order'", "'shape'"].iter().filter_map(|k| rest.find(k)).min().unwrap_or(rest.len());
     let descr = rest[..end].trim().trim_start_matches(':').trim().trim_end_matches(',').trim().to_string();
@@ -154,6 +199,13 @@ mod tests {
         assert!(!read_header(&mut &npy("'<i8'")[..]).unwrap().object);
         assert!(read_header(&mut &npy("[('a', '<i4'), ('b', '|O')]")[..]).unwrap().object);
         assert!(!read_header(&mut &npy("[('Obj', '<i4')]")[..]).unwrap().object);
-        assert!(read_header(&mut &b"\x93NUMPY\x01\x00\xff\xff"[..]).is_err());
+        assert_eq!(read_header(&mut &b"\x93NUMPY\x01\x00\xff\xff"[..]), Err(NpyHeaderError::CutShort));
+        assert_eq!(read_header(&mut &b"\x93NUMPX\x01\x00\x00\x00"[..]), Err(NpyHeaderError::BadMagic));
+        assert_eq!(read_header(&mut &b"\x93NUMPY\x04\x00\x00\x00"[..]), Err(NpyHeaderError::UnknownVersion(4)));
+        let long = b"\x93NUMPY\x02\x00\x00\x00\x00\x01";
+        assert_eq!(read_header(&mut &long[..]), Err(NpyHeaderError::TooLong { len: 1 << 24 }));
+        assert!(matches!(read_header(&mut &b"\x93NUM"[..]), Err(NpyHeaderError::Io(_))));
+        let no_descr = b"\x93NUMPY\x01\x00\x10\x00{'shape': (3,)}\n";
+        assert_eq!(read_header(&mut &no_descr[..]), Err(NpyHeaderError::NoDescr));
     }
 }

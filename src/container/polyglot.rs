@@ -10,7 +10,7 @@ use super::readers::ByRef;
 use super::walk::{Layer, Part, Walker};
 use super::zip;
 use crate::pickle::source::{Input, ReadSource};
-use crate::vm::{analyze, Analysis};
+use crate::vm::{Analysis, Analyzer};
 
 /// The readings of file `at` other than the one its first bytes select:
 ///
@@ -68,7 +68,7 @@ fn pickle_inside<R: Read + Seek + Input>(w: &mut Walker, r: &mut R, format: Form
     if !opens || r.seek(io::SeekFrom::Start(0)).is_err() {
         return;
     }
-    let analysis = analyze(ReadSource::new(ByRef(&mut *r), None));
+    let analysis = Analyzer::new().run(ReadSource::new(ByRef(&mut *r), None));
     if let Some(offset) = runs_before_failing(&analysis) {
         w.note(&at.member, offset, Polyglot::PickleInside { format, at: offset });
         w.out.parts.push(Part { member: at.member.clone(), layers: Vec::new(), analysis });
@@ -139,19 +139,19 @@ mod tests {
 
     #[test]
     fn a_pickle_reading_counts_until_cpython_would_raise() {
-        let a = crate::vm::analyze_bytes(b"cos\nsystem\n(S'x'\ntR.", 0);
+        let a = crate::vm::Analyzer::new().run(b"cos\nsystem\n(S'x'\ntR.");
         assert_eq!(runs_before_failing(&a), Some(0));
         // STACK_GLOBAL on an empty stack (the .npy magic byte): CPython raises first.
-        let a = crate::vm::analyze_bytes(b"\x93NUMPY\x01\x00cos\nsystem\n.", 0);
+        let a = crate::vm::Analyzer::new().run(b"\x93NUMPY\x01\x00cos\nsystem\n.");
         assert_eq!(runs_before_failing(&a), None);
         // A persistent id: pickle.load has no persistent_load.
-        let a = crate::vm::analyze_bytes(b"PK\x03\x04\ncos\nsystem\n.", 0);
+        let a = crate::vm::Analyzer::new().run(b"PK\x03\x04\ncos\nsystem\n.");
         assert_eq!(runs_before_failing(&a), None);
         // A tar header whose first name starts with 'c': GLOBAL of names find_class cannot import.
         let mut tar = b"config/model.pkl".to_vec();
         tar.resize(100, 0);
         tar.extend_from_slice(b"0000644\0\n\nmore");
-        let a = crate::vm::analyze_bytes(&tar, 0);
+        let a = crate::vm::Analyzer::new().run(&tar);
         assert_eq!(runs_before_failing(&a), None);
     }
 

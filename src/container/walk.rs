@@ -18,7 +18,7 @@ use super::readers::{read_up_to, ByRef, LimitHit, Peeked};
 use super::{compressed, legacy, npy, polyglot, tar, torch, zip};
 use crate::limits::MAX_CONTAINER_DEPTH;
 use crate::pickle::source::{ByteSource, Input, ReadSource};
-use crate::vm::{analyze, Analysis};
+use crate::vm::{Analysis, Analyzer};
 
 /// One pickle stream analysed somewhere in a file.
 #[derive(Debug)]
@@ -133,8 +133,8 @@ impl Walker {
     /// Analyses one pickle stream, through the sink when there is one.
     pub(super) fn analyze_part<S: ByteSource>(&self, src: S) -> Analysis {
         match &self.sink {
-            Some(sink) => crate::vm::analyze_into(src, self.out.parts.len(), sink.clone()),
-            None => analyze(src),
+            Some(sink) => Analyzer::new().extract_into(self.out.parts.len(), sink.clone()).run(src),
+            None => Analyzer::new().run(src),
         }
     }
 

@@ -87,6 +87,43 @@ pub trait ByteSource {
     }
 }
 
+/// What [`crate::vm::Analyzer::run`] reads: any [`ByteSource`], or bytes in
+/// memory (read through a [`SliceSource`] whose first byte is offset 0).
+pub trait IntoByteSource {
+    /// The source it reads through.
+    type Source: ByteSource;
+    /// The source.
+    fn into_byte_source(self) -> Self::Source;
+}
+
+impl<S: ByteSource> IntoByteSource for S {
+    type Source = S;
+    fn into_byte_source(self) -> S {
+        self
+    }
+}
+
+impl<'a> IntoByteSource for &'a [u8] {
+    type Source = SliceSource<'a>;
+    fn into_byte_source(self) -> SliceSource<'a> {
+        SliceSource::new(self, 0)
+    }
+}
+
+impl<'a, const N: usize> IntoByteSource for &'a [u8; N] {
+    type Source = SliceSource<'a>;
+    fn into_byte_source(self) -> SliceSource<'a> {
+        SliceSource::new(self, 0)
+    }
+}
+
+impl<'a> IntoByteSource for &'a Vec<u8> {
+    type Source = SliceSource<'a>;
+    fn into_byte_source(self) -> SliceSource<'a> {
+        SliceSource::new(self, 0)
+    }
+}
+
 /// A source over bytes already in memory.
 pub struct SliceSource<'a> {
     data: &'a [u8],

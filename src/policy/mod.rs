@@ -26,7 +26,7 @@ pub mod uses;
 
 use std::fmt;
 
-pub use uses::{ArgKind, Contract, Given, Use, UseSet, Uses};
+pub use uses::{ArgKind, Contract, Given, SpecError, Use, UseSet, Uses};
 
 /// How a global is classified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -402,14 +402,44 @@ pub struct Policy {
     extra: Additions,
 }
 
+/// A line of the embedded allowlist that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AllowlistError {
+    /// A line with a module and no name.
+    NoName {
+        /// The line.
+        line: &'static str,
+    },
+    /// The uses after the name.
+    Uses {
+        /// The line.
+        line: &'static str,
+        /// Why they do not parse.
+        error: SpecError,
+    },
+}
+
+impl fmt::Display for AllowlistError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AllowlistError::NoName { line } => write!(f, "{line}: no name"),
+            AllowlistError::Uses { line, error } => write!(f, "{line}: {error}"),
+        }
+    }
+}
+
 /// The entries of the allowlist: `module name use use ...`, each with its
 /// uses, or why the line does not parse.
-fn parse_allowlist(text: &'static str) -> impl Iterator<Item = Result<((&'static str, &'static str), Uses), String>> {
-    text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(|l| {
-        let mut it = l.split_whitespace();
+fn parse_allowlist(
+    text: &'static str,
+) -> impl Iterator<Item = Result<((&'static str, &'static str), Uses), AllowlistError>> {
+    text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(|line| {
+        let mut it = line.split_whitespace();
         match (it.next(), it.next()) {
-            (Some(m), Some(n)) => Uses::parse(it).map(|u| ((m, n), u)).map_err(|e| format!("{l}: {e}")),
-            _ => Err(format!("{l}: no name")),
+            (Some(m), Some(n)) => {
+                Uses::parse(it).map(|u| ((m, n), u)).map_err(|error| AllowlistError::Uses { line, error })
+            }
+            _ => Err(AllowlistError::NoName { line }),
         }
     })
 }
@@ -634,6 +664,21 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_allowlist_line_parses() {
+        let bad: Vec<String> =
+            parse_allowlist(include_str!("allowlist.txt")).filter_map(Result::err).map(|e| e.to_string()).collect();
+        assert!(bad.is_empty(), "{bad:#?}");
+        assert_eq!(
+            parse_allowlist("numpy\nos system invoke").map(|r| r.map(|_| ())).collect::<Vec<_>>(),
+            [
+                Err(AllowlistError::NoName { line: "numpy" }),
+                Err(AllowlistError::Uses { line: "os system invoke", error: SpecError::Forbidden(Use::Invoke) }),
+            ]
+        );
+        assert_eq!(AllowlistError::NoName { line: "numpy" }.to_string(), "numpy: no name");
+    }
 
     #[test]
     fn verdicts() {

@@ -237,6 +237,72 @@ pub enum ArgKind<'a> {
 }
 
 /// One parameter of a [`Contract`]: the kinds it admits.
+/// Why the uses of an allowlist entry do not parse. The embedded lists are
+/// generated, and a test parses every line, so a user never meets one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SpecError {
+    /// A parameter after `**` in `call(...)`.
+    KwargsNotLast {
+        /// The contract, as written between the parentheses.
+        spec: &'static str,
+    },
+    /// A parameter after `*` in `call(...)`.
+    RestNotLast {
+        /// The contract.
+        spec: &'static str,
+    },
+    /// A required parameter after an optional one in `call(...)`.
+    RequiredAfterOptional {
+        /// The contract.
+        spec: &'static str,
+    },
+    /// An unknown argument kind in `call(...)`.
+    UnknownArgKind {
+        /// The kind, as written.
+        kind: &'static str,
+        /// The contract.
+        spec: &'static str,
+    },
+    /// An entry of `build(...)` that is not `key:kind`.
+    NotKeyKind {
+        /// The entry.
+        entry: &'static str,
+        /// The contract.
+        spec: &'static str,
+    },
+    /// An unknown value kind in `build(...)`.
+    UnknownStateKind {
+        /// The kind, as written.
+        kind: &'static str,
+        /// The contract.
+        spec: &'static str,
+    },
+    /// A use no entry may permit (`invoke`, `build-class`).
+    Forbidden(Use),
+    /// A token that is not a use.
+    UnknownUse(&'static str),
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpecError::KwargsNotLast { spec } => write!(f, "`**` must come last in `{spec}`"),
+            SpecError::RestNotLast { spec } => write!(f, "`*` must come after every parameter in `{spec}`"),
+            SpecError::RequiredAfterOptional { spec } => {
+                write!(f, "a required parameter follows an optional one in `{spec}`")
+            }
+            SpecError::UnknownArgKind { kind, spec } => write!(f, "unknown argument kind `{kind}` in `{spec}`"),
+            SpecError::NotKeyKind { entry, spec } => write!(f, "`{entry}` is not key:kind in `{spec}`"),
+            SpecError::UnknownStateKind { kind, spec } => write!(f, "unknown kind `{kind}` in `{spec}`"),
+            SpecError::Forbidden(u) => write!(f, "no entry may permit `{u}`"),
+            SpecError::UnknownUse(t) => write!(f, "unknown use `{t}`"),
+        }
+    }
+}
+
+impl std::error::Error for SpecError {}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Param {
     kinds: Vec<Kind>,
@@ -255,14 +321,17 @@ pub struct Contract {
 
 impl Contract {
     /// Parses the text between the parentheses of `call(...)`.
-    pub fn parse(s: &'static str) -> Result<Contract, String> {
+    ///
+    /// # Errors
+    /// A parameter out of place, or an unknown argument kind.
+    pub fn parse(s: &'static str) -> Result<Contract, SpecError> {
         let mut c = Contract { params: Vec::new(), rest: false, kwargs: false };
         if s.is_empty() {
             return Ok(c);
         }
         for p in s.split(',') {
             if c.kwargs {
-                return Err(format!("`**` must come last in `{s}`"));
+                return Err(SpecError::KwargsNotLast { spec: s });
             }
             match p {
                 "**" => {
@@ -273,7 +342,7 @@ impl Contract {
                     c.rest = true;
                     continue;
                 }
-                _ if c.rest => return Err(format!("`*` must come after every parameter in `{s}`")),
+                _ if c.rest => return Err(SpecError::RestNotLast { spec: s }),
                 _ => {}
             }
             let (p, optional) = match p.strip_suffix('?') {
@@ -281,11 +350,11 @@ impl Contract {
                 None => (p, false),
             };
             if !optional && c.params.last().is_some_and(|q| q.optional) {
-                return Err(format!("a required parameter follows an optional one in `{s}`"));
+                return Err(SpecError::RequiredAfterOptional { spec: s });
             }
             let kinds = p
                 .split('|')
-                .map(|k| Kind::parse(k).ok_or_else(|| format!("unknown argument kind `{k}` in `{s}`")))
+                .map(|k| Kind::parse(k).ok_or(SpecError::UnknownArgKind { kind: k, spec: s }))
                 .collect::<Result<Vec<_>, _>>()?;
             c.params.push(Param { kinds, optional });
         }
@@ -378,18 +447,21 @@ pub struct StateContract {
 
 impl StateContract {
     /// Parses the text between the parentheses of `build(...)`.
-    pub fn parse(s: &'static str) -> Result<StateContract, String> {
+    ///
+    /// # Errors
+    /// An entry that is not `key:kind`, or an unknown kind.
+    pub fn parse(s: &'static str) -> Result<StateContract, SpecError> {
         let keys = s
             .split(',')
             .map(|p| {
-                let (key, kinds) = p.split_once(':').ok_or_else(|| format!("`{p}` is not key:kind in `{s}`"))?;
+                let (key, kinds) = p.split_once(':').ok_or(SpecError::NotKeyKind { entry: p, spec: s })?;
                 let kinds = kinds
                     .split('|')
-                    .map(|k| Kind::parse(k).ok_or_else(|| format!("unknown kind `{k}` in `{s}`")))
+                    .map(|k| Kind::parse(k).ok_or(SpecError::UnknownStateKind { kind: k, spec: s }))
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok((key, kinds))
             })
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, SpecError>>()?;
         Ok(StateContract { keys })
     }
 
@@ -466,7 +538,11 @@ pub struct Uses {
 
 impl Uses {
     /// Parses the use tokens of an allowlist line: `ref new call(str,int?) build`.
-    pub fn parse(tokens: impl Iterator<Item = &'static str>) -> Result<Uses, String> {
+    ///
+    /// # Errors
+    /// A token that is not a use, a use no entry may permit, or a contract
+    /// that does not parse.
+    pub fn parse(tokens: impl Iterator<Item = &'static str>) -> Result<Uses, SpecError> {
         let mut u = Uses::default();
         for t in tokens {
             if let Some(inner) = t.strip_prefix("call(").and_then(|r| r.strip_suffix(')')) {
@@ -480,9 +556,9 @@ impl Uses {
                 continue;
             }
             match Use::from_name(t) {
-                Some(x @ (Use::Invoke | Use::BuildClass)) => return Err(format!("no entry may permit `{x}`")),
+                Some(x @ (Use::Invoke | Use::BuildClass)) => return Err(SpecError::Forbidden(x)),
                 Some(x) => u.set.insert(x),
-                None => return Err(format!("unknown use `{t}`")),
+                None => return Err(SpecError::UnknownUse(t)),
             }
         }
         Ok(u)
@@ -578,9 +654,24 @@ mod tests {
         assert_eq!(u.to_string(), "ref call(str,bool?,bool?) build");
         assert!(u.set.contains(Use::Ref) && u.set.contains(Use::Call) && !u.set.contains(Use::New));
         assert_eq!(uses("call('latin1'|str,*,**)").to_string(), "call('latin1'|str,*,**)");
-        for bad in ["cal", "invoke", "build-class", "call(str?,int)", "call(**,str)", "call(*,str)", "call(strr)"] {
-            assert!(Uses::parse(std::iter::once(bad)).is_err(), "{bad}");
+        let bad = [
+            ("cal", SpecError::UnknownUse("cal")),
+            ("invoke", SpecError::Forbidden(Use::Invoke)),
+            ("build-class", SpecError::Forbidden(Use::BuildClass)),
+            ("call(str?,int)", SpecError::RequiredAfterOptional { spec: "str?,int" }),
+            ("call(**,str)", SpecError::KwargsNotLast { spec: "**,str" }),
+            ("call(*,str)", SpecError::RestNotLast { spec: "*,str" }),
+            ("call(strr)", SpecError::UnknownArgKind { kind: "strr", spec: "strr" }),
+            ("build(a)", SpecError::NotKeyKind { entry: "a", spec: "a" }),
+            ("build(a:strr)", SpecError::UnknownStateKind { kind: "strr", spec: "a:strr" }),
+        ];
+        for (text, want) in bad {
+            assert_eq!(Uses::parse(std::iter::once(text)), Err(want), "{text}");
         }
+        assert_eq!(
+            SpecError::RequiredAfterOptional { spec: "str?,int" }.to_string(),
+            "a required parameter follows an optional one in `str?,int`"
+        );
     }
 
     #[test]

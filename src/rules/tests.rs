@@ -1,5 +1,5 @@
 use super::*;
-use crate::vm::analyze_bytes;
+use crate::vm::Analyzer;
 
 #[test]
 fn codes_are_unique_and_stable() {
@@ -27,13 +27,13 @@ fn codes_are_unique_and_stable() {
 }
 
 fn codes(p: &[u8]) -> Vec<&'static str> {
-    let j = check(&analyze_bytes(p, 0), &Policy::builtin());
+    let j = check(&Analyzer::new().run(p), &Policy::builtin());
     j.findings.iter().map(|f| f.rule.code()).collect()
 }
 
 #[test]
 fn dangerous_call_shows_expression() {
-    let j = check(&analyze_bytes(b"cos\nsystem\n(S'echo hi'\ntR.", 0), &Policy::builtin());
+    let j = check(&Analyzer::new().run(b"cos\nsystem\n(S'echo hi'\ntR."), &Policy::builtin());
     assert_eq!(j.findings.len(), 2);
     assert_eq!(j.findings[1].rule, Rule::DangerousCall);
     assert_eq!(j.findings[1].call.as_deref(), Some("os.system('echo hi')"));
@@ -52,7 +52,7 @@ fn getattr_on_allowlisted_class_is_safe() {
 
 #[test]
 fn levels_change_severity_or_drop_findings() {
-    let a = analyze_bytes(b"cmypkg\nThing\n)R.", 0);
+    let a = Analyzer::new().run(b"cmypkg\nThing\n)R.");
     let mut levels = Levels::default();
     assert!(levels.is_default());
     levels.set(Rule::UnknownImport, Some(Severity::Error));
@@ -72,7 +72,7 @@ fn levels_change_severity_or_drop_findings() {
 
 /// The findings of `p`, as (code, message).
 fn findings(p: &[u8]) -> Vec<(&'static str, String)> {
-    let j = check(&analyze_bytes(p, 0), &Policy::builtin());
+    let j = check(&Analyzer::new().run(p), &Policy::builtin());
     j.findings.iter().map(|f| (f.rule.code(), f.message.clone())).collect()
 }
 
@@ -100,7 +100,7 @@ fn an_allowed_name_is_judged_by_its_use() {
 fn launderers_pass_on_the_call_they_make() {
     // __generator_ctor('echo', os.system) calls os.system('echo').
     let p = b"cnumpy.random._pickle\n__generator_ctor\n(S'echo pkinspect-fixture'\ncos\nsystem\ntR.";
-    let j = check(&analyze_bytes(p, 0), &Policy::builtin());
+    let j = check(&Analyzer::new().run(p), &Policy::builtin());
     let codes: Vec<_> = j.findings.iter().map(|f| f.rule.code()).collect();
     assert_eq!(codes, ["PK101", "PK102"]);
     assert!(j.findings[1].message.contains("through numpy.random._pickle.__generator_ctor"));

@@ -268,7 +268,7 @@ pub(crate) fn arg_kind(a: &Analysis, id: ValueId) -> ArgKind<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vm::analyze_bytes;
+    use crate::vm::Analyzer;
 
     #[test]
     fn launderers_by_name() {
@@ -285,7 +285,7 @@ mod tests {
 
     /// The uses of the arguments of the last call in `p`, as (global, use).
     fn uses_of(p: &[u8]) -> Vec<(String, Use)> {
-        let a = analyze_bytes(p, 0);
+        let a = Analyzer::new().run(p);
         let Some(root) = a.pickles.first().and_then(|p| p.root) else { return vec![] };
         let Value::Call(c) = a.value(root) else { return vec![] };
         let Value::Global(g) = a.value(c.func) else { return vec![] };
@@ -336,15 +336,15 @@ mod tests {
 
     #[test]
     fn made_by_follows_factories() {
-        let a = analyze_bytes(b"ccopyreg\n_reconstructor\n(cmypkg\nThing\ncbuiltins\nobject\nNtR.", 0);
+        let a = Analyzer::new().run(b"ccopyreg\n_reconstructor\n(cmypkg\nThing\ncbuiltins\nobject\nNtR.");
         let root = a.pickles[0].root.expect("root");
         let Some(Maker::Value(by)) = made_by(&a, root) else { panic!("made by a value") };
         assert!(matches!(a.value(by), Value::Global(g) if &*g.name == "Thing"));
         // numpy's random constructors pick their class themselves.
-        let a = analyze_bytes(b"cnumpy.random._pickle\n__bit_generator_ctor\n(S'PCG64'\ntR.", 0);
+        let a = Analyzer::new().run(b"cnumpy.random._pickle\n__bit_generator_ctor\n(S'PCG64'\ntR.");
         let root = a.pickles[0].root.expect("root");
         assert_eq!(made_by(&a, root), Some(Maker::Name("numpy.random._pcg64", "PCG64")));
-        let a = analyze_bytes(b"cnumpy.random._pickle\n__generator_ctor\n(S'PCG64'\ntR.", 0);
+        let a = Analyzer::new().run(b"cnumpy.random._pickle\n__generator_ctor\n(S'PCG64'\ntR.");
         let root = a.pickles[0].root.expect("root");
         assert_eq!(made_by(&a, root), Some(Maker::Name("numpy.random._generator", "Generator")));
     }

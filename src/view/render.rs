@@ -329,10 +329,10 @@ impl<'a> Renderer<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vm::{analyze_bytes, EventKind};
+    use crate::vm::{Analyzer, EventKind};
 
     fn first_call(p: &[u8]) -> String {
-        let a = analyze_bytes(p, 0);
+        let a = Analyzer::new().run(p);
         let r = Renderer::new(&a, 200);
         a.events
             .iter()
@@ -362,7 +362,7 @@ mod tests {
     fn long_literals_cut_as_if_whole() {
         let budget = 200;
         let r_of = |body: &[u8]| {
-            let a = analyze_bytes(body, 0);
+            let a = Analyzer::new().run(body);
             let id = a.pickles[0].root.expect("root");
             let whole = atom(&a, a.value(id)).expect("a literal");
             let cut: String = if whole.chars().count() > budget {

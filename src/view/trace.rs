@@ -230,10 +230,10 @@ pub fn write_trace<W: Write>(path: &str, a: &Analysis, policy: &Policy, out: &mu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vm::analyze_bytes;
+    use crate::vm::Analyzer;
 
     fn ops(data: &[u8]) -> Vec<Json> {
-        let a = analyze_bytes(data, 0);
+        let a = Analyzer::new().run(data);
         Tracer::new(&a).records()
     }
 

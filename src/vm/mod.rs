@@ -50,37 +50,67 @@ pub use value::{
 
 use crate::limits::Limits;
 use crate::pickle::reader::OpReader;
-use crate::pickle::source::ByteSource;
+use crate::pickle::source::IntoByteSource;
 
-/// The hook every entry point installs: joblib's array payloads.
+/// The hook every analysis installs: joblib's array payloads.
 const JOBLIB: &dyn AfterBuild = &crate::container::joblib::ArrayPayloads;
 
-/// Analyses every pickle in `src`.
-pub fn analyze<S: ByteSource>(src: S) -> Analysis {
-    analyze_with(src, Limits::default())
+/// One run of the machine, with its options: build it with
+/// [`Analyzer::new`], set what differs from the defaults, then
+/// [`Analyzer::run`] it over each pickle stream.
+///
+/// ```
+/// use pkinspect::vm::Analyzer;
+/// let a = Analyzer::new().run(b"cos\nsystem\n(S'echo hi'\ntR.");
+/// assert_eq!(a.pickles.len(), 1);
+/// ```
+#[derive(Clone, Default)]
+pub struct Analyzer {
+    /// The machine's limits ([`Limits::default`] unless set).
+    limits: Limits,
+    /// Extraction's sink and the number of the stream in its file.
+    sink: Option<(usize, SharedSink)>,
 }
 
-/// Analyses every pickle in `src` under the given limits.
-pub fn analyze_with<S: ByteSource>(src: S, limits: Limits) -> Analysis {
-    let mut m = Machine::new(JOBLIB);
-    m.limits = limits;
-    m.run(OpReader::new(src));
-    m.out
-}
+impl Analyzer {
+    /// An analysis with the default [`Limits`], keeping values up to
+    /// [`crate::limits::MAX_KEPT_VALUE_BYTES`] and handing nothing to a sink.
+    pub fn new() -> Analyzer {
+        Analyzer::default()
+    }
 
-/// Analyses every pickle in `src` for extraction: joblib array payloads and
-/// values longer than [`crate::limits::MAX_KEPT_VALUE_BYTES`] go to `sink` (values up to
-/// [`crate::limits::MAX_INLINE_ARG`] are kept whole instead of cut).
-pub fn analyze_into<S: ByteSource>(src: S, part: usize, sink: SharedSink) -> Analysis {
-    sink.borrow_mut().begin(part);
-    let mut m = Machine::new(JOBLIB);
-    m.keep_max = crate::limits::MAX_INLINE_ARG;
-    m.sink = Some(sink.clone());
-    m.run(OpReader::new(Spilling { inner: src, sink }));
-    m.out
-}
+    /// Runs under `limits` instead of the defaults (tests lower them to
+    /// reach each one cheaply).
+    pub fn limits(mut self, limits: Limits) -> Analyzer {
+        self.limits = limits;
+        self
+    }
 
-/// Analyses every pickle in a byte slice whose first byte is at `base`.
-pub fn analyze_bytes(data: &[u8], base: u64) -> Analysis {
-    analyze(crate::pickle::source::SliceSource::new(data, base))
+    /// Analyses for extraction: joblib array payloads and values longer
+    /// than [`crate::limits::MAX_KEPT_VALUE_BYTES`] go to `sink`, which is told that
+    /// stream number `part` of its file begins; values up to
+    /// [`crate::limits::MAX_INLINE_ARG`] are kept whole instead of cut.
+    pub fn extract_into(mut self, part: usize, sink: SharedSink) -> Analyzer {
+        self.sink = Some((part, sink));
+        self
+    }
+
+    /// Analyses every pickle in `src`: any [`ByteSource`](crate::pickle::source::ByteSource),
+    /// or bytes in memory, whose first byte is then offset 0 (for another
+    /// base, pass a [`SliceSource`](crate::pickle::source::SliceSource)).
+    pub fn run<I: IntoByteSource>(&self, src: I) -> Analysis {
+        let src = src.into_byte_source();
+        let mut m = Machine::new(JOBLIB);
+        m.limits = self.limits;
+        match &self.sink {
+            None => m.run(OpReader::new(src)),
+            Some((part, sink)) => {
+                sink.borrow_mut().begin(*part);
+                m.keep_max = crate::limits::MAX_INLINE_ARG;
+                m.sink = Some(sink.clone());
+                m.run(OpReader::new(Spilling { inner: src, sink: sink.clone() }));
+            }
+        }
+        m.out
+    }
 }

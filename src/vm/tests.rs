@@ -3,6 +3,7 @@
 use super::*;
 use crate::error::ErrorKind;
 use crate::limits::{MAX_INLINE_ARG, MAX_KEPT_VALUE_BYTES, MAX_MARK_DEPTH};
+use crate::pickle::source::ByteSource;
 use std::sync::Arc;
 
 fn imports(a: &Analysis) -> Vec<String> {
@@ -37,7 +38,7 @@ fn anomalies(a: &Analysis) -> Vec<Anomaly> {
 
 #[test]
 fn protocol0_reduce() {
-    let a = analyze_bytes(b"cos\nsystem\n(S'echo hi'\ntR.", 0);
+    let a = Analyzer::new().run(b"cos\nsystem\n(S'echo hi'\ntR.");
     assert_eq!(imports(&a), vec!["os.system"]);
     let c = calls(&a);
     assert_eq!(c.len(), 1);
@@ -49,14 +50,14 @@ fn protocol0_reduce() {
 
 #[test]
 fn py2_names_are_mapped() {
-    let a = analyze_bytes(b"ccommands\ngetoutput\n(S'x'\ntR.", 0);
+    let a = Analyzer::new().run(b"ccommands\ngetoutput\n(S'x'\ntR.");
     assert_eq!(imports(&a), vec!["subprocess.getoutput"]);
 }
 
 #[test]
 fn memo_pop_trick_still_resolves() {
     // GLOBAL, BINPUT 0, POP, BINGET 0, args, REDUCE
-    let a = analyze_bytes(b"\x80\x02cos\nsystem\nq\x000h\x00X\x02\x00\x00\x00hi\x85R.", 0);
+    let a = Analyzer::new().run(b"\x80\x02cos\nsystem\nq\x000h\x00X\x02\x00\x00\x00hi\x85R.");
     let c = calls(&a);
     assert_eq!(c.len(), 1);
     assert!(matches!(a.value(c[0].1), Value::Global(g) if &*g.module == "os"));
@@ -66,7 +67,7 @@ fn memo_pop_trick_still_resolves() {
 fn setstate_hijack_becomes_a_call() {
     // OrderedDict() ; BUILD (None, {'__setstate__': os.system}) ; BUILD 'x'
     let p = b"\x80\x04\x8c\x0bcollections\x8c\x0bOrderedDict\x93)\x81N}\x8c\x0c__setstate__\x8c\x02os\x8c\x06system\x93s\x86b\x8c\x01xb.";
-    let a = analyze_bytes(p, 0);
+    let a = Analyzer::new().run(p);
     let c = calls(&a);
     assert_eq!(c.last().map(|c| c.0), Some(CallKind::SetState));
     assert!(matches!(a.value(c.last().unwrap().1), Value::Global(g) if &*g.name == "system"));
@@ -82,7 +83,7 @@ fn state_dict_applied_again_after_it_grew() {
     let p = b"\x80\x04}\x94\x8c\x01aK\x01s\x8c\x0bcollections\x8c\x0bOrderedDict\x93\x94)\x81h\x00b0\
               h\x00\x8c\x0c__setstate__\x8c\x02os\x8c\x06system\x93s0\
               h\x01)\x81h\x00b\x8c\x01xb.";
-    let a = analyze_bytes(p, 0);
+    let a = Analyzer::new().run(p);
     assert!(a.error.is_none(), "{:?}", a.error);
     let c = calls(&a);
     assert_eq!(c.last().map(|c| c.0), Some(CallKind::SetState), "{c:?}");
@@ -102,7 +103,7 @@ fn class_plants_reach_every_import_of_the_class() {
         b"\x80\x04\x8c\x0bcollections\x8c\x0bOrderedDict\x93N}\x8c\x0c__setstate__\x8c\x02os\x8c\x06system\x93s\x86b0\
               \x8c\x0bcollections\x8c\x07Counter\x93)\x81\x8c\x01yb0\
               \x8c\x0bcollections\x8c\x0bOrderedDict\x93)\x81\x8c\x01xb.";
-    let a = analyze_bytes(p, 0);
+    let a = Analyzer::new().run(p);
     assert!(a.error.is_none(), "{:?}", a.error);
     let hooks: Vec<_> = calls(&a).into_iter().filter(|c| c.0 == CallKind::SetState).collect();
     assert_eq!(hooks.len(), 1, "{hooks:?}");
@@ -123,7 +124,7 @@ fn repeated_imports_share_one_value_and_long_names_are_cut() {
         p.extend_from_slice(b"h\x00h\x01\x930");
     }
     p.extend_from_slice(b"N.");
-    let a = analyze_bytes(&p, 0);
+    let a = Analyzer::new().run(&p);
     let imports: Vec<(&Arc<str>, ValueId)> = a
         .events
         .iter()
@@ -150,7 +151,7 @@ fn repeated_imports_share_one_value_and_long_names_are_cut() {
 #[test]
 fn extension_registered_in_stream() {
     let p = b"\x80\x02ccopyreg\nadd_extension\nX\x02\x00\x00\x00osX\x06\x00\x00\x00systemK\xf0\x87R0\x82\xf0X\x01\x00\x00\x00x\x85R.";
-    let a = analyze_bytes(p, 0);
+    let a = Analyzer::new().run(p);
     assert_eq!(imports(&a), vec!["copyreg.add_extension", "os.system"]);
     assert_eq!(calls(&a).len(), 2);
 }
@@ -158,14 +159,14 @@ fn extension_registered_in_stream() {
 #[test]
 fn computed_stack_global() {
     let p = b"\x80\x04c_codecs\ndecode\n\x8c\x02bf\x8c\x05rot13\x86R\x8c\x06system\x93)R.";
-    let a = analyze_bytes(p, 0);
+    let a = Analyzer::new().run(p);
     assert!(anomalies(&a).contains(&Anomaly::ComputedGlobal));
     assert!(a.events.iter().any(|e| matches!(e.kind, EventKind::ComputedImport { .. })));
 }
 
 #[test]
 fn underflow_and_missing_memo_keep_going() {
-    let a = analyze_bytes(b"\x80\x02Rh\x05cos\nsystem\n)R.", 0);
+    let a = Analyzer::new().run(b"\x80\x02Rh\x05cos\nsystem\n)R.");
     let an = anomalies(&a);
     assert!(an.contains(&Anomaly::StackUnderflow { opcode: "REDUCE" }));
     assert!(an.contains(&Anomaly::MemoMissing { key: 5 }));
@@ -174,11 +175,11 @@ fn underflow_and_missing_memo_keep_going() {
 
 #[test]
 fn second_pickle_and_trailing_data() {
-    let a = analyze_bytes(b"N.cos\nsystem\n)R.", 0);
+    let a = Analyzer::new().run(b"N.cos\nsystem\n)R.");
     assert_eq!(a.pickles.len(), 2);
     assert!(anomalies(&a).contains(&Anomaly::AnotherPickle { index: 1 }));
     assert_eq!(imports(&a), vec!["os.system"]);
-    let a = analyze_bytes(b"N.\x00\x01\x02", 0);
+    let a = Analyzer::new().run(b"N.\x00\x01\x02");
     assert_eq!(a.pickles.len(), 1);
     assert!(matches!(anomalies(&a)[..], [Anomaly::TrailingData { .. }]));
     assert!(a.error.is_none());
@@ -186,13 +187,13 @@ fn second_pickle_and_trailing_data() {
 
 #[test]
 fn truncation_keeps_earlier_events() {
-    let a = analyze_bytes(b"cos\nsystem\n(S'x'\ntR\x8c\x10ab", 0);
+    let a = Analyzer::new().run(b"cos\nsystem\n(S'x'\ntR\x8c\x10ab");
     assert_eq!(calls(&a).len(), 1);
     assert!(matches!(
         a.error.as_ref().map(|e| e.kind()),
         Some(ErrorKind::BadLength { declared: 16, remaining: Some(2), .. })
     ));
-    let a = analyze_bytes(b"cos\nsystem\n(S'x'\ntR", 0);
+    let a = Analyzer::new().run(b"cos\nsystem\n(S'x'\ntR");
     assert!(anomalies(&a).contains(&Anomaly::MissingStop));
 }
 
@@ -204,7 +205,7 @@ fn memo_dag_stays_small() {
         p.extend_from_slice(b"2\x86");
     }
     p.push(b'.');
-    let a = analyze_bytes(&p, 0);
+    let a = Analyzer::new().run(&p);
     assert!(a.values.len() < 300);
     assert!(a.pickles[0].root.is_some());
 }
@@ -230,7 +231,7 @@ fn strings_kept_whole_in_part_or_skipped() {
     let huge_at = p.len() as u64;
     p.extend_from_slice(huge.as_bytes());
     p.extend_from_slice(b"\x8c\x03d\xc3\xa9t.");
-    let a = analyze_bytes(&p, 0);
+    let a = Analyzer::new().run(&p);
     assert!(a.error.is_none() && a.pickles.len() == 1, "{:?}", a.error);
     let items = a.tuple(a.pickles[0].root.expect("root")).expect("tuple").to_vec();
     let strs: Vec<BlobView<'_, str>> = items
@@ -308,11 +309,11 @@ fn fast_path_agrees_with_general_path() {
             let cuts: Vec<usize> = if data.len() <= 300 { (0..=data.len()).collect() } else { vec![data.len()] };
             for n in cuts {
                 let d = &data[..n];
-                let general = summary(&analyze(NoWindow(crate::pickle::source::SliceSource::new(d, 0))));
-                let fast = summary(&analyze_bytes(d, 0));
+                let general = summary(&Analyzer::new().run(NoWindow(crate::pickle::source::SliceSource::new(d, 0))));
+                let fast = summary(&Analyzer::new().run(d));
                 assert_eq!(fast, general, "{} cut at {n}", p.display());
                 let stream = crate::pickle::source::ReadSource::new(d, Some(n as u64));
-                assert_eq!(summary(&analyze(stream)), general, "{} (stream) cut at {n}", p.display());
+                assert_eq!(summary(&Analyzer::new().run(stream)), general, "{} (stream) cut at {n}", p.display());
             }
         }
     }
@@ -322,6 +323,6 @@ fn fast_path_agrees_with_general_path() {
 #[test]
 fn deep_marks_hit_a_limit_not_the_stack() {
     let p = vec![b'('; MAX_MARK_DEPTH + 10];
-    let a = analyze_bytes(&p, 0);
+    let a = Analyzer::new().run(&p);
     assert!(anomalies(&a).contains(&Anomaly::LimitExceeded { limit: "MAX_MARK_DEPTH" }));
 }

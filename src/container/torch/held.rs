@@ -9,8 +9,8 @@ use crate::error::ErrorKind;
 use crate::limits::MAX_TORCH_PICKLE_BYTES;
 use crate::pickle::opcodes::Opcode;
 use crate::pickle::reader::OpReader;
-use crate::pickle::source::{ByteSource, Input, Line};
-use crate::vm::{analyze, analyze_bytes, Analysis, Anomaly, EventKind};
+use crate::pickle::source::{ByteSource, Input, Line, SliceSource};
+use crate::vm::{Analysis, Analyzer, Anomaly, EventKind};
 
 /// One pickle's bytes, at their offset in the stream.
 #[derive(Debug)]
@@ -172,7 +172,7 @@ impl Held {
 
     /// What the last pickle read evaluates to, analysed on its own.
     pub(super) fn last(&self) -> Option<Analysis> {
-        self.segs.last().map(|s| analyze_bytes(&s.bytes, s.base))
+        self.segs.last().map(|s| Analyzer::new().run(SliceSource::new(&s.bytes, s.base)))
     }
 
     /// All pickles held, analysed as the separate loads they are.
@@ -180,7 +180,7 @@ impl Held {
         if self.segs.is_empty() {
             return None;
         }
-        let mut a = analyze(Spliced { segs: &self.segs, seg: 0, pos: 0 });
+        let mut a = Analyzer::new().run(Spliced { segs: &self.segs, seg: 0, pos: 0 });
         // Each pickle is its own pickle.load by design of the format: the
         // machine's "another pickle follows" is not an anomaly here.
         a.events.retain(|e| !matches!(e.kind, EventKind::Anomaly(Anomaly::AnotherPickle { .. })));

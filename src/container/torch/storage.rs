@@ -268,13 +268,13 @@ fn module_pid(a: &Analysis, items: &[ValueId], r: &Renderer<'_>) -> Pid {
 mod tests {
     use super::*;
     use crate::container::torch::SHOWN_CHARS;
-    use crate::vm::{analyze_bytes, EventKind};
+    use crate::vm::{Analyzer, EventKind};
 
     /// The storage class of a global, as a persistent id's class.
     fn class(module: &str, name: &str) -> Class {
         let mut p = b"\x80\x02c".to_vec();
         p.extend_from_slice(format!("{module}\n{name}\n.").as_bytes());
-        let a = analyze_bytes(&p, 0);
+        let a = Analyzer::new().run(&p);
         let r = Renderer::new(&a, SHOWN_CHARS);
         class_of(&a, root(&a, 0).expect("root"), &r)
     }
@@ -325,7 +325,7 @@ mod tests {
     }
 
     fn pid_of(p: &[u8], layout: Layout) -> Pid {
-        let a = analyze_bytes(p, 0);
+        let a = Analyzer::new().run(p);
         let pid = a
             .events
             .iter()

@@ -13,7 +13,7 @@ use crate::container::diag::Limit;
 use crate::container::walk::{join, Walker};
 use crate::limits::MAX_TORCH_PICKLE_BYTES;
 use crate::view::render::Renderer;
-use crate::vm::{analyze_bytes, EventKind};
+use crate::vm::{Analyzer, EventKind};
 
 /// What wrote a zip archive recognised as PyTorch's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,7 +165,7 @@ fn storage_refs<R: Read + Seek>(
     }
     // The walk reports what is wrong with an unreadable member.
     let Some(bytes) = read_record(r, &pkl_name) else { return };
-    let a = analyze_bytes(&bytes, 0);
+    let a = Analyzer::new().run(&bytes);
     let rend = Renderer::new(&a, SHOWN_CHARS);
     for e in &a.events {
         let EventKind::PersistentId { pid } = e.kind else { continue };

@@ -14,7 +14,7 @@
 //! [`Policy::judge`]), and rule [`Levels`] per scanned path for
 //! [`crate::rules::check_with`] (what severity a finding gets, or whether it
 //! is dropped). [`Finder`] finds the file that applies to a path by walking
-//! up from it.
+//! up from it, and [`Policies`] keeps the policies of one scan run.
 //!
 //! ```toml
 //! allow = ["mycompany.models.Thing", "mycompany.layers:Dense", "mycompany.nn.*"]
@@ -33,6 +33,7 @@
 mod file;
 mod finder;
 mod glob;
+mod policies;
 #[cfg(test)]
 mod tests;
 
@@ -40,6 +41,7 @@ pub use file::{ConfigError, ConfigErrorKind, IgnoreEntry, Location, PolicyFile};
 use file::{PyProject, Spans};
 pub use finder::Finder;
 pub use glob::Glob;
+pub use policies::{ConfigSource, Policies};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -3,10 +3,10 @@
 use super::graph::atom_len;
 use super::naming::MAX_INLINE_HEIGHT;
 use super::*;
-use crate::vm::analyze_bytes;
+use crate::vm::Analyzer;
 
 fn show_str(p: &[u8]) -> String {
-    let a = analyze_bytes(p, 0);
+    let a = Analyzer::new().run(p);
     let mut out = Vec::new();
     show(&a, &mut out).expect("write to a Vec");
     String::from_utf8(out).expect("utf-8")
@@ -79,7 +79,7 @@ fn truncates_at_limit() {
         p.extend_from_slice(b"2\x86");
     }
     p.push(b'.');
-    let a = analyze_bytes(&p, 0);
+    let a = Analyzer::new().run(&p);
     let mut out = Vec::new();
     show_limited(&a, &mut out, 300).expect("write");
     let s = String::from_utf8(out).expect("utf-8");
@@ -89,7 +89,8 @@ fn truncates_at_limit() {
 
 #[test]
 fn atom_len_matches_render_atoms() {
-    let a = analyze_bytes(b"\x80\x04(NK\x01G?\xf0\x00\x00\x00\x00\x00\x00\x8c\x01aC\x01b\x8c\x01m\x8c\x01n\x93]}l.", 0);
+    let a =
+        Analyzer::new().run(b"\x80\x04(NK\x01G?\xf0\x00\x00\x00\x00\x00\x00\x8c\x01aC\x01b\x8c\x01m\x8c\x01n\x93]}l.");
     for v in &a.values {
         assert_eq!(atom_len(&a, v).is_some(), crate::view::render::atom(&a, v).is_some(), "{v:?}");
     }

@@ -1,5 +1,5 @@
 //! Which files are model files, by their content: shared by the folder walk
-//! of `scan` and by `scan --hook`.
+//! of [`super::scan_paths`] and by the git hook's [`super::Selection`].
 //!
 //! [`classify`] looks at the first [`SNIFF_BYTES`] of a file through
 //! [`container::sniff`], the same function the scanner uses to unwrap it, and
@@ -21,9 +21,9 @@
 use std::io::Read;
 use std::path::Path;
 
-use pkinspect::container::{self, Format, SNIFF_BYTES};
-use pkinspect::rules::Rule;
-use pkinspect::scan::FileReport;
+use super::FileReport;
+use crate::container::{self, Format, SNIFF_BYTES};
+use crate::rules::Rule;
 
 /// Extensions under which model files are saved.
 pub const MODEL_EXTENSIONS: &[&str] =
@@ -174,17 +174,17 @@ mod tests {
 
     #[test]
     fn binary_that_is_not_a_pickle() {
-        use pkinspect::policy::Policy;
-        use pkinspect::scan::scan_bytes;
+        use crate::policy::Policy;
         let p = Policy::builtin();
+        let scanner = crate::scan::Scanner::new(&p);
         // A protocol-0 pickle: a pickle.
-        assert!(is_pickle(&scan_bytes("x.pkl", b"cos\nsystem\n(S'echo'\ntR.", &p)));
+        assert!(is_pickle(&scanner.scan_bytes("x.pkl", b"cos\nsystem\n(S'echo'\ntR.")));
         // Imports, then breaks: a loader has already imported; scanned.
-        assert!(is_pickle(&scan_bytes("x.pkl", b"cos\nsystem\n\xff", &p)));
+        assert!(is_pickle(&scanner.scan_bytes("x.pkl", b"cos\nsystem\n\xff")));
         // Breaks before doing anything: not a pickle.
-        assert!(!is_pickle(&scan_bytes("x.bin", b"a\x01\x02\xff\xfe", &p)));
-        assert!(!is_pickle(&scan_bytes("x.model", b"\n\x05hello", &p)));
+        assert!(!is_pickle(&scanner.scan_bytes("x.bin", b"a\x01\x02\xff\xfe")));
+        assert!(!is_pickle(&scanner.scan_bytes("x.model", b"\n\x05hello")));
         // Source code whose first line reads as a GLOBAL: no importable module.
-        assert!(!is_pickle(&scan_bytes("m.py", b"class Foo:\n    pass\n\x00", &p)));
+        assert!(!is_pickle(&scanner.scan_bytes("m.py", b"class Foo:\n    pass\n\x00")));
     }
 }

@@ -1,4 +1,6 @@
 //! `pkinspect scan --hook`: which of the files a git hook passes are pickles.
+//! [`super::scan_paths`] asks a [`Selection`] about every file it is given
+//! when [`super::Options::hook`] is set.
 //!
 //! pre-commit hands the hook every staged file, so most are not pickles.
 //! A file is scanned when its first bytes are a binary pickle or a
@@ -11,13 +13,12 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use pkinspect::scan::FileReport;
-
 use super::sniff::{classify, has_model_extension, is_pickle, read_head, Class};
+use super::FileReport;
 
 /// What to do with a file the hook was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sniff {
+pub(crate) enum Sniff {
     /// A binary pickle or a supported container: scan it.
     Pickle,
     /// A model extension and no known magic: scan it, then keep the result
@@ -32,7 +33,7 @@ pub enum Sniff {
 /// Looks at the first bytes (through the shared [`classify`]) and the
 /// extension of `path`. A file that cannot be read is [`Sniff::Pickle`], so
 /// that the scan reports why.
-pub fn sniff(path: &Path) -> Sniff {
+pub(crate) fn sniff(path: &Path) -> Sniff {
     let Ok(head) = read_head(path) else { return Sniff::Pickle };
     let class = classify(&head);
     if let Class::Model(_) = class {
@@ -47,7 +48,8 @@ pub fn sniff(path: &Path) -> Sniff {
     Sniff::Maybe
 }
 
-/// The files a hook run was given, and what became of them.
+/// The files a hook run was given, and what became of them: what to say
+/// about them once the run is over is [`Selection::messages`].
 #[derive(Debug, Default)]
 pub struct Selection {
     given: usize,
@@ -58,7 +60,7 @@ pub struct Selection {
 
 impl Selection {
     /// True when the file `path` given to the hook should be scanned.
-    pub fn admit(&mut self, path: &Path) -> bool {
+    pub(crate) fn admit(&mut self, path: &Path) -> bool {
         self.given += 1;
         match sniff(path) {
             Sniff::Pickle => true,
@@ -78,8 +80,9 @@ impl Selection {
     }
 
     /// True when the scanned `report` of `path` stays in the report: always,
-    /// except for a [`Sniff::Maybe`] file that is not a pickle after all.
-    pub fn keep(&mut self, path: &Path, report: &FileReport) -> bool {
+    /// except for a file scanned on weak evidence ([`Sniff::Maybe`]) that is
+    /// not a pickle after all.
+    pub(crate) fn keep(&mut self, path: &Path, report: &FileReport) -> bool {
         if !self.maybe.contains(path) || is_pickle(report) {
             return true;
         }
@@ -87,19 +90,20 @@ impl Selection {
         false
     }
 
-    /// Says on stderr what was skipped, and that there was nothing to scan
-    /// when `scanned` is 0.
-    pub fn tell(&self, scanned: usize) {
-        for note in &self.notes {
-            eprintln!("pkinspect: {note}");
-        }
+    /// What to tell the user once `scanned` files are in the report: every
+    /// file skipped and why, then that there was nothing to scan (when
+    /// `scanned` is 0), or how many files were not pickles. One line each,
+    /// without a program name.
+    pub fn messages(&self, scanned: usize) -> Vec<String> {
+        let mut out = self.notes.clone();
         if scanned == 0 && self.given == 0 {
-            eprintln!("pkinspect: no files to scan");
+            out.push("no files to scan".into());
         } else if scanned == 0 {
-            eprintln!("pkinspect: none of the {} files given is a pickle; nothing to scan", self.given);
+            out.push(format!("none of the {} files given is a pickle; nothing to scan", self.given));
         } else if self.others > 0 {
-            eprintln!("pkinspect: skipped {} files that are not pickles", self.others);
+            out.push(format!("skipped {} files that are not pickles", self.others));
         }
+        out
     }
 }
 

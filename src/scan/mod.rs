@@ -1,21 +1,36 @@
-//! The facade: scan one input and produce a [`FileReport`].
+//! Scanning: files (or bytes) in, judged [`FileReport`]s out.
 //!
-//! Reading, interpreting and judging stay separate: [`crate::vm`] runs the
-//! opcodes, [`crate::rules`] judges what it saw against a [`Policy`], and this
-//! module only wires them together for a path or a byte slice. Files are read
-//! as a stream through a small window, so their size does not set the memory
-//! used.
+//! Reading, interpreting and judging stay separate: [`crate::container`]
+//! unwraps a file and [`crate::vm`] runs its opcodes, [`crate::rules`]
+//! judges what the machine saw against a [`Policy`], and this module only
+//! wires them together. Files are read as a stream through a small window,
+//! so their size does not set the memory used.
+//!
+//! The module is split by idea:
+//!
+//! - here, the [`FileReport`] of one file and how the analyses of its
+//!   pickle streams are judged and merged into it;
+//! - `file`: [`Scanner`], the options of one scan, and its two entry
+//!   points, [`Scanner::scan_file`] and [`Scanner::scan_bytes`];
+//! - `paths`: [`scan_paths`], the scan of what a command line names:
+//!   folders walked, files found sniffed by content, one policy per folder,
+//!   and every file scanned on all cores with [`Progress`] told as it goes;
+//! - `sniff`: which files are model files, by their content;
+//! - `hook`: which files a git hook passes are scanned ([`Selection`]).
 
-use std::fs::File;
-use std::io::{self, Read, Seek};
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+mod file;
+mod hook;
+mod paths;
+pub mod sniff;
 
-use crate::container::{Format, Part, Walked, Walker};
-use crate::pickle::source::Input;
+pub use file::Scanner;
+pub use hook::Selection;
+pub use paths::{scan_paths, NoProgress, Options, Outcome, Progress};
+
+use crate::container::{Format, Part, Walked};
 use crate::policy::Policy;
 use crate::rules::{check_with, container_finding, Finding, GlobalUse, Levels, Severity};
-use crate::vm::{analyze_bytes, Analysis};
+use crate::vm::Analysis;
 
 /// One pickle of a scanned file, in brief.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -67,13 +82,13 @@ impl FileReport {
         self.findings.iter().map(|f| f.severity).max()
     }
 
-    fn from_analysis(path: String, size: u64, a: Analysis, policy: &Policy, levels: &Levels) -> FileReport {
-        let walked = Walked {
+    /// What a walk of `a`'s stream alone, read as a pickle, finds.
+    fn pickle_walked(a: Analysis) -> Walked {
+        Walked {
             format: Some(Format::Pickle),
             parts: vec![Part { member: None, layers: Vec::new(), analysis: a }],
             ..Walked::default()
-        };
-        FileReport::from_walked(path, size, walked, policy, levels)
+        }
     }
 
     /// Judges every pickle stream found in a file and merges the results.
@@ -83,13 +98,20 @@ impl FileReport {
 
     /// [`FileReport::from_walked`], handing back the analyses judged, for
     /// the caller to free (or not).
-    fn judge(path: String, size: u64, walked: Walked, policy: &Policy, levels: &Levels) -> (FileReport, Vec<Part>) {
+    pub(crate) fn judge(
+        path: String,
+        size: u64,
+        mut walked: Walked,
+        policy: &Policy,
+        levels: &Levels,
+    ) -> (FileReport, Vec<Part>) {
         let mut pickles = Vec::new();
         let mut findings = Vec::new();
         let mut globals: Vec<GlobalUse> = Vec::new();
         let mut suppressed = std::collections::BTreeMap::new();
         let mut layers: Vec<&'static str> = Vec::new();
-        for part in &walked.parts {
+        for part in &mut walked.parts {
+            name_member(part);
             if layers.is_empty() && !part.layers.is_empty() {
                 layers = part.layers.clone();
             }
@@ -155,6 +177,14 @@ impl FileReport {
     }
 }
 
+/// Names the member a part was read from in its reader error, if any: the
+/// error's offset is in the member's own stream, not in the file.
+fn name_member(part: &mut Part) {
+    if let Some(member) = &part.member {
+        part.analysis.error = part.analysis.error.take().map(|e| e.with_member(member.clone()));
+    }
+}
+
 /// A short description of a file's layers, e.g. `"joblib (zlib)"`.
 fn format_label(outer: Format, layers: &[&'static str]) -> &'static str {
     match (outer, layers) {
@@ -170,94 +200,4 @@ fn format_label(outer: Format, layers: &[&'static str]) -> &'static str {
         (Format::Tar, _) => "tar",
         (Format::Npy, _) => "npy",
     }
-}
-
-/// Scans a pickle held in memory.
-pub fn scan_bytes(name: &str, data: &[u8], policy: &Policy) -> FileReport {
-    let a = analyze_bytes(data, 0);
-    FileReport::from_analysis(name.to_string(), data.len() as u64, a, policy, &Levels::default())
-}
-
-/// Scans a file, streaming it.
-pub fn scan_file(path: &Path, policy: &Policy) -> FileReport {
-    scan_file_with(path, policy, &Levels::default())
-}
-
-/// Scans a file, streaming it, with rule severities from `levels` (a
-/// policy file's `[rules]` and `[[ignore]]` for this path).
-pub fn scan_file_with(path: &Path, policy: &Policy, levels: &Levels) -> FileReport {
-    scan_file_counted(path, policy, levels, &AtomicU64::new(0))
-}
-
-/// A file that adds every byte read or skipped to a shared counter.
-struct Counted<'a> {
-    file: File,
-    read: &'a AtomicU64,
-}
-
-impl Read for Counted<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.file.read(buf)?;
-        self.read.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
-}
-
-impl Seek for Counted<'_> {
-    fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
-        self.file.seek(pos)
-    }
-}
-
-impl Input for Counted<'_> {
-    fn skip_forward(&mut self, n: u64) -> io::Result<u64> {
-        let k = self.file.skip_forward(n)?;
-        self.read.fetch_add(k, Ordering::Relaxed);
-        Ok(k)
-    }
-}
-
-/// Like [`scan_file_with`], and adds to `read` each byte of the file as it
-/// is read or skipped, so that another thread can show progress through a
-/// large file. The count ends at most at the file's size.
-pub fn scan_file_counted(path: &Path, policy: &Policy, levels: &Levels, read: &AtomicU64) -> FileReport {
-    scan_file_parts(path, policy, levels, read).0
-}
-
-/// [`scan_file_counted`] for a process that exits soon after: the file's
-/// analyses are never freed. Freeing them walks every value of every
-/// pickle (millions for a large one, a tenth of the time of the whole
-/// scan) only for the operating system to drop the same pages at exit. The
-/// CLI uses it when it scans one file; anything scanning many files in one
-/// process must use [`scan_file_counted`].
-pub fn scan_file_counted_unfreed(path: &Path, policy: &Policy, levels: &Levels, read: &AtomicU64) -> FileReport {
-    let (report, parts) = scan_file_parts(path, policy, levels, read);
-    std::mem::forget(parts);
-    report
-}
-
-fn scan_file_parts(path: &Path, policy: &Policy, levels: &Levels, read: &AtomicU64) -> (FileReport, Vec<Part>) {
-    let shown = path.display().to_string();
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) => return (FileReport::unreadable(shown, e.to_string()), Vec::new()),
-    };
-    let size = match file.metadata() {
-        Ok(m) if m.is_file() => m.len(),
-        Ok(_) => return (FileReport::unreadable(shown, "not a regular file".into()), Vec::new()),
-        Err(e) => return (FileReport::unreadable(shown, e.to_string()), Vec::new()),
-    };
-    let mut walker = Walker::new();
-    walker.seekable(Counted { file, read }, Some(size), None);
-    // joblib < 0.10 companion files are looked up next to the file only.
-    walker.companions(path.parent().map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d }));
-    let walked = walker.finish();
-    if let [part] = &walked.parts[..] {
-        if let Some(crate::ErrorKind::Io(e)) = part.analysis.error.as_ref().map(|e| e.kind()) {
-            if part.analysis.ops == 0 && part.member.is_none() && part.layers.is_empty() {
-                return (FileReport::unreadable(shown, e.clone()), Vec::new());
-            }
-        }
-    }
-    FileReport::judge(shown, size, walked, policy, levels)
 }
