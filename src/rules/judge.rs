@@ -238,7 +238,8 @@ impl<'a> Judge<'a> {
             EventKind::Call { kind, func, args, kwargs, .. } => {
                 // Rendered only for a finding: most calls are safe.
                 let expr = || r.call(*kind, *func, *args, *kwargs);
-                self.judge_call(offset, pickle, *kind, *func, *args, *kwargs, expr);
+                let site = CallSite { offset, pickle, kind: *kind, func: *func, args: *args, kwargs: *kwargs };
+                self.judge_call(site, expr);
             }
             EventKind::Build { target, state } => self.judge_build(offset, pickle, *target, *state, r),
             EventKind::PersistentId { pid } => {
@@ -359,19 +360,9 @@ impl<'a> Judge<'a> {
     }
 
     /// Judges one call; `expr` renders it for the findings, if there are any.
-    #[allow(clippy::too_many_arguments)]
-    fn judge_call(
-        &mut self,
-        offset: u64,
-        pickle: usize,
-        kind: CallKind,
-        func: ValueId,
-        args: ValueId,
-        kwargs: Option<ValueId>,
-        expr: impl Fn() -> String,
-    ) {
-        let c = CallSite { offset, pickle, kind, func, args, kwargs };
-        let info = self.call_target(func, c.is_method());
+    fn judge_call(&mut self, c: CallSite, expr: impl Fn() -> String) {
+        let (offset, pickle) = (c.offset, c.pickle);
+        let info = self.call_target(c.func, c.is_method());
         match (&info.target, &info.judged) {
             (Target::Name(m, n), Some((judged, global))) => self.named_call(&c, &info, (m, n), judged, *global, &expr),
             (Target::Name(..), None) => {}
