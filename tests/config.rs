@@ -255,3 +255,27 @@ fn hook_skips_what_is_not_a_pickle() {
     std::fs::copy(fixture("hostile/stack_global_os_system_p4.pkl"), dir.join("innocent.txt")).expect("copy");
     assert_eq!(run(&dir, &["scan", "--hook", "innocent.txt"]).code, 1);
 }
+
+/// A policy file is picked up from the scanned repository itself, so its
+/// globs must not be able to stall a scan: this one took the old
+/// backtracking matcher 14 s on a 40-character name. Only the answer is
+/// asserted; the time is not.
+#[test]
+fn a_pathological_ignore_glob_is_matched() {
+    let dir = scratch("pathological-glob");
+    write(&dir.join("pkinspect.toml"), "[[ignore]]\npaths = [\"*a*a*a*a*a*a*a*a*a*ab\"]\nrules = [\"*\"]\n");
+    let evil = std::fs::read(fixture("hostile/os_system_global_p0.pkl")).expect("read fixture");
+    let (no, yes) = ("a".repeat(40), format!("{}b", "a".repeat(39)));
+    write(&dir.join(&no), &evil);
+    write(&dir.join(&yes), &evil);
+    let r = run(&dir, &["scan", "--format", "json", "."]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("JSON");
+    let findings = |name: &str| {
+        let files = v["files"].as_array().expect("files");
+        let f = files.iter().find(|f| f["path"] == format!("./{name}")).expect("scanned");
+        f["findings"].as_array().expect("findings").len()
+    };
+    assert_eq!(findings(&no), 2, "not matched: its findings stay");
+    assert_eq!(findings(&yes), 0, "matched: every rule is ignored");
+}

@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 
 use pkinspect::report::{human, json, sarif};
 use pkinspect::rules::Severity;
-use pkinspect::scan::{scan_paths, Options, Outcome};
+use pkinspect::scan::{scan_paths, Exclude, Options, Outcome};
 
 use super::policy::PolicyArgs;
 use super::progress::Progress;
@@ -57,6 +57,10 @@ pub struct Opts {
     /// List the files in folders that were skipped (not model files, links not followed), with the reason.
     #[arg(long)]
     list_skipped: bool,
+    /// In folders, leave out paths matching GLOB (repeatable): relative to the folder given, or any file or folder
+    /// name when GLOB has no `/`. Paths named on the command line are still scanned.
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<Exclude>,
     #[command(flatten)]
     policy: PolicyArgs,
 }
@@ -71,6 +75,7 @@ impl Opts {
             hook: self.hook,
             // The process exits once the report is printed.
             free_analyses: false,
+            exclude: self.exclude,
         };
         let Outcome { report, hook } = scan_paths(&self.paths, &opts, &mut policies, &mut Progress::default())?;
         if let Some(selection) = hook {

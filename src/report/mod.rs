@@ -47,6 +47,8 @@ pub enum SkipReason {
     Symlink,
     /// With `--follow-symlinks`: a link to nothing.
     BrokenLink,
+    /// Matched by a `--exclude` glob: not looked at (a folder is not entered).
+    Excluded,
 }
 
 impl SkipReason {
@@ -58,6 +60,7 @@ impl SkipReason {
             SkipReason::NotRegular => "not a regular file",
             SkipReason::Symlink => "symbolic link, not followed",
             SkipReason::BrokenLink => "broken symbolic link",
+            SkipReason::Excluded => "excluded",
         }
     }
 }
@@ -75,9 +78,11 @@ impl Report {
     pub fn unreadable(&self) -> usize {
         self.files.iter().filter(|f| f.error.is_some()).count()
     }
-    /// Skipped files that are not model files (every reason but [`SkipReason::Symlink`]).
+    /// Skipped files that are not model files (every reason but
+    /// [`SkipReason::Symlink`] and [`SkipReason::Excluded`]: paths excluded
+    /// are listed with `--list-skipped` only).
     pub fn skipped_not_model(&self) -> usize {
-        self.skipped.iter().filter(|s| s.reason != SkipReason::Symlink).count()
+        self.skipped.iter().filter(|s| !matches!(s.reason, SkipReason::Symlink | SkipReason::Excluded)).count()
     }
     /// Symbolic links met in folders and not followed.
     pub fn symlinks_not_followed(&self) -> usize {

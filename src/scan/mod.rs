@@ -13,7 +13,8 @@
 //! - `file`: [`Scanner`], the options of one scan, and its two entry
 //!   points, [`Scanner::scan_file`] and [`Scanner::scan_bytes`];
 //! - `paths`: [`scan_paths`], the scan of what a command line names:
-//!   folders walked, files found sniffed by content, one policy per folder,
+//!   folders walked (less what `--exclude` leaves out), files found
+//!   sniffed by content, one policy per folder,
 //!   and every file scanned on all cores with [`Progress`] told as it goes;
 //! - `sniff`: which files are model files, by their content;
 //! - `hook`: which files a git hook passes are scanned ([`Selection`]).
@@ -25,7 +26,7 @@ pub mod sniff;
 
 pub use file::Scanner;
 pub use hook::Selection;
-pub use paths::{scan_paths, NoProgress, Options, Outcome, Progress};
+pub use paths::{scan_paths, Exclude, NoProgress, Options, Outcome, Progress};
 
 use crate::container::{Format, Part, Walked};
 use crate::policy::Policy;

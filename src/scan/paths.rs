@@ -2,7 +2,8 @@
 //!
 //! Files named are scanned as they are; folders are walked ([`walk`]) and
 //! each file found is sniffed by its content ([`sniff::found`]): model files
-//! are scanned, the rest are counted as skipped. Each file is judged by the
+//! are scanned, the rest are counted as skipped. Paths in folders that match
+//! an [`Exclude`] glob are neither sniffed nor entered. Each file is judged by the
 //! policy of its folder, looked up once per folder ([`Policies::for_file`]).
 //! Sniffing and scanning run on all cores, and the report keeps sorted path
 //! order whatever the timing. A [`Progress`] is told as each file starts and
@@ -15,7 +16,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use super::hook::Selection;
 use super::sniff::{self, Found};
 use super::{FileReport, Scanner};
-use crate::policy::config::{ConfigError, Policies};
+use crate::policy::config::{ConfigError, Glob, Policies};
 use crate::report::{Report, SkipReason, Skipped};
 
 /// How [`scan_paths`] treats the paths it is given.
@@ -37,11 +38,55 @@ pub struct Options {
     /// scanned, each file's analyses are freed whatever this says, so that
     /// a folder's never pile up.
     pub free_analyses: bool,
+    /// Paths met while walking folders that match one of these are not
+    /// sniffed, scanned or (folders) entered: they are skipped
+    /// ([`SkipReason::Excluded`]). Paths given are never excluded.
+    pub exclude: Vec<Exclude>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { follow_symlinks: false, list_skipped: false, hook: false, free_analyses: true }
+        Options { follow_symlinks: false, list_skipped: false, hook: false, free_analyses: true, exclude: Vec::new() }
+    }
+}
+
+/// A `--exclude` glob: the syntax of the policy file's path globs ([`Glob`]).
+/// One with a `/` (a trailing one aside) is matched against the path
+/// relative to the folder given, as `tests/data/**` or `/model.bin`; one
+/// without, as `*.bin` or `tests`, against the name of each file and
+/// folder, at any depth (as in ruff and `.gitignore`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exclude {
+    glob: Glob,
+    anywhere: bool,
+}
+
+impl Exclude {
+    /// Parses an exclude glob.
+    ///
+    /// # Errors
+    /// As [`Glob::parse`].
+    pub fn parse(s: &str) -> Result<Exclude, &'static str> {
+        Ok(Exclude { glob: Glob::parse(s)?, anywhere: !s.trim_end_matches('/').contains('/') })
+    }
+
+    /// The glob as written.
+    pub fn as_str(&self) -> &str {
+        self.glob.as_str()
+    }
+
+    /// Whether a path met in a walk, `rel` relative to the folder given
+    /// (`/`-separated) and named `name`, is excluded. Its folders were
+    /// checked before they were entered.
+    fn excludes(&self, rel: &str, name: &str) -> bool {
+        self.glob.matches_exactly(if self.anywhere { name } else { rel })
+    }
+}
+
+impl std::str::FromStr for Exclude {
+    type Err = &'static str;
+    fn from_str(s: &str) -> Result<Exclude, &'static str> {
+        Exclude::parse(s)
     }
 }
 
@@ -97,7 +142,7 @@ pub fn scan_paths(
     let mut items = Vec::new();
     for p in paths {
         if p.is_dir() {
-            items.extend(walk(p, opts.follow_symlinks).into_iter().map(Item::from));
+            items.extend(walk(p, opts.follow_symlinks, &opts.exclude).into_iter().map(Item::from));
         } else if selection.as_mut().is_none_or(|s| s.admit(p)) {
             items.push(Item::Given(p.clone()));
         }
@@ -256,11 +301,13 @@ impl Entry {
 }
 
 /// Every file under `dir`, in sorted path order (component by component, so
-/// `a/b/x` comes before `a/c`). `.git` folders are left out. Symbolic links
-/// are skipped unless `follow`; then each folder is entered once, by its
-/// canonical path, so a link loop ends. FIFOs, sockets and devices are
-/// never opened.
-fn walk(dir: &Path, follow: bool) -> Vec<Entry> {
+/// `a/b/x` comes before `a/c`). `.git` folders are left out. Paths that an
+/// `exclude` glob matches are skipped, and folders among them not entered.
+/// Symbolic links are skipped unless `follow`; then each folder is entered
+/// once, by its canonical path, so a link loop ends. FIFOs, sockets and
+/// devices are never opened.
+fn walk(dir: &Path, follow: bool, exclude: &[Exclude]) -> Vec<Entry> {
+    let walker = Walker { root: dir, follow, exclude };
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -288,7 +335,7 @@ fn walk(dir: &Path, follow: bool) -> Vec<Entry> {
         };
         for e in entries {
             match e {
-                Ok(e) => walk_entry(&e, follow, &mut stack, &mut out),
+                Ok(e) => walker.entry(&e, &mut stack, &mut out),
                 Err(err) => out.push(Entry::Error(d.clone(), err.to_string())),
             }
         }
@@ -297,14 +344,46 @@ fn walk(dir: &Path, follow: bool) -> Vec<Entry> {
     out
 }
 
-/// One entry of a folder being walked: a folder to walk goes on `stack`,
-/// anything else into `out`.
-fn walk_entry(e: &std::fs::DirEntry, follow: bool, stack: &mut Vec<PathBuf>, out: &mut Vec<Entry>) {
-    let path = e.path();
-    let ft = match e.file_type() {
-        Ok(ft) => ft,
-        Err(err) => return out.push(Entry::Error(path, err.to_string())),
-    };
+/// How [`walk`] treats what it meets.
+struct Walker<'a> {
+    /// The folder given.
+    root: &'a Path,
+    follow: bool,
+    exclude: &'a [Exclude],
+}
+
+impl Walker<'_> {
+    /// Whether `path`, met in the walk, is excluded.
+    fn excluded(&self, path: &Path) -> bool {
+        if self.exclude.is_empty() {
+            return false;
+        }
+        let Ok(rel) = path.strip_prefix(self.root) else { return false };
+        let parts: Vec<_> = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect();
+        let (Some(name), rel) = (parts.last(), parts.join("/")) else { return false };
+        self.exclude.iter().any(|x| x.excludes(&rel, name))
+    }
+
+    /// One entry of a folder being walked: a folder to walk goes on `stack`,
+    /// anything else into `out`.
+    fn entry(&self, e: &std::fs::DirEntry, stack: &mut Vec<PathBuf>, out: &mut Vec<Entry>) {
+        let path = e.path();
+        let ft = match e.file_type() {
+            Ok(ft) => ft,
+            Err(err) => return out.push(Entry::Error(path, err.to_string())),
+        };
+        if ft.is_dir() && e.file_name() == ".git" {
+            return;
+        }
+        if self.excluded(&path) {
+            return out.push(Entry::Skip(path, SkipReason::Excluded));
+        }
+        walk_entry(path, ft, self.follow, stack, out);
+    }
+}
+
+/// One entry of a folder being walked, of type `ft`, not excluded.
+fn walk_entry(path: PathBuf, ft: std::fs::FileType, follow: bool, stack: &mut Vec<PathBuf>, out: &mut Vec<Entry>) {
     let (is_dir, is_file) = if ft.is_symlink() {
         if !follow {
             return out.push(Entry::Skip(path, SkipReason::Symlink));
@@ -317,7 +396,7 @@ fn walk_entry(e: &std::fs::DirEntry, follow: bool, stack: &mut Vec<PathBuf>, out
         (ft.is_dir(), ft.is_file())
     };
     if is_dir {
-        if e.file_name() != ".git" {
+        if path.file_name().is_none_or(|n| n != ".git") {
             stack.push(path);
         }
     } else if is_file {
