@@ -122,7 +122,8 @@ fn padding(s: &mut dyn Trailer, at: u64) -> Result<(), Halt> {
 /// What a wrapper's state says about the payload that follows it.
 fn wrapper_spec(g: &View<'_>, wrapper: ValueId) -> Result<PayloadSpec, &'static str> {
     let state = g.state(wrapper).ok_or("wrapper has no state")?;
-    let Value::Dict(pairs) = g.value(state) else { return Err("wrapper state is not a dict") };
+    let Value::Dict(r) = g.value(state) else { return Err("wrapper state is not a dict") };
+    let pairs = g.analysis().dict(*r);
     let get = |key: &str| pairs.iter().find(|(k, _)| g.full_str(*k) == Some(key)).map(|(_, v)| *v);
     let padded = get("numpy_array_alignment_bytes").is_some_and(|v| !matches!(g.value(v), Value::None));
     let dtype = get("dtype").ok_or("wrapper state has no dtype")?;

@@ -56,9 +56,9 @@ pub fn companions(a: &Analysis) -> Vec<Companion> {
         };
         // The state is the instance dict (or the dict of a (dict, slots) pair).
         let dict = match a.value(state) {
-            Value::Dict(pairs) => pairs,
+            Value::Dict(r) => a.dict(*r),
             Value::Tuple(_) => match a.items(state).first().map(|i| a.value(*i)) {
-                Some(Value::Dict(pairs)) => pairs,
+                Some(Value::Dict(r)) => a.dict(*r),
                 _ => continue,
             },
             _ => continue,

@@ -346,8 +346,8 @@ impl<'g, G: Graph + ?Sized> Reader<'g, G> {
         if names.len() > MAX_DTYPE_FIELDS {
             return Err(DtypeError::TooManyFields);
         }
-        let Value::Dict(pairs) = self.g.value(fields) else { return Err(DtypeError::FieldsNotDict) };
-        let pairs: &[(ValueId, ValueId)] = pairs;
+        let Value::Dict(r) = self.g.value(fields) else { return Err(DtypeError::FieldsNotDict) };
+        let pairs: &[(ValueId, ValueId)] = self.a().dict(*r);
         let mut out = Vec::new();
         for &n in names {
             let name = self.a().str_or_latin1(n).ok_or(DtypeError::FieldNameNotStr)?.into_owned();

@@ -42,7 +42,7 @@ impl Emitter<'_, '_> {
             Value::Tuple(_) | Value::List(_) | Value::Set(_) | Value::FrozenSet(_) => {
                 out.extend_from_slice(self.a.items(id))
             }
-            Value::Dict(p) => p.iter().for_each(|(k, v)| out.extend([*k, *v])),
+            Value::Dict(r) => self.a.dict(*r).iter().for_each(|(k, v)| out.extend([*k, *v])),
             Value::ComputedGlobal { module, name } => out.extend([*module, *name]),
             Value::Call(c) => {
                 out.extend([c.func, c.args]);
@@ -199,7 +199,7 @@ impl Emitter<'_, '_> {
             Value::Tuple(_) => json!({"type": "tuple", "items": self.seq(self.a.items(id), path)}),
             Value::Set(_) => json!({"type": "set", "items": self.seq(self.a.items(id), path)}),
             Value::FrozenSet(_) => json!({"type": "frozenset", "items": self.seq(self.a.items(id), path)}),
-            Value::Dict(pairs) => self.dict(pairs, path),
+            Value::Dict(r) => self.dict(self.a.dict(*r), path),
             Value::Global(g) => json!({"type": "global", "module": &*g.module, "name": &*g.name}),
             Value::ComputedGlobal { module, name } => {
                 let (m, n) = (self.value(*module, path), self.value(*name, path));

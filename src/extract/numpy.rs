@@ -124,9 +124,12 @@ impl Emitter<'_, '_> {
             let r = Reader { g: &g };
             g.state(id)
                 .and_then(|s| match self.v(s) {
-                    Value::Dict(p) => {
-                        p.iter().find(|(k, _)| self.a.str_or_latin1(*k).as_deref() == Some("subclass")).map(|(_, v)| *v)
-                    }
+                    Value::Dict(r) => self
+                        .a
+                        .dict(*r)
+                        .iter()
+                        .find(|(k, _)| self.a.str_or_latin1(*k).as_deref() == Some("subclass"))
+                        .map(|(_, v)| *v),
                     _ => None,
                 })
                 .and_then(|c| r.global_of(c))

@@ -192,8 +192,9 @@ pub fn wrapper_layout<G: crate::vm::Graph + ?Sized>(
 ) -> Result<(super::dtype::Dtype, Vec<u64>, bool), PayloadError> {
     let r = Reader { g };
     let state = g.state(wrapper).ok_or(PayloadError::NoState)?;
-    let crate::vm::Value::Dict(pairs) = g.value(state) else { return Err(PayloadError::StateNotDict) };
+    let crate::vm::Value::Dict(d) = g.value(state) else { return Err(PayloadError::StateNotDict) };
     let a = g.analysis();
+    let pairs = a.dict(*d);
     let get = |key: &str| pairs.iter().find(|(k, _)| a.str_or_latin1(*k).as_deref() == Some(key)).map(|(_, v)| *v);
     let dtype = r.dtype(get("dtype").ok_or(PayloadError::NoDtype)?)?;
     let shape = r.shape(get("shape").ok_or(PayloadError::NoShape)?)?;

@@ -219,7 +219,7 @@ impl<'a> Renderer<'a> {
                 self.seq(self.analysis.range(*r), depth, out);
                 out.push_str("})");
             }
-            Value::Dict(pairs) => self.dict(pairs, depth, out),
+            Value::Dict(r) => self.dict(self.analysis.dict(*r), depth, out),
             Value::ComputedGlobal { module, name } => {
                 out.push_str("find_class(");
                 self.write(*module, depth + 1, out, false);

@@ -193,9 +193,10 @@ impl Machine {
     /// SETITEM / SETITEMS: `obj[key] = value`, which on anything but a dict
     /// calls the type's `__setitem__` (a class-level plant included).
     pub(super) fn set_items(&mut self, target: ValueId, items: &[ValueId], code: Opcode) -> Result<(), Halt> {
-        match &mut self.out.values[target as usize] {
-            Value::Dict(d) => {
-                d.extend(items.chunks_exact(2).map(|p| (p[0], p[1])));
+        match &self.out.values[target as usize] {
+            Value::Dict(r) => {
+                let r = self.out.dict_extend(*r, items.chunks_exact(2).map(|p| (p[0], p[1])));
+                self.out.values[target as usize] = Value::Dict(r);
                 return Ok(());
             }
             v if takes_method_calls(v) => {}
@@ -279,7 +280,8 @@ impl Machine {
         // setattr on a class object sets a class attribute.
         let receiver = self.global_receiver(target).unwrap_or(Receiver::Object(target));
         for d in dicts {
-            let Value::Dict(pairs) = &self.out.values[d as usize] else { continue };
+            let Value::Dict(r) = self.out.values[d as usize] else { continue };
+            let pairs = self.out.dict(r);
             // Only the pairs added since this dict was last applied are read:
             // one state dict may be applied by any number of BUILDs.
             let keys = self.state_keys.entry(d).or_default();

@@ -5,7 +5,7 @@
 
 use super::event::{Anomaly, EventKind, SHOWN_NAME_BYTES};
 use super::machine::{Frame, Halt, Machine};
-use super::value::{CallKind, Items, UnknownWhy, Value, ValueId};
+use super::value::{CallKind, DictRef, Items, UnknownWhy, Value, ValueId};
 use crate::pickle::opcodes::Opcode;
 use crate::pickle::reader::{
     decode_fixed_as, decode_text_as, Arg, FixedArg, FixedOp, FrameNote, Op, OpReader, Payload, Text,
@@ -223,7 +223,7 @@ impl Machine {
                 self.push_new(f, Value::List(Box::default()))?;
             }
             Opcode::EmptyDict => {
-                self.push_new(f, Value::Dict(Box::default()))?;
+                self.push_new(f, Value::Dict(DictRef::default()))?;
             }
             Opcode::EmptySet => {
                 self.push_new(f, Value::Set(Box::default()))?;
@@ -268,9 +268,9 @@ impl Machine {
                 if items.len() % 2 == 1 {
                     self.anomaly(Anomaly::OddItems { opcode: code.name() })?;
                 }
-                let pairs = items.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+                let r = self.out.new_dict(items.chunks_exact(2).map(|p| (p[0], p[1])));
                 f.stack.truncate(start);
-                self.push_new(f, Value::Dict(Box::new(pairs)))?;
+                self.push_new(f, Value::Dict(r))?;
             }
             Opcode::Append => {
                 let item = self.pop(f, code)?;

@@ -44,8 +44,8 @@ pub(crate) use machine::Halt;
 pub use machine::{map_py2_name, Machine};
 pub use sink::{Graph, SharedSink, Sink, Spilling, View};
 pub use value::{
-    Analysis, Blob, BlobView, CallKind, CallValue, GlobalName, Items, Partial, StrRef, UnknownWhy, Value, ValueId,
-    PREVIEW_BYTES,
+    Analysis, Blob, BlobView, CallKind, CallValue, DictRef, GlobalName, Items, Partial, StrRef, UnknownWhy, Value,
+    ValueId, PREVIEW_BYTES,
 };
 
 use crate::limits::Limits;

@@ -63,7 +63,7 @@ pub(super) struct Graph<'a, 'l> {
 pub(super) fn edge_at(a: &Analysis, id: ValueId, i: usize) -> Option<ValueId> {
     match a.value(id) {
         Value::Tuple(_) | Value::List(_) | Value::Set(_) | Value::FrozenSet(_) => a.items(id).get(i).copied(),
-        Value::Dict(pairs) => pairs.get(i / 2).map(|&(k, v)| if i % 2 == 0 { k } else { v }),
+        Value::Dict(r) => a.dict(*r).get(i / 2).map(|&(k, v)| if i % 2 == 0 { k } else { v }),
         Value::ComputedGlobal { module, name } => match i {
             0 => Some(*module),
             1 => Some(*name),
