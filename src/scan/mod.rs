@@ -17,12 +17,15 @@
 //!   sniffed by content, one policy per folder,
 //!   and every file scanned on all cores with [`Progress`] told as it goes;
 //! - `sniff`: which files are model files, by their content;
-//! - `hook`: which files a git hook passes are scanned ([`Selection`]).
+//! - `hook`: which files a git hook passes are scanned ([`Selection`]);
+//! - `versions`: the library versions a file records (scikit-learn's
+//!   `_sklearn_version`).
 
 mod file;
 mod hook;
 mod paths;
 pub mod sniff;
+pub mod versions;
 
 pub use file::Scanner;
 pub use hook::Selection;
