@@ -89,12 +89,20 @@ fn model_files_are_found_by_content_and_the_rest_is_skipped() {
     let out = text(&o);
     assert_eq!(o.status.code(), Some(1), "hostile pickles fail: {out}");
     // Scanned, in sorted path order, whatever the name.
+    // The two hostile files are shown; the clean one only under --verbose.
     let verdicts: Vec<&str> = out.lines().filter(|l| l.starts_with("tree/")).collect();
-    assert_eq!(verdicts.len(), 3, "{out}");
+    assert_eq!(verdicts.len(), 2, "{out}");
+    for (line, path) in verdicts.iter().zip(SCANNED) {
+        assert!(line.starts_with(&format!("{path}: FAIL ")), "{line} is not {path}");
+    }
+    let verbose = text(&run(&root, &["scan", "-v", "tree"]));
+    let verdicts: Vec<&str> = verbose.lines().filter(|l| l.starts_with("tree/")).collect();
+    assert_eq!(verdicts.len(), 3, "{verbose}");
     for (line, path) in verdicts.iter().zip(SCANNED) {
         assert!(line.starts_with(&format!("{path}: ")), "{line} is not {path}");
     }
-    assert!(verdicts[0].contains("FAIL") && verdicts[1].contains("FAIL") && verdicts[2].contains(": OK"), "{out}");
+    assert!(verdicts[0].contains("FAIL") && verdicts[1].contains("FAIL") && verdicts[2].contains(": OK"), "{verbose}");
+    assert!(verbose.contains("  saved with scikit-learn 1.9.1\n"), "{verbose}");
     assert!(!out.contains(".git"), "nothing under .git: {out}");
     assert!(!out.contains(": skipped ("), "no list without --list-skipped: {out}");
     let summary = out.lines().last().expect("summary line");
@@ -244,6 +252,76 @@ fn order_is_sorted_and_deterministic() {
         assert_eq!(again.stdout, first.stdout, "same report on every run");
         assert_eq!(again.status.code(), first.status.code());
     }
-    let human = run(&root, &["scan", "many"]);
-    assert_eq!(run(&root, &["scan", "many"]).stdout, human.stdout);
+    for flags in [&["scan"][..], &["scan", "-v"], &["scan", "-q"]] {
+        let human = run(&root, &[flags, &["many"]].concat());
+        assert_eq!(run(&root, &[flags, &["many"]].concat()).stdout, human.stdout, "{flags:?}");
+    }
+}
+
+/// The human format shows a file when it has a finding at or above the
+/// report level (warning, or info with `--fail-on info`), with the findings
+/// at or above it; `-v` shows every file and finding, `-q` only the summary
+/// line. The summary counts every finding and the exit status is the same
+/// in all three.
+#[test]
+fn quiet_by_default_verbose_and_quiet() {
+    let root = scratch("verbosity");
+    let d = root.join("models");
+    copy("benign/sklearn_logreg_iris_p4.pkl", &d.join("a_clean.pkl"));
+    copy("torch-real/views.pt", &d.join("b_info_only.pt"));
+    copy("torch-real/torchscript.pt", &d.join("c_warning.pt"));
+    copy("hostile/os_system_global_p0.pkl", &d.join("d_error.pkl"));
+    let summary = "4 files scanned: 2 error, 13 warning, 14 info findings";
+    let headers = |out: &str| -> Vec<String> {
+        out.lines().filter(|l| l.starts_with("models/")).map(|l| l.split(':').next().unwrap_or("").into()).collect()
+    };
+
+    let o = run(&root, &["scan", "models"]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(headers(&out), ["models/c_warning.pt", "models/d_error.pkl"], "{out}");
+    assert!(!out.contains("PK110"), "info findings are not listed: {out}");
+    assert!(out.contains("  (2 info findings not shown; --verbose lists them)\n"), "{out}");
+    assert!(out.contains("PK114") && out.contains("PK102"), "{out}");
+    assert_eq!(out.lines().last(), Some(summary));
+
+    // Warnings do not fail with --fail-on error, but they are still shown.
+    let o = run(&root, &["scan", "--fail-on", "error", "models"]);
+    assert_eq!(headers(&text(&o)), ["models/c_warning.pt", "models/d_error.pkl"]);
+
+    // With --fail-on info every file that fails the run is shown, info rows included.
+    let o = run(&root, &["scan", "--fail-on", "info", "models"]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(headers(&out), ["models/b_info_only.pt", "models/c_warning.pt", "models/d_error.pkl"], "{out}");
+    assert!(out.contains("PK110") && !out.contains("not shown"), "{out}");
+
+    let o = run(&root, &["scan", "-v", "models"]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(headers(&out).len(), 4, "{out}");
+    assert!(out.contains("models/a_clean.pkl: OK (0 error, 0 warning, 0 info)"), "{out}");
+    assert!(out.contains("PK110") && !out.contains("not shown"), "{out}");
+    assert_eq!(out.lines().last(), Some(summary));
+
+    for q in ["-q", "--quiet"] {
+        let o = run(&root, &["scan", q, "models"]);
+        assert_eq!(o.status.code(), Some(1), "{q}: same exit status");
+        assert_eq!(text(&o), format!("{summary}\n"));
+        let o = run(&root, &["scan", q, "models/a_clean.pkl", "models/nope.pkl"]);
+        assert_eq!(o.status.code(), Some(2));
+        let out = text(&o);
+        assert!(out.starts_with("models/nope.pkl: error: "), "unreadable files are still shown: {out}");
+        assert!(out.ends_with("2 files scanned: 0 error, 0 warning, 0 info findings; 1 file could not be read\n"));
+    }
+    // -q with -v or --show-safe is a usage error.
+    assert_eq!(run(&root, &["scan", "-q", "-v", "models"]).status.code(), Some(2));
+    assert_eq!(run(&root, &["scan", "-q", "--show-safe", "models"]).status.code(), Some(2));
+
+    // JSON holds every file and finding whatever -v/-q say, and the versions a file records.
+    let v = json(&run(&root, &["scan", "-q", "--format", "json", "models"]));
+    assert_eq!(paths(&v).len(), 4);
+    assert_eq!(v["summary"]["findings"]["info"], 14);
+    assert_eq!(v["files"][0]["versions"], serde_json::json!([{"library": "scikit-learn", "version": "1.9.1"}]));
+    assert_eq!(v["files"][3]["versions"], serde_json::json!([]));
 }

@@ -1,7 +1,9 @@
 //! Snapshots of what `pkinspect scan` prints, in each format, for files that
-//! exercise each part of the report: a clean model, a dangerous call, a use
-//! of an allowlisted gadget (with the launderer named), an archive anomaly, a
-//! TorchScript archive. A change to any of them shows up in review as a diff
+//! exercise each part of the report: a clean model (nothing but the summary
+//! by default; its block, with the scikit-learn version it records, under
+//! `--verbose`), a dangerous call (also under `--quiet`), a use of an
+//! allowlisted gadget (with the launderer named), an archive anomaly, a
+//! TorchScript archive (info findings counted, not listed). A change to any of them shows up in review as a diff
 //! of `tests/snapshots/*.snap` (`cargo insta review`, or `INSTA_UPDATE=always`).
 
 use std::process::Command;
@@ -28,8 +30,10 @@ macro_rules! snapshot {
 }
 
 snapshot!(human_clean_model, "fixtures/benign/sklearn_logreg_iris_p4.pkl");
+snapshot!(human_clean_model_verbose, "--verbose", "fixtures/benign/sklearn_logreg_iris_p4.pkl");
 snapshot!(human_clean_model_show_safe, "--show-safe", "fixtures/benign/sklearn_pipeline_iris_p4.pkl");
 snapshot!(human_dangerous_call, "fixtures/hostile/os_system_global_p0.pkl");
+snapshot!(human_dangerous_call_quiet, "-q", "fixtures/hostile/os_system_global_p0.pkl");
 snapshot!(json_dangerous_call, "--format", "json", "fixtures/hostile/os_system_global_p0.pkl");
 snapshot!(sarif_dangerous_call, "--format", "sarif", "fixtures/hostile/os_system_global_p0.pkl");
 snapshot!(human_gadget_through_launderer, "fixtures/gadgets/generator_ctor_memmap_p2.pkl");
@@ -38,4 +42,6 @@ snapshot!(human_unlisted_use, "fixtures/gadgets/build_class_logreg_p2.pkl");
 snapshot!(human_archive_anomaly, "fixtures/containers/zip_crc_mismatch.zip");
 snapshot!(json_archive_anomaly, "--format", "json", "fixtures/containers/zip_crc_mismatch.zip");
 snapshot!(human_torchscript, "fixtures/torch-real/torchscript.pt");
+snapshot!(human_torchscript_verbose, "-v", "fixtures/torch-real/torchscript.pt");
+snapshot!(json_clean_model, "--format", "json", "fixtures/benign/sklearn_logreg_iris_p4.pkl");
 snapshot!(human_pickled_module, "fixtures/torch-real/full_module_sequential.pt");

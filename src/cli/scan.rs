@@ -45,9 +45,16 @@ pub struct Opts {
     /// Lowest severity that makes the exit status 1.
     #[arg(long, value_enum, default_value = "warning")]
     fail_on: FailOn,
-    /// Also list globals judged safe (human format).
+    /// Also list globals judged safe (human format); shows every file, as --verbose does.
     #[arg(long)]
     show_safe: bool,
+    /// Human format: show every file and every finding, info included. By default only the files with a finding at
+    /// or above warning (or --fail-on, when that is lower) are shown, with those findings, then the summary line.
+    #[arg(short, long)]
+    verbose: bool,
+    /// Human format: print only the summary line (and the files that could not be read). The exit status is the same.
+    #[arg(short, long, conflicts_with_all = ["verbose", "show_safe"])]
+    quiet: bool,
     /// Run as a git pre-commit hook: skip given files that are not pickles, and exit 0 when none is left.
     #[arg(long)]
     hook: bool,
@@ -66,9 +73,25 @@ pub struct Opts {
 }
 
 impl Opts {
+    /// What the human format shows: with neither -v nor -q, the files with a
+    /// finding at or above the report level, which is `warning`, or `info`
+    /// with `--fail-on info` (so that every file that fails the run is shown).
+    fn detail(&self) -> human::Detail {
+        if self.quiet {
+            human::Detail::Summary
+        } else if self.verbose || self.show_safe {
+            human::Detail::All
+        } else if self.fail_on == FailOn::Info {
+            human::Detail::AtLeast(Severity::Info)
+        } else {
+            human::Detail::AtLeast(Severity::Warning)
+        }
+    }
+
     pub fn run(self) -> anyhow::Result<u8> {
         // A policy file or flag error stops the run before anything is scanned (exit 2).
         let mut policies = self.policy.policies()?;
+        let detail = self.detail();
         let opts = Options {
             follow_symlinks: self.follow_symlinks,
             list_skipped: self.list_skipped,
@@ -87,7 +110,9 @@ impl Opts {
             }
         }
         let text = match self.format {
-            Format::Human => human::render(&report, human::HumanOptions { show_safe: self.show_safe, width: None }),
+            Format::Human => {
+                human::render(&report, human::HumanOptions { show_safe: self.show_safe, width: None, detail })
+            }
             Format::Json => serde_json::to_string_pretty(&json::to_json(&report))? + "\n",
             Format::Sarif => serde_json::to_string_pretty(&sarif::to_sarif(&report))? + "\n",
         };

@@ -1,6 +1,13 @@
 //! Human output: a table of findings per file, the calls they make, and an
 //! inventory of the globals by verdict.
 //!
+//! How much is shown is [`HumanOptions::detail`]: every file and finding
+//! ([`Detail::All`], the library's default and `scan --verbose`), only the
+//! files with a finding at or above a level and those findings
+//! ([`Detail::AtLeast`], `scan`'s default), or nothing but unreadable files
+//! ([`Detail::Summary`], `scan --quiet`). The summary line, which counts
+//! every finding, ends the output in each case.
+//!
 //! Every piece of text that came from the scanned file has been escaped
 //! before it reaches this module (see [`crate::view::render`]); the path, which
 //! came from the file system, is escaped here.
@@ -12,16 +19,51 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 use super::Report;
 use crate::policy::Verdict;
 use crate::py::repr::escape_for_terminal;
-use crate::rules::Severity;
+use crate::rules::{Finding, Severity};
 use crate::scan::FileReport;
+
+/// How much of each file the human format shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Detail {
+    /// Every file, every finding (`scan --verbose`).
+    #[default]
+    All,
+    /// Files with a finding at or above this severity, and only those
+    /// findings (the others are counted in a note); nothing of the other
+    /// files (`scan`'s default, at `warning`).
+    AtLeast(Severity),
+    /// No file but those that could not be read (`scan --quiet`).
+    Summary,
+}
 
 /// Options for the human format.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HumanOptions {
-    /// Also list the globals judged safe.
+    /// Also list the globals judged safe (of the files shown).
     pub show_safe: bool,
     /// Terminal width for the tables (None: let comfy-table decide).
     pub width: Option<u16>,
+    /// Which files and findings are shown.
+    pub detail: Detail,
+}
+
+impl Detail {
+    /// Whether `f`, which was read, gets its block.
+    fn shows_file(self, f: &FileReport) -> bool {
+        match self {
+            Detail::All => true,
+            Detail::AtLeast(level) => f.max_severity().is_some_and(|m| m >= level),
+            Detail::Summary => false,
+        }
+    }
+
+    /// Whether a shown file's finding gets its row.
+    fn shows_finding(self, x: &Finding) -> bool {
+        match self {
+            Detail::AtLeast(level) => x.severity >= level,
+            Detail::All | Detail::Summary => true,
+        }
+    }
 }
 
 fn plural(n: usize, word: &str) -> String {
@@ -41,10 +83,16 @@ pub fn render(report: &Report, opts: HumanOptions) -> String {
             let _ = writeln!(out, "{path}: error: {}", escape_for_terminal(e));
             continue;
         }
-        file_header(&mut out, &path, f);
-        if !f.findings.is_empty() {
-            let _ = writeln!(out, "{}", findings_table(f, opts));
+        if !opts.detail.shows_file(f) {
+            continue;
         }
+        file_header(&mut out, &path, f);
+        versions_line(&mut out, f);
+        let shown: Vec<&Finding> = f.findings.iter().filter(|x| opts.detail.shows_finding(x)).collect();
+        if !shown.is_empty() {
+            let _ = writeln!(out, "{}", findings_table(&shown, opts));
+        }
+        hidden_note(&mut out, f, opts.detail);
         for (code, n) in &f.suppressed {
             let _ = writeln!(out, "  ({n} more {code} findings not shown)");
         }
@@ -57,6 +105,36 @@ pub fn render(report: &Report, opts: HumanOptions) -> String {
     }
     summary_line(&mut out, report);
     out
+}
+
+/// `  saved with scikit-learn 1.9.1`: the library versions the file
+/// records; nothing when it records none.
+fn versions_line(out: &mut String, f: &FileReport) {
+    if f.versions.is_empty() {
+        return;
+    }
+    let list: Vec<String> = f.versions.iter().map(|v| format!("{} {}", v.library, v.version)).collect();
+    let _ = writeln!(out, "  saved with {}", list.join(", "));
+}
+
+/// `  (2 info findings not shown; --verbose lists them)` when a shown file
+/// has findings below the level shown.
+fn hidden_note(out: &mut String, f: &FileReport, detail: Detail) {
+    let mut sev = [0usize; 3];
+    for x in f.findings.iter().filter(|x| !detail.shows_finding(x)) {
+        sev[x.severity as usize] += 1;
+    }
+    let hidden: usize = sev.iter().sum();
+    if hidden == 0 {
+        return;
+    }
+    let parts: Vec<String> = [Severity::Error, Severity::Warning, Severity::Info]
+        .into_iter()
+        .filter(|&s| sev[s as usize] > 0)
+        .map(|s| format!("{} {}", sev[s as usize], s.as_str()))
+        .collect();
+    let word = if hidden == 1 { "finding" } else { "findings" };
+    let _ = writeln!(out, "  ({} {word} not shown; --verbose lists them)", parts.join(", "));
 }
 
 /// `PATH: FAIL (2 error, 0 warning, 0 info) — pickle, 1 pickle, protocol 0, 41 bytes`.
@@ -86,14 +164,14 @@ fn file_header(out: &mut String, path: &str, f: &FileReport) {
 
 /// One row per finding: offset, rule, severity, and the message with the
 /// call it is about on a line of its own.
-fn findings_table(f: &FileReport, opts: HumanOptions) -> Table {
+fn findings_table(findings: &[&Finding], opts: HumanOptions) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
     if let Some(w) = opts.width {
         t.set_width(w);
     }
     t.set_header(vec!["offset", "rule", "severity", "finding"]);
-    for x in &f.findings {
+    for x in findings {
         let mut text = x.message.clone();
         if let Some(c) = &x.call {
             text.push_str("\n→ ");

@@ -42,6 +42,7 @@ pub fn to_json(report: &Report) -> Value {
                 "findings": findings,
                 "suppressed": f.suppressed,
                 "skipped_members": f.skipped_members,
+                "versions": f.versions,
             })
         })
         .collect();

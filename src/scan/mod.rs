@@ -78,6 +78,20 @@ pub struct FileReport {
     /// Archive members that are not pickles (array data, JSON, text).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped_members: Vec<String>,
+    /// The library versions the file records ([`versions::library_versions`]
+    /// over all its parts), sorted; empty when it records none.
+    pub versions: Vec<LibraryVersion>,
+}
+
+/// A library version a file records about itself (e.g. scikit-learn's
+/// `_sklearn_version`), as `versions` in the JSON report.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct LibraryVersion {
+    /// The library's name as users know it (`scikit-learn`).
+    pub library: &'static str,
+    /// The version string, as the file records it (checked to be a short
+    /// plain version: digits, letters, `.+-_`).
+    pub version: String,
 }
 
 impl FileReport {
@@ -114,8 +128,10 @@ impl FileReport {
         let mut globals: Vec<GlobalUse> = Vec::new();
         let mut suppressed = std::collections::BTreeMap::new();
         let mut layers: Vec<&'static str> = Vec::new();
+        let mut recorded = std::collections::BTreeSet::new();
         for part in &mut walked.parts {
             name_member(part);
+            recorded.extend(versions::library_versions(&part.analysis));
             if layers.is_empty() && !part.layers.is_empty() {
                 layers = part.layers.clone();
             }
@@ -161,6 +177,7 @@ impl FileReport {
             suppressed,
             error: None,
             skipped_members: walked.skipped_members,
+            versions: recorded.into_iter().map(|(library, version)| LibraryVersion { library, version }).collect(),
         };
         (report, walked.parts)
     }
@@ -177,6 +194,7 @@ impl FileReport {
             suppressed: Default::default(),
             error: Some(error),
             skipped_members: Vec::new(),
+            versions: Vec::new(),
         }
     }
 }
