@@ -1,8 +1,9 @@
 //! The command line outside `scan`'s findings: `rules`, `explain`, shell
-//! completions, manual pages, and the rule that the progress line never
-//! reaches a pipe.
+//! completions, manual pages, the rule that the progress line never
+//! reaches a pipe, and a quiet end when the reader of stdout goes away.
 
-use std::process::{Command, Output};
+use std::io::BufRead;
+use std::process::{Command, Output, Stdio};
 
 use pkinspect::rules::Rule;
 
@@ -211,4 +212,70 @@ fn progress_is_drawn_on_a_terminal_only() {
     assert_eq!(piped.status.code(), Some(0));
     assert!(piped.stderr.is_empty(), "stderr: {:?}", stderr(&piped));
     assert!(!piped.stdout.contains(&0x1b));
+}
+
+/// Every `.pkl` file directly in `fixtures/DIR`, sorted.
+fn pickles_in(dir: &str) -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(std::path::Path::new("fixtures").join(dir))
+        .expect("fixture folder")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pkl"))
+        .map(|p| p.display().to_string())
+        .collect();
+    files.sort();
+    files
+}
+
+/// Runs pkinspect with stdout in a pipe that is closed after `lines` lines
+/// were read (0: before it writes anything), and returns its status and stderr.
+fn with_reader_gone(args: &[String], lines: usize) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pkinspect"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run pkinspect");
+    let mut reader = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    for _ in 0..lines {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("read a line");
+        assert!(!line.is_empty(), "{args:?}: no output");
+    }
+    drop(reader);
+    let out = child.wait_with_output().expect("wait");
+    (out.status.code(), stderr(&out))
+}
+
+/// `pkinspect ... | head`: a command whose reader goes away ends with
+/// status 0, and nothing on stderr (no panic, no error message), whether the
+/// pipe closes before it writes or in the middle of a long output.
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+    // Longer than a pipe's buffer (64 KiB), so the writes after the first line fail.
+    let mut trace = argv(&["trace"]);
+    trace.extend(pickles_in("benign"));
+    let long = [
+        argv(&["scan", "-v", "--fail-on", "never", "fixtures/benign", "fixtures/torch-real", "fixtures/gadgets"]),
+        argv(&["scan", "--format", "json", "--fail-on", "never", "fixtures/benign", "fixtures/torch-real"]),
+        trace,
+    ];
+    for args in &long {
+        assert_eq!(with_reader_gone(args, 1), (Some(0), String::new()), "{args:?}");
+    }
+    let short = [
+        argv(&["rules"]),
+        argv(&["rules", "--format", "json"]),
+        argv(&["explain", "PK101"]),
+        argv(&["completions", "bash"]),
+        argv(&["man"]),
+        argv(&["man", "scan"]),
+        argv(&["--help"]),
+        argv(&["scan", "--fail-on", "never", "fixtures/torch-real"]),
+        argv(&["scan", "-q", "--fail-on", "never", "fixtures/hostile"]),
+        argv(&["trace", "fixtures/benign/sklearn_hgb_makeclf_p4.pkl"]),
+    ];
+    for args in short.iter().chain(&long) {
+        assert_eq!(with_reader_gone(args, 0), (Some(0), String::new()), "{args:?}");
+    }
 }

@@ -3,14 +3,13 @@
 //! generated from the clap definitions in [`super::Cli`], so they cannot
 //! drift from the real options.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, CommandFactory};
 use clap_complete::Shell;
 
-use super::{Cli, EXIT_CLEAN, EXIT_ERROR};
+use super::{print, Cli, EXIT_CLEAN, EXIT_ERROR};
 
 /// Options of `pkinspect completions`.
 #[derive(Args, Debug)]
@@ -50,9 +49,7 @@ impl CompletionsOpts {
         let mut cmd = Cli::command();
         let mut out = Vec::new();
         clap_complete::generate(self.shell, &mut cmd, "pkinspect", &mut out);
-        let mut stdout = std::io::stdout().lock();
-        stdout.write_all(&out).context("writing the completion script")?;
-        stdout.flush().context("writing the completion script")?;
+        print(out).context("writing the completion script")?;
         Ok(EXIT_CLEAN)
     }
 }
@@ -81,9 +78,7 @@ impl ManOpts {
         };
         let mut out = Vec::new();
         man(page).render(&mut out).context("rendering the manual page")?;
-        let mut stdout = std::io::stdout().lock();
-        stdout.write_all(&out).context("writing the manual page")?;
-        stdout.flush().context("writing the manual page")?;
+        print(out).context("writing the manual page")?;
         Ok(EXIT_CLEAN)
     }
 }

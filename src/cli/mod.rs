@@ -1,14 +1,27 @@
 //! Command-line definitions: one `Opts` struct per subcommand, each with `run()`.
+//!
+//! Output goes to stdout through a writer whose errors propagate ([`print`],
+//! or a locked, buffered stdout and `?`), never through `println!`, which
+//! panics when the reader has gone away (`pkinspect rules | head`); `main`
+//! ends such a run quietly with status 0.
 
 mod dis;
+#[deny(clippy::print_stdout)]
 mod docs;
 mod extract;
+#[deny(clippy::print_stdout)]
 mod policy;
+#[deny(clippy::print_stdout)]
 mod progress;
+#[deny(clippy::print_stdout)]
 mod rules;
+#[deny(clippy::print_stdout)]
 mod scan;
 mod show;
+#[deny(clippy::print_stdout)]
 mod trace;
+
+use std::io::Write;
 
 use clap::{Parser, Subcommand};
 
@@ -56,6 +69,14 @@ enum Command {
     Completions(docs::CompletionsOpts),
     /// Print the manual page as roff, or write every page with --out-dir.
     Man(docs::ManOpts),
+}
+
+/// Writes `text` to stdout and flushes it. A write error, a closed pipe
+/// included, is returned rather than panicking as `print!` would.
+fn print(text: impl AsRef<[u8]>) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_ref())?;
+    stdout.flush()
 }
 
 /// Parses the command line and runs it; returns the exit code.

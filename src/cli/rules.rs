@@ -1,11 +1,12 @@
 //! `pkinspect rules` and `pkinspect explain`.
 
+use anyhow::Context;
 use clap::{Args, ValueEnum};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
 use pkinspect::rules::Rule;
 
-use super::{EXIT_CLEAN, EXIT_ERROR};
+use super::{print, EXIT_CLEAN, EXIT_ERROR};
 
 /// Output formats of `pkinspect rules`.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -47,7 +48,7 @@ impl ListOpts {
                 })
                 .collect();
             let text = serde_json::to_string_pretty(&serde_json::json!({ "rules": rules }))? + "\n";
-            std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())?;
+            print(text).context("writing the rules")?;
             return Ok(EXIT_CLEAN);
         }
         let mut t = Table::new();
@@ -56,7 +57,7 @@ impl ListOpts {
         for r in Rule::ALL {
             t.add_row(vec![r.code(), r.slug(), r.default_severity().as_str(), r.summary()]);
         }
-        println!("{t}");
+        print(format!("{t}\n")).context("writing the rules")?;
         Ok(EXIT_CLEAN)
     }
 }
@@ -65,14 +66,15 @@ impl ExplainOpts {
     pub fn run(self) -> anyhow::Result<u8> {
         match Rule::from_code(&self.code) {
             Some(r) => {
-                println!(
-                    "{} {} ({})\n\n{}\n\n{}",
+                let text = format!(
+                    "{} {} ({})\n\n{}\n\n{}\n",
                     r.code(),
                     r.slug(),
                     r.default_severity().as_str(),
                     r.summary(),
                     r.explanation()
                 );
+                print(text).context("writing the explanation")?;
                 Ok(EXIT_CLEAN)
             }
             None => {

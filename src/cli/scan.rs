@@ -3,7 +3,6 @@
 //! [`scan_paths`]; this module draws its progress line ([`Progress`]) and
 //! prints what the git hook skipped.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -15,7 +14,7 @@ use pkinspect::scan::{scan_paths, Exclude, Options, Outcome};
 
 use super::policy::PolicyArgs;
 use super::progress::Progress;
-use super::{EXIT_CLEAN, EXIT_ERROR, EXIT_FINDINGS};
+use super::{print, EXIT_CLEAN, EXIT_ERROR, EXIT_FINDINGS};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Format {
@@ -116,9 +115,7 @@ impl Opts {
             Format::Json => serde_json::to_string_pretty(&json::to_json(&report))? + "\n",
             Format::Sarif => serde_json::to_string_pretty(&sarif::to_sarif(&report))? + "\n",
         };
-        let mut stdout = std::io::stdout().lock();
-        stdout.write_all(text.as_bytes()).context("writing the report")?;
-        stdout.flush().context("writing the report")?;
+        print(text).context("writing the report")?;
         if report.unreadable() > 0 {
             return Ok(EXIT_ERROR);
         }
