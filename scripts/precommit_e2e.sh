@@ -1,28 +1,33 @@
 #!/usr/bin/env bash
-# End-to-end check of the pre-commit hook with the real pre-commit (PyPI,
-# pinned in scripts/requirements.txt), as a team would use it:
+# End-to-end check of the pre-commit hooks with the real pre-commit (PyPI,
+# pinned in scripts/requirements.txt), as a team would use them:
 #
 #   repos:
 #     - repo: <this checkout>
 #       rev: <commit>
-#       hooks: [{id: pkinspect}]
+#       hooks: [{id: pkinspect}]        # or {id: pkinspect-rust}
 #
-# pre-commit clones the repo at that commit and builds pkinspect with
-# `cargo install` (language: rust; needs crates.io). A throwaway git repo in
-# a temp dir then checks that:
+# pre-commit clones the repo at that commit and installs pkinspect: for
+# `pkinspect` (language: python) with `pip install .`, which builds the wheel
+# with maturin (needs PyPI and crates.io); for `pkinspect-rust` (language:
+# rust) with `cargo install` (needs crates.io). For each hook, a throwaway git
+# repo in a temp dir then checks that:
 #   a) committing a hostile pickle is refused and the output shows PK102;
 #   b) committing benign scikit-learn and PyTorch state-dict pickles, a PNG
 #      and a text file goes through;
 #   c) a pickle with an unknown global (mycompany.models.Thing) is refused,
-#      then accepted once pyproject.toml allows it in [tool.pkinspect].
+#      then accepted once pyproject.toml allows it in [tool.pkinspect];
+#   d) a broken policy file stops the hook with its file and line.
 #
 # When this checkout has uncommitted changes, a snapshot of its working tree
 # (tracked and untracked, not ignored files) is committed in a temp repo and
 # used instead, so what is tested is what is on disk.
 #
 # Environment: PRE_COMMIT (the pre-commit executable; default .venv/bin/pre-commit
-# or pre-commit on PATH), KEEP=1 keeps the temp dir. The build is cached in
-# target/precommit-e2e between runs.
+# or pre-commit on PATH), HOOK_IDS (default "pkinspect pkinspect-rust"; each
+# costs one release build of pkinspect, a few minutes on 2 cores), KEEP=1
+# keeps the temp dir. Both builds use target/precommit-e2e (CARGO_TARGET_DIR),
+# which keeps the dependencies compiled between runs.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -48,7 +53,9 @@ case "$PRE_COMMIT" in
   *) PRE_COMMIT="$(command -v "$PRE_COMMIT")" || fail "pre-commit executable not found" ;;
 esac
 [ -x "$PRE_COMMIT" ] || fail "$PRE_COMMIT is not executable"
-command -v cargo >/dev/null || fail "cargo not found (language: rust builds the hook with cargo)"
+HOOK_IDS="${HOOK_IDS:-pkinspect pkinspect-rust}"
+# Both hooks compile pkinspect with cargo (maturin runs it for the python one).
+command -v cargo >/dev/null || fail "cargo not found (both hooks build pkinspect with cargo)"
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/pkinspect-precommit.XXXXXX")"
 cleanup() {
@@ -91,25 +98,6 @@ REV="$(git -C "$HOOK_REPO" rev-parse HEAD)"
 echo "repo: $HOOK_REPO"
 echo "rev:  $REV"
 
-say "throwaway project repository"
-WORK="$TMP/project"
-mkdir -p "$WORK"
-cd "$WORK"
-git init -q
-cat >.pre-commit-config.yaml <<EOF
-repos:
-  - repo: $HOOK_REPO
-    rev: $REV
-    hooks:
-      - id: pkinspect
-EOF
-cat .pre-commit-config.yaml
-"$PRE_COMMIT" install
-say "building the hook (pre-commit runs cargo install; cached in $CARGO_TARGET_DIR)"
-start=$(date +%s)
-"$PRE_COMMIT" install-hooks
-echo "built in $(($(date +%s) - start)) s"
-
 LOG="$TMP/commit.log"
 # commit MESSAGE: runs `git commit` (and so the hook); output in $LOG and on stdout.
 commit() {
@@ -120,43 +108,83 @@ commit() {
 }
 expect_in_log() { grep -q -- "$1" "$LOG" || fail "expected '$1' in the hook output"; }
 
-say "0) a commit without pickles passes"
-git add .pre-commit-config.yaml
-commit "pre-commit config" || fail "committing the config was refused"
+how_built() {
+  case "$1" in
+    pkinspect) echo "language: python, pip install . with maturin" ;;
+    pkinspect-rust) echo "language: rust, cargo install" ;;
+    *) echo "see .pre-commit-hooks.yaml" ;;
+  esac
+}
 
-say "a) a hostile pickle is refused"
-mkdir -p models
-cp "$ROOT/fixtures/hostile/os_system_global_p0.pkl" models/evil.pkl
-git add models/evil.pkl
-if commit "add a hostile pickle"; then
-  fail "the hostile pickle was committed"
-fi
-expect_in_log "PK102"
-expect_in_log "os.system"
-git rm -q --cached models/evil.pkl
-rm models/evil.pkl
-echo "refused, with PK102"
+BUILT=""
+for HOOK_ID in $HOOK_IDS; do
+  grep -q "^- id: $HOOK_ID\$" "$HOOK_REPO/.pre-commit-hooks.yaml" || fail "no hook $HOOK_ID in .pre-commit-hooks.yaml"
+  say "[$HOOK_ID] throwaway project repository"
+  WORK="$TMP/project-$HOOK_ID"
+  mkdir -p "$WORK"
+  cd "$WORK"
+  git init -q
+  cat >.pre-commit-config.yaml <<EOF
+repos:
+  - repo: $HOOK_REPO
+    rev: $REV
+    hooks:
+      - id: $HOOK_ID
+EOF
+  cat .pre-commit-config.yaml
+  "$PRE_COMMIT" install
+  say "[$HOOK_ID] building the hook ($(how_built "$HOOK_ID"); dependencies cached in $CARGO_TARGET_DIR)"
+  start=$(date +%s)
+  "$PRE_COMMIT" install-hooks
+  echo "[$HOOK_ID] built in $(($(date +%s) - start)) s"
+  BUILT="$BUILT $HOOK_ID:$(($(date +%s) - start))s"
+  # The command the hook runs is the one installed in its own environment
+  # (py_env-* for python, rustenv-* for rust), not one found on PATH.
+  case "$HOOK_ID" in
+    pkinspect-rust) env_glob='rustenv-*' ;;
+    *) env_glob='py_env-*' ;;
+  esac
+  installed="$(find "$PRE_COMMIT_HOME" -path "*/$env_glob/bin/pkinspect" -type f | head -n 1)"
+  [ -n "$installed" ] || fail "no bin/pkinspect in a $env_glob environment under $PRE_COMMIT_HOME"
+  echo "[$HOOK_ID] installed $("$installed" --version) at ${installed#"$PRE_COMMIT_HOME"/}"
 
-say "b) benign scikit-learn and PyTorch pickles, a PNG and a text file go through"
-cp "$ROOT/fixtures/benign/sklearn_logreg_iris_p4.pkl" models/logreg.pkl
-cp "$ROOT/fixtures/benign/torch_state_dict_data.pkl" models/data.pkl
-printf '\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89' >logo.png
-printf '# models\n' >README.md
-git add models logo.png README.md
-commit "add benign models" || fail "the benign models were refused"
-expect_in_log "pkinspect (scan pickles)\.*Passed"
-echo "committed"
+  say "[$HOOK_ID] 0) a commit without pickles passes"
+  git add .pre-commit-config.yaml
+  commit "pre-commit config" || fail "committing the config was refused"
 
-say "c) an unknown global is refused, then allowed by pyproject.toml"
-# GLOBAL mycompany.models Thing, NEWOBJ, BUILD {'a': 1}: protocol 2.
-printf '\x80\x02cmycompany.models\nThing\n)\x81}X\x01\x00\x00\x00aK\x01sb.' >models/thing.pkl
-git add models/thing.pkl
-if commit "add a model of our own"; then
-  fail "the unknown global was committed without a policy"
-fi
-expect_in_log "PK103"
-expect_in_log "mycompany.models.Thing"
-cat >pyproject.toml <<'EOF'
+  say "[$HOOK_ID] a) a hostile pickle is refused"
+  mkdir -p models
+  cp "$ROOT/fixtures/hostile/os_system_global_p0.pkl" models/evil.pkl
+  git add models/evil.pkl
+  if commit "add a hostile pickle"; then
+    fail "the hostile pickle was committed"
+  fi
+  expect_in_log "PK102"
+  expect_in_log "os.system"
+  git rm -q --cached models/evil.pkl
+  rm models/evil.pkl
+  echo "refused, with PK102"
+
+  say "[$HOOK_ID] b) benign scikit-learn and PyTorch pickles, a PNG and a text file go through"
+  cp "$ROOT/fixtures/benign/sklearn_logreg_iris_p4.pkl" models/logreg.pkl
+  cp "$ROOT/fixtures/benign/torch_state_dict_data.pkl" models/data.pkl
+  printf '\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89' >logo.png
+  printf '# models\n' >README.md
+  git add models logo.png README.md
+  commit "add benign models" || fail "the benign models were refused"
+  expect_in_log "pkinspect (scan pickles)\.*Passed"
+  echo "committed"
+
+  say "[$HOOK_ID] c) an unknown global is refused, then allowed by pyproject.toml"
+  # GLOBAL mycompany.models Thing, NEWOBJ, BUILD {'a': 1}: protocol 2.
+  printf '\x80\x02cmycompany.models\nThing\n)\x81}X\x01\x00\x00\x00aK\x01sb.' >models/thing.pkl
+  git add models/thing.pkl
+  if commit "add a model of our own"; then
+    fail "the unknown global was committed without a policy"
+  fi
+  expect_in_log "PK103"
+  expect_in_log "mycompany.models.Thing"
+  cat >pyproject.toml <<'EOF'
 [project]
 name = "models"
 version = "0"
@@ -164,18 +192,19 @@ version = "0"
 [tool.pkinspect]
 allow = ["mycompany.models.Thing"]
 EOF
-git add pyproject.toml models/thing.pkl
-commit "allow our own model class" || fail "still refused with [tool.pkinspect] allow"
-echo "refused, then committed once allowed"
+  git add pyproject.toml models/thing.pkl
+  commit "allow our own model class" || fail "still refused with [tool.pkinspect] allow"
+  echo "refused, then committed once allowed"
 
-say "d) a broken policy file stops the hook with its file and line"
-printf '[tool.pkinspect]\nallow = ["os.*"]\n' >pyproject.toml
-cp "$ROOT/fixtures/benign/sklearn_logreg_iris_p4.pkl" models/logreg2.pkl
-git add pyproject.toml models/logreg2.pkl
-if commit "a policy that would allow os.*"; then
-  fail "a commit went through with an invalid policy file"
-fi
-expect_in_log "pyproject.toml:2:10"
-echo "refused, naming pyproject.toml:2:10"
+  say "[$HOOK_ID] d) a broken policy file stops the hook with its file and line"
+  printf '[tool.pkinspect]\nallow = ["os.*"]\n' >pyproject.toml
+  cp "$ROOT/fixtures/benign/sklearn_logreg_iris_p4.pkl" models/logreg2.pkl
+  git add pyproject.toml models/logreg2.pkl
+  if commit "a policy that would allow os.*"; then
+    fail "a commit went through with an invalid policy file"
+  fi
+  expect_in_log "pyproject.toml:2:10"
+  echo "refused, naming pyproject.toml:2:10"
+done
 
-say "pre-commit end-to-end: all checks passed"
+say "pre-commit end-to-end: all checks passed for$BUILT"
