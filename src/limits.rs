@@ -96,6 +96,12 @@ pub const MAX_INDENT_LEVELS: usize = 64;
 /// message.
 pub const MAX_STACK_REPR_ITEMS: usize = 1000;
 
+/// Most bytes of one pickle stream `pkinspect dis` keeps to list it (a
+/// stream inside a container is read once, through its decompressor, and
+/// listed from the copy; array payloads and skipped arguments are not
+/// kept). The listing stops where the copy does, saying so.
+pub const MAX_RECORDED_BYTES: usize = 1 << 30;
+
 /// Most members of one zip or tar archive that are looked at.
 pub const MAX_ARCHIVE_MEMBERS: usize = 100_000;
 

@@ -367,3 +367,93 @@ fn a_refused_joblib_payload_is_still_skipped() {
     assert_eq!(items["after"], "still read");
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// A pickle that imports and instantiates `mycompany.models.Thing`, a class
+/// no list knows (PK103 and PK113: exit 1), with a state `{'a': 1}`.
+const THING: &[u8] = b"\x80\x02cmycompany.models\nThing\n)\x81}X\x01\x00\x00\x00aK\x01sb.";
+
+/// Runs `pkinspect extract m.pkl -o out ARGS` in `dir`; its exit status and
+/// the rule codes of the document's findings.
+fn extract_in(dir: &Path, args: &[&str]) -> (Option<i32>, Vec<String>) {
+    let out = dir.join("out");
+    let _ = std::fs::remove_dir_all(&out);
+    let o = Command::new(env!("CARGO_BIN_EXE_pkinspect"))
+        .args(["extract", "m.pkl", "-o", "out", "-q"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run pkinspect");
+    let rules = if out.join("m.json").is_file() {
+        doc(&out, "m")["findings"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap().to_string()).collect()
+    } else {
+        Vec::new()
+    };
+    (o.status.code(), rules)
+}
+
+#[test]
+fn extract_honours_the_policy_file() {
+    let dir = tmp("policy");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("m.pkl"), THING).unwrap();
+    let (code, rules) = extract_in(&dir, &[]);
+    assert_eq!(code, Some(1));
+    assert!(rules.contains(&"PK103".to_string()), "{rules:?}");
+    // [[ignore]] drops the rules for this path: nothing left, exit 0.
+    std::fs::write(dir.join("pkinspect.toml"), "[[ignore]]\npaths = [\"m.pkl\"]\nrules = [\"*\"]\n").unwrap();
+    assert_eq!(extract_in(&dir, &[]), (Some(0), Vec::new()));
+    // --no-config leaves the file aside; --config names one.
+    assert_eq!(extract_in(&dir, &["--no-config"]).0, Some(1));
+    std::fs::write(dir.join("other.toml"), "[rules]\nunknown-import = \"ignore\"\nunlisted-use = \"ignore\"\n")
+        .unwrap();
+    let (code, rules) = extract_in(&dir, &["--config", "other.toml"]);
+    assert!(!rules.contains(&"PK103".to_string()), "{code:?} {rules:?}");
+    // An allow entry makes the class known; a deny entry, dangerous.
+    std::fs::write(dir.join("pkinspect.toml"), "allow = [\"mycompany.models.Thing\"]\n").unwrap();
+    assert_eq!(extract_in(&dir, &[]), (Some(0), Vec::new()));
+    std::fs::write(dir.join("pkinspect.toml"), "deny = [\"mycompany.*\"]\n").unwrap();
+    let (code, rules) = extract_in(&dir, &[]);
+    assert_eq!(code, Some(1));
+    assert!(rules.contains(&"PK101".to_string()), "{rules:?}");
+    // The flags apply on top of the file, as scan's do.
+    std::fs::remove_file(dir.join("pkinspect.toml")).unwrap();
+    let (_, rules) = extract_in(&dir, &["--deny", "mycompany.models.Thing"]);
+    assert!(rules.contains(&"PK101".to_string()), "{rules:?}");
+    // A broken policy file stops the run before anything is written.
+    std::fs::write(dir.join("pkinspect.toml"), "alow = []\n").unwrap();
+    let (code, rules) = extract_in(&dir, &[]);
+    assert_eq!(code, Some(2));
+    assert!(rules.is_empty() && !dir.join("out").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_summary_shows_values_and_versions() {
+    let f = root().join("fixtures/benign/sklearn_logreg_iris_p4.pkl");
+    let o = Command::new(env!("CARGO_BIN_EXE_pkinspect")).args(["show", "--summary"]).arg(&f).output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let text = String::from_utf8(o.stdout).unwrap();
+    let row = |name: &str| {
+        text.lines().find(|l| l.split('┆').next().is_some_and(|c| c.trim_start_matches('│').trim() == name)).unwrap()
+    };
+    assert!(row("solver").contains("'lbfgs'"), "{text}");
+    assert!(row("max_iter").contains(" 200 "), "{text}");
+    assert!(row("tol").contains(" 0.0001 "), "{text}");
+    assert!(row("class_weight").trim_end_matches('│').trim_end().ends_with("┆ None"), "{text}");
+    assert!(text.lines().next().unwrap().starts_with('┌'));
+    assert!(text.lines().nth(1).unwrap().contains("value"), "{text}");
+    assert!(text.ends_with("\nsaved with scikit-learn 1.9.1\n"), "{text}");
+    // Piped, every row fits in 120 columns.
+    assert!(text.lines().all(|l| l.chars().count() <= 120), "{text}");
+    // extract prints the same table after writing.
+    let out = tmp("summary");
+    let o = Command::new(env!("CARGO_BIN_EXE_pkinspect")).arg("extract").arg(&f).arg("-o").arg(&out).output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let printed = String::from_utf8(o.stdout).unwrap();
+    assert!(printed.starts_with(&text), "{printed}");
+    let _ = std::fs::remove_dir_all(&out);
+    // A hostile call is shown as the call it is.
+    let f = root().join("fixtures/hostile/os_system_global_p0.pkl");
+    let o = Command::new(env!("CARGO_BIN_EXE_pkinspect")).args(["show", "--summary"]).arg(&f).output().unwrap();
+    assert!(String::from_utf8(o.stdout).unwrap().contains("os.system('echo pkinspect-fixture')"));
+}

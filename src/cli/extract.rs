@@ -1,14 +1,15 @@
 //! `pkinspect extract`.
 
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 
+use super::policy::PolicyArgs;
 use super::{EXIT_CLEAN, EXIT_ERROR, EXIT_FINDINGS};
 use pkinspect::extract::Extracted;
-use pkinspect::policy::Policy;
+use pkinspect::policy::config::Policies;
 use pkinspect::rules::Severity;
 
 /// Options of `pkinspect extract`.
@@ -22,16 +23,20 @@ pub struct Opts {
     /// Print nothing but errors.
     #[arg(short, long)]
     quiet: bool,
+    // The policy the findings and the exit status are judged by, found and applied as `scan` does.
+    #[command(flatten)]
+    policy: PolicyArgs,
 }
 
 impl Opts {
     pub fn run(self) -> anyhow::Result<u8> {
+        // A policy file or flag error stops the run before anything is written (exit 2).
+        let mut policies = self.policy.policies()?;
         if !self.file.is_file() {
             eprintln!("error: {}: not a file", self.file.display());
             return Ok(EXIT_ERROR);
         }
-        let policy = Policy::builtin();
-        let ex = match pkinspect::extract::extract_file(&self.file, Some(&self.out), &policy) {
+        let ex = match extract_judged(&self.file, Some(&self.out), &mut policies)? {
             Ok(ex) => ex,
             Err(e) => {
                 eprintln!("error: {}: {e}", self.file.display());
@@ -42,14 +47,17 @@ impl Opts {
         let doc_path = self.out.join(format!("{}.json", pkinspect::extract::store::safe_name(&stem)));
         pkinspect::extract::write_doc(&ex.doc, &doc_path).with_context(|| format!("writing {}", doc_path.display()))?;
         if !self.quiet {
-            print_summary(&ex);
+            let mut out = std::io::stdout().lock();
+            print_summary(&ex, &mut out)?;
             let bytes: u64 = ex.arrays.iter().map(|a| a.nbytes).sum();
-            println!(
+            writeln!(
+                out,
                 "wrote {} and {} array file(s), {} bytes of array data",
                 doc_path.display(),
                 ex.arrays.len(),
                 bytes
-            );
+            )?;
+            out.flush()?;
         }
         for e in &ex.errors {
             let member = e.member.as_deref().map(|m| format!(" (member {m})")).unwrap_or_default();
@@ -76,13 +84,30 @@ impl Opts {
     }
 }
 
-/// Prints the top-level attributes as a table.
-pub fn print_summary(ex: &Extracted) {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
-    t.set_header(["name", "type", "dtype", "shape", "size"]);
-    for row in ex.summary_rows() {
-        t.add_row(row);
-    }
-    println!("{t}");
+/// Extracts `file` (into `out`; `None`: a dry run) judged by the policy
+/// that applies to it in `policies`, with its rule severities. The outer
+/// error is the policy file's, the inner one the file's.
+pub fn extract_judged(
+    file: &Path,
+    out: Option<&Path>,
+    policies: &mut Policies,
+) -> anyhow::Result<std::io::Result<Extracted>> {
+    let index = policies.for_file(file)?;
+    let (policy, config) = policies.get(index);
+    let levels = config.levels_for(file);
+    Ok(pkinspect::extract::extract_file_with(file, out, policy, &levels))
+}
+
+/// Columns the summary is cut to when stdout is not a terminal.
+const PIPED_WIDTH: usize = 120;
+
+/// Writes the attribute table, its values cut to the terminal's width, and
+/// the library versions the file records.
+pub fn print_summary(ex: &Extracted, out: &mut impl Write) -> std::io::Result<()> {
+    let width = if std::io::stdout().is_terminal() {
+        crossterm::terminal::size().ok().map(|(w, _)| usize::from(w)).filter(|&w| w > 0).unwrap_or(80)
+    } else {
+        PIPED_WIDTH
+    };
+    out.write_all(ex.summary_table(width).as_bytes())
 }

@@ -5,9 +5,11 @@
 //! panics when the reader has gone away (`pkinspect rules | head`); `main`
 //! ends such a run quietly with status 0.
 
+#[deny(clippy::print_stdout)]
 mod dis;
 #[deny(clippy::print_stdout)]
 mod docs;
+#[deny(clippy::print_stdout)]
 mod extract;
 #[deny(clippy::print_stdout)]
 mod policy;
@@ -17,6 +19,7 @@ mod progress;
 mod rules;
 #[deny(clippy::print_stdout)]
 mod scan;
+#[deny(clippy::print_stdout)]
 mod show;
 #[deny(clippy::print_stdout)]
 mod trace;

@@ -1,4 +1,4 @@
-//! The policy options of `scan`: which policy applies to each scanned file
+//! The policy options of `scan` and `extract`: which policy applies to each file
 //! (the file named by `--config`, none with `--no-config`, or else the
 //! policy file found by walking up from the file), and `--allow`,
 //! `--allow-denied` and `--deny` on top. The library's [`Policies`] does
@@ -10,7 +10,7 @@ use clap::Args;
 
 use pkinspect::policy::config::{ConfigError, ConfigSource, Flags, Policies};
 
-/// Policy options of `pkinspect scan`.
+/// Policy options of `pkinspect scan` and `pkinspect extract`.
 #[derive(Args, Debug, Default)]
 #[command(next_help_heading = "Policy")]
 pub struct PolicyArgs {

@@ -1,20 +1,28 @@
 //! `pkinspect show`.
 
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
 
 use super::EXIT_CLEAN;
+use pkinspect::container::walk_file;
+use pkinspect::policy::config::{ConfigSource, Flags, Policies};
+use pkinspect::view::parts;
 
 /// Options of `pkinspect show`.
 #[derive(Args, Debug)]
 pub struct Opts {
-    /// The pickle file.
+    /// The file: a pickle, or any container `scan` reads (compressed joblib, zip and PyTorch checkpoints, .npz,
+    /// tar, .npy). Each pickle stream inside is shown after a line naming its member.
     file: PathBuf,
+    /// Show only the pickle streams of this archive member (nested members: `outer!inner`).
+    #[arg(long, value_name = "NAME", conflicts_with = "summary")]
+    member: Option<String>,
     /// Print a table of the top-level object's attributes (name, type, dtype,
-    /// shape, size) instead, as `extract` does; any supported format.
+    /// shape, size, value) and the library versions the file records instead,
+    /// as `extract` does; any supported format.
     #[arg(long)]
     summary: bool,
 }
@@ -22,17 +30,39 @@ pub struct Opts {
 impl Opts {
     pub fn run(self) -> anyhow::Result<u8> {
         if self.summary {
-            let policy = pkinspect::policy::Policy::builtin();
-            let ex = pkinspect::extract::extract_file(&self.file, None, &policy)
-                .with_context(|| format!("reading {}", self.file.display()))?;
-            super::extract::print_summary(&ex);
-            return Ok(EXIT_CLEAN);
+            return self.summary();
         }
-        let f = std::fs::File::open(&self.file).with_context(|| format!("opening {}", self.file.display()))?;
-        let size = f.metadata().ok().map(|m| m.len());
-        let analysis = pkinspect::vm::Analyzer::new().run(pkinspect::pickle::source::ReadSource::new(f, size));
-        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        pkinspect::view::show::show(&analysis, &mut out)?;
+        let walked = walk_file(&self.file, false).with_context(|| format!("reading {}", self.file.display()))?;
+        let selected = parts::select(&walked, self.member.as_deref())
+            .with_context(|| pkinspect::py::repr::escape_for_terminal(&self.file.display().to_string()))?;
+        let mut out = BufWriter::new(std::io::stdout().lock());
+        if selected.parts.is_empty() {
+            writeln!(out, "# {}", parts::no_pickle(&walked))?;
+        }
+        for (i, part) in selected.parts.iter().enumerate() {
+            if selected.headers {
+                if i > 0 {
+                    writeln!(out)?;
+                }
+                writeln!(out, "# === {} ===", parts::label(part))?;
+            }
+            pkinspect::view::show::show(&part.analysis, &mut out)?;
+        }
+        for note in parts::container_notes(&walked, self.member.as_deref()) {
+            writeln!(out, "# container: {note}")?;
+        }
+        out.flush()?;
+        Ok(EXIT_CLEAN)
+    }
+
+    /// `--summary`: what `extract` prints, writing nothing, with the policy
+    /// `extract` would find for the file.
+    fn summary(&self) -> anyhow::Result<u8> {
+        let mut policies = Policies::new(&ConfigSource::Search, &Flags::default())?;
+        let ex = super::extract::extract_judged(&self.file, None, &mut policies)?
+            .with_context(|| format!("reading {}", self.file.display()))?;
+        let mut out = std::io::stdout().lock();
+        super::extract::print_summary(&ex, &mut out)?;
         out.flush()?;
         Ok(EXIT_CLEAN)
     }

@@ -39,4 +39,4 @@ pub use readers::Peeked;
 pub use torch::{
     storage_class, After, PickleSlot, StorageClass, StorageElem, TarSection, TorchFault, ZipKind, STORAGE_CLASSES,
 };
-pub use walk::{Part, Walked, Walker};
+pub use walk::{walk_file, Part, Walked, Walker};

@@ -10,7 +10,7 @@ use super::readers::ByRef;
 use super::walk::{Layer, Part, Walker};
 use super::zip;
 use crate::pickle::source::{Input, ReadSource};
-use crate::vm::{Analysis, Analyzer};
+use crate::vm::Analysis;
 
 /// The readings of file `at` other than the one its first bytes select:
 ///
@@ -68,7 +68,7 @@ fn pickle_inside<R: Read + Seek + Input>(w: &mut Walker, r: &mut R, format: Form
     if !opens || r.seek(io::SeekFrom::Start(0)).is_err() {
         return;
     }
-    let analysis = Analyzer::new().run(ReadSource::new(ByRef(&mut *r), None));
+    let analysis = w.analyzer().run(ReadSource::new(ByRef(&mut *r), None));
     if let Some(offset) = runs_before_failing(&analysis) {
         w.note(&at.member, offset, Polyglot::PickleInside { format, at: offset });
         w.out.parts.push(Part { member: at.member.clone(), layers: Vec::new(), analysis });

@@ -20,6 +20,22 @@ use crate::limits::MAX_CONTAINER_DEPTH;
 use crate::pickle::source::{ByteSource, Input, ReadSource};
 use crate::vm::{Analysis, Analyzer};
 
+/// Walks the file at `path` as `pkinspect scan` does ([`Walker::file`]),
+/// for the views (`show`, `dis`): the pickle streams found, not judged.
+/// With `record`, each stream's analysis keeps the bytes it read
+/// ([`crate::vm::Analysis::recorded`]).
+///
+/// # Errors
+/// The file cannot be opened, or is not a regular file.
+pub fn walk_file(path: &Path, record: bool) -> io::Result<Walked> {
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    Ok(Walker::new().record(record).file(file, meta.len(), path))
+}
+
 /// One pickle stream analysed somewhere in a file.
 #[derive(Debug)]
 pub struct Part {
@@ -110,6 +126,8 @@ pub struct Walker {
     pub(super) raw_records: HashSet<String>,
     /// Extraction's sink for payloads and long values (see [`crate::vm::Sink`]).
     sink: Option<crate::vm::SharedSink>,
+    /// Keep the bytes each stream's analysis reads (see [`Walker::record`]).
+    record: bool,
 }
 
 impl Default for Walker {
@@ -121,7 +139,20 @@ impl Default for Walker {
 impl Walker {
     /// A walker with nothing found yet.
     pub fn new() -> Walker {
-        Walker { out: Walked::default(), raw_records: Default::default(), sink: None }
+        Walker { out: Walked::default(), raw_records: Default::default(), sink: None, record: false }
+    }
+
+    /// Keeps the bytes each pickle stream's analysis reads in its
+    /// [`Analysis::recorded`](crate::vm::Analysis::recorded), for `dis`.
+    pub fn record(mut self, on: bool) -> Walker {
+        self.record = on;
+        self
+    }
+
+    /// A plain analysis of a stream (no sink), keeping its bytes when the
+    /// walk records them.
+    pub(super) fn analyzer(&self) -> Analyzer {
+        Analyzer::new().record(self.record)
     }
 
     /// A walker whose pickle streams hand array payloads and long values to
@@ -133,8 +164,8 @@ impl Walker {
     /// Analyses one pickle stream, through the sink when there is one.
     pub(super) fn analyze_part<S: ByteSource>(&self, src: S) -> Analysis {
         match &self.sink {
-            Some(sink) => Analyzer::new().extract_into(self.out.parts.len(), sink.clone()).run(src),
-            None => Analyzer::new().run(src),
+            Some(sink) => self.analyzer().extract_into(self.out.parts.len(), sink.clone()).run(src),
+            None => self.analyzer().run(src),
         }
     }
 
@@ -162,6 +193,15 @@ impl Walker {
     /// unsafe names only.
     pub fn companions(&mut self, dir: Option<&Path>) {
         legacy::check(self, dir);
+    }
+
+    /// Walks `file`, the `size` bytes of the file at `path`, and the
+    /// joblib < 0.10 companion files its pickles name, which are looked up
+    /// next to it only: everything `pkinspect scan` reads of it.
+    pub fn file<R: Read + Seek + Input>(mut self, file: R, size: u64, path: &Path) -> Walked {
+        self.seekable(file, Some(size), None);
+        self.companions(path.parent().map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d }));
+        self.finish()
     }
 
     /// Walks a seekable input (a file): zip archives need random access;

@@ -44,13 +44,14 @@ use serde_json::{json, Value as J};
 
 use crate::container::{Walked, Walker};
 use crate::policy::Policy;
+use crate::rules::Levels;
 use crate::vm::{Analysis, CallKind, EventKind, Graph, Value, ValueId};
 use dtype::Reader;
 pub use emit::write_doc;
 use error::StorageError;
 pub use error::{ExtractError, ValueError};
 use store::Store;
-pub use summary::summary_rows;
+pub use summary::{summary_rows, summary_table, SUMMARY_COLUMNS};
 
 /// The `schema_version` of the document.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -88,17 +89,40 @@ pub struct Extracted {
     pub findings: usize,
     /// Severity of the scan's worst finding, if any.
     pub max_severity: Option<crate::rules::Severity>,
+    /// The library versions the file records, over all its pickles, sorted
+    /// (the scan report's [`FileReport::versions`](crate::scan::FileReport::versions)).
+    pub versions: Vec<crate::scan::LibraryVersion>,
 }
 
 impl Extracted {
     /// The summary table's rows (see [`summary_rows`]).
-    pub fn summary_rows(&self) -> Vec<[String; 5]> {
+    pub fn summary_rows(&self) -> Vec<[String; 6]> {
         summary_rows(&self.doc)
+    }
+
+    /// The summary table, cut to `width` columns, and the versions line
+    /// (see [`summary_table`]).
+    pub fn summary_table(&self, width: usize) -> String {
+        summary_table(self, width)
     }
 }
 
-/// Extracts `path` into `out_dir` (`None`: a dry run writing nothing).
+/// Extracts `path` into `out_dir` (`None`: a dry run writing nothing),
+/// judging it with `policy` and every rule at its default severity.
 pub fn extract_file(path: &Path, out_dir: Option<&Path>, policy: &Policy) -> io::Result<Extracted> {
+    extract_file_with(path, out_dir, policy, &Levels::default())
+}
+
+/// [`extract_file`] with the rule severities of a policy file (`[rules]`
+/// and the `[[ignore]]` entries for `path`,
+/// [`Config::levels_for`](crate::policy::config::Config::levels_for)): the
+/// document's findings and the exit status are those `scan` gives the file.
+pub fn extract_file_with(
+    path: &Path,
+    out_dir: Option<&Path>,
+    policy: &Policy,
+    levels: &Levels,
+) -> io::Result<Extracted> {
     let mut file = std::fs::File::open(path)?;
     let size = file.metadata()?.len();
     let store = Rc::new(RefCell::new(Store::new(out_dir.map(Path::to_path_buf))?));
@@ -117,13 +141,7 @@ pub fn extract_file(path: &Path, out_dir: Option<&Path>, policy: &Policy) -> io:
     ex.npz_members(&walked, &mut file);
     store.borrow_mut().cleanup();
     let outer = walked.format.map(|f| f.name()).unwrap_or("unknown");
-    let report = crate::scan::FileReport::from_walked(
-        path.display().to_string(),
-        size,
-        walked,
-        policy,
-        &crate::rules::Levels::default(),
-    );
+    let report = crate::scan::FileReport::from_walked(path.display().to_string(), size, walked, policy, levels);
     let doc = emit::document(path, &report, outer, pickles, &ex.arrays, &ex.errors);
     Ok(Extracted {
         doc,
@@ -131,6 +149,7 @@ pub fn extract_file(path: &Path, out_dir: Option<&Path>, policy: &Policy) -> io:
         errors: ex.errors,
         findings: report.findings.len(),
         max_severity: report.max_severity(),
+        versions: report.versions,
     })
 }
 

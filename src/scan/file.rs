@@ -121,11 +121,7 @@ impl<'a> Scanner<'a> {
             Ok(_) => return (FileReport::unreadable(shown, "not a regular file".into()), Vec::new()),
             Err(e) => return (FileReport::unreadable(shown, e.to_string()), Vec::new()),
         };
-        let mut walker = Walker::new();
-        walker.seekable(Counted { file, read }, Some(size), None);
-        // joblib < 0.10 companion files are looked up next to the file only.
-        walker.companions(path.parent().map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d }));
-        let walked = walker.finish();
+        let walked = Walker::new().file(Counted { file, read }, size, path);
         if let [part] = &walked.parts[..] {
             if let Some(crate::ErrorKind::Io(e)) = part.analysis.error.as_ref().map(|e| e.kind()) {
                 if part.analysis.ops == 0 && part.member.is_none() && part.layers.is_empty() {

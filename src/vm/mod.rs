@@ -50,7 +50,8 @@ pub use value::{
 
 use crate::limits::Limits;
 use crate::pickle::reader::OpReader;
-use crate::pickle::source::IntoByteSource;
+use crate::pickle::record::{Recorded, Recorder};
+use crate::pickle::source::{ByteSource, IntoByteSource};
 
 /// The hook every analysis installs: joblib's array payloads.
 const JOBLIB: &dyn AfterBuild = &crate::container::joblib::ArrayPayloads;
@@ -70,6 +71,8 @@ pub struct Analyzer {
     limits: Limits,
     /// Extraction's sink and the number of the stream in its file.
     sink: Option<(usize, SharedSink)>,
+    /// Keep the bytes read ([`Analysis::recorded`]).
+    record: bool,
 }
 
 impl Analyzer {
@@ -95,11 +98,29 @@ impl Analyzer {
         self
     }
 
+    /// Keeps a copy of the bytes read in [`Analysis::recorded`], gaps where
+    /// they were skipped (`pkinspect dis` lists a stream inside a container
+    /// from it; see [`crate::pickle::record`]).
+    pub fn record(mut self, on: bool) -> Analyzer {
+        self.record = on;
+        self
+    }
+
     /// Analyses every pickle in `src`: any [`ByteSource`](crate::pickle::source::ByteSource),
     /// or bytes in memory, whose first byte is then offset 0 (for another
     /// base, pass a [`SliceSource`](crate::pickle::source::SliceSource)).
     pub fn run<I: IntoByteSource>(&self, src: I) -> Analysis {
         let src = src.into_byte_source();
+        if self.record {
+            let mut recorded = Recorded::default();
+            let mut a = self.run_source(Recorder::new(src, &mut recorded));
+            a.recorded = Some(recorded);
+            return a;
+        }
+        self.run_source(src)
+    }
+
+    fn run_source<S: ByteSource>(&self, src: S) -> Analysis {
         let mut m = Machine::new(JOBLIB);
         m.limits = self.limits;
         match &self.sink {

@@ -322,6 +322,9 @@ pub struct Analysis {
     pub ops: u64,
     /// Bytes consumed.
     pub bytes: u64,
+    /// The bytes read, when the analysis was asked to keep them
+    /// ([`crate::vm::Analyzer::record`]).
+    pub recorded: Option<crate::pickle::record::Recorded>,
 }
 
 impl Analysis {

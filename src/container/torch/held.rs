@@ -175,12 +175,12 @@ impl Held {
         self.segs.last().map(|s| Analyzer::new().run(SliceSource::new(&s.bytes, s.base)))
     }
 
-    /// All pickles held, analysed as the separate loads they are.
-    pub(super) fn analysis(&self) -> Option<Analysis> {
+    /// All pickles held, analysed by `analyzer` as the separate loads they are.
+    pub(super) fn analysis(&self, analyzer: &Analyzer) -> Option<Analysis> {
         if self.segs.is_empty() {
             return None;
         }
-        let mut a = Analyzer::new().run(Spliced { segs: &self.segs, seg: 0, pos: 0 });
+        let mut a = analyzer.run(Spliced { segs: &self.segs, seg: 0, pos: 0 });
         // Each pickle is its own pickle.load by design of the format: the
         // machine's "another pickle follows" is not an anomaly here.
         a.events.retain(|e| !matches!(e.kind, EventKind::Anomaly(Anomaly::AnotherPickle { .. })));
@@ -332,7 +332,7 @@ mod tests {
         held.pickle(&mut src).expect("second");
         assert_eq!(src.position(), 100 + data.len() as u64 - 3);
         assert!(matches!(held.pickle(&mut src), Err(Cut::Stream)));
-        let a = held.analysis().expect("analysis");
+        let a = held.analysis(&Analyzer::new()).expect("analysis");
         assert_eq!(a.pickles.len(), 2);
         assert_eq!(a.pickles[1].start, 100 + MAGIC_P2.len() as u64);
         assert_eq!(a.int(root(&a, 1).expect("root")), Some(1001));
@@ -376,7 +376,7 @@ mod tests {
         let mut held = Held::new();
         held.pickle(&mut src).expect("pickle");
         assert_eq!(held.segs[0].bytes.len(), data.len());
-        let a = held.analysis().expect("analysis");
+        let a = held.analysis(&Analyzer::new()).expect("analysis");
         assert!(a.error.is_none(), "{:?}", a.error);
         assert_eq!(a.pickles[0].end, data.len() as u64);
     }

@@ -34,7 +34,7 @@ pub(in crate::container) fn walk<R: Input>(w: &mut Walker, p: Peeked<R>, total: 
             break;
         }
     }
-    let Some(analysis) = held.analysis() else { return };
+    let Some(analysis) = held.analysis(&w.analyzer()) else { return };
     let mut cx = Stream::new(w, at);
     let trailing = match cut {
         None => storages(&mut cx, &analysis, &mut src),

@@ -67,7 +67,6 @@ use super::readers::{LimitHit, Peeked};
 use super::walk::{Layer, Part, Walker};
 use crate::limits::MAX_TORCH_NOTES;
 use crate::pickle::source::{ByteSource, Input, ReadSource};
-use crate::vm::Analyzer;
 
 /// The legacy format's magic number, `0x1950a86a20f9469cfc6c`, as the ten
 /// little-endian bytes of its `LONG1`.
@@ -236,7 +235,7 @@ impl<'w, 'l> Stream<'w, 'l> {
         };
         if sniff(p.head()) == Format::Pickle {
             self.note(at, TorchFault::PickleAfter { after, at });
-            let analysis = Analyzer::new().run(ReadSource::with_base(p, at, rest));
+            let analysis = self.w.analyzer().run(ReadSource::with_base(p, at, rest));
             return Some(Part { member: self.at.member.clone(), layers: self.at.layers.clone(), analysis });
         }
         let count = p.skip_forward(u64::MAX).unwrap_or(0);

@@ -67,9 +67,10 @@ pub(in crate::container) fn walk<R: Input>(w: &mut Walker, body: R, size: u64, a
     }
     let mut src = ReadSource::new(p, Some(size));
     let mut held = Held::new();
+    let analyzer = w.analyzer();
     let mut cx = Stream::new(w, at);
     let trailing = records(&mut cx, &mut src, &mut held, section);
-    cx.finish(held.analysis(), trailing);
+    cx.finish(held.analysis(&analyzer), trailing);
 }
 
 /// Reads a section's pickles and skips the bytes between them. Returns the

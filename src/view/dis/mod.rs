@@ -53,7 +53,16 @@
 //! Nothing from the file is printed raw: arguments go through Python's
 //! `repr()` ([`crate::py::repr`]), error texts through
 //! [`crate::py::repr::escape_for_terminal`]. All state lives in `Vec`s and a
-//! `HashMap`; nothing recurses, and the work is linear in the input.
+//! `HashMap`; only the nested pickles of joblib object arrays recurse (at
+//! most [`crate::limits::MAX_NESTED_PICKLES`] deep, as the machine read
+//! them), and the work is linear in the input.
+//!
+//! [`dis_all`] lists a file that is a pickle. A stream inside a container
+//! (a member of an archive, a decompressed joblib file) is listed by
+//! [`dis_stream`] from the bytes its analysis kept
+//! ([`crate::pickle::record`]): joblib array payloads are passed over
+//! where the machine passed over them, with a line saying so, so the listing
+//! goes on after each array as `joblib.load` reads on.
 
 use std::io::{self, BufWriter, Write};
 
@@ -61,16 +70,20 @@ use crate::error::Error;
 use crate::limits::MAX_PICKLES_PER_FILE;
 use crate::pickle::opcodes::Opcode;
 use crate::pickle::reader::OpReader;
-use crate::pickle::source::SliceSource;
+use crate::pickle::record::Recorded;
+use crate::pickle::source::{ByteSource, SliceSource};
 use crate::py::repr::escape_for_terminal;
 
 mod args;
 mod emulate;
+mod stream;
 #[cfg(test)]
 mod tests;
 
 use args::arg_view;
 use emulate::Emulation;
+pub use stream::dis_stream;
+use stream::Payloads;
 
 /// Where [`dis_one`] stopped.
 #[derive(Debug, Clone, PartialEq)]
@@ -120,8 +133,52 @@ pub fn dis_one<W: Write>(data: &[u8], start: usize, out: &mut W) -> io::Result<D
 fn dis_one_inner<W: Write>(data: &[u8], start: usize, out: &mut W) -> io::Result<DisEnd> {
     let rest = data.get(start..).unwrap_or(&[]);
     let mut reader = OpReader::new(SliceSource::new(rest, start as u64));
+    dis_ops(&mut reader, data, &Payloads::default(), 0, out)
+}
+
+/// The bytes opcodes were read from, by absolute offset: pickletools
+/// decodes some arguments from their raw bytes.
+trait RawBytes {
+    /// The bytes from `from` to `to`; empty when they are not all there.
+    fn raw(&self, from: u64, to: u64) -> &[u8];
+}
+
+impl RawBytes for [u8] {
+    fn raw(&self, from: u64, to: u64) -> &[u8] {
+        slice(self, from, to)
+    }
+}
+
+impl RawBytes for Recorded {
+    fn raw(&self, from: u64, to: u64) -> &[u8] {
+        self.slice(from, to)
+    }
+}
+
+/// Disassembles one pickle from where `reader` stands through its STOP,
+/// with a fresh emulation; `raw` holds the bytes `reader` reads, at the same
+/// offsets. At each offset where `payloads` has joblib array data, that is
+/// passed over (raw bytes) or listed as the nested pickle it is, `depth`
+/// being how many such pickles this one is inside.
+fn dis_ops<S: ByteSource, R: RawBytes + ?Sized, W: Write>(
+    reader: &mut OpReader<S>,
+    raw: &R,
+    payloads: &Payloads,
+    depth: usize,
+    out: &mut W,
+) -> io::Result<DisEnd> {
     let mut emu = Emulation::new();
+    // A nested pickle starts where its payload does.
+    let mut first = depth > 0;
     loop {
+        if !payloads.is_empty() && !std::mem::take(&mut first) {
+            if let Some(p) = payloads.at(reader.position()) {
+                match stream::payload(reader, raw, payloads, p, depth, out)? {
+                    Some(end) => return Ok(end),
+                    None => continue,
+                }
+            }
+        }
         let op = match reader.next_op() {
             Ok(Some(op)) => op,
             Ok(None) => {
@@ -137,7 +194,7 @@ fn dis_one_inner<W: Write>(data: &[u8], start: usize, out: &mut W) -> io::Result
         let pos = op.offset;
         let op_end = op.end;
         let opcode = op.opcode;
-        let arg = arg_view(opcode, slice(data, pos, op_end), &op.arg);
+        let arg = arg_view(opcode, raw.raw(pos, op_end), &op.arg);
         // `op` borrows the reader; nothing more is needed from it.
         emu.step(pos, opcode, arg.as_ref(), out)?;
         if opcode == Opcode::Stop {
