@@ -1420,7 +1420,7 @@ def main() -> int:
     if args.verbose:
         for s in skipped:
             print(f"skipped file: {s}")
-    # Known, documented limitation (README "Extraction", docs/extract.md):
+    # Known, documented limitation (docs/extract.md):
     # pkinspect keeps strings as Rust strings, so a lone surrogate is written
     # as U+FFFD. Listed exactly (file, path) so any other mismatch still fails.
     known = [f for f in failures if (f[0], f[1]) in KNOWN_LOSSY and "\\ufffd" in f[2]]

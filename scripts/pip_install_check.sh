@@ -8,7 +8,7 @@
 #   - the installed command scans: a benign scikit-learn pickle exits 0, a
 #     hostile one exits 1 with PK102. The fixtures sit under this checkout,
 #     whose pyproject.toml has no [tool.pkinspect] table: it must be passed
-#     over (no policy), as README "Policy file" says.
+#     over (no policy), as docs/policy.md says.
 #
 # The build is the release profile from scratch, a few minutes on 2 cores; it
 # goes to target/ as `pip install .` does (in-tree). Environment: PYTHON (the

@@ -4,7 +4,7 @@
 //! pages where it can.
 //!
 //! Why: a large pickle builds tens of megabytes of arena (values, tuple item
-//! pool, memo), and on the machines measured (README "Speed") faulting that
+//! pool, memo), and on the machines measured (docs/benchmarks.md) faulting that
 //! in 4 KiB at a time was a third of the scan's wall time: 7,000 faults for
 //! the 2-million-opcode benchmark file, 1,100 with this allocator, 29 ms ->
 //! 18 ms (`perf stat -r 40 pkinspect scan bench-out/ops2m.pkl`). Where the kernel has transparent huge pages off

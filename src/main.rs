@@ -3,7 +3,7 @@
 mod cli;
 // The `hugealloc` feature (on by default), Linux only (`mremap`, transparent
 // huge pages); elsewhere, or with --no-default-features, the system
-// allocator. Measured gain: README "Benchmarks".
+// allocator. Measured gain: docs/benchmarks.md.
 #[cfg(all(target_os = "linux", feature = "hugealloc"))]
 mod hugealloc;
 

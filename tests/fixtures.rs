@@ -168,14 +168,14 @@ fn folders_are_walked() {
 }
 
 #[test]
-fn readme_rule_table_matches_registry() {
-    let readme = std::fs::read_to_string("README.md").expect("README.md");
+fn docs_rule_table_matches_registry() {
+    let readme = std::fs::read_to_string("docs/rules.md").expect("docs/rules.md");
     for r in pkinspect::rules::Rule::ALL {
         let row = format!("| {} | {} | {} | {} |", r.code(), r.slug(), r.default_severity().as_str(), r.summary());
-        assert!(readme.contains(&row), "README is missing or has a stale row: {row}");
+        assert!(readme.contains(&row), "docs/rules.md is missing or has a stale row: {row}");
     }
     let rows = readme.lines().filter(|l| l.starts_with("| PK")).count();
-    assert_eq!(rows, pkinspect::rules::Rule::ALL.len(), "README lists a rule the registry does not have");
+    assert_eq!(rows, pkinspect::rules::Rule::ALL.len(), "docs/rules.md lists a rule the registry does not have");
 }
 
 #[test]

@@ -35,7 +35,7 @@ enum FailOn {
 /// Options of `pkinspect scan`.
 #[derive(Args, Debug)]
 pub struct Opts {
-    /// Files or folders to scan (folders are walked; see README).
+    /// Files or folders to scan (folders are walked; see docs/scan.md).
     #[arg(required_unless_present = "hook")]
     paths: Vec<PathBuf>,
     /// Output format.

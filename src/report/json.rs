@@ -1,6 +1,6 @@
 //! `--format json`: one JSON document, versioned by `schema_version`.
 //!
-//! The schema is documented in the README ("JSON output"). Text from the file
+//! The schema is documented in docs/output.md. Text from the file
 //! (global names, strings in call expressions) is carried as JSON strings, so
 //! control characters arrive escaped.
 

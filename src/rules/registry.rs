@@ -3,7 +3,7 @@
 //! comment), and the per-rule [`Levels`] a policy file sets.
 //!
 //! Codes are never reused or renumbered (a test snapshots the table); the
-//! README's rule table, `pkinspect rules`, `pkinspect explain` and the SARIF
+//! docs/rules.md's rule table, `pkinspect rules`, `pkinspect explain` and the SARIF
 //! rules are all generated from here.
 
 // The explanations are written for `pkinspect explain`, not for HTML:

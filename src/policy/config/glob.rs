@@ -131,7 +131,7 @@ mod tests {
         assert!(!m(&format!("**/{g}"), &format!("x/{no}/y/{no}")));
     }
 
-    /// Where globset's syntax goes beyond the old matcher's, as the README says.
+    /// Where globset's syntax goes beyond the old matcher's, as docs/policy.md says.
     #[test]
     fn globset_edge_cases() {
         assert!(m("*.{pkl,pt}", "a.pt"));
