@@ -37,6 +37,9 @@ pub use diag::{
 pub use format::{sniff, Format, SNIFF_BYTES};
 pub use readers::Peeked;
 pub use torch::{
-    storage_class, After, PickleSlot, StorageClass, StorageElem, TarSection, TorchFault, ZipKind, STORAGE_CLASSES,
+    parse_pid, storage_class, torch_dtype, After, Pid, PidClass, PidLayout, StorageRef, PickleSlot, StorageClass, StorageElem, TarSection, TorchDtype, TorchFault,
+    ZipKind, STORAGE_CLASSES, TORCH_DTYPES, UINT8,
 };
+#[cfg(test)]
+pub use torch::FLOAT32;
 pub use walk::{walk_file, Part, Walked, Walker};

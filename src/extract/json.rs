@@ -280,10 +280,7 @@ impl Emitter<'_, '_> {
             {
                 return self.builtin_value(name, args, path)
             }
-            "torch._utils._rebuild_tensor_v2"
-            | "torch._utils._rebuild_tensor"
-            | "torch._utils._rebuild_parameter"
-            | "torch._utils._rebuild_parameter_with_state" => self.tensor(name, args, path).map_err(Into::into),
+            _ if super::torch::REBUILDS.contains(&name) => self.tensor(name, args, path).map_err(Into::into),
             _ => return None,
         };
         Some(result.unwrap_or_else(|e| self.error(at, e)))
