@@ -194,10 +194,16 @@ impl Emitter<'_, '_> {
     fn size_and_stride(&self, size: ValueId, stride: ValueId) -> Result<(Vec<u64>, Vec<u64>), TensorError> {
         let g = self.graph();
         let r = Reader { g: &g };
-        match (r.shape(self.torch_size(size)), r.shape(stride)) {
+        match (self.size_of(size), r.shape(stride)) {
             (Ok(size), Ok(stride)) => Ok((size, stride)),
             _ => Err(TensorError::SizeOrStride),
         }
+    }
+
+    /// A size: a tuple, or a `torch.Size(tuple)`.
+    fn size_of(&self, size: ValueId) -> Result<Vec<u64>, TensorError> {
+        let g = self.graph();
+        Reader { g: &g }.shape(self.torch_size(size)).map_err(|_| TensorError::SizeOrStride)
     }
 
     /// The tuple inside `torch.Size(tuple)`, or the value itself.

@@ -7,9 +7,10 @@
 //!   `quantizer_params` `(torch.per_tensor_affine, scale, zero_point)` or
 //!   `(torch.per_channel_affine, scales, zero_points, axis)` (scales and
 //!   zero points are tensors of their own) in a `quantization` object;
-//! - `_rebuild_sparse_tensor(layout, data)`: `torch.sparse_coo` with
+//! - `_rebuild_sparse_tensor(layout, data)` (the layout pickled as
+//!   `torch.serialization._get_layout('torch.sparse_coo')`): `sparse_coo` with
 //!   `(indices, values, size, is_coalesced)`, or a compressed layout
-//!   (`torch.sparse_csr`/`csc`/`bsr`/`bsc`) with `(compressed_indices,
+//!   (`sparse_csr`/`csc`/`bsr`/`bsc`) with `(compressed_indices,
 //!   plain_indices, values, size)`: a `sparse_tensor` node whose parts are
 //!   tensors;
 //! - `_rebuild_nested_tensor(buffer, sizes, strides, storage_offsets)`: a
@@ -43,12 +44,24 @@ impl Emitter<'_, '_> {
         j
     }
 
-    /// The name of a `torch.<name>` global (a layout, a qscheme).
+    /// The name of a `torch.<name>` global (a qscheme).
     fn torch_global(&self, id: ValueId) -> Option<&str> {
         match self.v(id) {
             Value::Global(g) if &*g.module == "torch" => Some(&g.name),
             _ => None,
         }
+    }
+
+    /// A layout as `torch.save` pickles it: `torch.serialization._get_layout(
+    /// 'torch.sparse_coo')` (torch registers that reduction with `copyreg`);
+    /// the name without `torch.`.
+    fn layout(&self, id: ValueId) -> Option<String> {
+        let Value::Call(c) = self.v(id) else { return None };
+        if self.global_name(c.func).as_deref() != Some("torch.serialization._get_layout") {
+            return None;
+        }
+        let name = self.tuple_items(c.args).first().and_then(|n| self.a.full_str(*n))?;
+        name.strip_prefix("torch.").map(str::to_string)
     }
 
     /// `_rebuild_qtensor`: the integer representation, plus its quantizer.
@@ -101,8 +114,8 @@ impl Emitter<'_, '_> {
             [l, d, ..] => (*l, *d),
             _ => return Err(TensorError::Arity),
         };
-        let layout = self.torch_global(layout).map(str::to_string);
-        let layout = layout.ok_or_else(|| TensorError::Sparse("the layout is not a torch.<layout> global".into()))?;
+        let layout = self.layout(layout);
+        let layout = layout.ok_or_else(|| TensorError::Sparse("the layout is not _get_layout('torch.<layout>')".into()))?;
         let items = self.tuple_items(data);
         let mut m = Map::new();
         m.insert("type".into(), json!("sparse_tensor"));
@@ -121,7 +134,7 @@ impl Emitter<'_, '_> {
             },
             (l, _) => return Err(TensorError::Sparse(format!("layout torch.{l} with {} parts", items.len()))),
         };
-        let shape = self.size_and_stride(size, size).map_err(|_| TensorError::SizeOrStride)?.0;
+        let shape = self.size_of(size)?;
         m.insert("shape".into(), json!(shape));
         for (name, id) in names.iter().zip(items) {
             let node = self.part(*id, name, path);

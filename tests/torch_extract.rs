@@ -1,4 +1,6 @@
-//! `pkinspect extract` on the real PyTorch files of `fixtures/torch-real/`
+//! `pkinspect extract` on PyTorch files.
+//!
+//! The real files of `fixtures/torch-real/`
 //! (written by torch 2.11.0; see the README there): every tensor
 //! `manifest.json` lists comes out as a `.npy` file whose data bytes have the
 //! sha256 torch recorded for the tensor's contiguous bytes (bfloat16 and
@@ -14,15 +16,22 @@
 //! TorchScript archive, the hostile files) are checked against what
 //! `make_corpus.py` built them from: module shapes and torch's initial
 //! values (`zeros`, `ones`, BatchNorm's running statistics).
+//!
+//! The recipe files of `fixtures/torch-recipes/` (quantized, sparse and
+//! nested tensors, which torch 2.11 pickles by parts and which no real file
+//! holds; `scripts/fixtures_torch_tensors.py` writes them without torch)
+//! give every part numpy made for them (`expected.json`: descriptor, shape,
+//! sha256), and the node around the parts says what the recipe wrote.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 const DIR: &str = "fixtures/torch-real";
+const RECIPES: &str = "fixtures/torch-recipes";
 
 /// The key prefix of the manifest's tensors in the document, per file.
 fn prefix(file: &str) -> &'static str {
@@ -76,12 +85,17 @@ fn torch_dtypes(v: &Value, out: &mut BTreeMap<String, String>) {
 
 /// Extracts `file` with the CLI; the document and every array by dotted path.
 fn extract(file: &str) -> (Value, BTreeMap<String, Got>) {
+    extract_in(DIR, file)
+}
+
+/// [`extract`] of a file of folder `dir`.
+fn extract_in(dir: &str, file: &str) -> (Value, BTreeMap<String, Got>) {
     let out = Scratch(std::env::temp_dir().join(format!("pkinspect-torch-real-{}-{file}", std::process::id())));
     let _ = std::fs::remove_dir_all(&out.0);
     let run = Command::new(env!("CARGO_BIN_EXE_pkinspect"))
         .args(["extract", "--no-config", "-o"])
         .arg(&out.0)
-        .arg(Path::new(DIR).join(file))
+        .arg(Path::new(dir).join(file))
         .output()
         .expect("run pkinspect");
     assert!(matches!(run.status.code(), Some(0 | 1)), "{file}: {}", String::from_utf8_lossy(&run.stderr));
@@ -190,4 +204,58 @@ fn files_without_manifest_tensors_give_what_make_corpus_built() {
     assert_eq!(got["_modules.1._buffers.num_batches_tracked"].data, 0i64.to_le_bytes());
     assert_eq!(got["_modules.1._parameters.weight"].data, f32s(4, 1.0));
     assert_eq!(got.len(), 9);
+}
+
+/// The tensor node at `key` of the root dict of a recipe file's data.pkl.
+fn node<'d>(doc: &'d Value, key: &str) -> &'d Value {
+    &doc["pickles"][0]["root"]["dictitems"]["items"][key]
+}
+
+#[test]
+fn recipe_tensors_give_every_part() {
+    let text = std::fs::read_to_string(format!("{RECIPES}/expected.json")).expect("expected.json");
+    let expected: serde_json::Map<String, Value> = serde_json::from_str(&text).expect("JSON");
+    let mut failures = Vec::new();
+    let mut parts = 0;
+    for (file, arrays) in &expected {
+        let (doc, got) = extract_in(RECIPES, file);
+        if doc["errors"].as_array().is_none_or(|e| !e.is_empty()) {
+            failures.push(format!("{file}: errors {}", doc["errors"]));
+        }
+        for (key, want) in arrays.as_object().expect("arrays") {
+            parts += 1;
+            let shape: Vec<u64> = want["shape"].as_array().expect("shape").iter().filter_map(Value::as_u64).collect();
+            match got.get(key) {
+                Some(g) if Some(g.sha256.as_str()) == want["sha256"].as_str()
+                    && Some(g.descr.as_str()) == want["dtype"].as_str()
+                    && g.shape == shape => {}
+                Some(g) => failures.push(format!("{file}: {key} is {} {:?} {}", g.descr, g.shape, g.sha256)),
+                None => failures.push(format!("{file}: {key} missing")),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!((expected.len(), parts), (5, 14));
+}
+
+#[test]
+fn recipe_nodes_say_what_the_parts_are() {
+    let (doc, _) = extract_in(RECIPES, "quantized_per_tensor.pt");
+    let q = node(&doc, "q");
+    assert_eq!((&q["type"], &q["torch_dtype"], &q["dtype"]), (&json!("tensor"), &json!("quint8"), &json!("|u1")));
+    assert_eq!(q["quantization"], json!({"scheme": "per_tensor_affine", "scale": 0.1, "zero_point": 10}));
+    let (doc, _) = extract_in(RECIPES, "qtensor_per_channel.pt");
+    let q = &node(&doc, "q");
+    assert_eq!((&q["torch_dtype"], &q["quantization"]["scheme"]), (&json!("qint8"), &json!("per_channel_affine")));
+    assert_eq!((&q["quantization"]["axis"], &q["quantization"]["scales"]["file"]), (&json!(0), &json!("arrays/q.scales.npy")));
+    let (doc, _) = extract_in(RECIPES, "sparse_coo.pt");
+    let s = node(&doc, "sparse_coo");
+    assert_eq!((&s["type"], &s["layout"], &s["shape"]), (&json!("sparse_tensor"), &json!("sparse_coo"), &json!([2, 3])));
+    assert_eq!((&s["coalesced"], &s["indices"]["shape"]), (&json!(false), &json!([2, 3])));
+    let (doc, _) = extract_in(RECIPES, "sparse_csr.pt");
+    let s = node(&doc, "csr");
+    assert_eq!((&s["layout"], &s["crow_indices"]["type"]), (&json!("sparse_csr"), &json!("tensor")));
+    let (doc, _) = extract_in(RECIPES, "nested_tensor.pt");
+    let n = node(&doc, "nested");
+    assert_eq!((&n["type"], &n["values"]["shape"]), (&json!("nested_tensor"), &json!([18])));
 }
