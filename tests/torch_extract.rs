@@ -145,7 +145,8 @@ fn every_manifest_tensor_is_extracted_byte_identical() {
                 failures.push(format!("{file}: {key} differs"));
             }
             if g.shape != shape || g.torch_dtype.as_deref() != t["dtype"].as_str() {
-                failures.push(format!("{file}: {key} is {:?} {:?}, not {shape:?} {}", g.torch_dtype, g.shape, t["dtype"]));
+                failures
+                    .push(format!("{file}: {key} is {:?} {:?}, not {shape:?} {}", g.torch_dtype, g.shape, t["dtype"]));
             }
         }
     }
@@ -226,9 +227,10 @@ fn recipe_tensors_give_every_part() {
             parts += 1;
             let shape: Vec<u64> = want["shape"].as_array().expect("shape").iter().filter_map(Value::as_u64).collect();
             match got.get(key) {
-                Some(g) if Some(g.sha256.as_str()) == want["sha256"].as_str()
-                    && Some(g.descr.as_str()) == want["dtype"].as_str()
-                    && g.shape == shape => {}
+                Some(g)
+                    if Some(g.sha256.as_str()) == want["sha256"].as_str()
+                        && Some(g.descr.as_str()) == want["dtype"].as_str()
+                        && g.shape == shape => {}
                 Some(g) => failures.push(format!("{file}: {key} is {} {:?} {}", g.descr, g.shape, g.sha256)),
                 None => failures.push(format!("{file}: {key} missing")),
             }
@@ -247,10 +249,16 @@ fn recipe_nodes_say_what_the_parts_are() {
     let (doc, _) = extract_in(RECIPES, "qtensor_per_channel.pt");
     let q = &node(&doc, "q");
     assert_eq!((&q["torch_dtype"], &q["quantization"]["scheme"]), (&json!("qint8"), &json!("per_channel_affine")));
-    assert_eq!((&q["quantization"]["axis"], &q["quantization"]["scales"]["file"]), (&json!(0), &json!("arrays/q.scales.npy")));
+    assert_eq!(
+        (&q["quantization"]["axis"], &q["quantization"]["scales"]["file"]),
+        (&json!(0), &json!("arrays/q.scales.npy"))
+    );
     let (doc, _) = extract_in(RECIPES, "sparse_coo.pt");
     let s = node(&doc, "sparse_coo");
-    assert_eq!((&s["type"], &s["layout"], &s["shape"]), (&json!("sparse_tensor"), &json!("sparse_coo"), &json!([2, 3])));
+    assert_eq!(
+        (&s["type"], &s["layout"], &s["shape"]),
+        (&json!("sparse_tensor"), &json!("sparse_coo"), &json!([2, 3]))
+    );
     assert_eq!((&s["coalesced"], &s["indices"]["shape"]), (&json!(false), &json!([2, 3])));
     let (doc, _) = extract_in(RECIPES, "sparse_csr.pt");
     let s = node(&doc, "csr");

@@ -36,10 +36,10 @@ pub use diag::{
 };
 pub use format::{sniff, Format, SNIFF_BYTES};
 pub use readers::Peeked;
-pub use torch::{
-    parse_pid, storage_class, torch_dtype, After, Pid, PidClass, PidLayout, StorageRef, PickleSlot, StorageClass, StorageElem, TarSection, TorchDtype, TorchFault,
-    ZipKind, STORAGE_CLASSES, TORCH_DTYPES, UINT8,
-};
 #[cfg(test)]
 pub use torch::FLOAT32;
+pub use torch::{
+    parse_pid, storage_class, torch_dtype, After, PickleSlot, Pid, PidClass, PidLayout, StorageClass, StorageElem,
+    StorageRef, TarSection, TorchDtype, TorchFault, ZipKind, STORAGE_CLASSES, TORCH_DTYPES, UINT8,
+};
 pub use walk::{walk_file, Part, Walked, Walker};

@@ -57,9 +57,9 @@ pub(super) mod tar;
 pub(super) mod zip;
 
 pub use self::diag::{After, PickleSlot, TorchFault};
-pub use self::dtypes::{torch_dtype, TorchDtype, TORCH_DTYPES, UINT8};
 #[cfg(test)]
 pub use self::dtypes::FLOAT32;
+pub use self::dtypes::{torch_dtype, TorchDtype, TORCH_DTYPES, UINT8};
 pub use self::storage::{
     parse_pid, storage_class, Class as PidClass, Layout as PidLayout, Pid, StorageClass, StorageElem, StorageRef,
     STORAGE_CLASSES,

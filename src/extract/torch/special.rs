@@ -93,10 +93,7 @@ impl Emitter<'_, '_> {
                 m.insert("scale".into(), self.part(*scale, "scale", path));
                 m.insert("zero_point".into(), self.part(*zero_point, "zero_point", path));
             }
-            (
-                Some(s @ ("per_channel_affine" | "per_channel_affine_float_qparams")),
-                [_, scales, zero_points, axis],
-            ) => {
+            (Some(s @ ("per_channel_affine" | "per_channel_affine_float_qparams")), [_, scales, zero_points, axis]) => {
                 m.insert("scheme".into(), json!(s));
                 m.insert("scales".into(), self.part(*scales, "scales", path));
                 m.insert("zero_points".into(), self.part(*zero_points, "zero_points", path));
@@ -115,7 +112,8 @@ impl Emitter<'_, '_> {
             _ => return Err(TensorError::Arity),
         };
         let layout = self.layout(layout);
-        let layout = layout.ok_or_else(|| TensorError::Sparse("the layout is not _get_layout('torch.<layout>')".into()))?;
+        let layout =
+            layout.ok_or_else(|| TensorError::Sparse("the layout is not _get_layout('torch.<layout>')".into()))?;
         let items = self.tuple_items(data);
         let mut m = Map::new();
         m.insert("type".into(), json!("sparse_tensor"));

@@ -96,10 +96,7 @@ fn a_bad_tensor_is_its_own_kind_of_error() {
         _ => panic!("{e:?}"),
     }
     let e = errors("torch/zip_numel_exceeds_record.pt");
-    assert!(
-        matches!(&e[..], [TensorError::Storage(StorageError::ShortMember { size: 24, need: 4000, .. })]),
-        "{e:?}"
-    );
+    assert!(matches!(&e[..], [TensorError::Storage(StorageError::ShortMember { size: 24, need: 4000, .. })]), "{e:?}");
 }
 
 /// A protocol 2 pickle of `_rebuild_tensor_v2(persistent_load(pid),
