@@ -39,7 +39,7 @@ pub use readers::Peeked;
 #[cfg(test)]
 pub use torch::FLOAT32;
 pub use torch::{
-    parse_pid, storage_class, torch_dtype, After, PickleSlot, Pid, PidClass, PidLayout, StorageClass, StorageElem,
-    StorageRef, TarSection, TorchDtype, TorchFault, ZipKind, STORAGE_CLASSES, TORCH_DTYPES, UINT8,
+    parse_pid, storage_class, storage_class_of, torch_dtype, After, PickleSlot, Pid, PidClass, PidLayout, StorageClass,
+    StorageElem, StorageRef, TarSection, TorchDtype, TorchFault, ZipKind, STORAGE_CLASSES, TORCH_DTYPES, UINT8,
 };
 pub use walk::{walk_file, Part, Walked, Walker};

@@ -477,6 +477,8 @@ pub enum TensorError {
     Sparse(String),
     /// A nested tensor's parts are not what torch writes.
     Nested(String),
+    /// A legacy tar checkpoint has no readable tensor or storage record of this key.
+    TarRecord(String),
     /// Size and stride differ in length.
     RankMismatch,
     /// The size overflows.
@@ -515,6 +517,7 @@ impl fmt::Display for TensorError {
             Self::Quantizer(why) => write!(f, "quantized tensor: {why}"),
             Self::Sparse(why) => write!(f, "sparse tensor: {why}"),
             Self::Nested(why) => write!(f, "nested tensor: {why}"),
+            Self::TarRecord(key) => write!(f, "no readable tar checkpoint record {key:?}"),
             Self::RankMismatch => write!(f, "tensor size and stride differ in length"),
             Self::SizeOverflows => write!(f, "tensor size overflows"),
             Self::PastStorage { numel, offset } => {

@@ -206,6 +206,9 @@ impl Emitter<'_, '_> {
                 json!({"type": "computed_global", "module": m, "name": n})
             }
             Value::Persistent { pid } => {
+                if let Some(t) = self.tar_tensor(*pid, path) {
+                    return t.unwrap_or_else(|e| self.error(self.offset_of(id), e));
+                }
                 let pid = self.value(*pid, path);
                 json!({"type": "persistent", "pid": pid})
             }

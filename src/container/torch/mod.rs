@@ -61,8 +61,8 @@ pub use self::diag::{After, PickleSlot, TorchFault};
 pub use self::dtypes::FLOAT32;
 pub use self::dtypes::{torch_dtype, TorchDtype, TORCH_DTYPES, UINT8};
 pub use self::storage::{
-    parse_pid, storage_class, Class as PidClass, Layout as PidLayout, Pid, StorageClass, StorageElem, StorageRef,
-    STORAGE_CLASSES,
+    class_of as storage_class_of, parse_pid, storage_class, Class as PidClass, Layout as PidLayout, Pid, StorageClass,
+    StorageElem, StorageRef, STORAGE_CLASSES,
 };
 pub use self::tar::TarSection;
 pub use self::zip::ZipKind;

@@ -23,6 +23,7 @@
 
 mod special;
 mod storage;
+mod tar;
 #[cfg(test)]
 mod tests;
 
@@ -41,6 +42,7 @@ use crate::view::render::Renderer;
 use crate::vm::{Value, ValueId};
 
 pub(super) use storage::Slots;
+pub(super) use tar::TarIndex;
 
 /// The callables whose result is rebuilt here (the rest of the graph sees
 /// a tensor node, or an error node).
@@ -251,6 +253,33 @@ impl Emitter<'_, '_> {
         };
         let bytes = s.numel.checked_mul(unit).ok_or(TensorError::SizeOverflows)?;
         Ok(StorageAt { key: s.key, bytes, dtype })
+    }
+
+    /// A persistent id of a legacy tar checkpoint's `pickle` member: the
+    /// tensor of that key in the `tensors` member, its data in `storages`.
+    /// `None` for any other persistent id.
+    pub(super) fn tar_tensor(&mut self, pid: ValueId, path: &[Seg]) -> Option<Result<J, TensorError>> {
+        if self.member.as_deref() != Some("pickle") {
+            return None;
+        }
+        let index = self.ex.tar.as_ref()?;
+        let key = tar::key_text(self.a, pid)?;
+        let Some(t) = index.tensors.get(&key) else {
+            return Some(Err(TensorError::TarRecord(key)));
+        };
+        let Some(s) = index.storages.get(&t.storage) else {
+            return Some(Err(TensorError::TarRecord(t.storage.clone())));
+        };
+        let spec = TensorSpec {
+            key: t.storage.clone(),
+            storage_bytes: s.len,
+            offset: t.offset,
+            size: t.size.clone(),
+            stride: t.stride.clone(),
+            dtype: s.dtype,
+            requires_grad: false,
+        };
+        Some(self.dense(&spec, path))
     }
 
     /// Writes the view's contiguous data to `arrays/<path>.npy`: streamed

@@ -34,6 +34,15 @@ impl Emitter<'_, '_> {
         need: u64,
         f: impl FnOnce(&mut dyn Read) -> io::Result<T>,
     ) -> Result<T, StorageError> {
+        if let Some(s) = self.ex.tar.as_ref().filter(|_| self.member.as_deref() == Some("pickle")) {
+            let s = s.storages.get(key).ok_or_else(|| StorageError::NotInSection(key.to_string()))?;
+            if s.len < need {
+                return Err(StorageError::ShortSlot { key: key.to_string(), len: s.len, need });
+            }
+            let mut file = std::fs::File::open(&self.ex.file)?;
+            file.seek(io::SeekFrom::Start(s.at))?;
+            return Ok(f(&mut io::BufReader::new(file).take(s.len))?);
+        }
         if self.in_legacy() {
             let slots = self.legacy_slots()?;
             let &(at, len) = slots.get(key).ok_or_else(|| StorageError::NotInSection(key.to_string()))?;

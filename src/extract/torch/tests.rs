@@ -237,3 +237,30 @@ fn a_v3_tensor_takes_its_dtype_from_the_table() {
     let e = errs(v3_pickle("torch.uint16", 6, &[4]), "v3-past");
     assert_eq!(e, ["tensor reads past its storage of 3 elements (offset 0)"]);
 }
+
+#[test]
+fn legacy_tar_tensors_come_from_the_tensors_and_storages_members() {
+    // fixtures_torch.py TAR_TENSORS: w = float32 0..5 as (2, 3), b = int64 [75, -2, 3];
+    // the hostile one computes the first storage's location with os.system (never run).
+    for file in ["torch/tar_state_dict.tar", "torch/tar_storages_os_system.tar"] {
+        let (ex, out) = extract(&fixture(file), "torch-tar");
+        assert!(ex.errors.is_empty(), "{file}: {:?}", ex.errors);
+        let p = ex.doc["pickles"].as_array().expect("pickles").iter().find(|p| p["member"] == "pickle");
+        let items = &p.expect("the pickle member")["root"]["dictitems"]["items"];
+        assert_eq!(data_of(&out, &items["w"], "<f4", "(2, 3)"), f32s(&[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]), "{file}");
+        let b = data_of(&out, &items["b"], "<i8", "(3,)");
+        assert_eq!(b, [75i64, -2, 3].iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>(), "{file}");
+    }
+}
+
+#[test]
+fn a_tar_key_with_no_record_is_an_error() {
+    // The tensors member's first header names key 94011812350000; cut its
+    // storage out of the index by renaming the key in the pickle member.
+    let mut data = std::fs::read(fixture("torch/tar_state_dict.tar")).expect("fixture");
+    let at = data.windows(14).position(|w| w == b"94011812350000").expect("key in the pickle member");
+    data[at + 13] = b'9';
+    let (ex, _out) = extract_bytes(&data, "torch-tar-missing");
+    let e: Vec<String> = ex.errors.iter().map(|e| e.error.to_string()).collect();
+    assert_eq!(e, ["no readable tar checkpoint record \"94011812350009\""]);
+}
