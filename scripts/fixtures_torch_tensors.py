@@ -19,7 +19,9 @@ scripts/fixtures_torch.py (miniz layout, FORMATS.md §4.1) whose data.pkl is the
               torch.serialization._get_layout('torch.sparse_coo') (torch/serialization.py registers
               that reduction for torch.layout with copyreg);
 * nested:     torch._utils._rebuild_nested_tensor(values, nested_sizes, nested_strides,
-              storage_offsets), all four plain tensors.
+              storage_offsets), all four plain tensors;
+* state:      torch._tensor._rebuild_from_type_v2(_rebuild_tensor_v2, torch.Tensor, v2_args,
+              {'note': 'x'}), what Tensor.__reduce_ex__ returns for a tensor with attributes.
 
 Every plain tensor inside is `_rebuild_tensor_v2` exactly as fixtures_torch.tensor() writes
 it; the generator checks that opcode sequence against the first tensor of the real
@@ -191,6 +193,29 @@ def nested_tensor() -> Pickle:
     return p
 
 
+def tensor_with_state() -> Pickle:
+    """t = torch.ones(3); t.note = 'x': Tensor.__reduce_ex__ returns
+    (_rebuild_from_type_v2, (_rebuild_tensor_v2, torch.Tensor, v2_args, {'note': 'x'}))."""
+    p = Pickle()
+    ordered_dict(p.e)
+    p.e.mark().binunicode("t")
+    p.e.global_("torch._tensor", "_rebuild_from_type_v2").mark()
+    p.e.global_("torch._utils", "_rebuild_tensor_v2").global_("torch", "Tensor")
+    a = np.ones(3, dtype="<f4")
+    p.e.mark()
+    storage_pid(p.e, "FloatStorage", p.storage(a), 3, legacy=False)
+    int_(p.e, 0)
+    small_tuple(p.e, (3,))
+    small_tuple(p.e, (1,))
+    p.e.newfalse()
+    ordered_dict(p.e)
+    p.e.tuple_()
+    p.e.empty_dict().binunicode("note").binunicode("x").setitem()
+    p.e.tuple_().reduce()
+    p.expect("t", a)
+    return p
+
+
 def shape_of_ops(data: bytes, start: int) -> list[str]:
     """Opcode names of the `_rebuild_tensor_v2` call at `start` up to its REDUCE, memo ops
     dropped and memo gets taken as the value they fetch would be written (any push)."""
@@ -222,7 +247,8 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     expected = {}
     for name, make in [("quantized_per_tensor", quantized_per_tensor), ("qtensor_per_channel", quantized_per_channel),
-                       ("sparse_coo", sparse_coo), ("sparse_csr", sparse_csr), ("nested_tensor", nested_tensor)]:
+                       ("sparse_coo", sparse_coo), ("sparse_csr", sparse_csr), ("nested_tensor", nested_tensor),
+                       ("tensor_state", tensor_with_state)]:
         p = make()
         data = checkpoint(name, p.done(), p.storages)
         with zipfile.ZipFile(io.BytesIO(data)) as z:

@@ -237,7 +237,7 @@ fn recipe_tensors_give_every_part() {
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
-    assert_eq!((expected.len(), parts), (5, 14));
+    assert_eq!((expected.len(), parts), (6, 15));
 }
 
 #[test]
@@ -266,4 +266,8 @@ fn recipe_nodes_say_what_the_parts_are() {
     let (doc, _) = extract_in(RECIPES, "nested_tensor.pt");
     let n = node(&doc, "nested");
     assert_eq!((&n["type"], &n["values"]["shape"]), (&json!("nested_tensor"), &json!([18])));
+    let (doc, _) = extract_in(RECIPES, "tensor_state.pt");
+    let t = node(&doc, "t");
+    assert_eq!((&t["type"], &t["class"]), (&json!("tensor"), &json!("torch.Tensor")));
+    assert_eq!(t["state"], json!({"type": "dict", "items": {"note": "x"}}));
 }

@@ -477,6 +477,8 @@ pub enum TensorError {
     Sparse(String),
     /// A nested tensor's parts are not what torch writes.
     Nested(String),
+    /// `_rebuild_from_type_v2` whose parts are not what torch writes.
+    Subclass(String),
     /// A legacy tar checkpoint has no readable tensor or storage record of this key.
     TarRecord(String),
     /// Size and stride differ in length.
@@ -517,6 +519,7 @@ impl fmt::Display for TensorError {
             Self::Quantizer(why) => write!(f, "quantized tensor: {why}"),
             Self::Sparse(why) => write!(f, "sparse tensor: {why}"),
             Self::Nested(why) => write!(f, "nested tensor: {why}"),
+            Self::Subclass(why) => write!(f, "tensor subclass: {why}"),
             Self::TarRecord(key) => write!(f, "no readable tar checkpoint record {key:?}"),
             Self::RankMismatch => write!(f, "tensor size and stride differ in length"),
             Self::SizeOverflows => write!(f, "tensor size overflows"),

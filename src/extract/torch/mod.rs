@@ -10,7 +10,8 @@
 //!   (float8, uint16/32/64, ...): a `torch.storage.UntypedStorage` counted in
 //!   bytes, the dtype a `torch.<dtype>` global;
 //! - `_rebuild_parameter[_with_state](data, requires_grad, hooks[, state])`;
-//! - quantized, sparse and nested tensors ([`special`]).
+//! - quantized, sparse and nested tensors, and a tensor with Python state
+//!   or of a subclass ([`special`]).
 //!
 //! The persistent id is read by the scanner's own reader
 //! ([`crate::container::parse_pid`]) against the one table of storage
@@ -55,6 +56,7 @@ pub(super) const REBUILDS: &[&str] = &[
     "torch._utils._rebuild_qtensor",
     "torch._utils._rebuild_sparse_tensor",
     "torch._utils._rebuild_nested_tensor",
+    "torch._tensor._rebuild_from_type_v2",
 ];
 
 /// Characters of a value shown in a persistent-id message.
@@ -136,6 +138,7 @@ impl Emitter<'_, '_> {
             "_rebuild_qtensor" => self.qtensor(args, path),
             "_rebuild_sparse_tensor" => self.sparse(args, path),
             "_rebuild_nested_tensor" => self.nested(args, path),
+            "_rebuild_from_type_v2" => self.from_type(args, path),
             v => {
                 let t = self.tensor_spec(args, v == "_rebuild_tensor_v3")?;
                 self.dense(&t, path)

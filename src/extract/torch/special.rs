@@ -17,6 +17,11 @@
 //!   `nested_tensor` node with the flat buffer and the three metadata
 //!   tensors.
 //!
+//! - `torch._tensor._rebuild_from_type_v2(func, new_type, args, state)`:
+//!   a tensor with Python attributes (`state`) or of a `Tensor` subclass
+//!   (`new_type`), `func(*args)` being one of the rebuilds above: its node
+//!   with `"class"` and `"state"` added.
+//!
 //! Each part is a value of the graph like any other (a tensor node, shared
 //! when the pickle shares it); its path step is its key in the node.
 
@@ -156,5 +161,22 @@ impl Emitter<'_, '_> {
             m.insert(name.into(), node);
         }
         Ok(J::Object(m))
+    }
+
+    /// `_rebuild_from_type_v2(func, new_type, args, state)`.
+    pub(super) fn from_type(&mut self, args: ValueId, path: &mut Vec<Seg>) -> Result<J, TensorError> {
+        let [func, new_type, inner, state] = self.tuple_items(args) else { return Err(TensorError::Arity) };
+        let func = self.global_name(*func).filter(|f| super::REBUILDS.contains(&f.as_str()));
+        let Some(func) = func.filter(|f| f != "torch._tensor._rebuild_from_type_v2") else {
+            return Err(TensorError::Subclass("the rebuild function is not a tensor rebuild".into()));
+        };
+        let mut node = self.tensor(&func, *inner, path)?;
+        if let J::Object(m) = &mut node {
+            let class = self.global_name(*new_type);
+            m.insert("class".into(), json!(class));
+            let state = self.part(*state, "__state__", path);
+            m.insert("state".into(), state);
+        }
+        Ok(node)
     }
 }
