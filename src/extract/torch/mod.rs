@@ -138,7 +138,7 @@ impl Emitter<'_, '_> {
             "_rebuild_qtensor" => self.qtensor(args, path),
             "_rebuild_sparse_tensor" => self.sparse(args, path),
             "_rebuild_nested_tensor" => self.nested(args, path),
-            "_rebuild_from_type_v2" => self.from_type(args, path),
+            "_rebuild_from_type_v2" => self.with_type(args, path),
             v => {
                 let t = self.tensor_spec(args, v == "_rebuild_tensor_v3")?;
                 self.dense(&t, path)

@@ -164,7 +164,7 @@ impl Emitter<'_, '_> {
     }
 
     /// `_rebuild_from_type_v2(func, new_type, args, state)`.
-    pub(super) fn from_type(&mut self, args: ValueId, path: &mut Vec<Seg>) -> Result<J, TensorError> {
+    pub(super) fn with_type(&mut self, args: ValueId, path: &mut Vec<Seg>) -> Result<J, TensorError> {
         let [func, new_type, inner, state] = self.tuple_items(args) else { return Err(TensorError::Arity) };
         let func = self.global_name(*func).filter(|f| super::REBUILDS.contains(&f.as_str()));
         let Some(func) = func.filter(|f| f != "torch._tensor._rebuild_from_type_v2") else {
