@@ -22,7 +22,7 @@ use crate::container::{storage_class_of, PidClass, StorageElem, TorchDtype, Walk
 use crate::limits::{MAX_TORCH_PICKLE_BYTES, MAX_TORCH_STORAGES, MAX_TORCH_TENSOR_DIMS};
 use crate::pickle::opcodes::Opcode;
 use crate::pickle::reader::OpReader;
-use crate::pickle::source::ReadSource;
+use crate::pickle::source::{ByteSource, ReadSource, SliceSource};
 use crate::view::render::Renderer;
 use crate::vm::{Analysis, ValueId};
 
@@ -80,7 +80,7 @@ impl TarIndex {
         let base = *offsets.get("storages")?;
         for p in storages.analysis.pickles.iter().skip(1).take(MAX_TORCH_STORAGES) {
             let Some(root) = p.root else { break };
-            let Some(end) = pickle_end(file, base + p.start) else { break };
+            let Some(end) = pickle_end(&mut f, base + p.start) else { break };
             if let Some((key, s)) = storage_record(&storages.analysis, root, &mut f, end) {
                 index.storages.entry(key).or_insert(s);
             }
@@ -88,7 +88,7 @@ impl TarIndex {
         let base = *offsets.get("tensors")?;
         for p in tensors.analysis.pickles.iter().skip(1).take(MAX_TORCH_STORAGES) {
             let Some(root) = p.root else { break };
-            let Some(end) = pickle_end(file, base + p.start) else { break };
+            let Some(end) = pickle_end(&mut f, base + p.start) else { break };
             if let Some((key, t)) = tensor_record(&tensors.analysis, root, &mut f, end) {
                 index.tensors.entry(key).or_insert(t);
             }
@@ -97,13 +97,27 @@ impl TarIndex {
     }
 }
 
+/// Bytes of a header pickle read at once: torch's are a few dozen.
+const HEADER_WINDOW: usize = 512;
+
 /// The file offset just past the `STOP` of the pickle at `at`, read
-/// opcode by opcode, at most [`MAX_TORCH_PICKLE_BYTES`] on.
-fn pickle_end(file: &Path, at: u64) -> Option<u64> {
-    let mut f = std::fs::File::open(file).ok()?;
+/// opcode by opcode: from a small window first, then (a long header) from
+/// the file, at most [`MAX_TORCH_PICKLE_BYTES`] on.
+fn pickle_end(f: &mut std::fs::File, at: u64) -> Option<u64> {
     f.seek(io::SeekFrom::Start(at)).ok()?;
+    let mut window = Vec::with_capacity(HEADER_WINDOW);
+    f.by_ref().take(HEADER_WINDOW as u64).read_to_end(&mut window).ok()?;
+    if let Some(end) = stop_end(OpReader::new(SliceSource::new(&window, at))) {
+        return Some(end);
+    }
+    let mut g = f.try_clone().ok()?;
+    g.seek(io::SeekFrom::Start(at)).ok()?;
     let limit = MAX_TORCH_PICKLE_BYTES as u64;
-    let mut ops = OpReader::new(ReadSource::with_base(f, at, Some(limit)));
+    stop_end(OpReader::new(ReadSource::with_base(g, at, Some(limit))))
+}
+
+/// The end of the first `STOP` an opcode reader meets.
+fn stop_end<S: ByteSource>(mut ops: OpReader<S>) -> Option<u64> {
     while let Ok(Some(op)) = ops.next_op() {
         if op.opcode == Opcode::Stop {
             return Some(op.end);
