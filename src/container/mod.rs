@@ -36,7 +36,10 @@ pub use diag::{
 };
 pub use format::{sniff, Format, SNIFF_BYTES};
 pub use readers::Peeked;
+#[cfg(test)]
+pub use torch::FLOAT32;
 pub use torch::{
-    storage_class, After, PickleSlot, StorageClass, StorageElem, TarSection, TorchFault, ZipKind, STORAGE_CLASSES,
+    parse_pid, storage_class, storage_class_of, torch_dtype, After, PickleSlot, Pid, PidClass, PidLayout, StorageClass,
+    StorageElem, StorageRef, TarSection, TorchDtype, TorchFault, ZipKind, STORAGE_CLASSES, TORCH_DTYPES, UINT8,
 };
 pub use walk::{walk_file, Part, Walked, Walker};

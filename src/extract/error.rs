@@ -464,19 +464,23 @@ pub enum TensorError {
     Offset,
     /// The storage is not a persistent id.
     NotPersistent,
-    /// The persistent id is not `('storage', class, key, location, numel)`.
-    PidNotTuple,
-    /// The storage class is not a global.
-    ClassNotGlobal,
-    /// A storage class with no known element type.
-    UnknownClass {
-        /// The class's module.
-        module: String,
-        /// The class's name.
-        name: String,
-    },
-    /// The storage key is not a string or its size not a non-negative integer.
-    KeyOrSize,
+    /// The persistent id is not one `torch.load`'s `persistent_load`
+    /// takes for a storage: why.
+    BadPid(String),
+    /// A storage class that is not one of the table's (module and name).
+    UnknownClass(String),
+    /// A dtype argument that is not a `torch.<dtype>` of the table.
+    UnknownDtype(String),
+    /// A quantized tensor's parameters are not a known scheme.
+    Quantizer(String),
+    /// A sparse tensor's layout or parts are not what torch writes.
+    Sparse(String),
+    /// A nested tensor's parts are not what torch writes.
+    Nested(String),
+    /// `_rebuild_from_type_v2` whose parts are not what torch writes.
+    Subclass(String),
+    /// A legacy tar checkpoint has no readable tensor or storage record of this key.
+    TarRecord(String),
     /// Size and stride differ in length.
     RankMismatch,
     /// The size overflows.
@@ -509,10 +513,14 @@ impl fmt::Display for TensorError {
             Self::SizeOrStride => write!(f, "tensor size or stride is not a tuple of integers"),
             Self::Offset => write!(f, "tensor storage offset is not a non-negative integer"),
             Self::NotPersistent => write!(f, "tensor storage is not a persistent id"),
-            Self::PidNotTuple => write!(f, "storage persistent id is not a 5-tuple"),
-            Self::ClassNotGlobal => write!(f, "storage class is not a global"),
-            Self::UnknownClass { module, name } => write!(f, "unknown storage class {module}.{name}"),
-            Self::KeyOrSize => write!(f, "storage key or size is malformed"),
+            Self::BadPid(why) => write!(f, "storage persistent id: {why}"),
+            Self::UnknownClass(name) => write!(f, "unknown storage class {name}"),
+            Self::UnknownDtype(name) => write!(f, "unknown tensor dtype {name}"),
+            Self::Quantizer(why) => write!(f, "quantized tensor: {why}"),
+            Self::Sparse(why) => write!(f, "sparse tensor: {why}"),
+            Self::Nested(why) => write!(f, "nested tensor: {why}"),
+            Self::Subclass(why) => write!(f, "tensor subclass: {why}"),
+            Self::TarRecord(key) => write!(f, "no readable tar checkpoint record {key:?}"),
             Self::RankMismatch => write!(f, "tensor size and stride differ in length"),
             Self::SizeOverflows => write!(f, "tensor size overflows"),
             Self::PastStorage { numel, offset } => {
@@ -556,8 +564,8 @@ pub enum StorageError {
         key: String,
         /// Bytes in the slot.
         len: u64,
-        /// Elements the storage declares.
-        numel: u64,
+        /// Bytes the storage declares.
+        need: u64,
     },
     /// The pickle is nested (in an archive or a compressed stream), where
     /// storages are not looked up.
@@ -579,8 +587,8 @@ pub enum StorageError {
         member: String,
         /// Its size in bytes.
         size: u64,
-        /// Elements the storage declares.
-        numel: u64,
+        /// Bytes the storage declares.
+        need: u64,
     },
     /// The storage holds fewer bytes than it declared.
     CutShort,
@@ -610,15 +618,15 @@ impl fmt::Display for StorageError {
             Self::SizeOverflows => write!(f, "storage size overflows"),
             Self::Io(e) => e.fmt(f),
             Self::NotInSection(key) => write!(f, "storage {key:?} is not in the storage section"),
-            Self::ShortSlot { key, len, numel } => {
-                write!(f, "storage {key:?} holds {len} bytes, fewer than {numel} elements")
+            Self::ShortSlot { key, len, need } => {
+                write!(f, "storage {key:?} holds {len} bytes, fewer than the {need} it declares")
             }
             Self::Nested => write!(f, "tensor data is read from zip and legacy checkpoints only, not nested ones"),
             Self::OpenCheckpoint(e) => write!(f, "cannot open checkpoint: {e}"),
             Self::OpenZip(e) => write!(f, "cannot open checkpoint: {e}"),
             Self::Member { member, error } => write!(f, "{member}: {error}"),
-            Self::ShortMember { member, size, numel } => {
-                write!(f, "{member} holds {size} bytes, fewer than {numel} elements")
+            Self::ShortMember { member, size, need } => {
+                write!(f, "{member} holds {size} bytes, fewer than the {need} its storage declares")
             }
             Self::CutShort => write!(f, "storage cut short"),
             Self::GatherTooBig => write!(f, "reordering more than MAX_GATHER_BYTES ({MAX_GATHER_BYTES})"),

@@ -206,6 +206,9 @@ impl Emitter<'_, '_> {
                 json!({"type": "computed_global", "module": m, "name": n})
             }
             Value::Persistent { pid } => {
+                if let Some(t) = self.tar_tensor(*pid, path) {
+                    return t.unwrap_or_else(|e| self.error(self.offset_of(id), e));
+                }
                 let pid = self.value(*pid, path);
                 json!({"type": "persistent", "pid": pid})
             }
@@ -280,10 +283,7 @@ impl Emitter<'_, '_> {
             {
                 return self.builtin_value(name, args, path)
             }
-            "torch._utils._rebuild_tensor_v2"
-            | "torch._utils._rebuild_tensor"
-            | "torch._utils._rebuild_parameter"
-            | "torch._utils._rebuild_parameter_with_state" => self.tensor(name, args, path).map_err(Into::into),
+            _ if super::torch::REBUILDS.contains(&name) => self.tensor(name, args, path).map_err(Into::into),
             _ => return None,
         };
         Some(result.unwrap_or_else(|e| self.error(at, e)))

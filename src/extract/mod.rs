@@ -129,6 +129,7 @@ pub fn extract_file_with(
     let mut walker = Walker::with_sink(store.clone());
     walker.seekable(file.try_clone()?, Some(size), None);
     let walked = walker.finish();
+    let tar = torch::TarIndex::read(&walked, path);
     let mut ex = Extraction {
         store: store.clone(),
         file: path.to_path_buf(),
@@ -136,6 +137,7 @@ pub fn extract_file_with(
         errors: Vec::new(),
         nodes: 0,
         zip: None,
+        tar,
     };
     let pickles = ex.pickles(&walked, policy);
     ex.npz_members(&walked, &mut file);
@@ -161,6 +163,8 @@ struct Extraction {
     errors: Vec<ValueError>,
     nodes: usize,
     zip: Option<zip::ZipArchive<std::fs::File>>,
+    /// The tensors and storages of a legacy tar PyTorch checkpoint.
+    tar: Option<torch::TarIndex>,
 }
 
 impl Extraction {

@@ -49,6 +49,7 @@
 //! declared size.
 
 pub(super) mod diag;
+mod dtypes;
 mod held;
 pub(super) mod legacy;
 mod storage;
@@ -56,7 +57,13 @@ pub(super) mod tar;
 pub(super) mod zip;
 
 pub use self::diag::{After, PickleSlot, TorchFault};
-pub use self::storage::{storage_class, StorageClass, StorageElem, STORAGE_CLASSES};
+#[cfg(test)]
+pub use self::dtypes::FLOAT32;
+pub use self::dtypes::{torch_dtype, TorchDtype, TORCH_DTYPES, UINT8};
+pub use self::storage::{
+    class_of as storage_class_of, parse_pid, storage_class, Class as PidClass, Layout as PidLayout, Pid, StorageClass,
+    StorageElem, StorageRef, STORAGE_CLASSES,
+};
 pub use self::tar::TarSection;
 pub use self::zip::ZipKind;
 

@@ -3,6 +3,7 @@
 //! persistent id read as `torch.load`'s `persistent_load` reads it.
 
 use super::diag::TorchFault;
+use super::dtypes::{self as d, TorchDtype};
 use crate::view::render::{global_name, Renderer};
 use crate::vm::{Analysis, BlobView, Value, ValueId};
 
@@ -11,13 +12,8 @@ use crate::vm::{Analysis, BlobView, Value, ValueId};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StorageElem {
     /// A typed legacy class (`torch.FloatStorage`, `torch.cuda.HalfStorage`):
-    /// `cls.dtype` is this torch dtype, of this many bytes.
-    Typed {
-        /// The torch dtype's name (`float32`).
-        dtype: &'static str,
-        /// Bytes per element, `torch._utils._element_size(cls.dtype)`.
-        size: u64,
-    },
+    /// `cls.dtype` is this torch dtype (of [`super::TORCH_DTYPES`]).
+    Typed(&'static TorchDtype),
     /// `UntypedStorage`: bytes. `torch.save` names it for tensors whose dtype
     /// has no typed class (float8, uint16/32/64; `_rebuild_tensor_v3` takes
     /// the dtype as a separate argument), with the count in bytes. The zip
@@ -42,8 +38,8 @@ pub struct StorageClass {
 }
 
 /// Shorthand for a typed entry of [`STORAGE_CLASSES`].
-const fn typed(module: &'static str, name: &'static str, dtype: &'static str, size: u64) -> StorageClass {
-    StorageClass { module, name, elem: StorageElem::Typed { dtype, size } }
+const fn typed(module: &'static str, name: &'static str, dtype: &'static TorchDtype) -> StorageClass {
+    StorageClass { module, name, elem: StorageElem::Typed(dtype) }
 }
 
 /// Every storage class torch 2.11's weights-only unpickler admits
@@ -54,35 +50,35 @@ const fn typed(module: &'static str, name: &'static str, dtype: &'static str, si
 /// the full unpickler resolves. The one table of them: the persistent-id
 /// checks and extraction's tensors both use it.
 pub const STORAGE_CLASSES: &[StorageClass] = &[
-    typed("torch", "DoubleStorage", "float64", 8),
-    typed("torch", "FloatStorage", "float32", 4),
-    typed("torch", "HalfStorage", "float16", 2),
-    typed("torch", "BFloat16Storage", "bfloat16", 2),
-    typed("torch", "LongStorage", "int64", 8),
-    typed("torch", "IntStorage", "int32", 4),
-    typed("torch", "ShortStorage", "int16", 2),
-    typed("torch", "CharStorage", "int8", 1),
-    typed("torch", "ByteStorage", "uint8", 1),
-    typed("torch", "BoolStorage", "bool", 1),
-    typed("torch", "ComplexFloatStorage", "complex64", 8),
-    typed("torch", "ComplexDoubleStorage", "complex128", 16),
-    typed("torch", "QInt8Storage", "qint8", 1),
-    typed("torch", "QUInt8Storage", "quint8", 1),
-    typed("torch", "QInt32Storage", "qint32", 4),
-    typed("torch", "QUInt4x2Storage", "quint4x2", 1),
-    typed("torch", "QUInt2x4Storage", "quint2x4", 1),
-    typed("torch.cuda", "DoubleStorage", "float64", 8),
-    typed("torch.cuda", "FloatStorage", "float32", 4),
-    typed("torch.cuda", "HalfStorage", "float16", 2),
-    typed("torch.cuda", "BFloat16Storage", "bfloat16", 2),
-    typed("torch.cuda", "LongStorage", "int64", 8),
-    typed("torch.cuda", "IntStorage", "int32", 4),
-    typed("torch.cuda", "ShortStorage", "int16", 2),
-    typed("torch.cuda", "CharStorage", "int8", 1),
-    typed("torch.cuda", "ByteStorage", "uint8", 1),
-    typed("torch.cuda", "BoolStorage", "bool", 1),
-    typed("torch.cuda", "ComplexFloatStorage", "complex64", 8),
-    typed("torch.cuda", "ComplexDoubleStorage", "complex128", 16),
+    typed("torch", "DoubleStorage", &d::FLOAT64),
+    typed("torch", "FloatStorage", &d::FLOAT32),
+    typed("torch", "HalfStorage", &d::FLOAT16),
+    typed("torch", "BFloat16Storage", &d::BFLOAT16),
+    typed("torch", "LongStorage", &d::INT64),
+    typed("torch", "IntStorage", &d::INT32),
+    typed("torch", "ShortStorage", &d::INT16),
+    typed("torch", "CharStorage", &d::INT8),
+    typed("torch", "ByteStorage", &d::UINT8),
+    typed("torch", "BoolStorage", &d::BOOL),
+    typed("torch", "ComplexFloatStorage", &d::COMPLEX64),
+    typed("torch", "ComplexDoubleStorage", &d::COMPLEX128),
+    typed("torch", "QInt8Storage", &d::QINT8),
+    typed("torch", "QUInt8Storage", &d::QUINT8),
+    typed("torch", "QInt32Storage", &d::QINT32),
+    typed("torch", "QUInt4x2Storage", &d::QUINT4X2),
+    typed("torch", "QUInt2x4Storage", &d::QUINT2X4),
+    typed("torch.cuda", "DoubleStorage", &d::FLOAT64),
+    typed("torch.cuda", "FloatStorage", &d::FLOAT32),
+    typed("torch.cuda", "HalfStorage", &d::FLOAT16),
+    typed("torch.cuda", "BFloat16Storage", &d::BFLOAT16),
+    typed("torch.cuda", "LongStorage", &d::INT64),
+    typed("torch.cuda", "IntStorage", &d::INT32),
+    typed("torch.cuda", "ShortStorage", &d::INT16),
+    typed("torch.cuda", "CharStorage", &d::INT8),
+    typed("torch.cuda", "ByteStorage", &d::UINT8),
+    typed("torch.cuda", "BoolStorage", &d::BOOL),
+    typed("torch.cuda", "ComplexFloatStorage", &d::COMPLEX64),
+    typed("torch.cuda", "ComplexDoubleStorage", &d::COMPLEX128),
     StorageClass { module: "torch.storage", name: "UntypedStorage", elem: StorageElem::Bytes },
     StorageClass { module: "torch", name: "UntypedStorage", elem: StorageElem::Bytes },
     StorageClass { module: "torch.storage", name: "TypedStorage", elem: StorageElem::NoDtype },
@@ -100,7 +96,7 @@ pub(super) fn root(a: &Analysis, index: usize) -> Option<ValueId> {
 
 /// What a persistent id's storage class is.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Class {
+pub enum Class {
     /// A storage class of [`STORAGE_CLASSES`].
     Known(&'static StorageClass),
     /// A `torch` global named `*Storage` that pkinspect does not know.
@@ -110,7 +106,7 @@ pub(super) enum Class {
 }
 
 /// The storage class at `id`.
-pub(super) fn class_of(a: &Analysis, id: ValueId, r: &Renderer<'_>) -> Class {
+pub fn class_of(a: &Analysis, id: ValueId, r: &Renderer<'_>) -> Class {
     match a.value(id) {
         Value::Global(g) => match storage_class(&g.module, &g.name) {
             Some(c) => Class::Known(c),
@@ -127,9 +123,9 @@ impl Class {
     /// Bytes per counted element as `torch.save` writes the storage (an
     /// `UntypedStorage` is counted in bytes), or why the storage cannot be
     /// measured.
-    pub(super) fn size(&self) -> Result<u64, TorchFault> {
+    pub fn size(&self) -> Result<u64, TorchFault> {
         match self {
-            Class::Known(StorageClass { elem: StorageElem::Typed { size, .. }, .. }) => Ok(*size),
+            Class::Known(StorageClass { elem: StorageElem::Typed(dtype), .. }) => Ok(dtype.size),
             Class::Known(StorageClass { elem: StorageElem::Bytes, .. }) => Ok(1),
             Class::Known(c @ StorageClass { elem: StorageElem::NoDtype, .. }) => {
                 Err(TorchFault::NoClassDtype { class: global_name(c.module, c.name) })
@@ -142,7 +138,7 @@ impl Class {
     /// Why a loader of this layout cannot use the class although its size
     /// is known: the legacy loaders read `cls.dtype`, which `UntypedStorage`
     /// has not.
-    pub(super) fn refused(&self, layout: Layout) -> Option<TorchFault> {
+    pub fn refused(&self, layout: Layout) -> Option<TorchFault> {
         match (self, layout) {
             (Class::Known(c @ StorageClass { elem: StorageElem::Bytes, .. }), Layout::Legacy) => {
                 Some(TorchFault::UntypedInLegacy { class: global_name(c.module, c.name) })
@@ -152,14 +148,14 @@ impl Class {
     }
 
     /// Every reason torch.load cannot use this class in this layout.
-    pub(super) fn problem(&self, layout: Layout) -> Option<TorchFault> {
+    pub fn problem(&self, layout: Layout) -> Option<TorchFault> {
         self.size().err().or_else(|| self.refused(layout))
     }
 }
 
 /// Which persistent-id layout a loader expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Layout {
+pub enum Layout {
     /// `('storage', cls, key, location, numel)`.
     Zip,
     /// `('storage', cls, key, location, numel, view_metadata)` or
@@ -169,19 +165,25 @@ pub(super) enum Layout {
 
 /// A storage a persistent id names.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct StorageRef {
-    pub(super) key: String,
-    pub(super) class: Class,
-    pub(super) numel: u64,
+pub struct StorageRef {
+    /// The storage's key (record `data/<key>`, or its slot in a legacy section).
+    pub key: String,
+    /// Its class.
+    pub class: Class,
+    /// Its count, in the class's elements (bytes for `UntypedStorage`).
+    pub numel: u64,
 }
 
 /// A persistent id, read as the torch loader reads it.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Pid {
+pub enum Pid {
+    /// A storage.
     Storage(StorageRef),
     /// A legacy `nn.Module` class with its source text.
     Module {
+        /// The class, shown.
         class: String,
+        /// The source file named, shown.
         file: String,
         /// Length of the source in bytes, and its first non-empty line.
         source: Option<(u64, String)>,
@@ -191,7 +193,7 @@ pub(super) enum Pid {
 }
 
 /// Reads persistent id `pid` as a loader of `layout` does.
-pub(super) fn parse_pid(a: &Analysis, pid: ValueId, layout: Layout, r: &Renderer<'_>) -> Pid {
+pub fn parse_pid(a: &Analysis, pid: ValueId, layout: Layout, r: &Renderer<'_>) -> Pid {
     let shown = || r.expr(pid);
     let Some(items) = a.tuple(pid) else {
         return Pid::Bad(TorchFault::PidNotTuple { shown: shown() });

@@ -334,8 +334,8 @@ mod tests {
     fn every_storage_class_of_torch_is_checked_in_a_zip() {
         for c in STORAGE_CLASSES {
             let w = match c.elem {
-                StorageElem::Typed { size, .. } => {
-                    let record = vec![0u8; 3 * size as usize];
+                StorageElem::Typed(dtype) => {
+                    let record = vec![0u8; 3 * dtype.size as usize];
                     let ok = checkpoint(c.module, c.name, 3, &record);
                     assert_eq!(note_rules(&ok), Vec::<&str>::new(), "{c:?}: {:?}", ok.notes);
                     checkpoint(c.module, c.name, 3, &record[1..])
