@@ -410,6 +410,11 @@ def build() -> list[dict]:
         "torch.save(state_dict) layout (torch >= 1.6 zip): float32 'w' (2,3), int64 'b', float16 'h', bfloat16 "
         "'bf', a view at storage offset 2 of storage 4, and 't', a transpose sharing storage 0. data/1 starts "
         "with the byte 'K' and data/3 with a valid zlib header: raw storages must not be read as pickles.")
+    add("pytorch_model_v2_best.pt", checkpoint("pytorch_model_v2_best", state_dict_pickle(), STATE_DATA), "benign",
+        [], "zip_state_dict.pt under a 21-character archive name: its first central directory entry is 76 "
+        "bytes long, as long as the ZIP64 records torch writes before the end record, which zip 9.4's offset "
+        "detection then mistakes for the directory's start (it refuses the archive); pkinspect opens it at "
+        "offset 0 as zipfile and torch do.")
     add("zip_whole_module.pt",
         checkpoint("zip_whole_module", linear_module_pickle(), {"0": f32(*range(6)), "1": f32(0.5, -0.5)}),
         "benign", [],

@@ -28,7 +28,7 @@ mod readers;
 pub mod tar;
 mod torch;
 mod walk;
-mod zip;
+pub(crate) mod zip;
 
 pub use diag::{
     ArchiveFault, Bomb, CompanionFault, Disagreement, FaultKind, HeaderError, Limit, Note, Polyglot, Problem,

@@ -42,7 +42,8 @@ fn zip_behind<R: Read + Seek + Input>(w: &mut Walker, r: &mut R, at: &Layer) {
     if r.seek(io::SeekFrom::Start(0)).is_err() {
         return;
     }
-    let Ok(archive) = ::zip::ZipArchive::new(ByRef(&mut *r)) else { return };
+    let config = super::zip::config_for(r);
+    let Ok(archive) = ::zip::ZipArchive::with_config(config, ByRef(&mut *r)) else { return };
     // A zip held in a bytes value of the pickle is data, not a second reading;
     // one whose end record follows the pickle is.
     let pickle_end = w

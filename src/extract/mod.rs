@@ -215,7 +215,9 @@ impl Extraction {
         if file.seek(io::SeekFrom::Start(0)).is_err() {
             return;
         }
-        let Ok(mut archive) = zip::ZipArchive::new(file.try_clone().expect("clone file")) else { return };
+        let Ok(mut clone) = file.try_clone() else { return };
+        let config = crate::container::zip::config_for(&mut clone);
+        let Ok(mut archive) = zip::ZipArchive::with_config(config, clone) else { return };
         for name in &walked.skipped_members {
             // Members of nested archives are not copied (not an .npz).
             let Some(key) = name.strip_suffix(".npy").filter(|k| !k.contains('!')) else { continue };

@@ -248,7 +248,8 @@ pub(in crate::container) fn end(w: &mut Walker, cp: Option<ZipCheckpoint>, membe
 /// A record's bytes (at most [`MAX_TORCH_PICKLE_BYTES`]) as the zip crate
 /// reads it; what was read before an error (a CRC mismatch) is kept.
 fn read_record<R: Read + Seek>(r: &mut R, name: &str) -> Option<Vec<u8>> {
-    let mut archive = ::zip::ZipArchive::new(&mut *r).ok()?;
+    let config = crate::container::zip::config_for(r);
+    let mut archive = ::zip::ZipArchive::with_config(config, &mut *r).ok()?;
     let f = archive.by_name(name).ok()?;
     let mut buf = Vec::new();
     let _ = f.take(MAX_TORCH_PICKLE_BYTES as u64).read_to_end(&mut buf);

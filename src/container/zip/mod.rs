@@ -74,14 +74,42 @@ struct Archive<'w, 'l, R> {
     budget: Budget,
 }
 
+/// The archive at offset 0 of its reader, for when the zip crate's offset
+/// detection fails: zip 9.4 takes the central directory to end right before
+/// the end record, so when ZIP64 records (76 bytes, which torch writes) sit
+/// between them and the first directory entry is also 76 bytes long (a
+/// torch checkpoint whose archive name has 21 characters), it starts one
+/// entry late and refuses the archive. Python's zipfile and torch read it.
+pub(crate) const AT_ZERO: ::zip::read::Config =
+    ::zip::read::Config { archive_offset: ::zip::read::ArchiveOffset::Known(0) };
+
+/// The configuration that opens the archive in `r`: the crate's detection
+/// (archives behind other data), else offset 0 ([`AT_ZERO`]).
+pub(crate) fn config_for<R: Read + Seek>(r: &mut R) -> ::zip::read::Config {
+    let detected = ::zip::ZipArchive::new(&mut *r).is_ok();
+    if detected || ::zip::ZipArchive::with_config(AT_ZERO, &mut *r).is_err() {
+        ::zip::read::Config::default()
+    } else {
+        AT_ZERO
+    }
+}
+
 /// Walks the zip archive of layer `at` (the file, or a member held in memory).
 pub(super) fn walk<R: Read + Seek>(w: &mut Walker, mut r: R, at: &Layer) {
     let end = match r.seek(SeekFrom::End(0)) {
         Ok(n) => n,
         Err(e) => return w.note(&at.member, 0, Unreadable::Zip { error: e.to_string() }),
     };
-    let (offset, dir_start, crate_len) = match ::zip::ZipArchive::new(&mut r) {
-        Ok(a) => (a.offset(), a.central_directory_start(), a.len()),
+    let opened = match ::zip::ZipArchive::new(&mut r) {
+        Ok(a) => Ok((a.offset(), a.central_directory_start(), a.len())),
+        Err(e) => Err(e),
+    };
+    let opened = opened.or_else(|e| {
+        let a = ::zip::ZipArchive::with_config(AT_ZERO, &mut r).map_err(|_| e)?;
+        Ok::<_, ::zip::result::ZipError>((a.offset(), a.central_directory_start(), a.len()))
+    });
+    let (offset, dir_start, crate_len) = match opened {
+        Ok(found) => found,
         Err(e) => return w.note(&at.member, 0, Unreadable::Zip { error: e.to_string() }),
     };
     let (entries, cut) = central_entries(&mut r, dir_start, offset, end);

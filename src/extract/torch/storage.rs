@@ -61,8 +61,10 @@ impl Emitter<'_, '_> {
         let mut zip = match self.ex.zip.take() {
             Some(z) => z,
             None => {
-                let file = std::fs::File::open(&self.ex.file).map_err(|e| StorageError::OpenCheckpoint(Arc::new(e)))?;
-                zip::ZipArchive::new(file).map_err(|e| StorageError::OpenZip(Arc::new(e)))?
+                let mut file =
+                    std::fs::File::open(&self.ex.file).map_err(|e| StorageError::OpenCheckpoint(Arc::new(e)))?;
+                let config = crate::container::zip::config_for(&mut file);
+                zip::ZipArchive::with_config(config, file).map_err(|e| StorageError::OpenZip(Arc::new(e)))?
             }
         };
         let result = (|| {
