@@ -29,6 +29,7 @@
 
 pub mod container;
 pub mod error;
+pub mod convert;
 pub mod extract;
 pub mod limits;
 #[macro_use]
