@@ -139,12 +139,14 @@ def make_input(est):
         for c in first.feature_names_in_:
             cols.setdefault(c, numeric(1)[:, 0])
         return pd.DataFrame({c: cols[c] for c in first.feature_names_in_})
-    if isinstance(first, OneHotEncoder):
+    if hasattr(first, "categories_") and isinstance(first.categories_, list):  # OneHotEncoder, OrdinalEncoder
         return np.array([categories_column(c) for c in first.categories_], dtype=object).T
     n = getattr(first, "n_features_in_", None) or getattr(est, "n_features_in_", None)
     if n is None and hasattr(first, "data"):  # KDTree / BallTree
         n = np.asarray(first.data).shape[1]
-    return numeric(n or 2)
+    X = numeric(n or 2)
+    # Estimators that take only non-negative data (counts, NMF).
+    return np.abs(X) if type(first).__name__ in ("NMF", "MultinomialNB", "ComplementNB") else X
 
 
 def outputs(obj):
@@ -163,7 +165,8 @@ def outputs(obj):
             res[name] = ("raised", type(e).__name__, str(e))
 
     if isinstance(obj, Kernel):
-        X = numeric(getattr(obj, "n_features_in_", 2) or 2)
+        dims = [np.size(v) for k, v in obj.get_params().items() if k.endswith("length_scale") and np.ndim(v) == 1]
+        X = numeric(max(dims or [2]))
         run("k(X)", lambda: obj(X))
         run("diag", lambda: obj.diag(X))
         return res
@@ -179,6 +182,8 @@ def outputs(obj):
     for m in METHODS:
         if hasattr(obj, m):
             run(m, lambda m=m: getattr(obj, m)(X))
+    if hasattr(obj, "labels_") and not hasattr(obj, "predict"):  # DBSCAN: what fit found
+        run("labels_", lambda: obj.labels_)
     if hasattr(obj, "kernel_") and hasattr(obj, "predict"):  # GaussianProcessRegressor
         run("predict_std", lambda: obj.predict(X, return_std=True))
     return res
@@ -327,8 +332,12 @@ def check_one(pk, p, tmp, verbose):
     diffs = []
     diff(orig, loaded, "<root>", set(), diffs)
     problems += [f"state {d}" for d in diffs]
+    raised = [k for k, v in a.items() if type(v) is tuple and len(v) == 3 and isinstance(v[0], str) and v[0] == "raised"]
     if verbose:
-        print(f"  {name}: {type(orig).__name__}: {', '.join(a)}; untrusted {untrusted}")
+        print(f"  {name}: {type(orig).__name__}: {', '.join(k for k in a if k not in raised)}"
+              f"{'; raised: ' + ', '.join(f'{k} ({a[k][1]})' for k in raised) if raised else ''}; untrusted {untrusted}")
+    if not [k for k in a if k not in raised]:
+        problems.append(f"no output to compare (every call raised: {[a[k][1:] for k in raised]})")
     return ("converted" if not problems else "failed"), problems
 
 

@@ -292,7 +292,7 @@ impl Checker<'_> {
         let node_count = st.get("node_count").and_then(int_of);
         let (Some(nodes), Some(count)) = (st.get("nodes").and_then(arr), node_count) else { return };
         if nodes.shape.first().map(|&n| n as i64) != Some(count) {
-            self.report("tree_.nodes", format!("has {:?} nodes but node_count is {count}", nodes.shape));
+            self.report("nodes", format!("has {:?} nodes but node_count is {count}", nodes.shape));
             return;
         }
         if let (Some(values), Some(outs)) = (st.get("values").and_then(arr), n_outputs) {

@@ -55,7 +55,7 @@ impl<'d> Mapper<'d> {
         }
         let state = ob.state.filter(|s| kind(s) == Some("dict")).ok_or_else(|| self.unsupported("a RandomState without its state"))?;
         let mut m = self.head("RandomState", "numpy.random.mtrand", "RandomStateNode");
-        m.insert("content".into(), self.child("__state__", state)?);
+        m.insert("content".into(), self.state_node(state)?);
         Ok(m)
     }
 

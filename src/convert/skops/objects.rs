@@ -88,8 +88,15 @@ impl<'d> Mapper<'d> {
             return self.reduce_node(&func, args, o.get("state"), "LossNode");
         }
         let at = o.get("offset").and_then(J::as_u64).map(|n| format!(" at offset {n}")).unwrap_or_default();
+        let via = o.get("via").and_then(J::as_str).unwrap_or("reduce");
+        let root = func.split('.').next().unwrap_or("");
+        let why = if func.is_empty() || OBJECT_ROOTS.contains(&root) {
+            "which skops cannot store (it stores data and the libraries' known classes)"
+        } else {
+            "a class or function outside scikit-learn, numpy and scipy (a custom class cannot be stored)"
+        };
         let func = if func.is_empty() { kind_of(o.get("func").unwrap_or(&J::Null)) } else { func };
-        Err(self.unsupported(format!("a call to {func}{at}, which skops cannot store (only data and known classes)")))
+        Err(self.unsupported(format!("a call to {func} ({via}){at}: {why}")))
     }
 
     /// `slice(start, stop, step)`: skops keeps the three values as they are.
@@ -150,7 +157,7 @@ impl<'d> Mapper<'d> {
             other => other,
         };
         if let Some(s) = state {
-            m.insert("content".into(), self.child("__state__", s)?);
+            m.insert("content".into(), self.state_node(s)?);
         }
         Ok(m)
     }
@@ -187,11 +194,22 @@ impl<'d> Mapper<'d> {
         Ok(m)
     }
 
+    /// An object's state: a dict's keys are the attribute names (no step
+    /// of its own in the path, as in the extraction document), any other
+    /// state is `__state__`.
+    pub fn state_node(&mut self, s: &'d J) -> Result<J, SkopsError> {
+        if s.get("type").and_then(J::as_str) == Some("dict") {
+            self.node(s)
+        } else {
+            self.child("__state__", s)
+        }
+    }
+
     /// `content` (the state; `{}` when none) and `__reduce__.args` of a
     /// `ReduceNode`, in the order skops reads them: content first.
     fn loss_content(&mut self, m: &mut Map<String, J>, args: &'d [J], state: Option<&'d J>) -> Result<(), SkopsError> {
         let content = match state {
-            Some(s) => self.child("__state__", s)?,
+            Some(s) => self.state_node(s)?,
             None => {
                 let id = self.fresh_id();
                 let d = self.dict_entries(Vec::new(), "dict", "builtins")?;
