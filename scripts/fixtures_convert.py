@@ -5,7 +5,9 @@
 
 Two kinds of files, listed in manifest.json as {file, expect, made_by, description[, path]}:
 
-- expect "convert": estimator types the other fixture folders lack, written by the real
+- expect "convert" (with `skops_untrusted`: what skops.io.get_untrusted_types says of
+  skops' own dump of the same object, skops.io.dumps; the .skops pkinspect writes must ask
+  for exactly these): estimator types the other fixture folders lack, written by the real
   libraries from objects built here (CalibratedClassifierCV, an SVC fitted on a sparse matrix,
   so support_vectors_ is a csr_matrix, a CountVectorizer + MultinomialNB pipeline, a pipeline
   of a ColumnTransformer fitted on a DataFrame, a 3-class HistGradientBoosting, a binary
@@ -50,6 +52,7 @@ import pandas as pd  # noqa: E402
 import scipy  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 import sklearn  # noqa: E402
+import skops.io  # noqa: E402
 from sklearn.base import BaseEstimator, TransformerMixin  # noqa: E402
 from sklearn.calibration import CalibratedClassifierCV  # noqa: E402
 from sklearn.compose import ColumnTransformer  # noqa: E402
@@ -180,12 +183,13 @@ def main():
     OUT.mkdir(parents=True)
     manifest = []
     for name, obj, desc in good_cases():
+        untrusted = sorted(skops.io.get_untrusted_types(data=skops.io.dumps(obj)))
         with open(OUT / f"{name}.pkl", "wb") as fh:
             pickle.dump(obj, fh, protocol=4)
-        manifest.append({"file": f"{name}.pkl", "expect": "convert", "description": desc,
+        manifest.append({"file": f"{name}.pkl", "expect": "convert", "skops_untrusted": untrusted, "description": desc,
                          "made_by": f"pickle.dump(obj, f, protocol=4) [{LIBS}]"})
         joblib.dump(obj, OUT / f"{name}.joblib", compress=3)
-        manifest.append({"file": f"{name}.joblib", "expect": "convert", "description": desc,
+        manifest.append({"file": f"{name}.joblib", "expect": "convert", "skops_untrusted": untrusted, "description": desc,
                          "made_by": f"joblib.dump(obj, path, compress=3) [{LIBS}]"})
     for fname, data, expect, path, desc in bad_cases():
         (OUT / fname).write_bytes(data)
