@@ -28,8 +28,8 @@
 #![deny(missing_docs)]
 
 pub mod container;
-pub mod error;
 pub mod convert;
+pub mod error;
 pub mod extract;
 pub mod limits;
 #[macro_use]

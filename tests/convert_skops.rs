@@ -100,8 +100,12 @@ fn models_convert_asking_for_what_skops_asks_for() {
         let r = convert(&root().join("fixtures/convert").join(file), &out);
         let stdout = String::from_utf8_lossy(&r.stdout);
         assert_eq!(r.status.code(), Some(0), "{file}: {}", String::from_utf8_lossy(&r.stderr));
-        let want: Vec<String> =
-            m["skops_untrusted"].as_array().expect("list").iter().map(|s| s.as_str().expect("str").to_string()).collect();
+        let want: Vec<String> = m["skops_untrusted"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|s| s.as_str().expect("str").to_string())
+            .collect();
         assert_eq!(printed_untrusted(&stdout), want, "{file}");
         assert!(stdout.contains("saved with scikit-learn 1.9.1"), "{file}: {stdout}");
         let (schema, members) = read_skops(&out);
@@ -168,7 +172,8 @@ fn a_dangerous_file_is_refused_and_an_existing_output_is_kept() {
     assert_eq!(r.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("os.system"), "{stderr}");
     assert_eq!(std::fs::read(&out).expect("kept"), b"previous");
-    let left: Vec<_> = std::fs::read_dir(&scratch.0).expect("dir").filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+    let left: Vec<_> =
+        std::fs::read_dir(&scratch.0).expect("dir").filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
     assert_eq!(left.len(), 1, "{left:?}");
 }
 

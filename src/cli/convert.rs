@@ -77,7 +77,11 @@ impl Opts {
         if report.untrusted.is_empty() {
             writeln!(out, "untrusted types: none (skops.io.load needs no trusted=)")?;
         } else {
-            writeln!(out, "untrusted types ({}), to pass as skops.io.load(..., trusted=[...]):", report.untrusted.len())?;
+            writeln!(
+                out,
+                "untrusted types ({}), to pass as skops.io.load(..., trusted=[...]):",
+                report.untrusted.len()
+            )?;
             for t in &report.untrusted {
                 writeln!(out, "  {t}")?;
             }

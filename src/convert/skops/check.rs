@@ -29,13 +29,18 @@ use super::npy::{data_offset, dtype_from_json};
 use crate::extract::dtype::Dtype;
 use crate::limits::MAX_EXTRACT_DEPTH;
 
+/// Items larger than this are not read (no dtype the checks read is).
+const MAX_CHECKED_ITEM: usize = 4096;
+
 /// At most this many inconsistencies are reported per array.
 const MAX_PER_ARRAY: usize = 5;
 
 /// Arrays whose last axis has one entry per input feature.
-const PER_FEATURE_LAST: &[&str] = &["coef_", "components_", "cluster_centers_", "theta_", "feature_log_prob_", "means_"];
+const PER_FEATURE_LAST: &[&str] =
+    &["coef_", "components_", "cluster_centers_", "theta_", "feature_log_prob_", "means_"];
 /// Arrays with one entry per input feature (1-d).
-const PER_FEATURE_1D: &[&str] = &["feature_names_in_", "mean_", "scale_", "min_", "data_min_", "data_max_", "data_range_"];
+const PER_FEATURE_1D: &[&str] =
+    &["feature_names_in_", "mean_", "scale_", "min_", "data_min_", "data_max_", "data_range_"];
 /// Arrays (or ints) of counts, never negative.
 const COUNTS: &[&str] = &["class_count_", "n_samples_seen_", "n_support_", "feature_count_", "counts_"];
 
@@ -174,7 +179,9 @@ impl Checker<'_> {
                 self.report("classes_", format!("has {} classes but n_classes_ is {k}", classes.shape[0]));
             }
         }
-        if let Some(tree) = st.get("tree_").filter(|t| t.get("class").and_then(J::as_str) == Some("sklearn.tree._tree.Tree")) {
+        if let Some(tree) =
+            st.get("tree_").filter(|t| t.get("class").and_then(J::as_str) == Some("sklearn.tree._tree.Tree"))
+        {
             let tf = tree.get("args").and_then(|a| a.get(0)).and_then(int_of);
             if tf.is_some_and(|f| f != n as i64) {
                 self.report("tree_", format!("was grown on {} features but n_features_in_ is {n}", tf.unwrap_or(0)));
@@ -269,7 +276,10 @@ impl Checker<'_> {
         let off = data_offset(&mut r)?;
         r.seek(SeekFrom::Start(off))?;
         let size = a.dtype.itemsize() as usize;
-        let n: u64 = a.shape.iter().product();
+        let Some(n) = a.shape.iter().try_fold(1u64, |x, &d| x.checked_mul(d)) else { return Ok(()) };
+        if size > MAX_CHECKED_ITEM {
+            return Ok(());
+        }
         let mut buf = vec![0u8; size.max(1)];
         for i in 0..n {
             r.read_exact(&mut buf[..size])?;
@@ -312,8 +322,9 @@ impl Checker<'_> {
         let mut bad = Vec::new();
         let r = self.each_item(&nodes, |i, b| {
             let (l, r, f, n, w) = (at[0].get(b), at[1].get(b), at[2].get(b), at[3].get(b), at[4].get(b));
-            let msg = node_problem(i as f64, l, r, f, count as f64, n_features.map(|x| x as f64), true)
-                .or_else(|| (n < 0.0 || w.is_nan() || w < 0.0).then(|| format!("has a negative sample count ({n}, {w})")));
+            let msg = node_problem(i as f64, l, r, f, count as f64, n_features.map(|x| x as f64), true).or_else(|| {
+                (n < 0.0 || w.is_nan() || w < 0.0).then(|| format!("has a negative sample count ({n}, {w})"))
+            });
             if let Some(m) = msg {
                 if bad.len() < MAX_PER_ARRAY {
                     bad.push(format!("node {i} {m}"));
@@ -366,7 +377,15 @@ impl Checker<'_> {
 /// with `count` nodes, or `None`. `leaf_minus_one`: a `Tree` marks leaves
 /// with children `-1` (a predictor marks them with `is_leaf`, checked by
 /// the caller).
-fn node_problem(i: f64, l: f64, r: f64, f: f64, count: f64, n_features: Option<f64>, leaf_minus_one: bool) -> Option<String> {
+fn node_problem(
+    i: f64,
+    l: f64,
+    r: f64,
+    f: f64,
+    count: f64,
+    n_features: Option<f64>,
+    leaf_minus_one: bool,
+) -> Option<String> {
     if leaf_minus_one && (l == -1.0 || r == -1.0) {
         return (l != r).then(|| format!("has one child -1 and the other {}", if l == -1.0 { r } else { l }));
     }
@@ -381,3 +400,45 @@ fn node_problem(i: f64, l: f64, r: f64, f: f64, count: f64, n_features: Option<f
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_problems() {
+        // A split node 0 of a 3-node tree on 4 features, and its leaves.
+        assert_eq!(node_problem(0.0, 1.0, 2.0, 3.0, 3.0, Some(4.0), true), None);
+        assert_eq!(node_problem(1.0, -1.0, -1.0, -2.0, 3.0, Some(4.0), true), None);
+        let p = |l, r, f| node_problem(0.0, l, r, f, 3.0, Some(4.0), true).unwrap_or_default();
+        assert!(p(99.0, 2.0, 0.0).contains("left child 99"));
+        assert!(p(1.0, 0.0, 0.0).contains("right child 0"), "a child before its parent is a cycle");
+        assert!(p(1.0, 2.0, 4.0).contains("feature 4"));
+        assert!(p(1.0, 2.0, -1.0).contains("feature -1"));
+        assert!(p(-1.0, 2.0, 0.0).contains("one child -1"));
+        assert!(p(f64::NAN, 2.0, 0.0).contains("left child NaN"));
+        // A predictor's leaves are marked by is_leaf: -1 is not special.
+        assert!(node_problem(0.0, -1.0, -1.0, 0.0, 3.0, None, false).is_some());
+    }
+
+    #[test]
+    fn fields_of_the_tree_dtype() {
+        let d = dtype_from_json(&serde_json::json!([
+            ["left_child", "<i8"],
+            ["threshold", ">f8"],
+            ["n", "<u4"],
+            ["", "|V4"]
+        ]))
+        .expect("dtype");
+        let mut item = Vec::new();
+        item.extend_from_slice(&(-1i64).to_le_bytes());
+        item.extend_from_slice(&2.5f64.to_be_bytes());
+        item.extend_from_slice(&7u32.to_le_bytes());
+        item.extend_from_slice(&[0xAA; 4]);
+        assert_eq!(field(&d, "left_child").map(|f| f.get(&item)), Some(-1.0));
+        assert_eq!(field(&d, "threshold").map(|f| f.get(&item)), Some(2.5));
+        assert_eq!(field(&d, "n").map(|f| f.get(&item)), Some(7.0));
+        assert!(field(&d, "missing").is_none());
+        // A short item reads as NaN, never out of bounds.
+        assert!(field(&d, "n").is_some_and(|f| f.get(&item[..10]).is_nan()));
+    }
+}

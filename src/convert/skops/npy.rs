@@ -103,7 +103,9 @@ pub fn scalar_bytes(descr: &str, value: &J) -> Option<Vec<u8>> {
         ("c8", J::Array(p)) if p.len() == 2 => {
             [(float_of(&p[0])? as f32).to_le_bytes(), (float_of(&p[1])? as f32).to_le_bytes()].concat()
         }
-        ("c16", J::Array(p)) if p.len() == 2 => [float_of(&p[0])?.to_le_bytes(), float_of(&p[1])?.to_le_bytes()].concat(),
+        ("c16", J::Array(p)) if p.len() == 2 => {
+            [float_of(&p[0])?.to_le_bytes(), float_of(&p[1])?.to_le_bytes()].concat()
+        }
         (c, v) if c.starts_with('i') || c.starts_with('u') => {
             let n: usize = c[1..].parse().ok()?;
             let wide: i128 = match v {

@@ -42,18 +42,26 @@ impl<'d> Mapper<'d> {
             return Some((s.to_string(), None));
         }
         let cls = arg.get("args")?.get(0)?;
-        let name = global_path(cls).map(|p| split_class(&p).1.to_string()).or_else(|| cls.as_str().map(String::from))?;
+        let name =
+            global_path(cls).map(|p| split_class(&p).1.to_string()).or_else(|| cls.as_str().map(String::from))?;
         Some((name, arg.get("state")))
     }
 
     /// `RandomState`: `RandomState()` then `set_state(state)`; only over
     /// MT19937, the bit generator `RandomState()` makes.
     pub fn random_state(&mut self, ob: &Obj<'d>) -> Result<Map<String, J>, SkopsError> {
-        let (name, _) = self.bit_generator_of(ob.args.first()).ok_or_else(|| self.unsupported("a RandomState without its bit generator"))?;
+        let (name, _) = self
+            .bit_generator_of(ob.args.first())
+            .ok_or_else(|| self.unsupported("a RandomState without its bit generator"))?;
         if name != "MT19937" {
-            return Err(self.unsupported(format!("a RandomState over {name}; skops rebuilds RandomState over MT19937 only")));
+            return Err(
+                self.unsupported(format!("a RandomState over {name}; skops rebuilds RandomState over MT19937 only"))
+            );
         }
-        let state = ob.state.filter(|s| kind(s) == Some("dict")).ok_or_else(|| self.unsupported("a RandomState without its state"))?;
+        let state = ob
+            .state
+            .filter(|s| kind(s) == Some("dict"))
+            .ok_or_else(|| self.unsupported("a RandomState without its state"))?;
         let mut m = self.head("RandomState", "numpy.random.mtrand", "RandomStateNode");
         m.insert("content".into(), self.state_node(state)?);
         Ok(m)
@@ -61,7 +69,9 @@ impl<'d> Mapper<'d> {
 
     /// `Generator`: its bit generator's state dict and its `SeedSequence`.
     pub fn generator(&mut self, ob: &Obj<'d>) -> Result<Map<String, J>, SkopsError> {
-        let (name, state) = self.bit_generator_of(ob.args.first()).ok_or_else(|| self.unsupported("a Generator without its bit generator"))?;
+        let (name, state) = self
+            .bit_generator_of(ob.args.first())
+            .ok_or_else(|| self.unsupported("a Generator without its bit generator"))?;
         // The bit generator's BUILD: (state dict, SeedSequence) or the dict alone.
         let (dict, seed) = match state {
             Some(s) if kind(s) == Some("tuple") => match items_of(s.as_object().expect("tuple")) {
@@ -72,7 +82,9 @@ impl<'d> Mapper<'d> {
             Some(s) => (Some(s), None),
             None => (None, None),
         };
-        let dict = dict.filter(|d| kind(d) == Some("dict")).ok_or_else(|| self.unsupported("a Generator without its state"))?;
+        let dict = dict
+            .filter(|d| kind(d) == Some("dict"))
+            .ok_or_else(|| self.unsupported("a Generator without its state"))?;
         let named = item(dict, "bit_generator").and_then(J::as_str);
         if named != Some(name.as_str()) {
             return Err(self.unsupported(format!("a Generator whose state names {named:?}, not {name}")));
@@ -190,8 +202,13 @@ impl<'d> Mapper<'d> {
         let (module, name) = split_class(ob.class);
         let format = name.split('_').next().unwrap_or("");
         let state = ob.state.expect("checked by is_sparse");
-        let shape: Vec<i64> =
-            item(state, "_shape").and_then(J::as_object).map(items_of).unwrap_or(&[]).iter().filter_map(J::as_i64).collect();
+        let shape: Vec<i64> = item(state, "_shape")
+            .and_then(J::as_object)
+            .map(items_of)
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(J::as_i64)
+            .collect();
         if shape.len() != 2 {
             return Err(self.unsupported(format!("a sparse {name} of shape {shape:?}")));
         }
@@ -204,24 +221,32 @@ impl<'d> Mapper<'d> {
             }
         } else {
             for key in ["indices", "indptr"] {
-                arrays.push((key, item(state, key).ok_or_else(|| self.unsupported(format!("a {name} without {key}")))?));
+                arrays
+                    .push((key, item(state, key).ok_or_else(|| self.unsupported(format!("a {name} without {key}")))?));
             }
         }
         arrays.push(("data", item(state, "data").expect("checked by is_sparse")));
         let mut members: Vec<(String, Box<dyn Read>)> = Vec::new();
         for (key, v) in arrays {
-            let file = v.get("file").and_then(J::as_str).ok_or_else(|| self.unsupported(format!("sparse {key} that is not a numeric array")))?;
+            let file = v
+                .get("file")
+                .and_then(J::as_str)
+                .ok_or_else(|| self.unsupported(format!("sparse {key} that is not a numeric array")))?;
             members.push((key.to_string(), Box::new(std::fs::File::open(self.dir.join(file))?)));
         }
         let s3 = Dtype::Plain { descr: "|S3".into(), itemsize: 3 };
         let fmt = [npy_header(&s3, false, &[]), format.as_bytes().to_vec()].concat();
         members.push(("format".into(), Box::new(std::io::Cursor::new(fmt))));
         let i8 = Dtype::Plain { descr: "<i8".into(), itemsize: 8 };
-        let sh = [npy_header(&i8, false, &[2]), shape[0].to_le_bytes().to_vec(), shape[1].to_le_bytes().to_vec()].concat();
+        let sh =
+            [npy_header(&i8, false, &[2]), shape[0].to_le_bytes().to_vec(), shape[1].to_le_bytes().to_vec()].concat();
         members.push(("shape".into(), Box::new(std::io::Cursor::new(sh))));
         if name.ends_with("_array") {
             let b1 = Dtype::Plain { descr: "|b1".into(), itemsize: 1 };
-            members.push(("_is_array".into(), Box::new(std::io::Cursor::new([npy_header(&b1, false, &[]), vec![1]].concat()))));
+            members.push((
+                "_is_array".into(),
+                Box::new(std::io::Cursor::new([npy_header(&b1, false, &[]), vec![1]].concat())),
+            ));
         }
         let member = self.member_name("npz");
         let tmp = self.dir.join(format!("sparse-{member}"));

@@ -147,13 +147,15 @@ impl<'d> Mapper<'d> {
         let mut m = self.head(name, module, "ObjectNode");
         let state = match state {
             // (dict, None): the slot state of a class with `__slots__` and a `__dict__`.
-            Some(s) if s.get("type").and_then(J::as_str) == Some("tuple") => match items_of(s.as_object().expect("tuple")) {
-                [d, J::Null] if d.get("type").and_then(J::as_str) == Some("dict") => Some(d),
-                [_, slots] if slots.get("type").and_then(J::as_str) == Some("dict") => {
-                    return Err(self.unsupported(format!("{class} with __slots__ state")))
+            Some(s) if s.get("type").and_then(J::as_str) == Some("tuple") => {
+                match items_of(s.as_object().expect("tuple")) {
+                    [d, J::Null] if d.get("type").and_then(J::as_str) == Some("dict") => Some(d),
+                    [_, slots] if slots.get("type").and_then(J::as_str) == Some("dict") => {
+                        return Err(self.unsupported(format!("{class} with __slots__ state")))
+                    }
+                    _ => Some(s),
                 }
-                _ => Some(s),
-            },
+            }
             other => other,
         };
         if let Some(s) = state {
@@ -166,7 +168,11 @@ impl<'d> Mapper<'d> {
     /// `newObj(cls)` (KDTree, BallTree, DistanceMetric) or
     /// `__pyx_unpickle_X(cls, checksum, state)` (Cython classes).
     fn factory(&mut self, ob: &Obj<'d>) -> Result<Map<String, J>, SkopsError> {
-        let class = ob.args.first().and_then(global_path).ok_or_else(|| self.unsupported(format!("{} without its class", ob.class)))?;
+        let class = ob
+            .args
+            .first()
+            .and_then(global_path)
+            .ok_or_else(|| self.unsupported(format!("{} without its class", ob.class)))?;
         let pyx = ob.class.contains(".__pyx_unpickle_");
         // __pyx_unpickle_X(cls, checksum, state): the state is the third argument or the BUILD's.
         let state = if pyx { ob.state.or(ob.args.get(2).filter(|s| !s.is_null())) } else { ob.state };

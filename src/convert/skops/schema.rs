@@ -10,7 +10,7 @@
 //! pickle's did. The mapper visits children in the order skops' loaders
 //! do, which is what makes "first met" the same for both.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 
 use serde_json::{json, Map, Value as J};
@@ -43,6 +43,8 @@ pub struct Mapper<'d> {
     index: HashMap<u64, &'d J>,
     /// Node written for a shared document value: (`__id__`, class, module).
     written: HashMap<u64, (u64, String, String)>,
+    /// Shared document values being mapped (a reference to one is a cycle).
+    open: HashSet<u64>,
     next_id: u64,
     /// Attribute path of the value being mapped.
     pub path: Vec<String>,
@@ -59,6 +61,7 @@ impl<'d> Mapper<'d> {
             untrusted: BTreeSet::new(),
             index,
             written: HashMap::new(),
+            open: HashSet::new(),
             next_id: 1,
             path: Vec::new(),
         }
@@ -129,15 +132,26 @@ impl<'d> Mapper<'d> {
                 return Ok(json!({"__class__": class, "__module__": module, "__loader__": "CachedNode", "__id__": id}));
             }
         }
+        let shared = doc_id.or_else(|| ref_id(v));
         // A reference met before the full value: map the full value here.
         let v = match ref_id(v) {
-            Some(d) => *self.index.get(&d).ok_or_else(|| self.unsupported(format!("a reference to unknown value {d}")))?,
+            Some(d) => {
+                *self.index.get(&d).ok_or_else(|| self.unsupported(format!("a reference to unknown value {d}")))?
+            }
             None => v,
         };
+        if let Some(d) = shared {
+            if !self.open.insert(d) {
+                return Err(self.unsupported("a value that contains itself (skops cannot load reference cycles)"));
+            }
+        }
         // Reserve the id first: skops memoizes a node before its children.
         let id = self.fresh_id();
-        let m = self.body(v)?;
-        Ok(self.finish(m, id, doc_id))
+        let m = self.body(v);
+        if let Some(d) = shared {
+            self.open.remove(&d);
+        }
+        Ok(self.finish(m?, id, shared))
     }
 
     /// The node of a value, without its id.
@@ -352,7 +366,12 @@ impl<'d> Mapper<'d> {
 
     /// An object array's node `m` completed with its items (`tolist()`'s
     /// items: nested lists for more than one axis) and shape.
-    pub fn object_array(&mut self, mut m: Map<String, J>, items: &'d [J], shape: &[J]) -> Result<Map<String, J>, SkopsError> {
+    pub fn object_array(
+        &mut self,
+        mut m: Map<String, J>,
+        items: &'d [J],
+        shape: &[J],
+    ) -> Result<Map<String, J>, SkopsError> {
         if shape.is_empty() {
             return Err(self.unsupported("a 0-d object array"));
         }
@@ -382,6 +401,9 @@ impl<'d> Mapper<'d> {
 
     /// A row of a multi-dimensional object array (`tolist()` nesting).
     fn nested_list(&mut self, x: &'d J) -> Result<J, SkopsError> {
+        if self.path.len() > MAX_EXTRACT_DEPTH {
+            return Err(SkopsError::TooDeep(self.path_text()));
+        }
         let id = self.fresh_id();
         let items = x.as_array().map(Vec::as_slice).unwrap_or(&[]);
         let mut m = self.head("list", "builtins", "ListNode");
@@ -486,11 +508,12 @@ fn describe_other(kind: &str, o: &Map<String, J>) -> String {
         "tensor" => "a PyTorch tensor".into(),
         "persistent" => "a persistent id (an object stored outside the pickle)".into(),
         "external_buffer" => "an out-of-band buffer (not in the file)".into(),
-        "unknown" => format!("a value the pickle does not define ({})", o.get("why").and_then(J::as_str).unwrap_or("?")),
-        "error" => format!(
-            "a value that could not be extracted: {}",
-            o.get("message").and_then(J::as_str).unwrap_or("?")
-        ),
+        "unknown" => {
+            format!("a value the pickle does not define ({})", o.get("why").and_then(J::as_str).unwrap_or("?"))
+        }
+        "error" => {
+            format!("a value that could not be extracted: {}", o.get("message").and_then(J::as_str).unwrap_or("?"))
+        }
         other => format!("a value of kind {other}"),
     }
 }

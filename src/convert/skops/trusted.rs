@@ -13,13 +13,7 @@ const TRUSTED: &str = include_str!("trusted.txt");
 
 fn table() -> &'static HashSet<(&'static str, &'static str)> {
     static TABLE: OnceLock<HashSet<(&'static str, &'static str)>> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        TRUSTED
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| l.split_once(' '))
-            .collect()
-    })
+    TABLE.get_or_init(|| TRUSTED.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split_once(' ')).collect())
 }
 
 fn listed(group: &str, name: &str) -> bool {
