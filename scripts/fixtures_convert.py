@@ -20,6 +20,8 @@ Two kinds of files, listed in manifest.json as {file, expect, made_by, descripti
     (the generator finds the array's exact bytes in the pickle): node 0's left child set to
     99 (past node_count), node 0's feature set to 50 (n_features is 4), node 1's
     n_node_samples set to -5;
+  * sklearn_hgb_bad_child.pkl: a real HistGradientBoostingClassifier pickle whose first
+    TreePredictor's node 0 has its left child edited to 999;
   * sklearn_logreg_bad_coef.pkl: a fitted LogisticRegression whose coef_ was cut to 2 of
     its 4 columns before pickling (n_features_in_ stays 4);
   * sklearn_functrans_lambda.pkl: FunctionTransformer(func=<lambda>); pickle writes a lambda
@@ -141,6 +143,26 @@ def find_once(data, needle):
     return at
 
 
+def edit_array(data, arr, field, node, value):
+    """Edits one field of one item of `arr`, whose exact bytes occur once in `data`."""
+    at = find_once(bytes(data), arr.tobytes())
+    dt = arr.dtype
+    off = at + node * dt.itemsize + dt.fields[field][1]
+    size = dt.fields[field][0].itemsize
+    data[off:off + size] = np.array(value, dtype=dt.fields[field][0]).tobytes()
+
+
+def edited_hgb():
+    """A real HistGradientBoostingClassifier pickle whose first predictor's root points past its nodes."""
+    X, y = iris()
+    clf = HistGradientBoostingClassifier(max_iter=2, random_state=0).fit(X, y == 1)
+    data = bytearray(pickle.dumps(clf, protocol=4))
+    nodes = clf._predictors[0][0].nodes
+    edit_array(data, nodes, "left", 0, 999)
+    assert pickle.loads(bytes(data))._predictors[0][0].nodes[0]["left"] == 999
+    return bytes(data)
+
+
 def edited_tree(field, node, value):
     """A real DecisionTreeClassifier pickle with one field of one node edited in place."""
     X, y = iris()
@@ -161,6 +183,8 @@ def bad_cases():
            "DecisionTreeClassifier (max_depth=3, 7 nodes): node 0's left_child edited to 99")
     yield ("sklearn_dtree_bad_feature.pkl", edited_tree("feature", 0, 50), "refuse", "nodes",
            "DecisionTreeClassifier: node 0's feature edited to 50 (n_features is 4)")
+    yield ("sklearn_hgb_bad_child.pkl", edited_hgb(), "refuse", "_predictors.0.0.nodes",
+           "binary HistGradientBoostingClassifier: node 0 of the first predictor has its left child edited to 999")
     yield ("sklearn_dtree_negative_samples.pkl", edited_tree("n_node_samples", 1, -5), "refuse", "nodes",
            "DecisionTreeClassifier: node 1's n_node_samples edited to -5")
     X, y = iris()

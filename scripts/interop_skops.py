@@ -61,6 +61,7 @@ EXPECTED_REFUSED = {
     "sklearn_dtree_bad_child.pkl": "semantic check: a tree node's child index is out of range",
     "sklearn_dtree_bad_feature.pkl": "semantic check: a split feature is out of range",
     "sklearn_dtree_negative_samples.pkl": "semantic check: a negative sample count",
+    "sklearn_hgb_bad_child.pkl": "semantic check: a HistGradientBoosting predictor node's child is out of range",
     "sklearn_logreg_bad_coef.pkl": "semantic check: coef_ disagrees with n_features_in_",
     "sklearn_functrans_lambda.pkl": "a function outside the libraries (custom function)",
     "sklearn_custom_class.pkl": "a custom class",

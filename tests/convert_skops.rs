@@ -140,7 +140,7 @@ fn inconsistent_state_is_refused_with_nothing_written() {
         nothing_written(&scratch.0, &out);
         n += 1;
     }
-    assert_eq!(n, 4);
+    assert_eq!(n, 5);
 }
 
 #[test]
