@@ -32,6 +32,11 @@ whose name starts with `sklearn_`, or the joblib logreg/rf dumps) it
 A fixture listed in EXPECTED_REFUSED must be refused (non-zero exit, nothing
 written); every other one is expected to convert. Prints `converted X/Y` and
 the estimator classes covered, and exits 1 on any failure.
+
+--sweep: also every estimator of sklearn.utils.all_estimators() that scripts/record_uses.py
+fits in memory on tiny data (its constructor arguments and skip list), pickled at protocol 4
+into a temporary folder and checked the same way; EXPECTED_UNSUPPORTED lists the ones skops
+cannot express. Prints `converted X/Y fitted estimators`.
 """
 import argparse
 import json
@@ -54,7 +59,8 @@ import skops.io as sio
 ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = ["benign", "real", "extract", "joblib", "convert"]
 EXTRA = ["containers/joblib_logreg_iris_p4.joblib.gz"]
-METHODS = ["predict", "predict_proba", "predict_log_proba", "decision_function", "transform", "score_samples"]
+METHODS = ["predict", "predict_proba", "predict_log_proba", "decision_function", "transform", "score_samples",
+           "kneighbors", "mahalanobis"]
 
 # Fixtures pkinspect must refuse: file name -> why (checked: the refusal must happen).
 EXPECTED_REFUSED = {
@@ -65,6 +71,12 @@ EXPECTED_REFUSED = {
     "sklearn_logreg_bad_coef.pkl": "semantic check: coef_ disagrees with n_features_in_",
     "sklearn_functrans_lambda.pkl": "a function outside the libraries (custom function)",
     "sklearn_custom_class.pkl": "a custom class",
+}
+
+
+# Estimators of the --sweep that skops cannot express: name -> why (checked: must not convert).
+EXPECTED_UNSUPPORTED = {
+    "Birch": "its CF tree links leaves both ways (prev_leaf_/next_leaf_): a reference cycle; skops.io.dump refuses Birch too",
 }
 
 
@@ -123,6 +135,15 @@ def make_input(est):
     from sklearn.preprocessing import OneHotEncoder
 
     first = inner(est)
+    kind = type(first).__name__
+    if kind in ("DictVectorizer", "FeatureHasher"):
+        return [{"a": 1.5, "b": 2.0}, {"a": 3.0, "c": 1.0}, {"zzz": 1.0}]
+    if kind == "HashingVectorizer":
+        return ["the cat sat", "a dog and a cat", ""]
+    if kind == "IsotonicRegression":
+        return numeric(1)[:, 0]
+    if kind == "PatchExtractor":
+        return np.random.RandomState(3).rand(2, 8, 8)
     if hasattr(first, "vocabulary_"):
         words = sorted(first.vocabulary_, key=str)
         docs = [" ".join(str(w) for w in words[i::4]) for i in range(4)]
@@ -150,6 +171,10 @@ def make_input(est):
     return np.abs(X) if type(first).__name__ in ("NMF", "MultinomialNB", "ComplementNB") else X
 
 
+def raised(v):
+    return type(v) is tuple and len(v) == 3 and isinstance(v[0], str) and v[0] == "raised"
+
+
 def outputs(obj):
     from sklearn.gaussian_process.kernels import Kernel
     from sklearn.neighbors import BallTree, KDTree
@@ -175,14 +200,28 @@ def outputs(obj):
         X = make_input(obj)
         run("query", lambda: obj.query(X, k=min(3, len(np.asarray(obj.data)))))
         return res
-    if isinstance(obj, LabelEncoder):
+    if type(obj).__name__ == "MultiLabelBinarizer":
+        run("transform", lambda: obj.transform([list(obj.classes_), []]))
+        return res
+    if isinstance(obj, LabelEncoder) or type(obj).__name__ == "LabelBinarizer":
         run("transform", lambda: obj.transform(obj.classes_))
-        run("inverse_transform", lambda: obj.inverse_transform(np.arange(len(obj.classes_))))
+        if isinstance(obj, LabelEncoder):
+            run("inverse_transform", lambda: obj.inverse_transform(np.arange(len(obj.classes_))))
         return res
     X = make_input(obj)
     for m in METHODS:
         if hasattr(obj, m):
             run(m, lambda m=m: getattr(obj, m)(X))
+    if all(raised(v) for v in res.values()) and isinstance(X, np.ndarray) and X.ndim == 2:
+        # Models that take only non-negative data or data near their training set: uniform [0, 1).
+        U = np.random.RandomState(1).rand(*X.shape)
+        for m in METHODS:
+            if hasattr(obj, m):
+                run(m + "(uniform)", lambda m=m: getattr(obj, m)(U))
+    if all(raised(v) for v in res.values()):
+        # No prediction method (clustering, embeddings, covariance): what fit found.
+        run("fitted attributes", lambda: {k: v for k, v in vars(obj).items()
+                                          if k.endswith("_") and isinstance(v, (np.ndarray, float, int))})
     if hasattr(obj, "labels_") and not hasattr(obj, "predict"):  # DBSCAN: what fit found
         run("labels_", lambda: obj.labels_)
     if hasattr(obj, "kernel_") and hasattr(obj, "predict"):  # GaussianProcessRegressor
@@ -215,6 +254,8 @@ def same_value(a, b):
         return a.format == b.format and a.shape == b.shape and same_value(a.toarray(), b.toarray())
     if isinstance(a, (list, tuple)):
         return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same_value(a[k], b[k]) for k in a)
     if isinstance(a, float):
         return fbits(a) == fbits(b)
     if isinstance(a, np.generic):
@@ -333,17 +374,59 @@ def check_one(pk, p, tmp, verbose):
     diffs = []
     diff(orig, loaded, "<root>", set(), diffs)
     problems += [f"state {d}" for d in diffs]
-    raised = [k for k, v in a.items() if type(v) is tuple and len(v) == 3 and isinstance(v[0], str) and v[0] == "raised"]
+    raised_ = [k for k, v in a.items() if raised(v)]
     if verbose:
-        print(f"  {name}: {type(orig).__name__}: {', '.join(k for k in a if k not in raised)}"
-              f"{'; raised: ' + ', '.join(f'{k} ({a[k][1]})' for k in raised) if raised else ''}; untrusted {untrusted}")
-    if not [k for k in a if k not in raised]:
-        problems.append(f"no output to compare (every call raised: {[a[k][1:] for k in raised]})")
+        print(f"  {name}: {type(orig).__name__}: {', '.join(k for k in a if k not in raised_)}"
+              f"{'; raised: ' + ', '.join(f'{k} ({a[k][1]})' for k in raised_) if raised_ else ''}; untrusted {untrusted}")
+    if not [k for k in a if k not in raised_]:
+        problems.append(f"no output to compare (every call raised: {[a[k][1:] for k in raised_]})")
     return ("converted" if not problems else "failed"), problems
+
+
+def sweep(pk, tmp, verbose):
+    """Every scikit-learn estimator record_uses.py fits in memory (all_estimators(), tiny
+    data), pickled at protocol 4 into `tmp` and checked like a fixture. Returns
+    (counts, failures, unsupported)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import record_uses as ru  # noqa: PLC0415
+    from sklearn.utils import all_estimators  # noqa: PLC0415
+
+    warnings.filterwarnings("ignore")
+    data, ctor_args = ru._tiny_data(), ru._constructor_args()
+    todo = {}
+    for kind_ in ("classifier", "regressor", "cluster", "transformer", None):
+        for name, cls in all_estimators(type_filter=kind_):
+            todo.setdefault(name, (cls, kind_ or "other"))
+    counts = {"converted": 0, "refused": 0, "failed": 0, "unsupported": 0, "not fitted": 0}
+    failures, unsupported = [], []
+    for name, (cls, kind_) in sorted(todo.items()):
+        est, why = (None, "skip list") if name in ru.ESTIMATOR_SKIP else ru._fit_estimator(name, cls, kind_, data, ctor_args)
+        if est is None:
+            counts["not fitted"] += 1
+            continue
+        p = Path(tmp) / f"sweep_{name}.pkl"
+        try:
+            p.write_bytes(pickle.dumps(est, protocol=4))
+        except Exception:  # noqa: BLE001 - not picklable
+            counts["not fitted"] += 1
+            continue
+        status, problems = check_one(pk, p, tmp, verbose)
+        if status == "failed" and problems and problems[0].startswith("convert exit 2") and name in EXPECTED_UNSUPPORTED:
+            status = "unsupported"
+            unsupported.append(f"{name}: {problems[0][len('convert exit 2: '):]}")
+        elif name in EXPECTED_UNSUPPORTED:
+            status = "failed"
+            failures.append(f"sweep {name}: expected to be refused as unsupported ({EXPECTED_UNSUPPORTED[name]})")
+        elif status == "failed":
+            failures += [f"sweep {name}: {x}" for x in problems]
+        counts[status] += 1
+    return counts, failures, unsupported
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sweep", action="store_true",
+                    help="also every estimator of sklearn.utils.all_estimators(), fitted in memory on tiny data")
     ap.add_argument("--pkinspect", default=str(ROOT / "target/debug/pkinspect"))
     ap.add_argument("--keep", help="write the .skops files here instead of a temporary folder")
     ap.add_argument("-v", "--verbose", action="store_true")
@@ -367,9 +450,21 @@ def main():
     print(f"skops {skops.__version__}: converted {counts['converted']}/{expected} fixtures expected to convert "
           f"(bit-identical outputs and state), refused {counts['refused']}/{len(EXPECTED_REFUSED)} as expected")
     print(f"{len(classes)} root classes: {', '.join(sorted(classes))}")
+    sweep_failed = 0
+    if args.sweep:
+        with tempfile.TemporaryDirectory() as tmp:
+            c, sweep_failures, unsupported = sweep(args.pkinspect, tmp, args.verbose)
+        total = c["converted"] + c["failed"] + c["unsupported"] + c["refused"]
+        print(f"sweep of all_estimators(): converted {c['converted']}/{total} fitted estimators bit-identically; "
+              f"{c['unsupported']} not expressible in skops, {c['refused']} refused, {c['failed']} failed, "
+              f"{c['not fitted']} not fitted on the tiny data")
+        for u in unsupported:
+            print("  unsupported", u[:300])
+        failures += sweep_failures
+        sweep_failed = c["failed"]
     for f in failures:
         print("FAIL", f)
-    return 1 if failures or counts["failed"] else 0
+    return 1 if failures or counts["failed"] or sweep_failed else 0
 
 
 if __name__ == "__main__":

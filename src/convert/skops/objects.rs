@@ -59,11 +59,7 @@ impl<'d> Mapper<'d> {
             return Err(self.unsupported(format!("{}, given several BUILD states", ob.class)));
         }
         match ob.class {
-            "collections.OrderedDict" if ob.args.is_empty() => {
-                let pairs = o.get("dictitems").and_then(J::as_array).map(Vec::as_slice).unwrap_or(&[]);
-                let entries = self.pairs(pairs)?;
-                self.dict_entries(entries, "OrderedDict", "collections")
-            }
+            "collections.OrderedDict" | "sklearn.utils._bunch.Bunch" if ob.args.is_empty() => self.dict_object(&ob),
             "builtins.slice" => self.slice(ob.args),
             "numpy.random._pickle.__randomstate_ctor" => self.random_state(&ob),
             "numpy.random._pickle.__generator_ctor" => self.generator(&ob),
@@ -99,6 +95,36 @@ impl<'d> Mapper<'d> {
         Err(self.unsupported(format!("a call to {func} ({via}){at}: {why}")))
     }
 
+    /// A dict subclass whose items `SETITEMS` gave it (`OrderedDict`,
+    /// scikit-learn's `Bunch`): a `DictNode` of that class, as skops writes
+    /// one. Its instance state must be what the class's constructor makes
+    /// (`Bunch`: an empty `_deprecated_key_to_warnings`).
+    fn dict_object(&mut self, ob: &Obj<'d>) -> Result<Map<String, J>, SkopsError> {
+        let default_state = match ob.state {
+            None | Some(J::Null) => true,
+            Some(s) => s.get("items").and_then(J::as_object).is_some_and(|m| {
+                m.iter().all(|(k, v)| {
+                    k == "_deprecated_key_to_warnings"
+                        && v.get("items").and_then(J::as_object).is_some_and(|x| x.is_empty())
+                })
+            }),
+        };
+        if !default_state || ob.class == "collections.OrderedDict" && ob.state.is_some_and(|s| !s.is_null()) {
+            return Err(self.unsupported(format!("a {} with attributes of its own", ob.class)));
+        }
+        let entries = match ob.raw.get("dictitems") {
+            None => Vec::new(),
+            Some(J::Array(pairs)) => self.pairs(pairs)?,
+            Some(d) => match (d.get("items").and_then(J::as_object), d.get("pairs").and_then(J::as_array)) {
+                (Some(items), _) => items.iter().map(|(k, v)| (k.clone(), "str", v)).collect(),
+                (None, Some(pairs)) => self.pairs(pairs)?,
+                _ => return Err(self.unsupported(format!("a {} with malformed items", ob.class))),
+            },
+        };
+        let (module, name) = split_class(ob.class);
+        self.dict_entries(entries, name, module)
+    }
+
     /// `slice(start, stop, step)`: skops keeps the three values as they are.
     fn slice(&mut self, args: &'d [J]) -> Result<Map<String, J>, SkopsError> {
         let ok = args.len() <= 3 && args.iter().all(|a| a.is_null() || a.is_i64());
@@ -127,7 +153,16 @@ impl<'d> Mapper<'d> {
             )));
         }
         for items in ["listitems", "setitems", "dictitems"] {
-            if ob.raw.get(items).and_then(J::as_array).is_some_and(|a| !a.is_empty()) {
+            let given = match ob.raw.get(items) {
+                Some(J::Array(a)) => !a.is_empty(),
+                Some(J::Object(o)) => ["items", "pairs"].iter().any(|k| match o.get(*k) {
+                    Some(J::Array(a)) => !a.is_empty(),
+                    Some(J::Object(m)) => !m.is_empty(),
+                    _ => false,
+                }),
+                _ => false,
+            };
+            if given {
                 return Err(self.unsupported(format!("{}, given {items} after it was made", ob.class)));
             }
         }
