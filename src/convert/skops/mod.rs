@@ -73,6 +73,13 @@ pub struct SkopsReport {
 ///
 /// See [`SkopsError`]; nothing is written at `out` when it fails.
 pub fn write_skops(input: &Path, out: &Path, policy: &Policy, levels: &Levels) -> Result<SkopsReport, SkopsError> {
+    let folder = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !folder.is_dir() {
+        return Err(SkopsError::Io(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("output folder {} does not exist", folder.display()),
+        )));
+    }
     let scratch = Scratch::new(out, "x")?;
     let ex = crate::extract::extract_file_with(input, Some(&scratch.0), policy, levels)?;
     if ex.max_severity.is_some_and(|s| s >= Severity::Error) {
