@@ -198,3 +198,50 @@ fn shared_arrays_stay_shared_and_trees_are_untrusted() {
     let (schema, _) = read_skops(&out);
     assert_eq!(schema["content"]["content"]["tree_"]["__loader__"], "TreeNode");
 }
+
+#[test]
+fn hostile_and_broken_files_never_leave_anything() {
+    // Hand-written hostile pickles and broken extractions: refused (1) or
+    // an error (2), never a crash, never a file or scratch folder left. A
+    // file whose scan finds only warnings (joblib padding that hides bytes
+    // joblib.load never reads) converts what a loader would build.
+    let scratch = Scratch::new("hostile");
+    let mut n = 0;
+    for dir in ["fixtures/hostile", "fixtures/extract_bad"] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(root().join(dir))
+            .expect("fixture folder")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_none_or(|e| e != "json"))
+            .collect();
+        files.sort();
+        for file in files {
+            let out = scratch.0.join("model.skops");
+            let r = convert(&file, &out);
+            let code = r.status.code();
+            assert!(
+                matches!(code, Some(0..=2)),
+                "{}: exit {code:?}: {}",
+                file.display(),
+                String::from_utf8_lossy(&r.stderr)
+            );
+            if code == Some(0) {
+                let scan = Command::new(env!("CARGO_BIN_EXE_pkinspect"))
+                    .args(["scan", "--fail-on", "error"])
+                    .arg(&file)
+                    .output();
+                assert_eq!(
+                    scan.expect("scan").status.code(),
+                    Some(0),
+                    "{}: converted with an error finding",
+                    file.display()
+                );
+                let (schema, members) = read_skops(&out);
+                check_nodes(&schema, &members, &mut Default::default());
+                std::fs::remove_file(&out).expect("remove");
+            }
+            nothing_written(&scratch.0, &out);
+            n += 1;
+        }
+    }
+    assert!(n > 50, "only {n} files");
+}
