@@ -245,3 +245,33 @@ fn hostile_and_broken_files_never_leave_anything() {
     }
     assert!(n > 50, "only {n} files");
 }
+
+#[test]
+fn values_skops_cannot_hold_are_errors_at_their_path() {
+    let scratch = Scratch::new("values");
+    let cases: [(&[u8], &str); 3] = [
+        // {(1, 2): 3}: skops writes dict keys as text, a tuple key cannot round-trip.
+        (
+            b"\x80\x02}q\x00K\x01K\x02\x86q\x01K\x03s.",
+            "cannot express <root> in skops: a dict key that is not a str or an int",
+        ),
+        // l = [l]: skops cannot load a reference cycle.
+        (b"\x80\x02]q\x00h\x00a.", "a value that contains itself"),
+        // {'a': [1, slice(0, 'x')]}: slice bounds that are not ints.
+        (
+            b"\x80\x02}q\x00X\x01\x00\x00\x00a]q\x01(K\x01c__builtin__\nslice\nK\x00X\x01\x00\x00\x00x\x86Res.",
+            "cannot express a.1 in skops",
+        ),
+    ];
+    for (i, (pickle, want)) in cases.iter().enumerate() {
+        let file = scratch.0.join(format!("case{i}.pkl"));
+        std::fs::write(&file, pickle).expect("write");
+        let out = scratch.0.join("out.skops");
+        let r = convert(&file, &out);
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "case {i}: {stderr}");
+        assert!(stderr.contains(want), "case {i}: {stderr}");
+        assert!(!out.exists());
+        std::fs::remove_file(&file).expect("remove");
+    }
+}
