@@ -19,8 +19,9 @@
 //! 5. [`scan`] ties the stages together per file and walks folders (one
 //!    policy per folder, on all cores), and
 //!    [`report`] prints human, JSON or SARIF output; [`view`] holds the other
-//!    views of the same stream (`dis`, `show`, `trace`), and [`extract`]
-//!    writes the object graph as JSON and `.npy` files.
+//!    views of the same stream (`dis`, `show`, `trace`), [`extract`]
+//!    writes the object graph as JSON and `.npy` files, and [`convert`]
+//!    writes a model in a safe format built from that extraction (`.skops`).
 //!
 //! Nothing here runs Python. Every length a file declares is checked against
 //! what remains and a named limit before anything is allocated.
@@ -28,6 +29,7 @@
 #![deny(missing_docs)]
 
 pub mod container;
+pub mod convert;
 pub mod error;
 pub mod extract;
 pub mod limits;

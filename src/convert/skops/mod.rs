@@ -1,0 +1,187 @@
+//! `pkinspect convert --to skops`: a scikit-learn model pickle or joblib
+//! file written back as a `.skops` file (skops 0.16, protocol 2;
+//! shared/FORMATS.md §5), statically: nothing is imported or called.
+//!
+//! The file is extracted ([`crate::extract`]) into a scratch folder next to
+//! the output: the object graph as a document, every array as a `.npy`
+//! whose header and bytes are numpy's own. Then:
+//!
+//! 1. a file the scan judges dangerous (a finding at `error`), or one with
+//!    values that could not be extracted, is refused;
+//! 2. the semantic checks (`check`) look for state that would load but is
+//!    inconsistent (tree child or feature indices out of range, array
+//!    shapes that disagree with `n_features_in_`/`n_classes_`, negative
+//!    counts): any is a refusal;
+//! 3. the graph is mapped to skops nodes (`schema`, `objects`,
+//!    `numpy_objects`); what skops cannot express is an error naming its
+//!    attribute path;
+//! 4. the archive (`schema.json` plus `.npy`/`.npz`/`.bin` members) is
+//!    written to a temporary file beside the output and renamed into place,
+//!    so a failed conversion leaves nothing behind.
+//!
+//! The `.skops` file keeps the state as the pickle recorded it, with its
+//! `_sklearn_version`: it targets the scikit-learn version the model was
+//! saved with ([`SkopsReport::versions`]).
+
+mod check;
+mod error;
+mod npy;
+mod numpy_objects;
+mod objects;
+mod schema;
+mod trusted;
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value as J};
+
+pub use error::{Inconsistency, SkopsError};
+use schema::{Mapper, Source};
+
+use crate::policy::Policy;
+use crate::rules::{Levels, Severity};
+use crate::scan::LibraryVersion;
+
+/// The skops protocol the files are written for.
+pub const SKOPS_PROTOCOL: u32 = 2;
+/// The skops version written into `_skops_version` (the one the format
+/// was checked against).
+pub const SKOPS_VERSION: &str = "0.16.0";
+
+/// What a conversion wrote.
+#[derive(Debug, Clone)]
+pub struct SkopsReport {
+    /// The class of the root object (`sklearn.pipeline.Pipeline`).
+    pub root_class: String,
+    /// The types `skops.io.get_untrusted_types(file=...)` lists for the
+    /// file, sorted: what the user must pass as `trusted=` to load it.
+    pub untrusted: Vec<String>,
+    /// The library versions the input records (`_sklearn_version`).
+    pub versions: Vec<LibraryVersion>,
+    /// Members of the archive besides `schema.json`.
+    pub members: usize,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+/// Converts the pickle or joblib file `input` to a `.skops` file `out`,
+/// judging it with `policy` and `levels` (the scan's policy and severities).
+///
+/// # Errors
+///
+/// See [`SkopsError`]; nothing is written at `out` when it fails.
+pub fn write_skops(input: &Path, out: &Path, policy: &Policy, levels: &Levels) -> Result<SkopsReport, SkopsError> {
+    let folder = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !folder.is_dir() {
+        return Err(SkopsError::Io(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("output folder {} does not exist", folder.display()),
+        )));
+    }
+    let scratch = Scratch::new(out, "x")?;
+    let ex = crate::extract::extract_file_with(input, Some(&scratch.0), policy, levels)?;
+    if ex.max_severity.is_some_and(|s| s >= Severity::Error) {
+        let errors: Vec<&J> = ex.doc["findings"]
+            .as_array()
+            .map(|f| f.iter().filter(|x| x["severity"] == "error").collect())
+            .unwrap_or_default();
+        let first = errors.first().and_then(|f| f["message"].as_str()).unwrap_or("").to_string();
+        return Err(SkopsError::Dangerous { count: errors.len().max(1), first });
+    }
+    if !ex.errors.is_empty() {
+        let list = ex
+            .errors
+            .iter()
+            .map(|e| {
+                let member = e.member.as_deref().map(|m| format!(" (member {m})")).unwrap_or_default();
+                format!("offset {}{member}: {}", e.offset, e.error)
+            })
+            .collect();
+        return Err(SkopsError::Extract(list));
+    }
+    let pickles = ex.doc["pickles"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let [pickle] = pickles else { return Err(SkopsError::Pickles(pickles.len())) };
+    let root = &pickle["root"];
+    let found = check::check(root, &scratch.0);
+    if !found.is_empty() {
+        return Err(SkopsError::Inconsistent(found));
+    }
+    let mut mapper = Mapper::new(scratch.0.clone(), root);
+    let mut schema = mapper.node(root)?;
+    schema["protocol"] = json!(SKOPS_PROTOCOL);
+    schema["_skops_version"] = json!(SKOPS_VERSION);
+    let bytes = write_archive(out, &schema, &mapper.members)?;
+    Ok(SkopsReport {
+        root_class: objects::class_of(root),
+        untrusted: mapper.untrusted.into_iter().collect(),
+        versions: ex.versions,
+        members: mapper.members.len(),
+        bytes,
+    })
+}
+
+/// Writes the archive to a temporary file beside `out`, then renames it.
+fn write_archive(out: &Path, schema: &J, members: &[(String, Source)]) -> Result<u64, SkopsError> {
+    let tmp = sibling(out, "tmp");
+    let r = (|| -> io::Result<u64> {
+        let file = File::create(&tmp)?;
+        let mut zip = zip::ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .large_file(false);
+        for (name, src) in members {
+            let size = match src {
+                Source::File(p) => std::fs::metadata(p)?.len(),
+                Source::Bytes(b) => b.len() as u64,
+            };
+            zip.start_file(name.as_str(), opts.large_file(size >= u32::MAX as u64)).map_err(io::Error::other)?;
+            match src {
+                Source::File(p) => {
+                    io::copy(&mut File::open(p)?, &mut zip)?;
+                }
+                Source::Bytes(b) => zip.write_all(b)?,
+            }
+        }
+        zip.start_file("schema.json", opts).map_err(io::Error::other)?;
+        serde_json::to_writer(&mut zip, schema).map_err(io::Error::other)?;
+        let mut w = zip.finish().map_err(io::Error::other)?;
+        w.flush()?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        Ok(f.metadata()?.len())
+    })();
+    match r.and_then(|n| std::fs::rename(&tmp, out).map(|_| n)) {
+        Ok(n) => Ok(n),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e.into())
+        }
+    }
+}
+
+/// A hidden path beside `out`: `.<name>.pkinspect-<tag>-<pid>`.
+fn sibling(out: &Path, tag: &str) -> PathBuf {
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    dir.join(format!(".{name}.pkinspect-{tag}-{}", std::process::id()))
+}
+
+/// The extraction folder, removed when dropped (also on every error).
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(out: &Path, tag: &str) -> io::Result<Scratch> {
+        let p = sibling(out, tag);
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p)?;
+        Ok(Scratch(p))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
