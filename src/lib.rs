@@ -28,6 +28,7 @@
 #![deny(missing_docs)]
 
 pub mod container;
+pub mod convert;
 pub mod error;
 pub mod extract;
 pub mod limits;

@@ -6,6 +6,8 @@
 //! ends such a run quietly with status 0.
 
 #[deny(clippy::print_stdout)]
+mod convert;
+#[deny(clippy::print_stdout)]
 mod dis;
 #[deny(clippy::print_stdout)]
 mod docs;
@@ -62,6 +64,8 @@ enum Command {
     Show(show::Opts),
     /// Write the object graph as JSON and every array as .npy, without running anything.
     Extract(extract::Opts),
+    /// Rewrite a file as safetensors (or skops), refusing any the scan does not pass; nothing is run.
+    Convert(convert::Opts),
     /// Print the import/call events as normalised JSON lines (for the differential oracle).
     Trace(trace::Opts),
     /// List every rule with its code, severity and summary.
@@ -98,6 +102,7 @@ pub fn run() -> anyhow::Result<u8> {
         Command::Show(o) => o.run(),
         Command::Trace(o) => o.run(),
         Command::Extract(o) => o.run(),
+        Command::Convert(o) => o.run(),
         Command::Rules(o) => o.run(),
         Command::Explain(o) => o.run(),
         Command::Completions(o) => o.run(),

@@ -1,0 +1,139 @@
+//! `pkinspect convert`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use super::policy::PolicyArgs;
+use super::{EXIT_CLEAN, EXIT_ERROR, EXIT_FINDINGS};
+use pkinspect::convert::{self, ConvertError, Outcome, Target};
+use pkinspect::extract::ValueError;
+use pkinspect::py::repr::escape_for_terminal;
+
+const AFTER_HELP: &str = "\
+Exit status (convert):
+  0  the output was written (what the format cannot hold is listed on stderr)
+  1  refused: the scan found something at or above warning (listed); nothing written
+  2  the file could not be read, a value could not be extracted, the target cannot
+     write it, or a policy file or flag is invalid; nothing written
+
+The file is read as data (the same walk as scan and extract), never loaded.";
+
+/// The formats `convert` writes.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum To {
+    /// skops (.skops)
+    Skops,
+    /// safetensors (.safetensors)
+    Safetensors,
+}
+
+/// Options of `pkinspect convert`.
+#[derive(Args, Debug)]
+#[command(after_help = AFTER_HELP)]
+pub struct Opts {
+    /// The pickle, joblib, PyTorch, .npy or .npz file.
+    file: PathBuf,
+    /// The format to write.
+    #[arg(long = "to", value_enum)]
+    to: To,
+    /// The output file, replaced only once it is complete.
+    #[arg(short = 'o', long = "out")]
+    out: PathBuf,
+    /// Print nothing but errors and what was left out.
+    #[arg(short, long)]
+    quiet: bool,
+    // The policy the scan judges the file by, found and applied as `scan` does.
+    #[command(flatten)]
+    policy: PolicyArgs,
+}
+
+impl Opts {
+    pub fn run(self) -> anyhow::Result<u8> {
+        // A policy file or flag error stops the run before anything is read (exit 2).
+        let mut policies = self.policy.policies()?;
+        if !self.file.is_file() {
+            eprintln!("error: {}: not a file", self.file.display());
+            return Ok(EXIT_ERROR);
+        }
+        let target = match self.to {
+            To::Skops => Target::Skops,
+            To::Safetensors => Target::Safetensors,
+        };
+        let index = policies.for_file(&self.file)?;
+        let (policy, config) = policies.get(index);
+        let levels = config.levels_for(&self.file);
+        let shown = self.file.display().to_string();
+        match convert::convert_file(&self.file, &self.out, target, policy, &levels) {
+            Ok(Outcome::Written(w)) => {
+                for l in &w.left_out {
+                    eprintln!(
+                        "note: left out {} ({}): {}",
+                        escape_for_terminal(&l.name),
+                        escape_for_terminal(&l.what),
+                        l.why
+                    );
+                }
+                if !self.quiet {
+                    let mut out = std::io::stdout().lock();
+                    writeln!(
+                        out,
+                        "wrote {}: {} tensor(s), {} bytes of data, {} left out",
+                        self.out.display(),
+                        w.items,
+                        w.bytes,
+                        w.left_out.len()
+                    )?;
+                    out.flush()?;
+                }
+                Ok(EXIT_CLEAN)
+            }
+            Ok(Outcome::Refused { findings, errors }) => {
+                eprintln!(
+                    "error: {shown}: refused: the scan found {} finding(s); nothing written \
+                     (run `pkinspect scan` for details)",
+                    findings.len()
+                );
+                for f in &findings {
+                    eprintln!("  {}", finding_line(f));
+                }
+                print_errors(&shown, &errors);
+                Ok(EXIT_FINDINGS)
+            }
+            Err(ConvertError::Values(errors)) => {
+                print_errors(&shown, &errors);
+                eprintln!("error: {shown}: {} value(s) could not be extracted; nothing written", errors.len());
+                Ok(EXIT_ERROR)
+            }
+            Err(e) => {
+                eprintln!("error: {shown}: {}; nothing written", escape_for_terminal(&e.to_string()));
+                Ok(EXIT_ERROR)
+            }
+        }
+    }
+}
+
+/// One finding of the document, on one line.
+fn finding_line(f: &serde_json::Value) -> String {
+    let text = |k: &str| f.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_string();
+    let member = f.get("member").and_then(|m| m.as_str()).map(|m| format!(" (member {m})")).unwrap_or_default();
+    let offset = f.get("offset").map(|o| o.to_string()).unwrap_or_default();
+    escape_for_terminal(&format!(
+        "{} {}{member} at offset {offset}: {}",
+        text("rule"),
+        text("severity"),
+        text("message")
+    ))
+}
+
+fn print_errors(shown: &str, errors: &[ValueError]) {
+    for e in errors {
+        let member = e.member.as_deref().map(|m| format!(" (member {m})")).unwrap_or_default();
+        eprintln!(
+            "error: {shown}{member} at offset {}: {}",
+            e.offset,
+            escape_for_terminal(&e.error.to_string())
+        );
+    }
+}
