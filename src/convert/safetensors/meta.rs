@@ -38,45 +38,83 @@ pub(super) fn metadata(doc: &J, by_file: &HashMap<String, Became>, left_out: &mu
 
 /// Rewrites every node that names a staged file: an array names its
 /// tensor (`"tensor"`), its fields' tensors (`"tensors"`) or why it was left
-/// out (`"left_out"`); a blob is dropped and listed. Returns whether the
-/// graph holds a PyTorch tensor.
+/// out (`"left_out"`); a blob is dropped and listed, and so is a tensor
+/// `extract` could not rebuild (an object made by `torch._utils._rebuild_*`).
+/// Returns whether the graph holds a PyTorch tensor.
 fn rewrite(root: &mut J, by_file: &HashMap<String, Became>, left_out: &mut Vec<LeftOut>) -> bool {
     let mut torch = false;
-    let mut stack: Vec<&mut J> = vec![root];
-    while let Some(v) = stack.pop() {
+    let mut stack: Vec<(&mut J, String)> = vec![(root, String::new())];
+    while let Some((v, path)) = stack.pop() {
         match v {
             J::Object(m) => {
-                torch |= m.get("type").and_then(J::as_str) == Some("tensor");
+                let kind = m.get("type").and_then(J::as_str).unwrap_or("");
+                torch |= kind == "tensor";
+                let class = m.get("class").and_then(J::as_str).unwrap_or("");
+                // A Parameter wraps a tensor node of its own; the others hold the data.
+                if kind == "object" && class.starts_with("torch._utils._rebuild_") && !class.contains("parameter") {
+                    torch = true;
+                    let why = format!("a tensor pkinspect cannot rebuild yet ({class})");
+                    left_out.push(LeftOut { name: shown(&path), what: "tensor".into(), why: why.clone() });
+                    m.insert("left_out".into(), J::String(why));
+                }
                 if let Some(J::String(file)) = m.get("file").cloned() {
                     m.shift_remove("file");
-                    match by_file.get(&file) {
-                        Some(Became::Tensor(name)) => {
-                            m.insert("tensor".into(), J::String(name.clone()));
-                        }
+                    let note = match by_file.get(&file) {
+                        Some(Became::Tensor(name)) => ("tensor", J::String(name.clone())),
                         Some(Became::Fields(fields)) => {
-                            let map = fields.iter().map(|(f, n)| (f.clone(), J::String(n.clone()))).collect();
-                            m.insert("tensors".into(), J::Object(map));
+                            ("tensors", J::Object(fields.iter().map(|(f, n)| (f.clone(), J::String(n.clone()))).collect()))
                         }
-                        Some(Became::LeftOut(why)) => {
-                            m.insert("left_out".into(), J::String(why.clone()));
-                        }
+                        Some(Became::LeftOut(why)) => ("left_out", J::String(why.clone())),
                         None => {
                             let why = "a value over 1 MiB: not kept".to_string();
-                            let name = file.strip_prefix("blobs/").unwrap_or(&file);
-                            let name = name.strip_suffix(".bin").unwrap_or(name).to_string();
                             let what = m.get("type").and_then(J::as_str).unwrap_or("blob").to_string();
-                            left_out.push(LeftOut { name, what, why: why.clone() });
-                            m.insert("left_out".into(), J::String(why));
+                            left_out.push(LeftOut { name: shown(&path), what, why: why.clone() });
+                            ("left_out", J::String(why))
                         }
-                    }
+                    };
+                    m.insert(note.0.into(), note.1);
                 }
-                stack.extend(m.values_mut());
+                for (k, c) in m.iter_mut() {
+                    let step = match k.as_str() {
+                        "items" | "dictitems" | "state" | "root" | "pairs" | "value" => path.clone(),
+                        "args" => join(&path, "__args__"),
+                        "kwargs" => join(&path, "__kwargs__"),
+                        "listitems" | "setitems" => join(&path, "__items__"),
+                        "func" => join(&path, "__func__"),
+                        _ => join(&path, k),
+                    };
+                    stack.push((c, step));
+                }
             }
-            J::Array(a) => stack.extend(a.iter_mut()),
+            J::Array(a) => {
+                for (i, c) in a.iter_mut().enumerate() {
+                    stack.push((c, join(&path, &i.to_string())));
+                }
+            }
             _ => {}
         }
     }
     torch
+}
+
+/// `path.step`.
+fn join(path: &str, step: &str) -> String {
+    if path.is_empty() {
+        step.to_string()
+    } else {
+        format!("{path}.{step}")
+    }
+}
+
+/// A graph path for messages: the document's pickles are a list, so a
+/// path starts with the pickle's index, dropped when it is the first.
+fn shown(path: &str) -> String {
+    let p = path.strip_prefix("0.").or_else(|| path.strip_prefix('0')).unwrap_or(path);
+    if p.is_empty() {
+        "root".into()
+    } else {
+        p.to_string()
+    }
 }
 
 #[cfg(test)]
