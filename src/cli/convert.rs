@@ -130,10 +130,6 @@ fn finding_line(f: &serde_json::Value) -> String {
 fn print_errors(shown: &str, errors: &[ValueError]) {
     for e in errors {
         let member = e.member.as_deref().map(|m| format!(" (member {m})")).unwrap_or_default();
-        eprintln!(
-            "error: {shown}{member} at offset {}: {}",
-            e.offset,
-            escape_for_terminal(&e.error.to_string())
-        );
+        eprintln!("error: {shown}{member} at offset {}: {}", e.offset, escape_for_terminal(&e.error.to_string()));
     }
 }

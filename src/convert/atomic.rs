@@ -39,10 +39,7 @@ impl Drop for TmpFile {
 /// # Errors
 /// `fill`'s error, or [`ConvertError::Output`] when the temporary file
 /// cannot be created, flushed or renamed.
-pub fn write_atomic<T>(
-    out: &Path,
-    fill: impl FnOnce(&mut File) -> Result<T, ConvertError>,
-) -> Result<T, ConvertError> {
+pub fn write_atomic<T>(out: &Path, fill: impl FnOnce(&mut File) -> Result<T, ConvertError>) -> Result<T, ConvertError> {
     let parent = parent_of(out);
     let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
     let name = crate::extract::store::safe_name(&name);

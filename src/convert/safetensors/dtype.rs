@@ -247,8 +247,13 @@ mod tests {
 
     #[test]
     fn a_tree_nodes_descriptor_flattens_to_fields_at_their_offsets() {
-        let d = json!([["left_child", "<i8"], ["threshold", "<f8"], ["flag", "|u1"], ["", "|V7"],
-                       [["t", "sub"], "<i2", [2, 3]]]);
+        let d = json!([
+            ["left_child", "<i8"],
+            ["threshold", "<f8"],
+            ["flag", "|u1"],
+            ["", "|V7"],
+            [["t", "sub"], "<i2", [2, 3]]
+        ]);
         let (f, size) = fields(d.as_array().unwrap()).unwrap();
         let names: Vec<_> = f.iter().map(|x| (x.name.as_str(), x.offset, x.size)).collect();
         assert_eq!(names, [("left_child", 0, 8), ("threshold", 8, 8), ("flag", 16, 1), ("sub", 24, 12)]);

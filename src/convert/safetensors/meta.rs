@@ -13,7 +13,11 @@ use crate::limits::MAX_CONVERT_GRAPH_BYTES;
 
 /// The metadata entries, in order; adds the long values (blobs) the graph
 /// drops to `left_out`.
-pub(super) fn metadata(doc: &J, by_file: &HashMap<String, Became>, left_out: &mut Vec<LeftOut>) -> Vec<(String, String)> {
+pub(super) fn metadata(
+    doc: &J,
+    by_file: &HashMap<String, Became>,
+    left_out: &mut Vec<LeftOut>,
+) -> Vec<(String, String)> {
     let mut pickles = doc.get("pickles").cloned().unwrap_or(J::Array(Vec::new()));
     let torch = rewrite(&mut pickles, by_file, left_out);
     let source = doc.get("source").map(|s| json!({"format": s.get("format"), "outer": s.get("outer")}));
@@ -28,7 +32,10 @@ pub(super) fn metadata(doc: &J, by_file: &HashMap<String, Became>, left_out: &mu
     } else {
         out.push((
             "pkinspect.graph_omitted".to_string(),
-            format!("the object graph takes {} bytes of JSON, over the limit of {MAX_CONVERT_GRAPH_BYTES}", graph.len()),
+            format!(
+                "the object graph takes {} bytes of JSON, over the limit of {MAX_CONVERT_GRAPH_BYTES}",
+                graph.len()
+            ),
         ));
     }
     let listed: Vec<J> = left_out.iter().map(|l| json!({"name": l.name, "dtype": l.what, "why": l.why})).collect();
@@ -61,9 +68,10 @@ fn rewrite(root: &mut J, by_file: &HashMap<String, Became>, left_out: &mut Vec<L
                     m.shift_remove("file");
                     let note = match by_file.get(&file) {
                         Some(Became::Tensor(name)) => ("tensor", J::String(name.clone())),
-                        Some(Became::Fields(fields)) => {
-                            ("tensors", J::Object(fields.iter().map(|(f, n)| (f.clone(), J::String(n.clone()))).collect()))
-                        }
+                        Some(Became::Fields(fields)) => (
+                            "tensors",
+                            J::Object(fields.iter().map(|(f, n)| (f.clone(), J::String(n.clone()))).collect()),
+                        ),
                         Some(Became::LeftOut(why)) => ("left_out", J::String(why.clone())),
                         None => {
                             let why = "a value over 1 MiB: not kept".to_string();
@@ -137,7 +145,10 @@ mod tests {
         assert_eq!(items["w"]["tensor"], "w");
         assert!(items["w"].get("file").is_none());
         assert_eq!(items["s"]["left_out"], "a value over 1 MiB: not kept");
-        assert_eq!(left, [LeftOut { name: "s".into(), what: "str".into(), why: "a value over 1 MiB: not kept".into() }]);
+        assert_eq!(
+            left,
+            [LeftOut { name: "s".into(), what: "str".into(), why: "a value over 1 MiB: not kept".into() }]
+        );
         assert!(get("pkinspect.left_out").contains("\"name\":\"s\""));
         assert!(!get("pkinspect.source").contains("/x/"), "no local path in the output");
     }

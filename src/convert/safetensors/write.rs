@@ -27,7 +27,11 @@ const CHUNK: u64 = 1 << 20;
 
 /// Writes the header and every tensor to `out`; returns the bytes of
 /// tensor data written. Sorts `tensors` into their order in the file.
-pub(super) fn write(out: &mut File, tensors: &mut [Tensor], metadata: &[(String, String)]) -> Result<u64, ConvertError> {
+pub(super) fn write(
+    out: &mut File,
+    tensors: &mut [Tensor],
+    metadata: &[(String, String)],
+) -> Result<u64, ConvertError> {
     tensors.sort_by_key(|t| std::cmp::Reverse(t.st.size()));
     let (header, total) = header(tensors, metadata)?;
     let mut w = BufWriter::with_capacity(1 << 20, out);
