@@ -231,3 +231,8 @@ pub const MAX_CONVERT_GRAPH_BYTES: usize = 64 << 20;
 /// Longest tensor name `pkinspect convert` writes, in bytes (a longer
 /// dotted path is cut, and `~N` keeps cut names apart).
 pub const MAX_TENSOR_NAME: usize = 1024;
+
+/// Smallest input whose safetensors conversion writes array data straight
+/// into the output (after room reserved for the header) rather than copying
+/// it there from `.npy` files; smaller files are written compactly.
+pub const CONVERT_IN_PLACE_MIN_INPUT: u64 = 64 << 20;

@@ -17,13 +17,48 @@ pub fn parent_of(out: &Path) -> PathBuf {
     }
 }
 
-/// A temporary file, removed when dropped unless it was renamed.
-struct TmpFile {
-    path: PathBuf,
+/// A temporary file beside the output, removed when dropped unless
+/// [`TmpOut::persist`] renamed it over the output.
+pub struct TmpOut {
+    /// Its path.
+    pub path: PathBuf,
+    /// The file, open for reading and writing.
+    pub file: File,
     keep: bool,
 }
 
-impl Drop for TmpFile {
+impl TmpOut {
+    /// A new, empty temporary file in `out`'s folder.
+    ///
+    /// # Errors
+    /// When no file can be created there.
+    pub fn create(out: &Path) -> io::Result<TmpOut> {
+        let parent = parent_of(out);
+        let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+        let name = crate::extract::store::safe_name(&name);
+        for n in 0..100u32 {
+            let path = parent.join(format!(".{name}.pkinspect-tmp-{}-{n}", std::process::id()));
+            match OpenOptions::new().write(true).read(true).create_new(true).open(&path) {
+                Ok(file) => return Ok(TmpOut { path, file, keep: false }),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::new(io::ErrorKind::AlreadyExists, "no free temporary file name"))
+    }
+
+    /// Renames the file over `out`.
+    ///
+    /// # Errors
+    /// The rename's (the temporary file is then removed).
+    pub fn persist(mut self, out: &Path) -> io::Result<()> {
+        std::fs::rename(&self.path, out)?;
+        self.keep = true;
+        Ok(())
+    }
+}
+
+impl Drop for TmpOut {
     fn drop(&mut self) {
         if !self.keep {
             let _ = std::fs::remove_file(&self.path);
@@ -38,29 +73,15 @@ impl Drop for TmpFile {
 ///
 /// # Errors
 /// `fill`'s error, or [`ConvertError::Output`] when the temporary file
-/// cannot be created, flushed or renamed.
-pub fn write_atomic<T>(out: &Path, fill: impl FnOnce(&mut File) -> Result<T, ConvertError>) -> Result<T, ConvertError> {
-    let parent = parent_of(out);
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
-    let name = crate::extract::store::safe_name(&name);
-    let (mut file, mut tmp) = create_tmp(&parent, &name).map_err(ConvertError::Output)?;
-    let value = fill(&mut file)?;
-    drop(file);
-    std::fs::rename(&tmp.path, out).map_err(ConvertError::Output)?;
-    tmp.keep = true;
+/// cannot be created or renamed.
+pub fn write_atomic<T>(
+    out: &Path,
+    fill: impl FnOnce(&mut File) -> Result<T, ConvertError>,
+) -> Result<T, ConvertError> {
+    let mut tmp = TmpOut::create(out).map_err(ConvertError::Output)?;
+    let value = fill(&mut tmp.file)?;
+    tmp.persist(out).map_err(ConvertError::Output)?;
     Ok(value)
-}
-
-fn create_tmp(parent: &Path, name: &str) -> io::Result<(File, TmpFile)> {
-    for n in 0..100u32 {
-        let path = parent.join(format!(".{name}.pkinspect-tmp-{}-{n}", std::process::id()));
-        match OpenOptions::new().write(true).read(true).create_new(true).open(&path) {
-            Ok(f) => return Ok((f, TmpFile { path, keep: false })),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(io::Error::new(io::ErrorKind::AlreadyExists, "no free temporary file name"))
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@
 
 pub mod atomic;
 pub mod safetensors;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::fs::File;
@@ -31,7 +33,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value as J;
 
+use crate::extract::arena::Arena;
+use crate::extract::store::Store;
 use crate::extract::{Extracted, ValueError};
+use crate::limits::CONVERT_IN_PLACE_MIN_INPUT;
 use crate::policy::Policy;
 use crate::rules::{Levels, Severity};
 
@@ -56,7 +61,7 @@ impl Target {
 }
 
 /// What a target writer reads: the input file and its extraction, whose
-/// `.npy` files lie under `staged`.
+/// `.npy` files lie under `staged`, or whose array data lies in an arena.
 pub struct Source<'a> {
     /// The input file.
     pub file: &'a Path,
@@ -64,6 +69,19 @@ pub struct Source<'a> {
     pub staged: &'a Path,
     /// The extraction: document, arrays, findings.
     pub ex: &'a Extracted,
+    /// Where the array data is when it was written into one file (the
+    /// output's own temporary file) instead of `.npy` files.
+    pub arena: Option<ArenaData<'a>>,
+}
+
+/// Array data written back to back into one file, without `.npy` headers.
+pub struct ArenaData<'a> {
+    /// The file.
+    pub path: PathBuf,
+    /// Each array file's region (`[start, end)`), by its name in the extraction.
+    pub regions: &'a std::collections::HashMap<String, (u64, u64)>,
+    /// Bytes reserved before the data (for a header written in place).
+    pub reserved: u64,
 }
 
 impl Source<'_> {
@@ -157,12 +175,48 @@ pub fn convert_file(
     policy: &Policy,
     levels: &Levels,
 ) -> Result<Outcome, ConvertError> {
+    convert_file_sized(file, out, target, policy, levels, CONVERT_IN_PLACE_MIN_INPUT)
+}
+
+/// [`convert_file`] writing array data in place for inputs of at least
+/// `in_place_min` bytes (the tests compare both ways on small files).
+pub(crate) fn convert_file_sized(
+    file: &Path,
+    out: &Path,
+    target: Target,
+    policy: &Policy,
+    levels: &Levels,
+    in_place_min: u64,
+) -> Result<Outcome, ConvertError> {
     if out.is_dir() {
         let e = io::Error::new(io::ErrorKind::IsADirectory, format!("{} is a folder", out.display()));
         return Err(ConvertError::Output(e));
     }
     let staging = Staging::new(out).map_err(ConvertError::Output)?;
-    let ex = crate::extract::extract_file_with(file, Some(&staging.dir), policy, levels).map_err(|e| {
+    let size = std::fs::metadata(file).map_err(ConvertError::Input)?.len();
+    // safetensors of a large file: array data goes straight into the output,
+    // after room for the header, so it is written once (docs/convert.md).
+    let in_place = match target {
+        Target::Safetensors if size >= in_place_min => Some(safetensors::reserve_for(size)),
+        _ => None,
+    };
+    let arena_out = match in_place {
+        Some(reserved) => {
+            let tmp = atomic::TmpOut::create(out).map_err(ConvertError::Output)?;
+            tmp.file.set_len(reserved).map_err(ConvertError::Output)?;
+            Some((tmp, reserved))
+        }
+        None => None,
+    };
+    let store = match &arena_out {
+        Some((tmp, _)) => {
+            let handle = tmp.file.try_clone().map_err(ConvertError::Output)?;
+            Store::with_arena(staging.dir.clone(), Arena::new(handle))
+        }
+        None => Store::new(Some(staging.dir.clone())),
+    }
+    .map_err(ConvertError::Output)?;
+    let (ex, arena) = crate::extract::extract_with_store(file, store, policy, levels).map_err(|e| {
         // The staging folder's own errors are the output's; the rest are the input's.
         if staging.dir.is_dir() {
             ConvertError::Input(e)
@@ -177,11 +231,20 @@ pub fn convert_file(
     if !ex.errors.is_empty() {
         return Err(ConvertError::Values(ex.errors));
     }
-    let src = Source { file, staged: &staging.dir, ex: &ex };
-    let written = atomic::write_atomic(out, |f: &mut File| match target {
-        Target::Safetensors => safetensors::write(&src, f),
-        Target::Skops => Err(ConvertError::NotBuilt(Target::Skops)),
-    })?;
+    let arena_data = match (&arena_out, &arena) {
+        (Some((tmp, reserved)), Some(a)) => {
+            Some(ArenaData { path: tmp.path.clone(), regions: &a.regions, reserved: *reserved })
+        }
+        _ => None,
+    };
+    let src = Source { file, staged: &staging.dir, ex: &ex, arena: arena_data };
+    let written = match target {
+        Target::Safetensors => match arena_out {
+            Some((tmp, _)) => safetensors::write_in_place(&src, tmp, out)?,
+            None => atomic::write_atomic(out, |f: &mut File| safetensors::write(&src, f))?,
+        },
+        Target::Skops => return Err(ConvertError::NotBuilt(Target::Skops)),
+    };
     Ok(Outcome::Written(written))
 }
 

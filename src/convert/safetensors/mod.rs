@@ -15,10 +15,11 @@ mod write;
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value as J;
 
+use super::atomic::{write_atomic, TmpOut};
 use super::{ConvertError, LeftOut, Source, Written};
 use crate::extract::ArrayRecord;
 use dtype::St;
@@ -32,8 +33,10 @@ pub struct Tensor {
     pub st: St,
     /// The shape (the array's, then the field's subarray shape).
     pub shape: Vec<u64>,
-    /// The staged `.npy` file.
+    /// The staged `.npy` file, or the arena.
     pub src: PathBuf,
+    /// The region of the arena holding the data (`None`: a `.npy` file).
+    pub region: Option<(u64, u64)>,
     /// The array's shape in its file.
     pub array_shape: Vec<u64>,
     /// The array's data is in Fortran order.
@@ -63,14 +66,47 @@ impl Tensor {
 /// record, a Fortran-order array over [`crate::limits::MAX_GATHER_BYTES`],
 /// a header over [`crate::limits::MAX_SAFETENSORS_HEADER`]).
 pub fn write(src: &Source<'_>, out: &mut File) -> Result<Written, ConvertError> {
+    let (mut plan, metadata) = plan(src);
+    let bytes = write::write(out, &mut plan.tensors, &metadata)?;
+    Ok(Written { items: plan.tensors.len(), bytes, left_out: plan.left_out })
+}
+
+/// Writes `src`, whose array data is in `tmp` after the room reserved for
+/// the header, as `out`: the header is written into that room when every
+/// array is a tensor as it stands (little-endian, C order) and the header
+/// fits, so the data is written once; otherwise the tensors are copied
+/// into a new file as [`write`] does.
+///
+/// # Errors
+/// As [`write`].
+pub fn write_in_place(src: &Source<'_>, mut tmp: TmpOut, out: &Path) -> Result<Written, ConvertError> {
+    let (mut plan, metadata) = plan(src);
+    let reserved = src.arena.as_ref().map_or(0, |a| a.reserved);
+    if let Some(bytes) = write::header_in_place(&mut tmp.file, reserved, &mut plan.tensors, &metadata)? {
+        tmp.persist(out).map_err(ConvertError::Output)?;
+        return Ok(Written { items: plan.tensors.len(), bytes, left_out: plan.left_out });
+    }
+    let bytes = write_atomic(out, |f: &mut File| write::write(f, &mut plan.tensors, &metadata))?;
+    drop(tmp);
+    Ok(Written { items: plan.tensors.len(), bytes, left_out: plan.left_out })
+}
+
+/// Room for the header before the data of a file of `size` bytes written
+/// in place (8 bytes of length included): 1/1024 of it, between 64 KiB and
+/// 16 MiB, so the padding costs at most 0.1% of a large output.
+pub fn reserve_for(size: u64) -> u64 {
+    (size / 1024).clamp(64 << 10, 16 << 20).next_multiple_of(8)
+}
+
+/// The tensors and the metadata of `src`.
+fn plan(src: &Source<'_>) -> (Plan, Vec<(String, String)>) {
     let torch = torch_dtypes(&src.ex.doc);
     let mut plan = Plan::default();
     for rec in &src.ex.arrays {
         plan.add(src, rec, torch.get(rec.file.as_str()).map(String::as_str));
     }
     let metadata = meta::metadata(&src.ex.doc, &plan.by_file, &mut plan.left_out);
-    let bytes = write::write(out, &mut plan.tensors, &metadata)?;
-    Ok(Written { items: plan.tensors.len(), bytes, left_out: plan.left_out })
+    (plan, metadata)
 }
 
 /// What a staged array file became, for the graph in `__metadata__`.
@@ -118,12 +154,16 @@ impl Plan {
             base = "root".into();
         }
         let base = cut(&base);
-        let file = src.staged_file(&rec.file);
+        let (file, region) = match &src.arena {
+            Some(a) => (a.path.clone(), a.regions.get(&rec.file).copied()),
+            None => (src.staged_file(&rec.file), None),
+        };
         let tensor = |st: St, shape: Vec<u64>, record: u64, field_offset: u64, field_size: u64, swap: usize| Tensor {
             name: String::new(),
             st,
             shape,
             src: file.clone(),
+            region,
             array_shape: rec.shape.clone(),
             fortran: rec.fortran,
             record,

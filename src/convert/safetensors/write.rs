@@ -45,16 +45,27 @@ pub(super) fn write(
     Ok(total)
 }
 
-/// The header's bytes (padded) and the data section's length.
+/// The header's bytes (padded) and the data section's length, the
+/// tensors back to back in their order.
 fn header(tensors: &[Tensor], metadata: &[(String, String)]) -> Result<(Vec<u8>, u64), ConvertError> {
-    let mut map = Map::new();
-    let meta: Map<String, J> = metadata.iter().map(|(k, v)| (k.clone(), J::String(v.clone()))).collect();
-    map.insert("__metadata__".into(), J::Object(meta));
+    let mut spans = Vec::with_capacity(tensors.len());
     let mut at = 0u64;
     for t in tensors {
         let end = t.nbytes().and_then(|n| at.checked_add(n)).ok_or_else(|| too_big(t))?;
-        map.insert(t.name.clone(), json!({"dtype": t.st.name(), "shape": t.shape, "data_offsets": [at, end]}));
+        spans.push((at, end));
         at = end;
+    }
+    Ok((header_bytes(tensors, &spans, metadata)?, at))
+}
+
+/// The header for tensors at these data offsets, padded with spaces to a
+/// multiple of 8.
+fn header_bytes(tensors: &[Tensor], spans: &[(u64, u64)], metadata: &[(String, String)]) -> Result<Vec<u8>, ConvertError> {
+    let mut map = Map::new();
+    let meta: Map<String, J> = metadata.iter().map(|(k, v)| (k.clone(), J::String(v.clone()))).collect();
+    map.insert("__metadata__".into(), J::Object(meta));
+    for (t, (s, e)) in tensors.iter().zip(spans) {
+        map.insert(t.name.clone(), json!({"dtype": t.st.name(), "shape": t.shape, "data_offsets": [s, e]}));
     }
     let mut bytes = serde_json::to_vec(&J::Object(map)).map_err(|e| ConvertError::Output(e.into()))?;
     let padded = bytes.len().next_multiple_of(8);
@@ -65,7 +76,54 @@ fn header(tensors: &[Tensor], metadata: &[(String, String)]) -> Result<(Vec<u8>,
             bytes.len()
         )));
     }
-    Ok((bytes, at))
+    Ok(bytes)
+}
+
+/// True when a tensor's bytes are its staged bytes as they stand.
+fn as_stored(t: &Tensor) -> bool {
+    let count: u64 = t.array_shape.iter().product();
+    let transpose = t.fortran && t.array_shape.len() > 1 && count > 1;
+    !transpose && t.swap == 0 && t.field_size == t.record
+}
+
+/// When the arena in `file` (data from `reserved` on) is already the
+/// data section, every region a tensor as stored, back to back and
+/// aligned, and the header fits in the room before it: writes the length
+/// and header there (padded with spaces) and returns the bytes of data.
+/// `None`: it is not, and nothing was written.
+pub(super) fn header_in_place(
+    file: &mut File,
+    reserved: u64,
+    tensors: &mut [Tensor],
+    metadata: &[(String, String)],
+) -> Result<Option<u64>, ConvertError> {
+    let end = file.metadata().map_err(ConvertError::Output)?.len();
+    tensors.sort_by_key(|t| t.region.map_or(0, |r| r.0));
+    let mut spans = Vec::with_capacity(tensors.len());
+    let mut at = reserved;
+    for t in tensors.iter() {
+        let Some((s, e)) = t.region else { return Ok(None) };
+        let fits = as_stored(t) && s == at && Some(e - s) == t.nbytes() && (s - reserved) % t.st.size() == 0;
+        if !fits {
+            return Ok(None);
+        }
+        spans.push((s - reserved, e - reserved));
+        at = e;
+    }
+    if at != end || reserved < 8 {
+        return Ok(None);
+    }
+    let mut header = header_bytes(tensors, &spans, metadata)?;
+    let room = (reserved - 8) as usize;
+    if header.len() > room {
+        return Ok(None);
+    }
+    header.resize(room, b' ');
+    let out = ConvertError::Output;
+    file.seek(SeekFrom::Start(0)).map_err(out)?;
+    file.write_all(&(room as u64).to_le_bytes()).map_err(out)?;
+    file.write_all(&header).map_err(out)?;
+    Ok(Some(end - reserved))
 }
 
 fn too_big(t: &Tensor) -> ConvertError {
@@ -92,10 +150,12 @@ fn data_start(f: &mut File) -> io::Result<u64> {
 fn write_tensor(w: &mut BufWriter<&mut File>, t: &Tensor) -> Result<(), ConvertError> {
     let staged = |e: io::Error| ConvertError::Output(io::Error::new(e.kind(), format!("{}: {e}", t.src.display())));
     let mut f = File::open(&t.src).map_err(staged)?;
-    let start = data_start(&mut f).map_err(staged)?;
+    let (start, len) = match t.region {
+        Some((s, e)) => (s, e),
+        None => (data_start(&mut f).map_err(staged)?, f.metadata().map_err(staged)?.len()),
+    };
     let count = t.array_shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or_else(|| too_big(t))?;
     let in_bytes = count.checked_mul(t.record).ok_or_else(|| too_big(t))?;
-    let len = f.metadata().map_err(staged)?.len();
     if start.checked_add(in_bytes) != Some(len) || t.field_offset + t.field_size > t.record {
         return Err(ConvertError::Unsupported(format!(
             "tensor {}: the staged array holds {} data bytes, its dtype and shape say {in_bytes}",
@@ -105,7 +165,7 @@ fn write_tensor(w: &mut BufWriter<&mut File>, t: &Tensor) -> Result<(), ConvertE
     }
     f.seek(SeekFrom::Start(start)).map_err(staged)?;
     let transpose = t.fortran && t.array_shape.len() > 1 && count > 1;
-    if !transpose && t.swap == 0 && t.field_size == t.record {
+    if as_stored(t) {
         // As it is: `io::copy` uses copy_file_range for a file to a file.
         let n = io::copy(&mut (&mut f).take(in_bytes), w).map_err(ConvertError::Output)?;
         return if n == in_bytes { Ok(()) } else { Err(staged(io::ErrorKind::UnexpectedEof.into())) };
