@@ -74,10 +74,7 @@ impl Drop for TmpOut {
 /// # Errors
 /// `fill`'s error, or [`ConvertError::Output`] when the temporary file
 /// cannot be created or renamed.
-pub fn write_atomic<T>(
-    out: &Path,
-    fill: impl FnOnce(&mut File) -> Result<T, ConvertError>,
-) -> Result<T, ConvertError> {
+pub fn write_atomic<T>(out: &Path, fill: impl FnOnce(&mut File) -> Result<T, ConvertError>) -> Result<T, ConvertError> {
     let mut tmp = TmpOut::create(out).map_err(ConvertError::Output)?;
     let value = fill(&mut tmp.file)?;
     tmp.persist(out).map_err(ConvertError::Output)?;

@@ -24,7 +24,8 @@ fn parse(path: &Path) -> Parsed {
             meta = v.to_string();
             continue;
         }
-        let o: Vec<usize> = v["data_offsets"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
+        let o: Vec<usize> =
+            v["data_offsets"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
         let data = bytes[end + o[0]..end + o[1]].to_vec();
         tensors.insert(k.clone(), (v["dtype"].to_string(), v["shape"].to_string(), data));
     }

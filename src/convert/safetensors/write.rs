@@ -60,7 +60,11 @@ fn header(tensors: &[Tensor], metadata: &[(String, String)]) -> Result<(Vec<u8>,
 
 /// The header for tensors at these data offsets, padded with spaces to a
 /// multiple of 8.
-fn header_bytes(tensors: &[Tensor], spans: &[(u64, u64)], metadata: &[(String, String)]) -> Result<Vec<u8>, ConvertError> {
+fn header_bytes(
+    tensors: &[Tensor],
+    spans: &[(u64, u64)],
+    metadata: &[(String, String)],
+) -> Result<Vec<u8>, ConvertError> {
     let mut map = Map::new();
     let meta: Map<String, J> = metadata.iter().map(|(k, v)| (k.clone(), J::String(v.clone()))).collect();
     map.insert("__metadata__".into(), J::Object(meta));
