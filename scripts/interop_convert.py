@@ -243,9 +243,25 @@ def check_file(pk: str, file: Path, loader: str, manifest: dict, work: Path, fai
         return 0, "error"
     left_listed = {x["name"] for x in json.loads(meta.get("pkinspect.left_out", "[]"))}
     try:
-        json.loads(meta["pkinspect.graph"])
+        graph = json.loads(meta["pkinspect.graph"])
     except (KeyError, ValueError) as e:
         fails.append((file.name, "<metadata>", f"pkinspect.graph is not JSON: {e}"))
+        graph = []
+    # every array node of the graph names tensors of the file, and no node a staged file
+    stack = [graph]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, dict):
+            named = [x["tensor"]] if isinstance(x.get("tensor"), str) else []
+            named += list(x["tensors"].values()) if isinstance(x.get("tensors"), dict) else []
+            for t in named:
+                if t not in tensors:
+                    fails.append((file.name, t, "the graph names a tensor the file lacks"))
+            if "file" in x and x.get("type") in ("ndarray", "tensor", "str", "bytes", "bytearray"):
+                fails.append((file.name, "<metadata>", f"a graph node still names a file: {x['file']}"))
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
     want, left = {}, set()
     for name, a, tdt in real_arrays(file, loader.split("-")[0] if loader == "torch-real" else loader,
                                     manifest, doc, outdir / "x", fails):

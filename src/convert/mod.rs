@@ -243,7 +243,7 @@ pub(crate) fn convert_file_sized(
             Some((tmp, _)) => safetensors::write_in_place(&src, tmp, out)?,
             None => atomic::write_atomic(out, |f: &mut File| safetensors::write(&src, f))?,
         },
-        Target::Skops => return Err(ConvertError::NotBuilt(Target::Skops)),
+        Target::Skops => atomic::write_atomic(out, |_: &mut File| Err(ConvertError::NotBuilt(Target::Skops)))?,
     };
     Ok(Outcome::Written(written))
 }

@@ -125,6 +125,9 @@ pub enum Became {
 struct Plan {
     tensors: Vec<Tensor>,
     names: HashSet<String>,
+    /// The next `~N` to try for a name already given (so many repeats of
+    /// one name stay linear).
+    next: HashMap<String, u64>,
     left_out: Vec<LeftOut>,
     by_file: HashMap<String, Became>,
 }
@@ -134,9 +137,9 @@ impl Plan {
     /// (`__metadata__` is the header's own key).
     fn claim(&mut self, base: &str) -> String {
         let mut name = base.to_string();
-        let mut n = 1u64;
+        let n = self.next.entry(base.to_string()).or_insert(1);
         while name == "__metadata__" || self.names.contains(&name) {
-            n += 1;
+            *n += 1;
             name = format!("{base}~{n}");
         }
         self.names.insert(name.clone());
@@ -250,4 +253,27 @@ fn torch_dtypes(doc: &J) -> HashMap<String, String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_given_twice_gets_a_suffix_and_metadata_is_kept_for_the_header() {
+        let mut p = Plan::default();
+        assert_eq!(p.claim("a.b"), "a.b");
+        assert_eq!(p.claim("a.b"), "a.b~2");
+        assert_eq!(p.claim("a.b"), "a.b~3");
+        assert_eq!(p.claim("a.b~2"), "a.b~2~2");
+        assert_eq!(p.claim("__metadata__"), "__metadata__~2");
+    }
+
+    #[test]
+    fn long_names_are_cut_at_a_character_boundary() {
+        let long = "é".repeat(crate::limits::MAX_TENSOR_NAME);
+        let c = cut(&long);
+        assert!(c.len() <= crate::limits::MAX_TENSOR_NAME && c.chars().all(|ch| ch == 'é'));
+        assert_eq!(cut("coef_"), "coef_");
+    }
 }
