@@ -219,3 +219,20 @@ pub const MAX_DTYPE_FIELDS: usize = 10_000;
 /// Longest file name `pkinspect extract` writes, in bytes (most file
 /// systems allow 255).
 pub const MAX_FILE_NAME: usize = 200;
+
+/// Largest safetensors header `pkinspect convert` writes, in bytes: the
+/// most the `safetensors` loaders accept (`MAX_HEADER_SIZE`).
+pub const MAX_SAFETENSORS_HEADER: usize = 100_000_000;
+
+/// Largest object graph (JSON) `pkinspect convert` keeps in a
+/// safetensors file's `__metadata__`; a larger one is left out, and said so.
+pub const MAX_CONVERT_GRAPH_BYTES: usize = 64 << 20;
+
+/// Longest tensor name `pkinspect convert` writes, in bytes (a longer
+/// dotted path is cut, and `~N` keeps cut names apart).
+pub const MAX_TENSOR_NAME: usize = 1024;
+
+/// Smallest input whose safetensors conversion writes array data straight
+/// into the output (after room reserved for the header) rather than copying
+/// it there from `.npy` files; smaller files are written compactly.
+pub const CONVERT_IN_PLACE_MIN_INPUT: u64 = 64 << 20;

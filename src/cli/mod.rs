@@ -64,7 +64,7 @@ enum Command {
     Show(show::Opts),
     /// Write the object graph as JSON and every array as .npy, without running anything.
     Extract(extract::Opts),
-    /// Write a model file in another format (.skops), statically.
+    /// Rewrite a model as .skops or .safetensors, refusing any file the scan does not pass; nothing is run.
     Convert(convert::Opts),
     /// Print the import/call events as normalised JSON lines (for the differential oracle).
     Trace(trace::Opts),

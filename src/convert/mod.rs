@@ -1,4 +1,274 @@
-//! `pkinspect convert`: a model file written in another, safe format,
-//! statically (nothing is imported or called). [`skops`] writes `.skops`.
+//! `pkinspect convert`: a pickle, joblib file or PyTorch checkpoint
+//! rewritten in a format that loads without running code (docs/convert.md).
+//!
+//! Every target shares one flow, held here:
+//!
+//! 1. the file is read by the same static walk as `scan` and `extract`
+//!    ([`crate::extract::extract_file_with`]): nothing is imported or
+//!    called, and the arrays are written as `.npy` files into a staging
+//!    folder next to the output (so the final rename stays on one file
+//!    system), removed whatever happens;
+//! 2. a file the scan does not pass (a finding at or above `warning`,
+//!    under the policy that applies to it) is refused: nothing is written
+//!    ([`Outcome::Refused`]); a file that cannot be read, or holds values
+//!    that cannot be extracted, is an error ([`ConvertError`]), and nothing
+//!    is written either;
+//! 3. the target writes its file from the extraction ([`Source`]) into a
+//!    temporary file in the output's folder ([`atomic`]), renamed over the
+//!    output only once it is complete, so no half-written output is ever
+//!    left behind.
+//!
+//! [`convert_file`] writes `safetensors` ([`safetensors`]); the `skops`
+//! target ([`skops::write_skops`]) maps the extracted object graph to skops
+//! nodes through the same steps (refusal at [`REFUSE_AT`], a scratch folder,
+//! a temporary file renamed at the end).
 
+pub mod atomic;
+pub mod safetensors;
 pub mod skops;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value as J;
+
+use crate::extract::arena::Arena;
+use crate::extract::store::Store;
+use crate::extract::{Extracted, ValueError};
+use crate::limits::CONVERT_IN_PLACE_MIN_INPUT;
+use crate::policy::Policy;
+use crate::rules::{Levels, Severity};
+
+/// The formats `convert` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// A `.safetensors` file: every numeric array as a tensor, the rest as
+    /// JSON in `__metadata__`.
+    Safetensors,
+}
+
+impl Target {
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Safetensors => "safetensors",
+        }
+    }
+}
+
+/// What a target writer reads: the input file and its extraction, whose
+/// `.npy` files lie under `staged`, or whose array data lies in an arena.
+pub struct Source<'a> {
+    /// The input file.
+    pub file: &'a Path,
+    /// The staging folder (`arrays/`, `blobs/` as `extract` writes them).
+    pub staged: &'a Path,
+    /// The extraction: document, arrays, findings.
+    pub ex: &'a Extracted,
+    /// Where the array data is when it was written into one file (the
+    /// output's own temporary file) instead of `.npy` files.
+    pub arena: Option<ArenaData<'a>>,
+}
+
+/// Array data written back to back into one file, without `.npy` headers.
+pub struct ArenaData<'a> {
+    /// The file.
+    pub path: PathBuf,
+    /// Each array file's region (`[start, end)`), by its name in the extraction.
+    pub regions: &'a std::collections::HashMap<String, (u64, u64)>,
+    /// Bytes reserved before the data (for a header written in place).
+    pub reserved: u64,
+}
+
+impl Source<'_> {
+    /// The path of a file the extraction wrote (`arrays/x.npy`).
+    pub fn staged_file(&self, rel: &str) -> PathBuf {
+        self.staged.join(rel)
+    }
+}
+
+/// Something the target format cannot hold, left out of the output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftOut {
+    /// Its name (the dotted attribute path).
+    pub name: String,
+    /// What it is (`<U5`, `blob`).
+    pub what: String,
+    /// Why it was left out.
+    pub why: String,
+}
+
+/// What a target wrote.
+#[derive(Debug, Clone, Default)]
+pub struct Written {
+    /// Items written (tensors).
+    pub items: usize,
+    /// Bytes of array data written.
+    pub bytes: u64,
+    /// What was left out (also recorded in the output, where it has room).
+    pub left_out: Vec<LeftOut>,
+}
+
+/// How a conversion ended, when it did not fail.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The output was written.
+    Written(Written),
+    /// The scan did not pass the file: nothing was written. The findings
+    /// (the document's `findings` entries) and any values that could not
+    /// be extracted are given for printing.
+    Refused {
+        /// The scan's findings, as in the `extract` document.
+        findings: Vec<J>,
+        /// Values that could not be extracted.
+        errors: Vec<ValueError>,
+    },
+}
+
+/// Why a conversion wrote nothing (besides a refusal).
+#[derive(Debug)]
+pub enum ConvertError {
+    /// The input could not be opened or read.
+    Input(io::Error),
+    /// Some values could not be extracted (each with offset and member).
+    Values(Vec<ValueError>),
+    /// The output (or the staging folder beside it) could not be written.
+    Output(io::Error),
+    /// The target cannot write something it must (a value over a limit);
+    /// the message names it.
+    Unsupported(String),
+}
+
+impl fmt::Display for ConvertError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConvertError::Input(e) => write!(f, "cannot read the input: {e}"),
+            ConvertError::Values(v) => write!(f, "{} value(s) could not be extracted", v.len()),
+            ConvertError::Output(e) => write!(f, "cannot write the output: {e}"),
+            ConvertError::Unsupported(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for ConvertError {}
+
+/// The scan severity at which `convert` refuses a file: `scan`'s default
+/// `--fail-on`.
+pub const REFUSE_AT: Severity = Severity::Warning;
+
+/// Converts `file` to `target`, written to `out`, judging it with `policy`
+/// and the rule severities `levels` (as `scan` would).
+///
+/// # Errors
+/// [`ConvertError`]: nothing was written.
+pub fn convert_file(
+    file: &Path,
+    out: &Path,
+    target: Target,
+    policy: &Policy,
+    levels: &Levels,
+) -> Result<Outcome, ConvertError> {
+    convert_file_sized(file, out, target, policy, levels, CONVERT_IN_PLACE_MIN_INPUT)
+}
+
+/// [`convert_file`] writing array data in place for inputs of at least
+/// `in_place_min` bytes (the tests compare both ways on small files).
+pub(crate) fn convert_file_sized(
+    file: &Path,
+    out: &Path,
+    target: Target,
+    policy: &Policy,
+    levels: &Levels,
+    in_place_min: u64,
+) -> Result<Outcome, ConvertError> {
+    if out.is_dir() {
+        let e = io::Error::new(io::ErrorKind::IsADirectory, format!("{} is a folder", out.display()));
+        return Err(ConvertError::Output(e));
+    }
+    let staging = Staging::new(out).map_err(ConvertError::Output)?;
+    let size = std::fs::metadata(file).map_err(ConvertError::Input)?.len();
+    // safetensors of a large file: array data goes straight into the output,
+    // after room for the header, so it is written once (docs/convert.md).
+    let in_place = match target {
+        Target::Safetensors if size >= in_place_min => Some(safetensors::reserve_for(size)),
+        _ => None,
+    };
+    let arena_out = match in_place {
+        Some(reserved) => {
+            let tmp = atomic::TmpOut::create(out).map_err(ConvertError::Output)?;
+            tmp.file.set_len(reserved).map_err(ConvertError::Output)?;
+            Some((tmp, reserved))
+        }
+        None => None,
+    };
+    let store = match &arena_out {
+        Some((tmp, _)) => {
+            let handle = tmp.file.try_clone().map_err(ConvertError::Output)?;
+            Store::with_arena(staging.dir.clone(), Arena::new(handle))
+        }
+        None => Store::new(Some(staging.dir.clone())),
+    }
+    .map_err(ConvertError::Output)?;
+    let (ex, arena) = crate::extract::extract_with_store(file, store, policy, levels).map_err(|e| {
+        // The staging folder's own errors are the output's; the rest are the input's.
+        if staging.dir.is_dir() {
+            ConvertError::Input(e)
+        } else {
+            ConvertError::Output(e)
+        }
+    })?;
+    if ex.max_severity.is_some_and(|s| s >= REFUSE_AT) {
+        let findings = ex.doc.get("findings").and_then(J::as_array).cloned().unwrap_or_default();
+        return Ok(Outcome::Refused { findings, errors: ex.errors });
+    }
+    if !ex.errors.is_empty() {
+        return Err(ConvertError::Values(ex.errors));
+    }
+    let arena_data = match (&arena_out, &arena) {
+        (Some((tmp, reserved)), Some(a)) => {
+            Some(ArenaData { path: tmp.path.clone(), regions: &a.regions, reserved: *reserved })
+        }
+        _ => None,
+    };
+    let src = Source { file, staged: &staging.dir, ex: &ex, arena: arena_data };
+    let written = match target {
+        Target::Safetensors => match arena_out {
+            Some((tmp, _)) => safetensors::write_in_place(&src, tmp, out)?,
+            None => atomic::write_atomic(out, |f: &mut File| safetensors::write(&src, f))?,
+        },
+    };
+    Ok(Outcome::Written(written))
+}
+
+/// A folder beside the output that the extraction writes into, removed
+/// when dropped.
+struct Staging {
+    dir: PathBuf,
+}
+
+impl Staging {
+    fn new(out: &Path) -> io::Result<Staging> {
+        let parent = atomic::parent_of(out);
+        let stem = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = crate::extract::store::safe_name(&stem);
+        for n in 0..100u32 {
+            let dir = parent.join(format!(".{stem}.pkinspect-staging-{}-{n}", std::process::id()));
+            match std::fs::create_dir(&dir) {
+                Ok(()) => return Ok(Staging { dir }),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::new(io::ErrorKind::AlreadyExists, "no free staging folder name"))
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -58,7 +58,7 @@ pub fn write_doc(doc: &J, path: &Path) -> io::Result<()> {
 
 /// The name an attribute path gives a file, before [`store::safe_name`]:
 /// its steps joined with `.` (`estimators_.3.tree_.nodes`).
-pub(super) fn path_name(path: &[Seg]) -> String {
+pub(crate) fn path_name(path: &[Seg]) -> String {
     let parts: Vec<String> = path
         .iter()
         .map(|s| match s {

@@ -9,7 +9,7 @@
 
 /// How data is rearranged on the way to the `.npy` file (in memory).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Reorder {
+pub(crate) enum Reorder {
     /// `transpose(p)` of C-ordered data, written in C order.
     Permute(Vec<usize>),
     /// Every unit of this many bytes reversed (big- to little-endian).
@@ -20,7 +20,7 @@ impl Reorder {
     /// `data`, the items of an array of shape `shape` (the shape after the
     /// transpose for [`Reorder::Permute`]) and `itemsize` bytes each,
     /// rearranged.
-    pub(super) fn apply(&self, mut data: Vec<u8>, shape: &[u64], itemsize: usize) -> Vec<u8> {
+    pub(crate) fn apply(&self, mut data: Vec<u8>, shape: &[u64], itemsize: usize) -> Vec<u8> {
         match self {
             Reorder::Permute(p) => permute(&data, &shape_before(shape, p), itemsize, p),
             Reorder::Swap(unit) => {

@@ -24,11 +24,12 @@
 //! [`dtype`] decodes pickled dtypes, [`store`] owns the output folder and
 //! [`error`] every way a value can fail.
 
+pub mod arena;
 pub mod dtype;
 mod emit;
 pub mod error;
 mod json;
-mod layout;
+pub(crate) mod layout;
 mod numpy;
 pub mod store;
 mod summary;
@@ -47,6 +48,7 @@ use crate::policy::Policy;
 use crate::rules::Levels;
 use crate::vm::{Analysis, CallKind, EventKind, Graph, Value, ValueId};
 use dtype::Reader;
+pub(crate) use emit::path_name;
 pub use emit::write_doc;
 use error::StorageError;
 pub use error::{ExtractError, ValueError};
@@ -123,9 +125,21 @@ pub fn extract_file_with(
     policy: &Policy,
     levels: &Levels,
 ) -> io::Result<Extracted> {
+    let store = Store::new(out_dir.map(Path::to_path_buf))?;
+    extract_with_store(path, store, policy, levels).map(|(ex, _)| ex)
+}
+
+/// [`extract_file_with`] into a given [`Store`] (`convert` passes one
+/// with an [`arena::Arena`]); returns the arena back.
+pub(crate) fn extract_with_store(
+    path: &Path,
+    store: Store,
+    policy: &Policy,
+    levels: &Levels,
+) -> io::Result<(Extracted, Option<arena::Arena>)> {
     let mut file = std::fs::File::open(path)?;
     let size = file.metadata()?.len();
-    let store = Rc::new(RefCell::new(Store::new(out_dir.map(Path::to_path_buf))?));
+    let store = Rc::new(RefCell::new(store));
     let mut walker = Walker::with_sink(store.clone());
     walker.seekable(file.try_clone()?, Some(size), None);
     let walked = walker.finish();
@@ -145,14 +159,16 @@ pub fn extract_file_with(
     let outer = walked.format.map(|f| f.name()).unwrap_or("unknown");
     let report = crate::scan::FileReport::from_walked(path.display().to_string(), size, walked, policy, levels);
     let doc = emit::document(path, &report, outer, pickles, &ex.arrays, &ex.errors);
-    Ok(Extracted {
+    let arena = store.borrow_mut().arena.take();
+    let ex = Extracted {
         doc,
         arrays: ex.arrays,
         errors: ex.errors,
         findings: report.findings.len(),
         max_severity: report.max_severity(),
         versions: report.versions,
-    })
+    };
+    Ok((ex, arena))
 }
 
 /// State shared by the emitters of one file.

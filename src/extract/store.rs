@@ -59,6 +59,9 @@ pub struct Store {
     tmp_files: HashSet<PathBuf>,
     /// Final names handed out.
     pub names: Names,
+    /// Where array data goes instead of `.npy` files, for `convert`
+    /// ([`super::arena`]).
+    pub arena: Option<super::arena::Arena>,
 }
 
 impl Store {
@@ -75,7 +78,16 @@ impl Store {
             spills: HashMap::new(),
             tmp_files: HashSet::new(),
             names: Names::default(),
+            arena: None,
         })
+    }
+
+    /// A store writing array data into `arena` (without `.npy` headers) and
+    /// anything else under `dir`.
+    pub fn with_arena(dir: PathBuf, arena: super::arena::Arena) -> io::Result<Store> {
+        let mut s = Store::new(Some(dir))?;
+        s.arena = Some(arena);
+        Ok(s)
     }
 
     fn tmp_path(&mut self, sub: &str) -> io::Result<Option<PathBuf>> {
@@ -91,6 +103,13 @@ impl Store {
     /// Creates a new file for an array (`arrays/`) or blob (`blobs/`) under
     /// a temporary name: returns it and its writer (`None` in a dry run).
     pub fn create_tmp(&mut self, sub: &str) -> io::Result<Option<(PathBuf, BufWriter<File>)>> {
+        if let (Some(arena), Some(dir), "arrays") = (self.arena.as_mut(), &self.dir, sub) {
+            // A key for the region, never created as a file.
+            self.seq += 1;
+            let key = dir.join(sub).join(format!("{TMP_PREFIX}arena-{}", self.seq));
+            let f = arena.start(key.clone())?;
+            return Ok(Some((key, BufWriter::with_capacity(1 << 20, f))));
+        }
         match self.tmp_path(sub)? {
             Some(p) => {
                 let f = File::create(&p)?;
@@ -105,6 +124,10 @@ impl Store {
     pub fn claim(&mut self, tmp: &Path, sub: &str, path_name: &str, ext: &str) -> io::Result<String> {
         let name = self.names.claim(path_name, ext);
         let rel = format!("{sub}/{name}");
+        if let (Some(arena), "arrays") = (self.arena.as_mut(), sub) {
+            arena.claim(tmp, &rel)?;
+            return Ok(rel);
+        }
         if let Some(dir) = &self.dir {
             std::fs::rename(tmp, dir.join(&rel))?;
             self.tmp_files.remove(tmp);
@@ -122,7 +145,12 @@ impl Store {
     ) -> io::Result<String> {
         match self.create_tmp(sub)? {
             Some((tmp, mut w)) => {
-                let r = fill(&mut w).and_then(|_| w.flush());
+                let r = if self.arena.is_some() && sub == "arrays" {
+                    fill(&mut super::arena::NpySkip::new(&mut w))
+                } else {
+                    fill(&mut w)
+                };
+                let r = r.and_then(|_| w.flush());
                 drop(w);
                 if let Err(e) = r {
                     let _ = std::fs::remove_file(&tmp);
@@ -173,7 +201,9 @@ impl Store {
         match self.create_tmp("arrays")? {
             Some((tmp, w)) => {
                 let mut f = w.into_inner().map_err(|e| e.into_error())?;
-                f.write_all(&npy_header(&dtype, fortran, &shape))?;
+                if self.arena.is_none() {
+                    f.write_all(&npy_header(&dtype, fortran, &shape))?;
+                }
                 let n = src.copy_to_file(len, &mut f)?;
                 Ok((n, Ok(Payload { tmp, dtype, shape, fortran, nbytes: len })))
             }

@@ -68,7 +68,7 @@ impl fmt::Display for SkopsError {
         match self {
             SkopsError::Io(e) => write!(f, "{e}"),
             SkopsError::Dangerous { count, first } => {
-                write!(f, "refused: the scan found {count} finding(s) at severity error, first: {first}")
+                write!(f, "refused: the scan found {count} finding(s) at or above warning, first: {first}")
             }
             SkopsError::Extract(errors) => {
                 write!(f, "{} value(s) could not be extracted: {}", errors.len(), errors.join("; "))

@@ -82,10 +82,10 @@ pub fn write_skops(input: &Path, out: &Path, policy: &Policy, levels: &Levels) -
     }
     let scratch = Scratch::new(out, "x")?;
     let ex = crate::extract::extract_file_with(input, Some(&scratch.0), policy, levels)?;
-    if ex.max_severity.is_some_and(|s| s >= Severity::Error) {
+    if ex.max_severity.is_some_and(|s| s >= super::REFUSE_AT) {
         let errors: Vec<&J> = ex.doc["findings"]
             .as_array()
-            .map(|f| f.iter().filter(|x| x["severity"] == "error").collect())
+            .map(|f| f.iter().filter(|x| severity_of(x).is_some_and(|s| s >= super::REFUSE_AT)).collect())
             .unwrap_or_default();
         let first = errors.first().and_then(|f| f["message"].as_str()).unwrap_or("").to_string();
         return Err(SkopsError::Dangerous { count: errors.len().max(1), first });
@@ -184,4 +184,9 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// The severity of one of the document's findings.
+fn severity_of(finding: &J) -> Option<Severity> {
+    serde_json::from_value(finding["severity"].clone()).ok()
 }

@@ -1,0 +1,226 @@
+//! The safetensors layout (huggingface/safetensors, "Format"): an 8-byte
+//! little-endian header length, the JSON header (`__metadata__`, then each
+//! tensor's `dtype`, `shape` and `data_offsets` into the data section),
+//! padded with spaces to a multiple of 8, then the tensors' bytes back to
+//! back, little-endian, in C order.
+//!
+//! Tensors are ordered by element size, largest first (as the
+//! `safetensors` crate orders them), so each starts at a multiple of its
+//! element size. Their bytes are streamed from the staged `.npy` files: a
+//! plain little-endian C-order array is copied as it is (by the kernel
+//! where it can); a big-endian one is swapped and a structured field
+//! gathered a chunk of records at a time; only a Fortran-order array is
+//! transposed in memory, under [`MAX_GATHER_BYTES`].
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+
+use serde_json::{json, Map, Value as J};
+
+use super::Tensor;
+use crate::convert::ConvertError;
+use crate::extract::layout::Reorder;
+use crate::limits::{MAX_GATHER_BYTES, MAX_SAFETENSORS_HEADER};
+
+/// Bytes read at a time when swapping or gathering fields.
+const CHUNK: u64 = 1 << 20;
+
+/// Writes the header and every tensor to `out`; returns the bytes of
+/// tensor data written. Sorts `tensors` into their order in the file.
+pub(super) fn write(
+    out: &mut File,
+    tensors: &mut [Tensor],
+    metadata: &[(String, String)],
+) -> Result<u64, ConvertError> {
+    tensors.sort_by_key(|t| std::cmp::Reverse(t.st.size()));
+    let (header, total) = header(tensors, metadata)?;
+    let mut w = BufWriter::with_capacity(1 << 20, out);
+    let out_err = ConvertError::Output;
+    w.write_all(&(header.len() as u64).to_le_bytes()).map_err(out_err)?;
+    w.write_all(&header).map_err(out_err)?;
+    for t in tensors.iter() {
+        write_tensor(&mut w, t)?;
+    }
+    w.flush().map_err(out_err)?;
+    Ok(total)
+}
+
+/// The header's bytes (padded) and the data section's length, the
+/// tensors back to back in their order.
+fn header(tensors: &[Tensor], metadata: &[(String, String)]) -> Result<(Vec<u8>, u64), ConvertError> {
+    let mut spans = Vec::with_capacity(tensors.len());
+    let mut at = 0u64;
+    for t in tensors {
+        let end = t.nbytes().and_then(|n| at.checked_add(n)).ok_or_else(|| too_big(t))?;
+        spans.push((at, end));
+        at = end;
+    }
+    Ok((header_bytes(tensors, &spans, metadata)?, at))
+}
+
+/// The header for tensors at these data offsets, padded with spaces to a
+/// multiple of 8.
+fn header_bytes(
+    tensors: &[Tensor],
+    spans: &[(u64, u64)],
+    metadata: &[(String, String)],
+) -> Result<Vec<u8>, ConvertError> {
+    let mut map = Map::new();
+    let meta: Map<String, J> = metadata.iter().map(|(k, v)| (k.clone(), J::String(v.clone()))).collect();
+    map.insert("__metadata__".into(), J::Object(meta));
+    for (t, (s, e)) in tensors.iter().zip(spans) {
+        map.insert(t.name.clone(), json!({"dtype": t.st.name(), "shape": t.shape, "data_offsets": [s, e]}));
+    }
+    let mut bytes = serde_json::to_vec(&J::Object(map)).map_err(|e| ConvertError::Output(e.into()))?;
+    let padded = bytes.len().next_multiple_of(8);
+    bytes.resize(padded, b' ');
+    if bytes.len() > MAX_SAFETENSORS_HEADER {
+        return Err(ConvertError::Unsupported(format!(
+            "the safetensors header would take {} bytes, over the {MAX_SAFETENSORS_HEADER} its loaders accept",
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
+}
+
+/// True when a tensor's bytes are its staged bytes as they stand.
+fn as_stored(t: &Tensor) -> bool {
+    let count: u64 = t.array_shape.iter().product();
+    let transpose = t.fortran && t.array_shape.len() > 1 && count > 1;
+    !transpose && t.swap == 0 && t.field_size == t.record
+}
+
+/// When the arena in `file` (data from `reserved` on) is already the
+/// data section, every region a tensor as stored, back to back and
+/// aligned, and the header fits in the room before it: writes the length
+/// and header there (padded with spaces) and returns the bytes of data.
+/// `None`: it is not, and nothing was written.
+pub(super) fn header_in_place(
+    file: &mut File,
+    reserved: u64,
+    tensors: &mut [Tensor],
+    metadata: &[(String, String)],
+) -> Result<Option<u64>, ConvertError> {
+    let end = file.metadata().map_err(ConvertError::Output)?.len();
+    tensors.sort_by_key(|t| t.region.map_or(0, |r| r.0));
+    let mut spans = Vec::with_capacity(tensors.len());
+    let mut at = reserved;
+    for t in tensors.iter() {
+        let Some((s, e)) = t.region else { return Ok(None) };
+        let fits = as_stored(t) && s == at && Some(e - s) == t.nbytes() && (s - reserved) % t.st.size() == 0;
+        if !fits {
+            return Ok(None);
+        }
+        spans.push((s - reserved, e - reserved));
+        at = e;
+    }
+    if at != end || reserved < 8 {
+        return Ok(None);
+    }
+    let mut header = header_bytes(tensors, &spans, metadata)?;
+    let room = (reserved - 8) as usize;
+    if header.len() > room {
+        return Ok(None);
+    }
+    header.resize(room, b' ');
+    let out = ConvertError::Output;
+    file.seek(SeekFrom::Start(0)).map_err(out)?;
+    file.write_all(&(room as u64).to_le_bytes()).map_err(out)?;
+    file.write_all(&header).map_err(out)?;
+    Ok(Some(end - reserved))
+}
+
+fn too_big(t: &Tensor) -> ConvertError {
+    ConvertError::Unsupported(format!("tensor {}: its size overflows", t.name))
+}
+
+/// Where the data of a staged `.npy` file starts (after its header).
+fn data_start(f: &mut File) -> io::Result<u64> {
+    let mut pre = [0u8; 12];
+    f.read_exact(&mut pre[..10])?;
+    if &pre[..6] != b"\x93NUMPY" {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a .npy file"));
+    }
+    Ok(match pre[6] {
+        1 => 10 + u64::from(u16::from_le_bytes([pre[8], pre[9]])),
+        _ => {
+            f.read_exact(&mut pre[10..12])?;
+            12 + u64::from(u32::from_le_bytes([pre[8], pre[9], pre[10], pre[11]]))
+        }
+    })
+}
+
+/// Streams one tensor's bytes from its staged file into `w`.
+fn write_tensor(w: &mut BufWriter<&mut File>, t: &Tensor) -> Result<(), ConvertError> {
+    let staged = |e: io::Error| ConvertError::Output(io::Error::new(e.kind(), format!("{}: {e}", t.src.display())));
+    let mut f = File::open(&t.src).map_err(staged)?;
+    let (start, len) = match t.region {
+        Some((s, e)) => (s, e),
+        None => (data_start(&mut f).map_err(staged)?, f.metadata().map_err(staged)?.len()),
+    };
+    let count = t.array_shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or_else(|| too_big(t))?;
+    let in_bytes = count.checked_mul(t.record).ok_or_else(|| too_big(t))?;
+    if start.checked_add(in_bytes) != Some(len) || t.field_offset + t.field_size > t.record {
+        return Err(ConvertError::Unsupported(format!(
+            "tensor {}: the staged array holds {} data bytes, its dtype and shape say {in_bytes}",
+            t.name,
+            len.saturating_sub(start)
+        )));
+    }
+    f.seek(SeekFrom::Start(start)).map_err(staged)?;
+    let transpose = t.fortran && t.array_shape.len() > 1 && count > 1;
+    if as_stored(t) {
+        // As it is: `io::copy` uses copy_file_range for a file to a file.
+        let n = io::copy(&mut (&mut f).take(in_bytes), w).map_err(ConvertError::Output)?;
+        return if n == in_bytes { Ok(()) } else { Err(staged(io::ErrorKind::UnexpectedEof.into())) };
+    }
+    if transpose {
+        if in_bytes > MAX_GATHER_BYTES {
+            return Err(ConvertError::Unsupported(format!(
+                "tensor {}: a Fortran-order array of {in_bytes} bytes, over the {MAX_GATHER_BYTES} \
+                 that can be transposed in memory",
+                t.name
+            )));
+        }
+        let mut data = Vec::new();
+        (&mut f).take(in_bytes).read_to_end(&mut data).map_err(staged)?;
+        let rev: Vec<usize> = (0..t.array_shape.len()).rev().collect();
+        let data = Reorder::Permute(rev).apply(data, &t.array_shape, t.record as usize);
+        let mut buf = Vec::new();
+        select(&data, t, &mut buf);
+        return w.write_all(&buf).map_err(ConvertError::Output);
+    }
+    let per = (CHUNK / t.record.max(1)).max(1);
+    let mut chunk = Vec::new();
+    let mut buf = Vec::new();
+    let mut left = count;
+    while left > 0 {
+        let n = left.min(per);
+        chunk.clear();
+        (&mut f).take(n * t.record).read_to_end(&mut chunk).map_err(staged)?;
+        if chunk.len() as u64 != n * t.record {
+            return Err(staged(io::ErrorKind::UnexpectedEof.into()));
+        }
+        buf.clear();
+        select(&chunk, t, &mut buf);
+        w.write_all(&buf).map_err(ConvertError::Output)?;
+        left -= n;
+    }
+    Ok(())
+}
+
+/// The tensor's bytes of whole records in `data`, little-endian, appended to `out`.
+fn select(data: &[u8], t: &Tensor, out: &mut Vec<u8>) {
+    let (off, size) = (t.field_offset as usize, t.field_size as usize);
+    let at = out.len();
+    if size == t.record as usize {
+        out.extend_from_slice(data);
+    } else {
+        for rec in data.chunks_exact(t.record as usize) {
+            out.extend_from_slice(&rec[off..off + size]);
+        }
+    }
+    if t.swap > 1 {
+        out[at..].chunks_exact_mut(t.swap).for_each(<[u8]>::reverse);
+    }
+}
