@@ -159,6 +159,15 @@ def write_small10k(path: str) -> None:
     os.replace(tmp, path)
 
 
+def write_rf300(path: str) -> None:
+    import joblib
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+
+    x, y = make_classification(n_samples=2000, n_features=20, random_state=0)
+    joblib.dump(RandomForestClassifier(n_estimators=300, random_state=0).fit(x, y), path)
+
+
 def sha256_file(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -206,6 +215,9 @@ BLOBS = {
                         lambda p: write_joblib(p, 0)),
     "joblib1g_zlib.joblib": ("the same dict, joblib.dump(..., compress=('zlib', 3))",
                              lambda p: write_joblib(p, ("zlib", 3))),
+    "rf300.joblib": ("joblib.dump(RandomForestClassifier(n_estimators=300, random_state=0).fit("
+                     "*make_classification(n_samples=2000, n_features=20, random_state=0)), f)",
+                     write_rf300),
     "small10k": ("10,000 small model files in 100 folders: pickle p2/p4/p5 dicts, uncompressed joblib "
                  "arrays, protocol-4 sklearn LogisticRegression, zlib joblib arrays (bench_gen.py)",
                  write_small10k),
