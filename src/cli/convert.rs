@@ -103,6 +103,13 @@ impl Opts {
                 print_errors(&shown, &errors);
                 Ok(EXIT_FINDINGS)
             }
+            Ok(Outcome::Inconsistent(found)) => {
+                eprintln!("error: {shown}: refused: {} inconsistent value(s); nothing written", found.len());
+                for f in &found {
+                    eprintln!("  {}", escape_for_terminal(&f.to_string()));
+                }
+                Ok(EXIT_FINDINGS)
+            }
             Err(ConvertError::Values(errors)) => {
                 print_errors(&shown, &errors);
                 eprintln!("error: {shown}: {} value(s) could not be extracted; nothing written", errors.len());

@@ -24,6 +24,7 @@
 //! a temporary file renamed at the end).
 
 pub mod atomic;
+pub mod check;
 pub mod safetensors;
 pub mod skops;
 #[cfg(test)]
@@ -127,6 +128,10 @@ pub enum Outcome {
         /// Values that could not be extracted.
         errors: Vec<ValueError>,
     },
+    /// The state would load but is inconsistent ([`check`]: tree indices
+    /// out of range, shapes that disagree with `n_features_in_`, negative
+    /// counts): nothing was written.
+    Inconsistent(Vec<check::Inconsistency>),
 }
 
 /// Why a conversion wrote nothing (besides a refusal).
@@ -234,6 +239,15 @@ pub(crate) fn convert_file_sized(
         }
         _ => None,
     };
+    let arrays = match &arena_data {
+        Some(a) => check::Arrays::Arena { path: &a.path, regions: a.regions },
+        None => check::Arrays::Staged(&staging.dir),
+    };
+    let pickles = ex.doc.get("pickles").and_then(J::as_array).map(Vec::as_slice).unwrap_or(&[]);
+    let found: Vec<_> = pickles.iter().flat_map(|p| check::check(&p["root"], arrays)).collect();
+    if !found.is_empty() {
+        return Ok(Outcome::Inconsistent(found));
+    }
     let src = Source { file, staged: &staging.dir, ex: &ex, arena: arena_data };
     let written = match target {
         Target::Safetensors => match arena_out {

@@ -78,3 +78,35 @@ fn in_place_and_copied_outputs_hold_the_same_tensors() {
     assert_eq!(in_place, ["torch-real/views.pt", "torch-real/hf_gpt2_tiny_pytorch_model.bin"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn inconsistent_state_is_refused_both_ways() {
+    let dir = std::env::temp_dir().join(format!("pkinspect-convert-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp folder");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for name in ["sklearn_dtree_bad_child.pkl", "sklearn_dtree_bad_feature.pkl", "sklearn_dtree_negative_samples.pkl"] {
+        let file = root.join("fixtures/convert").join(name);
+        // 0: the arrays go to the output's own file (read back from its regions); MAX: `.npy` files.
+        for in_place_min in [0, u64::MAX] {
+            let out = dir.join("bad.safetensors");
+            let r = convert_file_sized(
+                &file,
+                &out,
+                Target::Safetensors,
+                &Policy::builtin(),
+                &Levels::default(),
+                in_place_min,
+            );
+            match r {
+                Ok(Outcome::Inconsistent(found)) => {
+                    assert!(found.iter().any(|f| f.path.ends_with("nodes")), "{name}: {found:?}")
+                }
+                other => panic!("{name} ({in_place_min}): {other:?}"),
+            }
+            assert!(!out.exists(), "{name}: nothing may be written");
+            let left: Vec<_> = std::fs::read_dir(&dir).expect("list").flatten().map(|e| e.file_name()).collect();
+            assert!(left.is_empty(), "{name}: {left:?}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

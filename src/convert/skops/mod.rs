@@ -23,9 +23,8 @@
 //! `_sklearn_version`: it targets the scikit-learn version the model was
 //! saved with ([`SkopsReport::versions`]).
 
-mod check;
 mod error;
-mod npy;
+pub(super) mod npy;
 mod numpy_objects;
 mod objects;
 mod schema;
@@ -104,7 +103,7 @@ pub fn write_skops(input: &Path, out: &Path, policy: &Policy, levels: &Levels) -
     let pickles = ex.doc["pickles"].as_array().map(Vec::as_slice).unwrap_or(&[]);
     let [pickle] = pickles else { return Err(SkopsError::Pickles(pickles.len())) };
     let root = &pickle["root"];
-    let found = check::check(root, &scratch.0);
+    let found = super::check::check(root, super::check::Arrays::Staged(&scratch.0));
     if !found.is_empty() {
         return Err(SkopsError::Inconsistent(found));
     }

@@ -17,15 +17,19 @@
 //!   `n_classes_` items, `tree_` was grown on that many features.
 //! - Counts (`class_count_`, `n_samples_seen_`, `n_support_`, ...) are not
 //!   negative.
+//!
+//! Both targets run them: a `.skops` file vouches for the model, and a
+//! `.safetensors` file's tensors are what a port of the model will index.
 
+use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use serde_json::{Map, Value as J};
 
-use super::error::Inconsistency;
-use super::npy::{data_offset, dtype_from_json};
+use super::skops::npy::{data_offset, dtype_from_json};
+pub use super::skops::Inconsistency;
 use crate::extract::dtype::Dtype;
 use crate::limits::MAX_EXTRACT_DEPTH;
 
@@ -44,16 +48,31 @@ const PER_FEATURE_1D: &[&str] =
 /// Arrays (or ints) of counts, never negative.
 const COUNTS: &[&str] = &["class_count_", "n_samples_seen_", "n_support_", "feature_count_", "counts_"];
 
-/// Runs every check on the document value `root`; arrays are read from
-/// the extraction folder `dir`.
-pub fn check(root: &J, dir: &Path) -> Vec<Inconsistency> {
-    let mut c = Checker { dir, found: Vec::new(), path: Vec::new(), n_features: Vec::new() };
+/// Where the extraction put the arrays' data.
+#[derive(Clone, Copy)]
+pub enum Arrays<'a> {
+    /// One `.npy` file per array under this folder (`arrays/x.npy`).
+    Staged(&'a Path),
+    /// Back to back in one file, without `.npy` headers: each array file
+    /// name's `[start, end)` region ([`crate::extract::arena::Arena`]).
+    Arena {
+        /// The file.
+        path: &'a Path,
+        /// Regions by array file name.
+        regions: &'a HashMap<String, (u64, u64)>,
+    },
+}
+
+/// Runs every check on the document value `root`, reading arrays from
+/// `arrays`.
+pub fn check(root: &J, arrays: Arrays<'_>) -> Vec<Inconsistency> {
+    let mut c = Checker { arrays, found: Vec::new(), path: Vec::new(), n_features: Vec::new() };
     c.walk(root, 0);
     c.found
 }
 
 struct Checker<'a> {
-    dir: &'a Path,
+    arrays: Arrays<'a>,
     found: Vec<Inconsistency>,
     path: Vec<String>,
     /// `n_features_in_` of the enclosing estimators.
@@ -272,9 +291,22 @@ impl FieldAt {
 impl Checker<'_> {
     /// Calls `f(index, item bytes)` for every item of an extracted array.
     fn each_item(&self, a: &Arr<'_>, mut f: impl FnMut(u64, &[u8])) -> std::io::Result<()> {
-        let mut r = BufReader::with_capacity(1 << 16, File::open(self.dir.join(a.file))?);
-        let off = data_offset(&mut r)?;
-        r.seek(SeekFrom::Start(off))?;
+        let mut r = match self.arrays {
+            Arrays::Staged(dir) => {
+                let mut r = BufReader::with_capacity(1 << 16, File::open(dir.join(a.file))?);
+                let off = data_offset(&mut r)?;
+                r.seek(SeekFrom::Start(off))?;
+                r
+            }
+            Arrays::Arena { path, regions } => {
+                let Some(&(start, _)) = regions.get(a.file) else {
+                    return Err(io::Error::new(io::ErrorKind::NotFound, format!("{} was not written", a.file)));
+                };
+                let mut r = BufReader::with_capacity(1 << 16, File::open(path)?);
+                r.seek(SeekFrom::Start(start))?;
+                r
+            }
+        };
         let size = a.dtype.itemsize() as usize;
         let Some(n) = a.shape.iter().try_fold(1u64, |x, &d| x.checked_mul(d)) else { return Ok(()) };
         if size > MAX_CHECKED_ITEM {
