@@ -326,6 +326,7 @@ class Ctx:
         self.arrays = 0
         self.attrs = 0
         self.keysets = 0
+        self.masked = 0
         self.skipped: dict[str, int] = {}
         self.visited: set = set()
         self.json_classes: set[str] = set()
@@ -384,6 +385,10 @@ def json_child(ctx: Ctx, j, step):
                 return j["states"][-1], "pseudo_state"
             return j[key], f"pseudo_{key}" if t == "object" or key != "args" else "pseudo_call_args"
         raise ResolveError(f"{t} node has no {key!r} for path step {step!r}")
+    if t == "masked_array":
+        if step in MASKED_PARTS and step in j:
+            return j[step], "masked"
+        raise ResolveError(f"{step!r} is not a part of a masked array")
     if t in ("list", "tuple") or (t == "ndarray" and "items" in j):
         items = j["items"]
         if isint and isinstance(items, list) and -len(items) <= step < len(items):
@@ -453,6 +458,8 @@ def py_child(py, step, kind):
         if isinstance(py, Mapping) and isinstance(step, str) and step not in py and step.endswith(".npy"):
             return py[step[:-4]]
         return py[step]
+    if kind == "masked":
+        return MASKED_PARTS[step](py)
     if kind == "state":
         return state_value(py, step)
     if kind == "state_idx":
@@ -476,6 +483,12 @@ def py_child(py, step, kind):
     if kind in ("pseudo_listitems", "pseudo_setitems"):
         return list(py)
     raise ResolveError(kind)
+
+
+# A masked_array node's parts (docs/extract.md): numpy.ma's own accessors. The fill value
+# is the stored 0-d array (the fill_value property gives a scalar of it).
+MASKED_PARTS = {"data": lambda m: np.ma.getdata(m), "mask": lambda m: np.ma.getmaskarray(m),
+                "fill_value": lambda m: m._fill_value}
 
 
 # pkinspect's pseudo-steps into object/call nodes (src/extract/mod.rs; not in docs/extract.md)
@@ -721,6 +734,8 @@ def walk(ctx: Ctx, j, py, path, depth: int = 0) -> None:
             walk_call(ctx, j, py, path, depth)
         elif jt == "ndarray":
             walk_ndarray(ctx, j, py, path, depth)
+        elif jt == "masked_array":
+            walk_masked(ctx, j, py, path, depth)
         elif jt == "dtype":
             ctx.attrs += 1
             if not isinstance(py, np.dtype):
@@ -905,6 +920,37 @@ def walk_ndarray(ctx, j, py, path, depth) -> None:
         ctx.fail(path, "ndarray node with neither file nor items")
     elif py.dtype.hasobject:
         ctx.fail(path, "object array written to a file")
+
+
+def walk_masked(ctx, j, py, path, depth) -> None:
+    """A masked array: class, dtype and shape, then its data and full mask (numpy.ma.getdata,
+    numpy.ma.getmaskarray) as arrays, and the fill value when the pickle stored one (None
+    stands for numpy's default, which loading fills in)."""
+    if not isinstance(py, np.ma.MaskedArray):
+        ctx.fail(path, f"masked_array node, real value is {qualname(py)}")
+        return
+    ctx.attrs += 1
+    ctx.masked += 1
+    try:
+        target = resolve_class(j.get("class"))
+        if not (isinstance(target, type) and isinstance(py, target)):
+            ctx.fail(path, f"masked_array class {j.get('class')} but the real value is a {qualname(py)}")
+    except (LookupError, AttributeError, TypeError):
+        ctx.fail(path, f"masked_array class {j.get('class')} not resolvable")
+    if j.get("dtype") != descr_of(py.dtype):
+        ctx.fail(path, f"masked_array dtype {j.get('dtype')!r} != {descr_of(py.dtype)!r}")
+    if j.get("shape") != list(py.shape):
+        ctx.fail(path, f"masked_array shape {j.get('shape')} != {list(py.shape)}")
+    for part in ("data", "mask"):
+        if part not in j:
+            ctx.fail(path, f"masked_array without {part}")
+            continue
+        walk(ctx, j[part], MASKED_PARTS[part](py), path + [part], depth + 1)
+    mask = ctx.deref(j.get("mask"))
+    if not (is_node(mask) and "file" in mask):
+        ctx.fail(path, "masked_array mask is not written as an array")
+    if j.get("fill_value") is not None:
+        walk(ctx, j["fill_value"], py._fill_value, path + ["fill_value"], depth + 1)
 
 
 def walk_object_items(ctx, items, arr, path, depth) -> None:
@@ -1384,7 +1430,7 @@ def main() -> int:
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="pkinspect-interop-"))
     work.mkdir(parents=True, exist_ok=True)
-    failures, n_arrays, n_attrs, n_keysets, skipped_nodes = [], 0, 0, 0, {}
+    failures, n_arrays, n_attrs, n_keysets, n_masked, skipped_nodes = [], 0, 0, 0, 0, {}
     estimators: set[str] = set()
     json_classes: set[str] = set()
     try:
@@ -1394,6 +1440,7 @@ def main() -> int:
             n_arrays += ctx.arrays
             n_attrs += ctx.attrs
             n_keysets += ctx.keysets
+            n_masked += ctx.masked
             estimators |= est
             json_classes |= ctx.json_classes
             for k, v in ctx.skipped.items():
@@ -1411,6 +1458,7 @@ def main() -> int:
     print(f"files checked:        {len(files)} (skipped: {len(skipped)})")
     print(f"arrays compared:      {n_arrays}")
     print(f"attributes compared:  {n_attrs} scalars/nodes, {n_keysets} key sets")
+    print(f"masked arrays:        {n_masked} (data and mask compared with numpy.ma)")
     print(f"sklearn estimator classes covered: {len(estimators)} "
           f"({len(matched)} of them seen as object nodes in the documents)")
     for e in sorted(estimators):

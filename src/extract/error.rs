@@ -346,6 +346,9 @@ pub enum ArrayError {
     NoState,
     /// The BUILD state is not `([version,] shape, dtype, is_fortran, data)`.
     StateNotTuple,
+    /// A masked array's BUILD state is not `(version, shape, dtype,
+    /// is_fortran, data, mask, fill_value)`.
+    MaskedStateNotTuple,
     /// The shape.
     Shape(ShapeError),
     /// The dtype.
@@ -409,6 +412,7 @@ impl fmt::Display for ArrayError {
             }
             Self::NoState => write!(f, "array has no BUILD state"),
             Self::StateNotTuple => write!(f, "array state is not a 4- or 5-tuple"),
+            Self::MaskedStateNotTuple => write!(f, "masked array state is not a 7-tuple"),
             Self::Shape(e) => e.fmt(f),
             Self::Dtype(e) => write!(f, "dtype: {e}"),
             Self::AxisOrder(e) => write!(f, "axis_order: {e}"),

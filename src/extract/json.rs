@@ -271,6 +271,7 @@ impl Emitter<'_, '_> {
             }
             "numpy.core.multiarray.scalar" | "numpy._core.multiarray.scalar" => self.scalar(args).map_err(Into::into),
             "numpy.dtype" => self.dtype_value(id).map_err(Into::into),
+            "numpy.ma.core._mareconstruct" => self.masked(id, args, path).map_err(Into::into),
             "joblib.numpy_pickle.NumpyArrayWrapper" if self.nested.contains_key(&id) => {
                 self.wrapper(id, path).map_err(Into::into)
             }

@@ -29,6 +29,7 @@ mod emit;
 pub mod error;
 mod json;
 mod layout;
+mod masked;
 mod numpy;
 pub mod store;
 mod summary;
