@@ -394,6 +394,30 @@ pub enum ArrayError {
     Payload(PayloadError),
     /// A joblib wrapper whose payload the scan did not reach.
     PayloadNotRead,
+    /// A joblib < 0.10 wrapper names a companion outside the pickle's folder.
+    CompanionUnsafe {
+        /// The name.
+        filename: String,
+        /// Why it leads out.
+        why: &'static str,
+    },
+    /// A joblib < 0.10 wrapper of a pickle that is not the file itself (an
+    /// archive member, a companion): its companion is not looked up.
+    CompanionNotBeside(String),
+    /// A joblib < 0.10 wrapper's state is not a dict.
+    CompanionStateNotDict,
+    /// A joblib < 0.10 wrapper's state has no `filename` string.
+    CompanionNoFilename,
+    /// The companion could not be opened (missing, a link out, not a file).
+    Companion(String),
+    /// The companion is not an `.npy` file.
+    CompanionNpy(io::Error),
+    /// The object companion's stream holds no pickle.
+    CompanionNoPickle,
+    /// A `ZNDArrayWrapper` of an object dtype (raw bytes cannot hold objects).
+    CompanionObjectRaw,
+    /// A `ZNDArrayWrapper` companion shorter than its `ZF` header.
+    CompanionZf,
 }
 
 impl fmt::Display for ArrayError {
@@ -435,6 +459,17 @@ impl fmt::Display for ArrayError {
             }
             Self::Payload(e) => e.fmt(f),
             Self::PayloadNotRead => write!(f, "joblib array payload was not read"),
+            Self::CompanionUnsafe { filename, why } => write!(f, "companion {filename:?} not opened: {why}"),
+            Self::CompanionNotBeside(name) => {
+                write!(f, "companion {name:?} of a pickle inside another file is not looked up")
+            }
+            Self::CompanionStateNotDict => write!(f, "legacy joblib wrapper state is not a dict"),
+            Self::CompanionNoFilename => write!(f, "legacy joblib wrapper state has no filename"),
+            Self::Companion(e) => e.fmt(f),
+            Self::CompanionNpy(e) => write!(f, "companion is not an .npy file: {e}"),
+            Self::CompanionNoPickle => write!(f, "object companion holds no pickle"),
+            Self::CompanionObjectRaw => write!(f, "compressed companion of an object dtype"),
+            Self::CompanionZf => write!(f, "companion ZF header cut short"),
         }
     }
 }

@@ -64,6 +64,14 @@ impl Emitter<'_, '_> {
 
     /// A pickle's root value as JSON.
     pub(super) fn root(&mut self, root: ValueId) -> J {
+        let mut path = Vec::new();
+        self.root_at(root, &mut path)
+    }
+
+    /// The value `root` of a pickle as JSON, at `path` (empty for a
+    /// document's pickle; a joblib < 0.10 object companion is written in
+    /// place of the wrapper that names it).
+    pub(super) fn root_at(&mut self, root: ValueId, path: &mut Vec<Seg>) -> J {
         // Count references with an explicit stack (no recursion on input).
         // Each pickle has its own memo, so its own values; ids stay unique
         // across the document.
@@ -80,8 +88,7 @@ impl Emitter<'_, '_> {
             self.children(v, &mut kids);
             stack.extend_from_slice(&kids);
         }
-        let mut path = Vec::new();
-        self.value(root, &mut path)
+        self.value(root, path)
     }
 
     /// Values copied wherever they appear instead of being shared by id.
@@ -110,7 +117,10 @@ impl Emitter<'_, '_> {
         }
         let shared = self.refs.get(&id).copied().unwrap_or(0) > 1 && !self.is_atom(id);
         let my_id = if shared {
-            let n = self.ids.len() as u64 + 1;
+            // Ids are unique over the document (a companion's pickle is
+            // written inside another pickle's graph).
+            self.ex.next_id += 1;
+            let n = self.ex.next_id;
             self.ids.insert(id, n);
             Some(n)
         } else {
@@ -275,6 +285,8 @@ impl Emitter<'_, '_> {
             "joblib.numpy_pickle.NumpyArrayWrapper" if self.nested.contains_key(&id) => {
                 self.wrapper(id, path).map_err(Into::into)
             }
+            "joblib.numpy_pickle.NDArrayWrapper" => self.legacy_wrapper(id, false, path).map_err(Into::into),
+            "joblib.numpy_pickle.ZNDArrayWrapper" => self.legacy_wrapper(id, true, path).map_err(Into::into),
             "_codecs.encode" => return self.latin1_bytes(id).map(|b| json!({"type": "bytes", "hex": hex(&b)})),
             "builtins.set" | "builtins.frozenset" | "builtins.bytearray" | "builtins.bytes"
                 if site.kind == CallKind::Reduce =>

@@ -29,6 +29,7 @@ mod emit;
 pub mod error;
 mod json;
 mod layout;
+mod legacy;
 mod masked;
 mod numpy;
 pub mod store;
@@ -36,7 +37,7 @@ mod summary;
 mod torch;
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Seek};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -129,6 +130,8 @@ pub fn extract_file_with(
     let store = Rc::new(RefCell::new(Store::new(out_dir.map(Path::to_path_buf))?));
     let mut walker = Walker::with_sink(store.clone());
     walker.seekable(file.try_clone()?, Some(size), None);
+    // joblib < 0.10 companion files, as `scan` reads them (Walker::file).
+    walker.companions(path.parent().map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d }));
     let walked = walker.finish();
     let mut ex = Extraction {
         store: store.clone(),
@@ -137,6 +140,7 @@ pub fn extract_file_with(
         errors: Vec::new(),
         nodes: 0,
         zip: None,
+        next_id: 0,
     };
     let pickles = ex.pickles(&walked, policy);
     ex.npz_members(&walked, &mut file);
@@ -162,6 +166,8 @@ struct Extraction {
     errors: Vec<ValueError>,
     nodes: usize,
     zip: Option<zip::ZipArchive<std::fs::File>>,
+    /// The last id given to a shared value (ids are unique in the document).
+    next_id: u64,
 }
 
 impl Extraction {
@@ -178,10 +184,26 @@ impl Extraction {
     /// the document's `pickles` entries.
     fn pickles(&mut self, walked: &Walked, policy: &Policy) -> Vec<J> {
         let mut pickles = Vec::new();
+        // joblib < 0.10 object companions are written in place of the
+        // wrappers of the file's own pickles that name them.
+        let companions: HashSet<String> = walked
+            .parts
+            .iter()
+            .filter(|p| p.member.is_none())
+            .flat_map(|p| crate::container::legacy::companions(&p.analysis))
+            .filter_map(|c| c.filename.filter(|_| !c.compressed))
+            .collect();
         for (i, part) in walked.parts.iter().enumerate() {
+            if part.member.as_ref().is_some_and(|m| companions.contains(m)) {
+                if let Some(e) = &part.analysis.error {
+                    self.error(part.member.clone(), e.offset(), ExtractError::Stream(e.kind().clone()));
+                }
+                continue;
+            }
             // One emitter per stream: its event index is built once, however many
             // pickles the stream holds.
             let mut em = Emitter::new(self, &part.analysis, i, part.member.clone(), policy);
+            em.parts = &walked.parts;
             // A zip member is read from the file by name; anything else under a
             // layer (a decompressor) has offsets in a stream, not the file.
             em.layered = part.layers.iter().any(|l| *l != "zip");
@@ -277,6 +299,9 @@ struct Emitter<'x, 'a> {
     layered: bool,
     /// Storage slots of a legacy PyTorch checkpoint, once read.
     legacy: Option<Result<torch::Slots, StorageError>>,
+    /// Every stream of the file (joblib < 0.10 object companions are
+    /// written from theirs).
+    parts: &'a [crate::container::Part],
 }
 
 /// The machine's analysis as a [`Graph`] with the emitter's BUILD states.
@@ -331,6 +356,7 @@ impl<'x, 'a> Emitter<'x, 'a> {
             pickle: 0,
             layered: false,
             legacy: None,
+            parts: &[],
         }
     }
 

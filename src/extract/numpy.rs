@@ -248,7 +248,7 @@ impl Emitter<'_, '_> {
     }
 
     /// Records an array written to `file` and returns its `ndarray` node.
-    fn array_node(&mut self, class: &str, spec: Spec, nbytes: u64, file: String, path: &[Seg]) -> J {
+    pub(super) fn array_node(&mut self, class: &str, spec: Spec, nbytes: u64, file: String, path: &[Seg]) -> J {
         let Spec { dtype, shape, fortran } = spec;
         let descr = dtype.json_descr();
         self.record_array(file.clone(), path, descr.clone(), shape.clone(), fortran, nbytes);
@@ -300,7 +300,7 @@ impl Emitter<'_, '_> {
 /// For a big-endian plain dtype, the little-endian one `_reconstruct`
 /// arrays load as and the byte unit to swap (half an item for complex
 /// numbers, 4 bytes for `U`); `None` for any other dtype.
-fn native_order(dtype: &Dtype, shape: &[u64]) -> Result<Option<(Dtype, usize)>, ArrayError> {
+pub(super) fn native_order(dtype: &Dtype, shape: &[u64]) -> Result<Option<(Dtype, usize)>, ArrayError> {
     let Dtype::Plain { descr, itemsize } = dtype else { return Ok(None) };
     let Some(rest) = descr.strip_prefix('>') else { return Ok(None) };
     let unit = match rest.as_bytes().first() {
