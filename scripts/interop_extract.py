@@ -140,7 +140,8 @@ except ImportError:                                   # pragma: no cover
     BaseEstimator = None
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_FIXTURES = ["fixtures/extract", "fixtures/benign", "fixtures/joblib", "fixtures/real"]
+DEFAULT_FIXTURES = ["fixtures/extract", "fixtures/benign", "fixtures/joblib", "fixtures/real",
+                    "fixtures/joblib-legacy"]
 REFUSED_DIRS = {"hostile", "legacy_hostile"}
 JOBLIB_SUFFIXES = (".joblib", ".joblib.z", ".joblib.gz", ".joblib.bz2", ".joblib.xz", ".joblib.lzma",
                    ".joblib.lz4")
@@ -333,6 +334,7 @@ class Ctx:
         self.attrs = 0
         self.keysets = 0
         self.masked = 0
+        self.companions = 0
         self.py2 = False
         self.skipped: dict[str, int] = {}
         self.visited: set = set()
@@ -917,7 +919,11 @@ def walk_ndarray(ctx, j, py, path, depth) -> None:
         return
     ctx.attrs += 1
     cls = j.get("class")
-    if cls != qualname(py) and not (ctx.loader == "joblib" and type(py) is np.ndarray):
+    try:                                   # the name the file gives the class (numpy.matrix) may be an alias
+        same = resolve_class(cls) is type(py)
+    except (LookupError, AttributeError, TypeError):
+        same = False
+    if cls != qualname(py) and not same and not (ctx.loader == "joblib" and type(py) is np.ndarray):
         ctx.fail(path, f"ndarray class {cls} != {qualname(py)}")
     want = descr_of(py.dtype)
     if j.get("dtype") != want and not (ctx.loader == "joblib" and _byteswapped(j.get("dtype"), py.dtype)):
@@ -1256,7 +1262,61 @@ def estimator_classes(root) -> set[str]:
     return {qualname(o) for o in iter_objects(root) if isinstance(o, BaseEstimator)}
 
 
+def companion_nodes(j, path, out, depth=0):
+    """(path, node) of every array node written from a joblib < 0.10 companion file."""
+    if depth > MAX_DEPTH:
+        return out
+    if isinstance(j, list):
+        for i, x in enumerate(j):
+            companion_nodes(x, path + [i], out, depth + 1)
+    elif is_node(j):
+        if "companion" in j:
+            out.append((path, j))
+        for k, v in j.items():
+            if isinstance(v, (list, dict)):
+                companion_nodes(v, path + [k], out, depth + 1)
+    return out
+
+
+def check_companions(ctx: Ctx, doc) -> None:
+    """Each array written from a companion file against that file read on its own: numpy.load
+    (encoding latin1 for Python 2 object arrays) for NDArrayWrapper's .npy, joblib's
+    read_zfile for ZNDArrayWrapper's .npy.z (raw bytes in the node's dtype and shape)."""
+    from joblib.numpy_pickle_compat import read_zfile
+    for p in doc.get("pickles", []):
+        for path, node in companion_nodes(p.get("root"), [], []):
+            comp = ctx.file.parent / node["companion"]
+            if comp.name.endswith(".z"):
+                with open(comp, "rb") as f:
+                    real = np.frombuffer(read_zfile(f), dtype=to_dtype(node["dtype"])).reshape(node["shape"])
+            else:
+                real = np.load(comp, allow_pickle=True, encoding="latin1")
+            ctx.companions += 1
+            if "file" in node:
+                got = load_npy(ctx, {"file": node["file"], "path": path, "dtype": node["dtype"],
+                                     "shape": node["shape"]})
+                if got is not None:
+                    compare_arrays(ctx, path + ["<companion>"], got, real)
+            else:
+                walk_ndarray(ctx, node, real, path + ["<companion>"], 0)
+
+
+def joblib_test_list():
+    """What every file of joblib's shipped test data holds (fixtures/joblib-legacy): the list
+    joblib/test/data/create_numpy_pickle.py dumps, as joblib's own test states it
+    (test_numpy_pickle.py, test_joblib_pickle_across_python_versions). The arrays are what
+    loading gives: numpy.matrix stays a matrix when built here."""
+    return [np.arange(5, dtype=np.dtype("<i8")), np.arange(5, dtype=np.dtype("<f8")),
+            np.array([1, "abc", {"a": 1, "b": 2}], dtype="O"), np.arange(256, dtype=np.uint8).tobytes(),
+            np.matrix([0, 1, 2], dtype=np.dtype("<i8")), "C'est l'\xe9t\xe9 !"]
+
+
 def load_real(path: Path, loader: str):
+    if loader == "joblib_py2":
+        # joblib.load refuses files written under Python 2 ("You may be trying to read with
+        # python 3 a joblib pickle generated with python 2"): compared with what joblib's test
+        # says they hold, and their companion .npy files with numpy.load (check_companions).
+        return joblib_test_list(), True
     # Files written under Python 2 (numpy's and joblib's shipped test data) hold str as
     # bytes: their own tests load them with encoding="latin1", as done here when ASCII fails.
     try:
@@ -1306,6 +1366,9 @@ def select(folder: Path) -> tuple[list[tuple[Path, str, dict]], list[str]]:
         p = folder / name
         if REFUSED_DIRS & set(Path(name).parts):
             skipped.append(f"{folder.name}/{name}: hostile folder")
+            continue
+        if m.get("companion_of"):
+            skipped.append(f"{folder.name}/{name}: companion of {m['companion_of']} (read through it)")
             continue
         loader = m.get("loader")
         if loader is None:
@@ -1360,6 +1423,8 @@ def check_file(pk: str, file: Path, loader: str, manifest_entry: dict, work: Pat
     PROTOCOL[0] = manifest_entry.get("protocol") if isinstance(manifest_entry.get("protocol"), int) else 4
     # the real object first: the estimator coverage does not depend on pkinspect's result
     real, ctx.py2 = (None, False) if loader == "torch_zip" else load_real(file, loader)
+    if loader == "joblib_py2":
+        ctx.loader = loader = "joblib"
     estimators = set() if real is None else estimator_classes(real)
     try:
         proc = run_extract(pk, file, outdir, args.timeout)
@@ -1412,6 +1477,7 @@ def check_file(pk: str, file: Path, loader: str, manifest_entry: dict, work: Pat
         walk(ctx, pickles[0].get("root"), real, [], 0)
     # (a) the arrays
     check_arrays(ctx, doc, roots_py)
+    check_companions(ctx, doc)
     return ctx, estimators
 
 
@@ -1452,7 +1518,7 @@ def main() -> int:
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="pkinspect-interop-"))
     work.mkdir(parents=True, exist_ok=True)
-    failures, n_arrays, n_attrs, n_keysets, n_masked, skipped_nodes = [], 0, 0, 0, 0, {}
+    failures, n_arrays, n_attrs, n_keysets, n_masked, n_comp, skipped_nodes = [], 0, 0, 0, 0, 0, {}
     estimators: set[str] = set()
     json_classes: set[str] = set()
     try:
@@ -1463,6 +1529,7 @@ def main() -> int:
             n_attrs += ctx.attrs
             n_keysets += ctx.keysets
             n_masked += ctx.masked
+            n_comp += ctx.companions
             estimators |= est
             json_classes |= ctx.json_classes
             for k, v in ctx.skipped.items():
@@ -1481,6 +1548,7 @@ def main() -> int:
     print(f"arrays compared:      {n_arrays}")
     print(f"attributes compared:  {n_attrs} scalars/nodes, {n_keysets} key sets")
     print(f"masked arrays:        {n_masked} (data and mask compared with numpy.ma)")
+    print(f"joblib < 0.10 companions: {n_comp} (also compared with the companion file read alone)")
     print(f"sklearn estimator classes covered: {len(estimators)} "
           f"({len(matched)} of them seen as object nodes in the documents)")
     for e in sorted(estimators):

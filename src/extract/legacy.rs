@@ -158,3 +158,75 @@ impl Emitter<'_, '_> {
         Ok(self.array_node(&class, Spec { dtype, shape, fortran }, nbytes, file, path))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::extract::error::{ArrayError, ExtractError};
+    use crate::extract::testkit::{extract, extract_bytes, fixture, npy};
+
+    fn i8s(v: &[i64]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+    fn f8s(v: &[f64]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    /// fixtures/joblib-legacy (joblib's own test data): every file holds
+    /// `[arange(5, '<i8'), arange(5, '<f8'), array([1, 'abc', {'a': 1, 'b':
+    /// 2}], object), bytes(range(256)), matrix([0, 1, 2]), "C'est l'été !"]`
+    /// (joblib/test/test_numpy_pickle.py); joblib 0.9 keeps the arrays in
+    /// companion files, `.npy` (NDArrayWrapper) or ZF `.npy.z`
+    /// (ZNDArrayWrapper), Python 2 files included.
+    #[test]
+    fn companions_give_the_arrays_joblib_wrote() {
+        for file in [
+            "joblib_0.9.2_pickle_py35_np19.pkl",
+            "joblib_0.9.2_pickle_py27_np17.pkl",
+            "joblib_0.9.4.dev0_compressed_cache_size_pickle_py35_np19.gz",
+        ] {
+            let (ex, out) = extract(&fixture(&format!("joblib-legacy/{file}")), "legacy");
+            assert!(ex.errors.is_empty(), "{file}: {:?}", ex.errors);
+            assert_eq!(ex.doc["pickles"].as_array().map(Vec::len), Some(1), "{file}: companions are not pickles of their own");
+            let root = &ex.doc["pickles"][0]["root"];
+            assert_eq!(root[0]["companion"], format!("{file}_01.npy{}", if file.ends_with(".gz") { ".z" } else { "" }));
+            let (h, d) = npy(&out, root[0]["file"].as_str().expect("file"));
+            assert!(h.starts_with("{'descr': '<i8', 'fortran_order': False, 'shape': (5,), }"), "{h}");
+            assert_eq!(d, i8s(&[0, 1, 2, 3, 4]), "{file}");
+            assert_eq!(npy(&out, root[1]["file"].as_str().expect("file")).1, f8s(&[0.0, 1.0, 2.0, 3.0, 4.0]));
+            assert_eq!((&root[2]["items"][0], &root[2]["items"][1]), (&json!(1), &json!("abc")), "{file}");
+            assert!(root[4]["class"].as_str().is_some_and(|c| c.ends_with("matrix")), "{}", root[4]["class"]);
+            assert_eq!(npy(&out, root[4]["file"].as_str().expect("file")).1, i8s(&[0, 1, 2]));
+        }
+    }
+
+    /// `[NDArrayWrapper]` with state `{'filename': name}`, protocol 2.
+    fn wrapper(name: &str) -> Vec<u8> {
+        let mut p = b"\x80\x02(cjoblib.numpy_pickle\nNDArrayWrapper\n)\x81}(".to_vec();
+        for s in ["filename", name] {
+            p.push(b'X');
+            p.extend((s.len() as u32).to_le_bytes());
+            p.extend(s.as_bytes());
+        }
+        p.extend(b"ubl.");
+        p
+    }
+
+    #[test]
+    fn unsafe_or_missing_companions_are_errors() {
+        let (ex, _out) = extract_bytes(&wrapper("../x.npy"), "legacy-unsafe");
+        assert!(
+            matches!(&ex.errors[..], [e] if matches!(&e.error, ExtractError::Array(ArrayError::CompanionUnsafe { filename, .. }) if filename == "../x.npy")),
+            "{:?}",
+            ex.errors
+        );
+        let (ex, _out) = extract_bytes(&wrapper("input.pkl_01.npy"), "legacy-missing");
+        assert!(
+            matches!(&ex.errors[..], [e] if matches!(&e.error, ExtractError::Array(ArrayError::Companion(_)))),
+            "{:?}",
+            ex.errors
+        );
+        assert_eq!(ex.doc["pickles"][0]["root"][0]["type"], "error");
+    }
+}
