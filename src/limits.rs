@@ -29,9 +29,10 @@ pub const MAX_INLINE_ARG: usize = 1 << 20;
 pub const MAX_LINE_ARG: usize = 64 * 1024;
 
 /// Longest newline-terminated text argument (protocol 0 `STRING`,
-/// `UNICODE`, `PERSID`), which pickle reads at any length: the same bound as
-/// any other argument held in memory.
-pub const MAX_TEXT_LINE_ARG: usize = MAX_INLINE_ARG;
+/// `UNICODE`, `PERSID`), which pickle reads at any length. The line is held
+/// in memory once; 16 MiB holds a 1 Mi-character `str` in any escaping
+/// (`\\U0001f600` takes 10 bytes a character, `'\\xff'` 4).
+pub const MAX_TEXT_LINE_ARG: usize = 16 << 20;
 
 /// Largest `LONG1`/`LONG4` integer, in bytes, that is decoded.
 pub const MAX_LONG_BYTES: usize = 64 * 1024;
@@ -89,7 +90,10 @@ pub const MAX_ANOMALY_LINES: usize = 100;
 pub const MAX_SHOWN_GLOBAL: usize = 512;
 
 /// Open MARKs beyond which `pkinspect dis`'s indentation stops growing (so
-/// a line's length does not grow with [`MAX_MARK_DEPTH`]).
+/// a line's length does not grow with [`MAX_MARK_DEPTH`]), and levels of
+/// nesting beyond which the indentation of `extract`'s JSON document stops
+/// growing (values nest as deep as `pickle.load` builds them: indenting
+/// every level would make the document quadratic in the depth).
 pub const MAX_INDENT_LEVELS: usize = 64;
 
 /// Stack items shown in `pkinspect dis`'s `stack not empty after STOP`

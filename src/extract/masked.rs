@@ -55,8 +55,16 @@ impl Emitter<'_, '_> {
         path.push(json!("fill_value"));
         let fill = self.value(fill, path);
         path.pop();
-        Ok(json!({"type": "masked_array", "class": class, "dtype": descr, "shape": shape,
-                  "order": if fortran { "F" } else { "C" }, "data": data, "mask": mask, "fill_value": fill}))
+        Ok(super::json::node([
+            ("type", json!("masked_array")),
+            ("class", json!(class)),
+            ("dtype", descr),
+            ("shape", json!(shape)),
+            ("order", json!(if fortran { "F" } else { "C" })),
+            ("data", data),
+            ("mask", mask),
+            ("fill_value", fill),
+        ]))
     }
 }
 

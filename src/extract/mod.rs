@@ -24,6 +24,7 @@
 //! [`dtype`] decodes pickled dtypes, [`store`] owns the output folder and
 //! [`error`] every way a value can fail.
 
+mod containers;
 pub mod dtype;
 mod emit;
 pub mod error;
@@ -82,7 +83,7 @@ pub struct ArrayRecord {
 /// What extracting one file produced.
 pub struct Extracted {
     /// The JSON document.
-    pub doc: J,
+    pub doc: Document,
     /// Arrays written.
     pub arrays: Vec<ArrayRecord>,
     /// Errors for single values (also in the document).
@@ -94,6 +95,25 @@ pub struct Extracted {
     /// The library versions the file records, over all its pickles, sorted
     /// (the scan report's [`FileReport::versions`](crate::scan::FileReport::versions)).
     pub versions: Vec<crate::scan::LibraryVersion>,
+}
+
+/// The JSON document, which nests as deep as the pickle's values: read
+/// as a [`serde_json::Value`] (it derefs to one), dropped without
+/// recursion.
+#[derive(Debug, Default)]
+pub struct Document(pub J);
+
+impl std::ops::Deref for Document {
+    type Target = J;
+    fn deref(&self) -> &J {
+        &self.0
+    }
+}
+
+impl Drop for Document {
+    fn drop(&mut self) {
+        emit::drop_deep(std::mem::take(&mut self.0));
+    }
 }
 
 impl Extracted {
@@ -149,7 +169,7 @@ pub fn extract_file_with(
     let report = crate::scan::FileReport::from_walked(path.display().to_string(), size, walked, policy, levels);
     let doc = emit::document(path, &report, outer, pickles, &ex.arrays, &ex.errors);
     Ok(Extracted {
-        doc,
+        doc: Document(doc),
         arrays: ex.arrays,
         errors: ex.errors,
         findings: report.findings.len(),
@@ -211,7 +231,7 @@ impl Extraction {
                 let Some(root) = p.root else { continue };
                 em.pickle = pickles.len();
                 let value = em.root(root);
-                pickles.push(json!({"member": part.member, "index": k, "root": value}));
+                pickles.push(json::node([("member", json!(part.member)), ("index", json!(k)), ("root", value)]));
             }
             drop(em);
             if let Some(e) = &part.analysis.error {

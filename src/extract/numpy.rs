@@ -293,7 +293,13 @@ impl Emitter<'_, '_> {
             }
         }
         let nested = nest(flat, &shape);
-        Ok(json!({"type": "ndarray", "class": class, "dtype": "|O", "shape": shape, "items": nested}))
+        Ok(super::json::node([
+            ("type", json!("ndarray")),
+            ("class", json!(class)),
+            ("dtype", json!("|O")),
+            ("shape", json!(shape)),
+            ("items", nested),
+        ]))
     }
 }
 
