@@ -195,9 +195,17 @@ pub const MAX_TORCH_TENSOR_DIMS: u64 = 1024;
 /// checkpoint; the rest are counted in one more finding.
 pub const MAX_TORCH_NOTES: usize = 100;
 
-/// Deepest nesting of values `pkinspect extract` follows; deeper values
-/// become an error node.
-pub const MAX_EXTRACT_DEPTH: usize = 200;
+/// Deepest nesting of objects, calls and arrays `pkinspect extract`
+/// follows (each recurses once); deeper values become an error node.
+/// Containers (lists, tuples, sets, dicts) are walked without recursion and
+/// do not count: they nest as deep as the machine builds them. CPython's
+/// pickler writes no object deeper than its recursion limit (1,000).
+pub const MAX_EXTRACT_DEPTH: usize = 10_000;
+
+/// Stack of the thread `pkinspect extract` rebuilds a file's values on:
+/// room for [`MAX_EXTRACT_DEPTH`] levels of objects (about 14 KiB each in
+/// an unoptimised build). Reserved, not used, until a file nests that deep.
+pub const EXTRACT_STACK_BYTES: usize = 256 << 20;
 
 /// Most value nodes `pkinspect extract` writes for one file (the document
 /// stays proportional to the pickle's graph, which the machine's limits

@@ -145,6 +145,24 @@ pub fn extract_file_with(
     policy: &Policy,
     levels: &Levels,
 ) -> io::Result<Extracted> {
+    // Objects nested MAX_EXTRACT_DEPTH deep recurse that deep: on a thread
+    // with the stack for it, whatever thread the caller runs on.
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("pkinspect-extract".into())
+            .stack_size(crate::limits::EXTRACT_STACK_BYTES)
+            .spawn_scoped(s, || extract_on_this_thread(path, out_dir, policy, levels))?
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    })
+}
+
+fn extract_on_this_thread(
+    path: &Path,
+    out_dir: Option<&Path>,
+    policy: &Policy,
+    levels: &Levels,
+) -> io::Result<Extracted> {
     let mut file = std::fs::File::open(path)?;
     let size = file.metadata()?.len();
     let store = Rc::new(RefCell::new(Store::new(out_dir.map(Path::to_path_buf))?));
