@@ -59,7 +59,7 @@ impl ValueError {
 pub enum ExtractError {
     /// More values than [`MAX_EXTRACT_NODES`] in one file.
     TooManyNodes,
-    /// Values nested deeper than [`MAX_EXTRACT_DEPTH`].
+    /// Objects, calls or arrays nested deeper than [`MAX_EXTRACT_DEPTH`].
     TooDeep,
     /// A long `str`/`bytes`/`bytearray` value's file could not be written.
     BlobWrite {
@@ -91,7 +91,7 @@ impl fmt::Display for ExtractError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::TooManyNodes => write!(f, "more than MAX_EXTRACT_NODES ({MAX_EXTRACT_NODES}) values"),
-            Self::TooDeep => write!(f, "values nested deeper than MAX_EXTRACT_DEPTH ({MAX_EXTRACT_DEPTH})"),
+            Self::TooDeep => write!(f, "objects nested deeper than MAX_EXTRACT_DEPTH ({MAX_EXTRACT_DEPTH})"),
             Self::BlobWrite { ty, error } => write!(f, "cannot write {ty} value: {error}"),
             Self::BlobNotKept { ty, len } => write!(f, "{ty} value of {len} bytes was not kept"),
             Self::Array(e) => e.fmt(f),
@@ -705,11 +705,11 @@ mod tests {
         // Key order is the document's (serde_json keeps insertion order).
         assert_eq!(
             v.to_json().to_string(),
-            r#"{"offset":42,"member":"a/data.pkl","message":"values nested deeper than MAX_EXTRACT_DEPTH (200)"}"#
+            r#"{"offset":42,"member":"a/data.pkl","message":"objects nested deeper than MAX_EXTRACT_DEPTH (10000)"}"#
         );
         assert_eq!(
             v.to_node().to_string(),
-            r#"{"offset":42,"member":"a/data.pkl","message":"values nested deeper than MAX_EXTRACT_DEPTH (200)","type":"error"}"#
+            r#"{"offset":42,"member":"a/data.pkl","message":"objects nested deeper than MAX_EXTRACT_DEPTH (10000)","type":"error"}"#
         );
     }
 }
