@@ -15,7 +15,9 @@ fn root() -> PathBuf {
 
 /// Runs `f` on a thread with a large stack (serde_json parses recursively).
 fn big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| std::thread::Builder::new().stack_size(512 << 20).spawn_scoped(s, f).unwrap().join().unwrap())
+    std::thread::scope(|s| {
+        std::thread::Builder::new().stack_size(512 << 20).spawn_scoped(s, f).unwrap().join().unwrap()
+    })
 }
 
 fn parse(text: &str) -> J {

@@ -239,7 +239,9 @@ fn deep_nesting_is_cut_with_an_error() {
         assert_eq!(d["pickles"][0]["root"]["state"]["items"]["coef_"]["type"], "ndarray");
         let _ = std::fs::remove_dir_all(&out);
     };
-    std::thread::scope(|s| std::thread::Builder::new().stack_size(512 << 20).spawn_scoped(s, check).unwrap().join().unwrap());
+    std::thread::scope(|s| {
+        std::thread::Builder::new().stack_size(512 << 20).spawn_scoped(s, check).unwrap().join().unwrap()
+    });
 }
 
 #[test]

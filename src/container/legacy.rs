@@ -171,12 +171,15 @@ fn companion(w: &mut Walker, dir: &Path, filename: &str, c: &Companion) {
     }
 }
 
+/// Compressed bytes read so far, shared with the decompressor.
+pub type Counter = std::rc::Rc<std::cell::Cell<u64>>;
+
 /// The raw array bytes of a `ZNDArrayWrapper` companion (`ZF` + 19 bytes
 /// of hex length (+ one optional space) + a zlib stream), decompressed
 /// under the limits of every decompressor (a limit hit is a
 /// [`LimitHit`] error); `None` when the header is cut short. The count is
 /// the compressed bytes read so far.
-pub fn zf_data<'a, R: Read + 'a>(r: R) -> Option<(Box<dyn Read + 'a>, std::rc::Rc<std::cell::Cell<u64>>)> {
+pub fn zf_data<'a, R: Read + 'a>(r: R) -> Option<(Box<dyn Read + 'a>, Counter)> {
     let rest = zf_body(r)?;
     let count = std::rc::Rc::new(std::cell::Cell::new(0));
     let dec = flate2::read::ZlibDecoder::new(CountIn { inner: rest, count: count.clone() });

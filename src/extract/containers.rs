@@ -113,7 +113,16 @@ impl<'a> Emitter<'_, 'a> {
                 let pairs = a.dict(*r);
                 match self.str_keys(pairs) {
                     Some(names) => {
-                        let f = Frame { kind: Kind::Items, id: my_id, items: &[], pairs, keys: Vec::new(), names, next: 0, out: Vec::new() };
+                        let f = Frame {
+                            kind: Kind::Items,
+                            id: my_id,
+                            items: &[],
+                            pairs,
+                            keys: Vec::new(),
+                            names,
+                            next: 0,
+                            out: Vec::new(),
+                        };
                         stack.push(f);
                         return None;
                     }
@@ -122,13 +131,23 @@ impl<'a> Emitter<'_, 'a> {
             }
             _ => return Some(J::Null),
         };
-        stack.push(Frame { kind, id: my_id, items, pairs, keys: Vec::new(), names: Vec::new(), next: 0, out: Vec::new() });
+        stack.push(Frame {
+            kind,
+            id: my_id,
+            items,
+            pairs,
+            keys: Vec::new(),
+            names: Vec::new(),
+            next: 0,
+            out: Vec::new(),
+        });
         None
     }
 
     /// A dict's keys when all are distinct strings (the `"items"` form).
     pub(super) fn str_keys(&self, pairs: &[(ValueId, ValueId)]) -> Option<Vec<String>> {
-        let keys: Vec<String> = pairs.iter().map(|(k, _)| self.a.full_str(*k).map(str::to_string)).collect::<Option<_>>()?;
+        let keys: Vec<String> =
+            pairs.iter().map(|(k, _)| self.a.full_str(*k).map(str::to_string)).collect::<Option<_>>()?;
         let mut seen = std::collections::HashSet::new();
         keys.iter().all(|s| seen.insert(s.as_str())).then_some(keys)
     }

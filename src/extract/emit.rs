@@ -9,8 +9,8 @@ use std::path::Path;
 use serde_json::{json, Value as J};
 
 use super::store::{self, Store};
-use crate::limits::MAX_INDENT_LEVELS;
 use super::{dtype, ArrayRecord, Extraction, Seg, ValueError, SCHEMA_VERSION};
+use crate::limits::MAX_INDENT_LEVELS;
 
 /// The document (docs/extract.md): the pickles' roots, the arrays written,
 /// the scan's findings and the values that could not be extracted.

@@ -40,7 +40,12 @@ impl Emitter<'_, '_> {
     /// A joblib < 0.10 `NDArrayWrapper` (`compressed` false) or
     /// `ZNDArrayWrapper`: the array its companion file holds, with
     /// `"companion": filename` added to the node.
-    pub(super) fn legacy_wrapper(&mut self, id: ValueId, compressed: bool, path: &mut Vec<Seg>) -> Result<J, ArrayError> {
+    pub(super) fn legacy_wrapper(
+        &mut self,
+        id: ValueId,
+        compressed: bool,
+        path: &mut Vec<Seg>,
+    ) -> Result<J, ArrayError> {
         let st = self.wrapper_state(id)?;
         if let Some(why) = legacy::unsafe_reason(&st.filename) {
             return Err(ArrayError::CompanionUnsafe { filename: st.filename, why });
@@ -188,7 +193,11 @@ mod tests {
         ] {
             let (ex, out) = extract(&fixture(&format!("joblib-legacy/{file}")), "legacy");
             assert!(ex.errors.is_empty(), "{file}: {:?}", ex.errors);
-            assert_eq!(ex.doc["pickles"].as_array().map(Vec::len), Some(1), "{file}: companions are not pickles of their own");
+            assert_eq!(
+                ex.doc["pickles"].as_array().map(Vec::len),
+                Some(1),
+                "{file}: companions are not pickles of their own"
+            );
             let root = &ex.doc["pickles"][0]["root"];
             assert_eq!(root[0]["companion"], format!("{file}_01.npy{}", if file.ends_with(".gz") { ".z" } else { "" }));
             let (h, d) = npy(&out, root[0]["file"].as_str().expect("file"));

@@ -81,7 +81,13 @@ pub(super) fn mask_dtype(dtype: &Dtype) -> Dtype {
                 let inner = mask_dtype(&f.dtype);
                 let count = f.shape.iter().fold(1u64, |a, &d| a.saturating_mul(d));
                 let size = inner.itemsize().saturating_mul(count);
-                out.push(Field { name: f.name.clone(), title: f.title.clone(), dtype: inner, shape: f.shape.clone(), offset });
+                out.push(Field {
+                    name: f.name.clone(),
+                    title: f.title.clone(),
+                    dtype: inner,
+                    shape: f.shape.clone(),
+                    offset,
+                });
                 offset = offset.saturating_add(size);
             }
             Dtype::Struct { fields: out, itemsize: offset }

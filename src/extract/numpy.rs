@@ -54,7 +54,13 @@ impl Emitter<'_, '_> {
     /// What numpy's `ndarray.__setstate__((shape, dtype, is_fortran,
     /// data))` makes: an object array of the pickled list, or the data
     /// written as an `.npy` file (a big-endian plain array in native order).
-    pub(super) fn set_state(&mut self, class: &str, spec: Spec, data: ValueId, path: &mut Vec<Seg>) -> Result<J, ArrayError> {
+    pub(super) fn set_state(
+        &mut self,
+        class: &str,
+        spec: Spec,
+        data: ValueId,
+        path: &mut Vec<Seg>,
+    ) -> Result<J, ArrayError> {
         let Spec { dtype, shape, fortran } = spec;
         if dtype.is_object() {
             return self.object_array(class, shape, data, path);
