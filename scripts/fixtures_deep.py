@@ -72,6 +72,19 @@ def ordered_dicts(n: int) -> bytes:
     return body + b"."
 
 
+def arrays_deep(n: int) -> bytes:
+    # [[[...[42, a], a]...], a]: lists n deep, each holding its own numpy array (numpy's own
+    # protocol-2 opcodes for np.arange(3, dtype='<i4'), written without memo: fast mode)
+    import io
+    import numpy as np
+    f = io.BytesIO()
+    p = pickle.Pickler(f, 2)
+    p.fast = True
+    p.dump(np.arange(3, dtype="<i4"))
+    arr = f.getvalue()[2:-1]          # without PROTO and STOP
+    return b"\x80\x02" + b"](" * n + b"K*" + (arr + b"e") * n + b"."
+
+
 def text_p0(chars: int) -> tuple[bytes, str]:
     base = "ascii, é, € and 😀; "
     s = (base * (chars // len(base) + 1))[:chars]
@@ -96,7 +109,7 @@ def facts(v) -> dict:
     """Depth, container kinds and innermost value of a nested value, without recursion."""
     depth, kinds = 0, []
     while True:
-        if isinstance(v, list) and len(v) == 1:
+        if isinstance(v, list) and len(v) in (1, 2):
             kinds.append("list"); v = v[0]
         elif isinstance(v, tuple) and len(v) == 1:
             kinds.append("tuple"); v = v[0]
@@ -136,6 +149,13 @@ def main() -> int:
     add(f"mixed_{N - N % 3}_deep.pkl", deep_mixed(N), "dict -> tuple -> list, nested to 9,999 containers")
     add(f"memo_list_{N}_deep.pkl", deep_memo_list(N), f"a list nested {N} deep through the memo (shallow stack)")
     add("ordereddict_1000_deep.pkl", ordered_dicts(1000), "collections.OrderedDict nested 1,000 deep (objects)")
+    add("arrays_3000_deep.pkl", arrays_deep(3000), "lists 3,000 deep, each holding a numpy int32 array [0, 1, 2]")
+    v, count, first = pickle.loads((OUT / "arrays_3000_deep.pkl").read_bytes()), 0, None
+    while isinstance(v, list) and len(v) == 2:          # what loading gives: arrays and their bytes
+        count += 1
+        first = first or (v[1].dtype.str, v[1].tobytes().hex())
+        v = v[0]
+    manifest[-1].update(arrays=count, array_dtype=first[0], array_bytes=first[1])
     data, _ = text_p0(1 << 20)
     add("str_1mib_p0.pkl", data, "a 1 Mi-character str at protocol 0 (UNICODE, raw-unicode-escape)")
     add("string_1mib_p0.pkl", string_p0(1 << 20), "a 1 MiB Python 2 STRING (S'...') with escapes")

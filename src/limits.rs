@@ -207,6 +207,13 @@ pub const MAX_EXTRACT_DEPTH: usize = 10_000;
 /// an unoptimised build). Reserved, not used, until a file nests that deep.
 pub const EXTRACT_STACK_BYTES: usize = 256 << 20;
 
+/// Steps of an attribute path `pkinspect extract` records per array (in
+/// its `arrays` entry, and in its file name); a longer path is cut to its
+/// first steps and the entry says `"path_cut": true`. Containers nest to any
+/// depth: without the cut, arrays deep inside them would make the document
+/// grow as arrays × depth.
+pub const MAX_PATH_STEPS: usize = 256;
+
 /// Most value nodes `pkinspect extract` writes for one file (the document
 /// stays proportional to the pickle's graph, which the machine's limits
 /// already bound).

@@ -32,7 +32,8 @@ fn parse(text: &str) -> J {
 fn child<'a>(j: &'a J, kind: &str) -> Option<&'a J> {
     let one = |items: &'a J| items.as_array().filter(|a| a.len() == 1).map(|a| &a[0]);
     match kind {
-        "list" => one(j),
+        // A list of one (or, with an array beside it, two): the first item.
+        "list" => j.as_array().filter(|a| matches!(a.len(), 1 | 2)).map(|a| &a[0]),
         "tuple" => (j["type"] == "tuple").then(|| one(&j["items"])).flatten(),
         "dict" => (j["type"] == "dict").then(|| j["items"].get("k")).flatten(),
         "OrderedDict" => (j["class"] == "collections.OrderedDict").then(|| j["dictitems"]["items"].get("k")).flatten(),
@@ -60,6 +61,21 @@ fn check(entry: &J, doc: &J, out: &Path) {
         assert_eq!(text.chars().count() as u64, len, "{name}");
         assert_eq!(fnv1a64(text.as_bytes()), entry["utf8_fnv1a64"].as_str().unwrap(), "{name}");
         return;
+    }
+    if let Some(n) = entry["arrays"].as_u64() {
+        // Every array written, its recorded path cut to MAX_PATH_STEPS (256) steps.
+        let arrays = doc["arrays"].as_array().unwrap();
+        assert_eq!(arrays.len() as u64, n, "{name}");
+        for a in arrays {
+            let steps = a["path"].as_array().unwrap().len();
+            assert!(steps <= 256, "{name}: {steps} steps");
+            assert_eq!(a.get("path_cut").is_some(), steps == 256 && a["path"][255] == 0, "{name}");
+        }
+        let top = arrays.iter().find(|a| a["path"] == serde_json::json!([1])).expect("the outermost array");
+        assert_eq!(top["dtype"], entry["array_dtype"], "{name}");
+        let npy = std::fs::read(out.join(top["file"].as_str().unwrap())).unwrap();
+        let data: String = npy[npy.len() - 12..].iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(data, entry["array_bytes"].as_str().unwrap(), "{name}");
     }
     let kinds: Vec<&str> = match entry.get("kind") {
         Some(k) => vec![k.as_str().unwrap()],

@@ -33,8 +33,12 @@ pub(super) fn document(
     let arrays: Vec<J> = arrays
         .iter()
         .map(|a| {
-            json!({"file": a.file, "member": a.member, "pickle": a.pickle, "path": a.path, "dtype": a.dtype,
-                   "shape": a.shape, "order": if a.fortran { "F" } else { "C" }, "nbytes": a.nbytes})
+            let mut e = json!({"file": a.file, "member": a.member, "pickle": a.pickle, "path": a.path, "dtype": a.dtype,
+                   "shape": a.shape, "order": if a.fortran { "F" } else { "C" }, "nbytes": a.nbytes});
+            if a.path_cut {
+                e["path_cut"] = J::Bool(true);
+            }
+            e
         })
         .collect();
     super::json::node([
@@ -141,7 +145,7 @@ pub(super) fn drop_deep(doc: J) {
 /// The name an attribute path gives a file, before [`store::safe_name`]:
 /// its steps joined with `.` (`estimators_.3.tree_.nodes`).
 pub(super) fn path_name(path: &[Seg]) -> String {
-    let parts: Vec<String> = path
+    let parts: Vec<String> = super::recorded_path(path)
         .iter()
         .map(|s| match s {
             J::String(s) => s.clone(),
@@ -172,7 +176,8 @@ impl Extraction {
         })?;
         Ok(ArrayRecord {
             file,
-            path,
+            path_cut: path.len() > crate::limits::MAX_PATH_STEPS,
+            path: super::recorded_path(&path).to_vec(),
             dtype: dtype::py_literal_json(&h.descr).unwrap_or_else(|| J::String(h.descr.clone())),
             shape: h.shape.clone().unwrap_or_default(),
             fortran: h.fortran_order,

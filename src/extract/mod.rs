@@ -64,8 +64,10 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct ArrayRecord {
     /// Relative path of the `.npy` file.
     pub file: String,
-    /// The attribute path.
+    /// The attribute path (its first [`MAX_PATH_STEPS`](crate::limits::MAX_PATH_STEPS) steps).
     pub path: Vec<J>,
+    /// The path was longer and is cut.
+    pub path_cut: bool,
     /// The descriptor.
     pub dtype: J,
     /// The shape.
@@ -428,7 +430,8 @@ impl<'x, 'a> Emitter<'x, 'a> {
     fn record_array(&mut self, file: String, path: &[Seg], dtype: J, shape: Vec<u64>, fortran: bool, nbytes: u64) {
         self.ex.arrays.push(ArrayRecord {
             file,
-            path: path.to_vec(),
+            path: recorded_path(path).to_vec(),
+            path_cut: path.len() > crate::limits::MAX_PATH_STEPS,
             dtype,
             shape,
             fortran,
@@ -437,6 +440,12 @@ impl<'x, 'a> Emitter<'x, 'a> {
             pickle: Some(self.pickle),
         });
     }
+}
+
+/// The steps of `path` an `arrays` entry records (see
+/// [`MAX_PATH_STEPS`](crate::limits::MAX_PATH_STEPS)).
+fn recorded_path(path: &[Seg]) -> &[Seg] {
+    &path[..path.len().min(crate::limits::MAX_PATH_STEPS)]
 }
 
 /// Small pickles run through [`extract_file`], for the unit tests of the
