@@ -12,7 +12,7 @@ becomes an error (or a finding) and everything else is still extracted:
 * path_attr.pkl          an attribute named '../../etc/x' holding an array
 * memo_bomb.pkl          a list of 1000 references to a list of 1000 references to
                          one array: 10^6 uses of one value (must stay a DAG)
-* deep_nesting.pkl       lists nested 5,000 deep
+* deep_nesting.pkl       collections.OrderedDict objects nested 12,000 deep
 * os_system.pkl          posix.system('echo pkinspect-fixture') as an attribute
                          value next to a good array (extracting shows the call)
 * empty_object_huge.pkl  an empty object array of shape (10**12, 0): numpy would
@@ -116,10 +116,13 @@ def build() -> dict[str, bytes]:
     files["memo_bomb.pkl"] = model([("coef_", bomb)])
 
     def deep(e: Emitter) -> None:
-        for _ in range(5000):
-            e.empty_list()
-        for _ in range(4999):
-            e.append()
+        # OrderedDict({'k': OrderedDict({'k': ...})}) 12,000 deep: objects recurse, up to
+        # MAX_EXTRACT_DEPTH (10,000); containers (lists 10,000 deep: fixtures/deep) do not.
+        for _ in range(12000):
+            e.global_("collections", "OrderedDict").empty_tuple().reduce().short_binunicode("k")
+        e.none()
+        for _ in range(12000):
+            e.setitem()
 
     files["deep_nesting.pkl"] = model([("coef_", good), ("deep", deep)])
 

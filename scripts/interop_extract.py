@@ -4,7 +4,7 @@
 Usage
 -----
     .venv/bin/python scripts/interop_extract.py --pkinspect target/debug/pkinspect \\
-        [--fixtures fixtures/extract fixtures/benign fixtures/joblib] [--keep DIR] [-v]
+        [--fixtures fixtures/extract fixtures/benign fixtures/joblib fixtures/real] [--keep DIR] [-v]
 
 For every TRUSTED fixture (files this project generated from its own benign
 objects; see "Which files" below) it runs
@@ -115,7 +115,9 @@ order dict key, vars, pickled state, getattr, __getstate__, reduce args
 from __future__ import annotations
 
 import argparse
+import collections
 import copyreg
+import enum
 import hashlib
 import json
 import math
@@ -138,7 +140,8 @@ except ImportError:                                   # pragma: no cover
     BaseEstimator = None
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_FIXTURES = ["fixtures/extract", "fixtures/benign", "fixtures/joblib"]
+DEFAULT_FIXTURES = ["fixtures/extract", "fixtures/benign", "fixtures/joblib", "fixtures/real",
+                    "fixtures/joblib-legacy"]
 REFUSED_DIRS = {"hostile", "legacy_hostile"}
 JOBLIB_SUFFIXES = (".joblib", ".joblib.z", ".joblib.gz", ".joblib.bz2", ".joblib.xz", ".joblib.lzma",
                    ".joblib.lz4")
@@ -203,6 +206,10 @@ PROTOCOL = [4]        # the protocol of the file being checked (objects reduce d
 
 
 def reduce_of(py):
+    # What pickle itself uses first: copyreg's dispatch table (re.Pattern -> re._compile).
+    reducer = copyreg.dispatch_table.get(type(py))
+    if reducer is not None:
+        return reducer(py)
     rv = py.__reduce_ex__(max(PROTOCOL[0], 2) if isinstance(py, (list, dict, set)) else PROTOCOL[0])
     if not isinstance(rv, tuple):
         raise ResolveError(f"__reduce_ex__(4) of {qualname(py)} is {rv!r}")
@@ -326,6 +333,9 @@ class Ctx:
         self.arrays = 0
         self.attrs = 0
         self.keysets = 0
+        self.masked = 0
+        self.companions = 0
+        self.py2 = False
         self.skipped: dict[str, int] = {}
         self.visited: set = set()
         self.json_classes: set[str] = set()
@@ -384,6 +394,10 @@ def json_child(ctx: Ctx, j, step):
                 return j["states"][-1], "pseudo_state"
             return j[key], f"pseudo_{key}" if t == "object" or key != "args" else "pseudo_call_args"
         raise ResolveError(f"{t} node has no {key!r} for path step {step!r}")
+    if t == "masked_array":
+        if step in MASKED_PARTS and step in j:
+            return j[step], "masked"
+        raise ResolveError(f"{step!r} is not a part of a masked array")
     if t in ("list", "tuple") or (t == "ndarray" and "items" in j):
         items = j["items"]
         if isint and isinstance(items, list) and -len(items) <= step < len(items):
@@ -453,6 +467,8 @@ def py_child(py, step, kind):
         if isinstance(py, Mapping) and isinstance(step, str) and step not in py and step.endswith(".npy"):
             return py[step[:-4]]
         return py[step]
+    if kind == "masked":
+        return MASKED_PARTS[step](py)
     if kind == "state":
         return state_value(py, step)
     if kind == "state_idx":
@@ -476,6 +492,12 @@ def py_child(py, step, kind):
     if kind in ("pseudo_listitems", "pseudo_setitems"):
         return list(py)
     raise ResolveError(kind)
+
+
+# A masked_array node's parts (docs/extract.md): numpy.ma's own accessors. The fill value
+# is the stored 0-d array (the fill_value property gives a scalar of it).
+MASKED_PARTS = {"data": lambda m: np.ma.getdata(m), "mask": lambda m: np.ma.getmaskarray(m),
+                "fill_value": lambda m: m._fill_value}
 
 
 # pkinspect's pseudo-steps into object/call nodes (src/extract/mod.rs; not in docs/extract.md)
@@ -618,6 +640,9 @@ def compare_scalar(ctx: Ctx, j, py, path) -> None:
             if is_node(j) and j.get("type") == t:
                 data = bytes.fromhex(j["hex"]) if "hex" in j else read_blob(ctx, j)
                 ok = data == bytes(py)
+            elif ctx.py2 and isinstance(j, str):
+                # A Python 2 str is bytes: the file holds text where Python 3 pickles bytes.
+                ok = j.encode("latin1", "replace") == bytes(py)
             else:
                 ok = False
             what = f"{t} of {len(py)}"
@@ -677,7 +702,8 @@ def walk(ctx: Ctx, j, py, path, depth: int = 0) -> None:
         if j["id"] in ctx.visited:
             return
         ctx.visited.add(j["id"])
-    if isinstance(py, SCALAR_TYPES):
+    # An enum member is an int (IntEnum, IntFlag) but pickles as its class called with a value.
+    if isinstance(py, SCALAR_TYPES) and not isinstance(py, enum.Enum):
         if isinstance(py, complex) and not isinstance(py, np.generic) and is_node(j) and \
                 j["type"] in ("call", "object"):
             compare_scalar(ctx, j, py, path)
@@ -721,6 +747,8 @@ def walk(ctx: Ctx, j, py, path, depth: int = 0) -> None:
             walk_call(ctx, j, py, path, depth)
         elif jt == "ndarray":
             walk_ndarray(ctx, j, py, path, depth)
+        elif jt == "masked_array":
+            walk_masked(ctx, j, py, path, depth)
         elif jt == "dtype":
             ctx.attrs += 1
             if not isinstance(py, np.dtype):
@@ -812,6 +840,8 @@ def walk_object(ctx, j, py, path, depth) -> None:
             ctx.fail(path, f"dictitems on an object whose real value is a {qualname(py)}")
     for key, want in (("listitems", list), ("setitems", set)):
         if key in j:
+            if want is list and isinstance(py, collections.deque):       # APPENDS into a deque
+                py = list(py)
             if isinstance(py, want):
                 if want is list:
                     walk_seq(ctx, j[key], list(py), path + ["__items__"], depth + 1)
@@ -889,7 +919,11 @@ def walk_ndarray(ctx, j, py, path, depth) -> None:
         return
     ctx.attrs += 1
     cls = j.get("class")
-    if cls != qualname(py) and not (ctx.loader == "joblib" and type(py) is np.ndarray):
+    try:                                   # the name the file gives the class (numpy.matrix) may be an alias
+        same = resolve_class(cls) is type(py)
+    except (LookupError, AttributeError, TypeError):
+        same = False
+    if cls != qualname(py) and not same and not (ctx.loader == "joblib" and type(py) is np.ndarray):
         ctx.fail(path, f"ndarray class {cls} != {qualname(py)}")
     want = descr_of(py.dtype)
     if j.get("dtype") != want and not (ctx.loader == "joblib" and _byteswapped(j.get("dtype"), py.dtype)):
@@ -905,6 +939,37 @@ def walk_ndarray(ctx, j, py, path, depth) -> None:
         ctx.fail(path, "ndarray node with neither file nor items")
     elif py.dtype.hasobject:
         ctx.fail(path, "object array written to a file")
+
+
+def walk_masked(ctx, j, py, path, depth) -> None:
+    """A masked array: class, dtype and shape, then its data and full mask (numpy.ma.getdata,
+    numpy.ma.getmaskarray) as arrays, and the fill value when the pickle stored one (None
+    stands for numpy's default, which loading fills in)."""
+    if not isinstance(py, np.ma.MaskedArray):
+        ctx.fail(path, f"masked_array node, real value is {qualname(py)}")
+        return
+    ctx.attrs += 1
+    ctx.masked += 1
+    try:
+        target = resolve_class(j.get("class"))
+        if not (isinstance(target, type) and isinstance(py, target)):
+            ctx.fail(path, f"masked_array class {j.get('class')} but the real value is a {qualname(py)}")
+    except (LookupError, AttributeError, TypeError):
+        ctx.fail(path, f"masked_array class {j.get('class')} not resolvable")
+    if j.get("dtype") != descr_of(py.dtype):
+        ctx.fail(path, f"masked_array dtype {j.get('dtype')!r} != {descr_of(py.dtype)!r}")
+    if j.get("shape") != list(py.shape):
+        ctx.fail(path, f"masked_array shape {j.get('shape')} != {list(py.shape)}")
+    for part in ("data", "mask"):
+        if part not in j:
+            ctx.fail(path, f"masked_array without {part}")
+            continue
+        walk(ctx, j[part], MASKED_PARTS[part](py), path + [part], depth + 1)
+    mask = ctx.deref(j.get("mask"))
+    if not (is_node(mask) and "file" in mask):
+        ctx.fail(path, "masked_array mask is not written as an array")
+    if j.get("fill_value") is not None:
+        walk(ctx, j["fill_value"], py._fill_value, path + ["fill_value"], depth + 1)
 
 
 def walk_object_items(ctx, items, arr, path, depth) -> None:
@@ -1197,17 +1262,80 @@ def estimator_classes(root) -> set[str]:
     return {qualname(o) for o in iter_objects(root) if isinstance(o, BaseEstimator)}
 
 
+def companion_nodes(j, path, out, depth=0):
+    """(path, node) of every array node written from a joblib < 0.10 companion file."""
+    if depth > MAX_DEPTH:
+        return out
+    if isinstance(j, list):
+        for i, x in enumerate(j):
+            companion_nodes(x, path + [i], out, depth + 1)
+    elif is_node(j):
+        if "companion" in j:
+            out.append((path, j))
+        for k, v in j.items():
+            if isinstance(v, (list, dict)):
+                companion_nodes(v, path + [k], out, depth + 1)
+    return out
+
+
+def check_companions(ctx: Ctx, doc) -> None:
+    """Each array written from a companion file against that file read on its own: numpy.load
+    (encoding latin1 for Python 2 object arrays) for NDArrayWrapper's .npy, joblib's
+    read_zfile for ZNDArrayWrapper's .npy.z (raw bytes in the node's dtype and shape)."""
+    from joblib.numpy_pickle_compat import read_zfile
+    for p in doc.get("pickles", []):
+        for path, node in companion_nodes(p.get("root"), [], []):
+            comp = ctx.file.parent / node["companion"]
+            if comp.name.endswith(".z"):
+                with open(comp, "rb") as f:
+                    real = np.frombuffer(read_zfile(f), dtype=to_dtype(node["dtype"])).reshape(node["shape"])
+            else:
+                real = np.load(comp, allow_pickle=True, encoding="latin1")
+            ctx.companions += 1
+            if "file" in node:
+                got = load_npy(ctx, {"file": node["file"], "path": path, "dtype": node["dtype"],
+                                     "shape": node["shape"]})
+                if got is not None:
+                    compare_arrays(ctx, path + ["<companion>"], got, real)
+            else:
+                walk_ndarray(ctx, node, real, path + ["<companion>"], 0)
+
+
+def joblib_test_list():
+    """What every file of joblib's shipped test data holds (fixtures/joblib-legacy): the list
+    joblib/test/data/create_numpy_pickle.py dumps, as joblib's own test states it
+    (test_numpy_pickle.py, test_joblib_pickle_across_python_versions). The arrays are what
+    loading gives: numpy.matrix stays a matrix when built here."""
+    return [np.arange(5, dtype=np.dtype("<i8")), np.arange(5, dtype=np.dtype("<f8")),
+            np.array([1, "abc", {"a": 1, "b": 2}], dtype="O"), np.arange(256, dtype=np.uint8).tobytes(),
+            np.matrix([0, 1, 2], dtype=np.dtype("<i8")), "C'est l'\xe9t\xe9 !"]
+
+
 def load_real(path: Path, loader: str):
+    if loader == "joblib_py2":
+        # joblib.load refuses files written under Python 2 ("You may be trying to read with
+        # python 3 a joblib pickle generated with python 2"): compared with what joblib's test
+        # says they hold, and their companion .npy files with numpy.load (check_companions).
+        return joblib_test_list(), True
+    # Files written under Python 2 (numpy's and joblib's shipped test data) hold str as
+    # bytes: their own tests load them with encoding="latin1", as done here when ASCII fails.
+    try:
+        return _load_real(path, loader, "ASCII"), False
+    except UnicodeError:
+        return _load_real(path, loader, "latin1"), True
+
+
+def _load_real(path: Path, loader: str, encoding: str):
     if loader == "pickle":
         with open(path, "rb") as f:
-            return pickle.load(f)
+            return pickle.load(f, encoding=encoding)
     if loader == "joblib":
         return joblib.load(path)
     if loader == "npz":
-        with np.load(path, allow_pickle=True) as z:
+        with np.load(path, allow_pickle=True, encoding=encoding) as z:
             return {k: z[k] for k in z.files}
     if loader == "npy":
-        return np.load(path, allow_pickle=True)
+        return np.load(path, allow_pickle=True, encoding=encoding)
     raise ValueError(loader)
 
 
@@ -1238,6 +1366,9 @@ def select(folder: Path) -> tuple[list[tuple[Path, str, dict]], list[str]]:
         p = folder / name
         if REFUSED_DIRS & set(Path(name).parts):
             skipped.append(f"{folder.name}/{name}: hostile folder")
+            continue
+        if m.get("companion_of"):
+            skipped.append(f"{folder.name}/{name}: companion of {m['companion_of']} (read through it)")
             continue
         loader = m.get("loader")
         if loader is None:
@@ -1291,7 +1422,9 @@ def check_file(pk: str, file: Path, loader: str, manifest_entry: dict, work: Pat
     ctx = Ctx(file, loader, outdir, {}, args.verbose)
     PROTOCOL[0] = manifest_entry.get("protocol") if isinstance(manifest_entry.get("protocol"), int) else 4
     # the real object first: the estimator coverage does not depend on pkinspect's result
-    real = None if loader == "torch_zip" else load_real(file, loader)
+    real, ctx.py2 = (None, False) if loader == "torch_zip" else load_real(file, loader)
+    if loader == "joblib_py2":
+        ctx.loader = loader = "joblib"
     estimators = set() if real is None else estimator_classes(real)
     try:
         proc = run_extract(pk, file, outdir, args.timeout)
@@ -1344,6 +1477,7 @@ def check_file(pk: str, file: Path, loader: str, manifest_entry: dict, work: Pat
         walk(ctx, pickles[0].get("root"), real, [], 0)
     # (a) the arrays
     check_arrays(ctx, doc, roots_py)
+    check_companions(ctx, doc)
     return ctx, estimators
 
 
@@ -1384,7 +1518,7 @@ def main() -> int:
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="pkinspect-interop-"))
     work.mkdir(parents=True, exist_ok=True)
-    failures, n_arrays, n_attrs, n_keysets, skipped_nodes = [], 0, 0, 0, {}
+    failures, n_arrays, n_attrs, n_keysets, n_masked, n_comp, skipped_nodes = [], 0, 0, 0, 0, 0, {}
     estimators: set[str] = set()
     json_classes: set[str] = set()
     try:
@@ -1394,6 +1528,8 @@ def main() -> int:
             n_arrays += ctx.arrays
             n_attrs += ctx.attrs
             n_keysets += ctx.keysets
+            n_masked += ctx.masked
+            n_comp += ctx.companions
             estimators |= est
             json_classes |= ctx.json_classes
             for k, v in ctx.skipped.items():
@@ -1411,6 +1547,8 @@ def main() -> int:
     print(f"files checked:        {len(files)} (skipped: {len(skipped)})")
     print(f"arrays compared:      {n_arrays}")
     print(f"attributes compared:  {n_attrs} scalars/nodes, {n_keysets} key sets")
+    print(f"masked arrays:        {n_masked} (data and mask compared with numpy.ma)")
+    print(f"joblib < 0.10 companions: {n_comp} (also compared with the companion file read alone)")
     print(f"sklearn estimator classes covered: {len(estimators)} "
           f"({len(matched)} of them seen as object nodes in the documents)")
     for e in sorted(estimators):

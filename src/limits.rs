@@ -29,9 +29,10 @@ pub const MAX_INLINE_ARG: usize = 1 << 20;
 pub const MAX_LINE_ARG: usize = 64 * 1024;
 
 /// Longest newline-terminated text argument (protocol 0 `STRING`,
-/// `UNICODE`, `PERSID`), which pickle reads at any length: the same bound as
-/// any other argument held in memory.
-pub const MAX_TEXT_LINE_ARG: usize = MAX_INLINE_ARG;
+/// `UNICODE`, `PERSID`), which pickle reads at any length. The line is held
+/// in memory once; 16 MiB holds a 1 Mi-character `str` in any escaping
+/// (`\\U0001f600` takes 10 bytes a character, `'\\xff'` 4).
+pub const MAX_TEXT_LINE_ARG: usize = 16 << 20;
 
 /// Largest `LONG1`/`LONG4` integer, in bytes, that is decoded.
 pub const MAX_LONG_BYTES: usize = 64 * 1024;
@@ -89,7 +90,10 @@ pub const MAX_ANOMALY_LINES: usize = 100;
 pub const MAX_SHOWN_GLOBAL: usize = 512;
 
 /// Open MARKs beyond which `pkinspect dis`'s indentation stops growing (so
-/// a line's length does not grow with [`MAX_MARK_DEPTH`]).
+/// a line's length does not grow with [`MAX_MARK_DEPTH`]), and levels of
+/// nesting beyond which the indentation of `extract`'s JSON document stops
+/// growing (values nest as deep as `pickle.load` builds them: indenting
+/// every level would make the document quadratic in the depth).
 pub const MAX_INDENT_LEVELS: usize = 64;
 
 /// Stack items shown in `pkinspect dis`'s `stack not empty after STOP`
@@ -191,9 +195,24 @@ pub const MAX_TORCH_TENSOR_DIMS: u64 = 1024;
 /// checkpoint; the rest are counted in one more finding.
 pub const MAX_TORCH_NOTES: usize = 100;
 
-/// Deepest nesting of values `pkinspect extract` follows; deeper values
-/// become an error node.
-pub const MAX_EXTRACT_DEPTH: usize = 200;
+/// Deepest nesting of objects, calls and arrays `pkinspect extract`
+/// follows (each recurses once); deeper values become an error node.
+/// Containers (lists, tuples, sets, dicts) are walked without recursion and
+/// do not count: they nest as deep as the machine builds them. CPython's
+/// pickler writes no object deeper than its recursion limit (1,000).
+pub const MAX_EXTRACT_DEPTH: usize = 10_000;
+
+/// Stack of the thread `pkinspect extract` rebuilds a file's values on:
+/// room for [`MAX_EXTRACT_DEPTH`] levels of objects (about 14 KiB each in
+/// an unoptimised build). Reserved, not used, until a file nests that deep.
+pub const EXTRACT_STACK_BYTES: usize = 256 << 20;
+
+/// Steps of an attribute path `pkinspect extract` records per array (in
+/// its `arrays` entry, and in its file name); a longer path is cut to its
+/// first steps and the entry says `"path_cut": true`. Containers nest to any
+/// depth: without the cut, arrays deep inside them would make the document
+/// grow as arrays × depth.
+pub const MAX_PATH_STEPS: usize = 256;
 
 /// Most value nodes `pkinspect extract` writes for one file (the document
 /// stays proportional to the pickle's graph, which the machine's limits

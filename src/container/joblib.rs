@@ -168,7 +168,9 @@ fn dtype_size(g: &View<'_>, dtype: ValueId) -> Result<(u64, bool), &'static str>
         ItemsizeError::NoSize => "dtype code has no size",
         ItemsizeError::Overflows => "dtype size overflows",
     })?;
-    if !matches!(kind, "b" | "i" | "u" | "f" | "c" | "S" | "U" | "V" | "M" | "m" | "?") {
+    // joblib reads any size of a known kind ('f3' is skipped as 3-byte
+    // items); extraction then refuses what numpy has no type for.
+    if !numpy::known_kind(kind) {
         return Err("unknown dtype kind");
     }
     Ok((size, false))

@@ -132,33 +132,38 @@ pub(super) fn check(w: &mut Walker, dir: Option<&Path>) {
     }
 }
 
-/// Looks `filename` up in `dir` and scans it as joblib would read it.
-fn companion(w: &mut Walker, dir: &Path, filename: &str, c: &Companion) {
+/// Opens the companion `filename` (a name [`unsafe_reason`] accepts) in
+/// `dir`, the pickle's folder, as joblib would, only if it is a regular
+/// file that stays inside `dir` once links are followed: the file and its
+/// size. Scanning and extraction both open companions through this.
+///
+/// # Errors
+///
+/// The [`CompanionFault`] that says why it is not opened.
+pub fn open(dir: &Path, filename: &str) -> Result<(std::fs::File, u64), CompanionFault> {
     let path = dir.join(filename);
-    let none = None;
     let name = || filename.to_string();
     // The name was checked to stay lexically inside `dir`; links must too.
-    let inside = match (dir.canonicalize(), path.canonicalize()) {
-        (Ok(d), Ok(p)) => Some(p.starts_with(d)),
-        _ => None,
-    };
-    match inside {
-        None => return w.note(&none, c.offset, CompanionFault::NotInFolder { filename: name() }),
-        Some(false) => return w.note(&none, c.offset, CompanionFault::LinkOutside { filename: name() }),
-        Some(true) => {}
+    match (dir.canonicalize(), path.canonicalize()) {
+        (Ok(d), Ok(p)) if p.starts_with(&d) => {}
+        (Ok(_), Ok(_)) => return Err(CompanionFault::LinkOutside { filename: name() }),
+        _ => return Err(CompanionFault::NotInFolder { filename: name() }),
     }
-    let member = Some(filename.to_string());
-    let file = match std::fs::File::open(&path) {
+    let file = std::fs::File::open(&path)
+        .map_err(|e| CompanionFault::CannotRead { filename: name(), error: e.to_string() })?;
+    match file.metadata() {
+        Ok(m) if m.is_file() => Ok((file, m.len())),
+        _ => Err(CompanionFault::NotRegular { filename: name() }),
+    }
+}
+
+/// Looks `filename` up in `dir` and scans it as joblib would read it.
+fn companion(w: &mut Walker, dir: &Path, filename: &str, c: &Companion) {
+    let (file, size) = match open(dir, filename) {
         Ok(f) => f,
-        Err(e) => {
-            let fault = CompanionFault::CannotRead { filename: name(), error: e.to_string() };
-            return w.note(&none, c.offset, fault);
-        }
+        Err(fault) => return w.note(&None, c.offset, fault),
     };
-    let size = match file.metadata() {
-        Ok(m) if m.is_file() => m.len(),
-        _ => return w.note(&none, c.offset, CompanionFault::NotRegular { filename: name() }),
-    };
+    let member = Some(filename.to_string());
     if c.compressed {
         zf_raw(w, file, member);
     } else {
@@ -166,19 +171,30 @@ fn companion(w: &mut Walker, dir: &Path, filename: &str, c: &Companion) {
     }
 }
 
-/// A `ZNDArrayWrapper` companion: `ZF` + 19 bytes of hex length (+ one
-/// optional space) + a zlib stream of raw array bytes, which joblib's
-/// `read_zfile` never unpickles. It is decompressed (with the limits) to
-/// check it, and listed as skipped.
+/// Compressed bytes read so far, shared with the decompressor.
+pub type Counter = std::rc::Rc<std::cell::Cell<u64>>;
+
+/// The raw array bytes of a `ZNDArrayWrapper` companion (`ZF` + 19 bytes
+/// of hex length (+ one optional space) + a zlib stream), decompressed
+/// under the limits of every decompressor (a limit hit is a
+/// [`LimitHit`] error); `None` when the header is cut short. The count is
+/// the compressed bytes read so far.
+pub fn zf_data<'a, R: Read + 'a>(r: R) -> Option<(Box<dyn Read + 'a>, Counter)> {
+    let rest = zf_body(r)?;
+    let count = std::rc::Rc::new(std::cell::Cell::new(0));
+    let dec = flate2::read::ZlibDecoder::new(CountIn { inner: rest, count: count.clone() });
+    Some((Box::new(Limited::new(dec, count.clone())), count))
+}
+
+/// A `ZNDArrayWrapper` companion, which joblib's `read_zfile` never
+/// unpickles: decompressed (with the limits) to check it, and listed as
+/// skipped.
 fn zf_raw<R: Read>(w: &mut Walker, r: R, member: Option<String>) {
-    let Some(rest) = zf_body(r) else {
+    let Some((mut data, count)) = zf_data(r) else {
         w.note(&member, 0, Unreadable::CompanionZfHeaderShort {});
         return;
     };
-    let count = std::rc::Rc::new(std::cell::Cell::new(0));
-    let dec = flate2::read::ZlibDecoder::new(CountIn { inner: rest, count: count.clone() });
-    let mut limited = Limited::new(dec, count.clone());
-    match io::copy(&mut limited, &mut io::sink()) {
+    match io::copy(&mut data, &mut io::sink()) {
         Ok(_) => w.out.skipped_members.push(member.unwrap_or_default()),
         Err(e) if LimitHit::is(&e) => w.note(&member, 0, Bomb::Reached { detail: e.to_string() }),
         Err(e) => {

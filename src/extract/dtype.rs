@@ -458,17 +458,7 @@ fn pad(offset: u64, len: u64) -> Field {
 /// A plain dtype from its kind and size, checked against what numpy can
 /// hold.
 fn plain(kind: &str, size: u64, order: Option<&str>, unit: String, code: &str) -> Result<Dtype, DtypeError> {
-    let valid = match kind {
-        "b" => size == 1,
-        "i" | "u" => matches!(size, 1 | 2 | 4 | 8),
-        "f" => matches!(size, 2 | 4 | 8 | 12 | 16),
-        "c" => matches!(size, 8 | 16 | 24 | 32),
-        "M" | "m" => size == 8,
-        "S" | "V" => true,
-        "U" => size % 4 == 0,
-        _ => false,
-    };
-    if !valid {
+    if !numpy::size_fits(kind, size) {
         return Err(DtypeError::Impossible(code.to_string()));
     }
     let count = if kind == "U" { size / 4 } else { size };

@@ -10,6 +10,7 @@ use serde_json::{json, Value as J};
 
 use super::store::{self, Store};
 use super::{dtype, ArrayRecord, Extraction, Seg, ValueError, SCHEMA_VERSION};
+use crate::limits::MAX_INDENT_LEVELS;
 
 /// The document (docs/extract.md): the pickles' roots, the arrays written,
 /// the scan's findings and the values that could not be extracted.
@@ -32,34 +33,119 @@ pub(super) fn document(
     let arrays: Vec<J> = arrays
         .iter()
         .map(|a| {
-            json!({"file": a.file, "member": a.member, "pickle": a.pickle, "path": a.path, "dtype": a.dtype,
-                   "shape": a.shape, "order": if a.fortran { "F" } else { "C" }, "nbytes": a.nbytes})
+            let mut e = json!({"file": a.file, "member": a.member, "pickle": a.pickle, "path": a.path, "dtype": a.dtype,
+                   "shape": a.shape, "order": if a.fortran { "F" } else { "C" }, "nbytes": a.nbytes});
+            if a.path_cut {
+                e["path_cut"] = J::Bool(true);
+            }
+            e
         })
         .collect();
-    json!({
-        "schema_version": SCHEMA_VERSION,
-        "pkinspect_version": env!("CARGO_PKG_VERSION"),
-        "source": {"path": path.display().to_string(), "format": report.format, "outer": outer},
-        "pickles": pickles,
-        "arrays": arrays,
-        "findings": findings,
-        "errors": errors.iter().map(ValueError::to_json).collect::<Vec<J>>(),
-    })
+    super::json::node([
+        ("schema_version", json!(SCHEMA_VERSION)),
+        ("pkinspect_version", json!(env!("CARGO_PKG_VERSION"))),
+        ("source", json!({"path": path.display().to_string(), "format": report.format, "outer": outer})),
+        ("pickles", J::Array(pickles)),
+        ("arrays", J::Array(arrays)),
+        ("findings", J::Array(findings)),
+        ("errors", J::Array(errors.iter().map(ValueError::to_json).collect())),
+    ])
 }
 
 /// Writes the document as pretty JSON.
 pub fn write_doc(doc: &J, path: &Path) -> io::Result<()> {
     let f = std::fs::File::create(path)?;
     let mut w = io::BufWriter::new(f);
-    serde_json::to_writer_pretty(&mut w, doc)?;
+    write_pretty(&mut w, doc)?;
     w.write_all(b"\n")?;
     w.flush()
+}
+
+/// A JSON array or object being written: its remaining entries, and
+/// whether one was written yet.
+enum Open<'a> {
+    Array(std::slice::Iter<'a, J>, bool),
+    Object(serde_json::map::Iter<'a>, bool),
+}
+
+/// Writes `doc` as `serde_json::to_writer_pretty` does (two-space
+/// indents, `[]`/`{}` when empty; indents stop growing past
+/// [`MAX_INDENT_LEVELS`]), with an explicit stack: documents nest as deep
+/// as the pickle's values, which `pickle.load` takes at any depth.
+pub(super) fn write_pretty(w: &mut dyn Write, doc: &J) -> io::Result<()> {
+    let mut stack: Vec<Open<'_>> = Vec::new();
+    open(w, doc, &mut stack)?;
+    loop {
+        let depth = stack.len();
+        let Some(top) = stack.last_mut() else { break };
+        let (entry, started) = match top {
+            Open::Array(it, started) => (it.next().map(|v| (None, v)), started),
+            Open::Object(it, started) => (it.next().map(|(k, v)| (Some(k), v)), started),
+        };
+        let Some((key, v)) = entry else {
+            let close: &[u8] = if matches!(stack.pop(), Some(Open::Array(..))) { b"]" } else { b"}" };
+            new_line(w, depth - 1)?;
+            w.write_all(close)?;
+            continue;
+        };
+        if std::mem::replace(started, true) {
+            w.write_all(b",")?;
+        }
+        new_line(w, depth)?;
+        if let Some(k) = key {
+            serde_json::to_writer(&mut *w, k)?;
+            w.write_all(b": ")?;
+        }
+        open(w, v, &mut stack)?;
+    }
+    Ok(())
+}
+
+/// A new line indented `depth` levels, at most [`MAX_INDENT_LEVELS`]
+/// (the document stays linear in the size of the graph at any depth).
+fn new_line(w: &mut dyn Write, depth: usize) -> io::Result<()> {
+    w.write_all(b"\n")?;
+    for _ in 0..depth.min(MAX_INDENT_LEVELS) {
+        w.write_all(b"  ")?;
+    }
+    Ok(())
+}
+
+/// Writes a value: a scalar whole, an empty container as `[]`/`{}`, else
+/// its opening bracket, leaving its entries to the caller's stack.
+fn open<'a>(w: &mut dyn Write, v: &'a J, stack: &mut Vec<Open<'a>>) -> io::Result<()> {
+    match v {
+        J::Array(a) if a.is_empty() => w.write_all(b"[]"),
+        J::Object(m) if m.is_empty() => w.write_all(b"{}"),
+        J::Array(a) => {
+            stack.push(Open::Array(a.iter(), false));
+            w.write_all(b"[")
+        }
+        J::Object(m) => {
+            stack.push(Open::Object(m.iter(), false));
+            w.write_all(b"{")
+        }
+        scalar => serde_json::to_writer(w, scalar).map_err(io::Error::from),
+    }
+}
+
+/// Drops a document without recursion (a value's own drop recurses once
+/// per level of nesting).
+pub(super) fn drop_deep(doc: J) {
+    let mut stack = vec![doc];
+    while let Some(v) = stack.pop() {
+        match v {
+            J::Array(items) => stack.extend(items),
+            J::Object(m) => stack.extend(m.into_iter().map(|(_, v)| v)),
+            _ => {}
+        }
+    }
 }
 
 /// The name an attribute path gives a file, before [`store::safe_name`]:
 /// its steps joined with `.` (`estimators_.3.tree_.nodes`).
 pub(crate) fn path_name(path: &[Seg]) -> String {
-    let parts: Vec<String> = path
+    let parts: Vec<String> = super::recorded_path(path)
         .iter()
         .map(|s| match s {
             J::String(s) => s.clone(),
@@ -90,7 +176,8 @@ impl Extraction {
         })?;
         Ok(ArrayRecord {
             file,
-            path,
+            path_cut: path.len() > crate::limits::MAX_PATH_STEPS,
+            path: super::recorded_path(&path).to_vec(),
             dtype: dtype::py_literal_json(&h.descr).unwrap_or_else(|| J::String(h.descr.clone())),
             shape: h.shape.clone().unwrap_or_default(),
             fortran: h.fortran_order,
@@ -178,6 +265,27 @@ impl Read for Latin1 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The iterative writer gives serde_json's pretty output, byte for byte;
+    /// and it writes (and drops) a document nested 100,000 deep.
+    #[test]
+    fn pretty_output_is_serde_jsons_at_any_depth() {
+        let doc = json!({"a": [1, 2.5, "x\u{7}\"", null, true, [], {}], "b": {"c": {"d": []}, "e": -0.0},
+                         "f": [[{"g": [1]}]], "": "é\u{1F600}"});
+        let mut got = Vec::new();
+        write_pretty(&mut got, &doc).unwrap();
+        assert_eq!(String::from_utf8(got).unwrap(), serde_json::to_string_pretty(&doc).unwrap());
+        let mut deep = J::Null;
+        for _ in 0..100_000 {
+            deep = J::Array(vec![deep]);
+        }
+        let mut out = Vec::new();
+        write_pretty(&mut out, &deep).unwrap();
+        assert_eq!(out.iter().filter(|&&c| c == b'[').count(), 100_000);
+        // Linear: each level's lines are indented at most MAX_INDENT_LEVELS.
+        assert!(out.len() < 100_000 * 2 * (2 * MAX_INDENT_LEVELS + 3), "{}", out.len());
+        drop_deep(deep);
+    }
 
     fn decode(text: &[u8], chunk: usize) -> io::Result<Vec<u8>> {
         let mut r = Latin1 { inner: Box::new(io::Cursor::new(text.to_vec())), pending: None };

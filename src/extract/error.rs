@@ -59,7 +59,7 @@ impl ValueError {
 pub enum ExtractError {
     /// More values than [`MAX_EXTRACT_NODES`] in one file.
     TooManyNodes,
-    /// Values nested deeper than [`MAX_EXTRACT_DEPTH`].
+    /// Objects, calls or arrays nested deeper than [`MAX_EXTRACT_DEPTH`].
     TooDeep,
     /// A long `str`/`bytes`/`bytearray` value's file could not be written.
     BlobWrite {
@@ -91,7 +91,7 @@ impl fmt::Display for ExtractError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::TooManyNodes => write!(f, "more than MAX_EXTRACT_NODES ({MAX_EXTRACT_NODES}) values"),
-            Self::TooDeep => write!(f, "values nested deeper than MAX_EXTRACT_DEPTH ({MAX_EXTRACT_DEPTH})"),
+            Self::TooDeep => write!(f, "objects nested deeper than MAX_EXTRACT_DEPTH ({MAX_EXTRACT_DEPTH})"),
             Self::BlobWrite { ty, error } => write!(f, "cannot write {ty} value: {error}"),
             Self::BlobNotKept { ty, len } => write!(f, "{ty} value of {len} bytes was not kept"),
             Self::Array(e) => e.fmt(f),
@@ -346,6 +346,9 @@ pub enum ArrayError {
     NoState,
     /// The BUILD state is not `([version,] shape, dtype, is_fortran, data)`.
     StateNotTuple,
+    /// A masked array's BUILD state is not `(version, shape, dtype,
+    /// is_fortran, data, mask, fill_value)`.
+    MaskedStateNotTuple,
     /// The shape.
     Shape(ShapeError),
     /// The dtype.
@@ -391,6 +394,30 @@ pub enum ArrayError {
     Payload(PayloadError),
     /// A joblib wrapper whose payload the scan did not reach.
     PayloadNotRead,
+    /// A joblib < 0.10 wrapper names a companion outside the pickle's folder.
+    CompanionUnsafe {
+        /// The name.
+        filename: String,
+        /// Why it leads out.
+        why: &'static str,
+    },
+    /// A joblib < 0.10 wrapper of a pickle that is not the file itself (an
+    /// archive member, a companion): its companion is not looked up.
+    CompanionNotBeside(String),
+    /// A joblib < 0.10 wrapper's state is not a dict.
+    CompanionStateNotDict,
+    /// A joblib < 0.10 wrapper's state has no `filename` string.
+    CompanionNoFilename,
+    /// The companion could not be opened (missing, a link out, not a file).
+    Companion(String),
+    /// The companion is not an `.npy` file.
+    CompanionNpy(io::Error),
+    /// The object companion's stream holds no pickle.
+    CompanionNoPickle,
+    /// A `ZNDArrayWrapper` of an object dtype (raw bytes cannot hold objects).
+    CompanionObjectRaw,
+    /// A `ZNDArrayWrapper` companion shorter than its `ZF` header.
+    CompanionZf,
 }
 
 impl fmt::Display for ArrayError {
@@ -409,6 +436,7 @@ impl fmt::Display for ArrayError {
             }
             Self::NoState => write!(f, "array has no BUILD state"),
             Self::StateNotTuple => write!(f, "array state is not a 4- or 5-tuple"),
+            Self::MaskedStateNotTuple => write!(f, "masked array state is not a 7-tuple"),
             Self::Shape(e) => e.fmt(f),
             Self::Dtype(e) => write!(f, "dtype: {e}"),
             Self::AxisOrder(e) => write!(f, "axis_order: {e}"),
@@ -431,6 +459,17 @@ impl fmt::Display for ArrayError {
             }
             Self::Payload(e) => e.fmt(f),
             Self::PayloadNotRead => write!(f, "joblib array payload was not read"),
+            Self::CompanionUnsafe { filename, why } => write!(f, "companion {filename:?} not opened: {why}"),
+            Self::CompanionNotBeside(name) => {
+                write!(f, "companion {name:?} of a pickle inside another file is not looked up")
+            }
+            Self::CompanionStateNotDict => write!(f, "legacy joblib wrapper state is not a dict"),
+            Self::CompanionNoFilename => write!(f, "legacy joblib wrapper state has no filename"),
+            Self::Companion(e) => e.fmt(f),
+            Self::CompanionNpy(e) => write!(f, "companion is not an .npy file: {e}"),
+            Self::CompanionNoPickle => write!(f, "object companion holds no pickle"),
+            Self::CompanionObjectRaw => write!(f, "compressed companion of an object dtype"),
+            Self::CompanionZf => write!(f, "companion ZF header cut short"),
         }
     }
 }
@@ -674,11 +713,11 @@ mod tests {
         // Key order is the document's (serde_json keeps insertion order).
         assert_eq!(
             v.to_json().to_string(),
-            r#"{"offset":42,"member":"a/data.pkl","message":"values nested deeper than MAX_EXTRACT_DEPTH (200)"}"#
+            r#"{"offset":42,"member":"a/data.pkl","message":"objects nested deeper than MAX_EXTRACT_DEPTH (10000)"}"#
         );
         assert_eq!(
             v.to_node().to_string(),
-            r#"{"offset":42,"member":"a/data.pkl","message":"values nested deeper than MAX_EXTRACT_DEPTH (200)","type":"error"}"#
+            r#"{"offset":42,"member":"a/data.pkl","message":"objects nested deeper than MAX_EXTRACT_DEPTH (10000)","type":"error"}"#
         );
     }
 }

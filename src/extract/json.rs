@@ -64,6 +64,14 @@ impl Emitter<'_, '_> {
 
     /// A pickle's root value as JSON.
     pub(super) fn root(&mut self, root: ValueId) -> J {
+        let mut path = Vec::new();
+        self.root_at(root, &mut path)
+    }
+
+    /// The value `root` of a pickle as JSON, at `path` (empty for a
+    /// document's pickle; a joblib < 0.10 object companion is written in
+    /// place of the wrapper that names it).
+    pub(super) fn root_at(&mut self, root: ValueId, path: &mut Vec<Seg>) -> J {
         // Count references with an explicit stack (no recursion on input).
         // Each pickle has its own memo, so its own values; ids stay unique
         // across the document.
@@ -80,8 +88,7 @@ impl Emitter<'_, '_> {
             self.children(v, &mut kids);
             stack.extend_from_slice(&kids);
         }
-        let mut path = Vec::new();
-        self.value(root, &mut path)
+        self.value(root, path)
     }
 
     /// Values copied wherever they appear instead of being shared by id.
@@ -96,40 +103,45 @@ impl Emitter<'_, '_> {
     }
 
     /// A value at `path`: written in full the first time, as a `ref`
-    /// after when it is shared.
+    /// after when it is shared. Containers are written without recursion
+    /// (`containers`); objects, calls and arrays recurse, at most
+    /// `MAX_EXTRACT_DEPTH` deep.
     pub(super) fn value(&mut self, id: ValueId, path: &mut Vec<Seg>) -> J {
-        if let Some(n) = self.ids.get(&id) {
-            return json!({"type": "ref", "id": n});
+        if self.is_container(id) {
+            return self.containers(id, path);
         }
-        self.ex.nodes += 1;
-        if self.ex.nodes > MAX_EXTRACT_NODES {
-            return self.error(0, ExtractError::TooManyNodes);
-        }
-        if self.depth >= MAX_EXTRACT_DEPTH {
+        if self.depth >= MAX_EXTRACT_DEPTH && !self.ids.contains_key(&id) {
             return self.error(0, ExtractError::TooDeep);
         }
-        let shared = self.refs.get(&id).copied().unwrap_or(0) > 1 && !self.is_atom(id);
-        let my_id = if shared {
-            let n = self.ids.len() as u64 + 1;
-            self.ids.insert(id, n);
-            Some(n)
-        } else {
-            None
+        let my_id = match self.begin(id) {
+            Ok(n) => n,
+            Err(j) => return j,
         };
         self.depth += 1;
         let j = self.inner(id, path);
         self.depth -= 1;
-        match my_id {
-            None => j,
-            Some(n) => match j {
-                J::Object(mut m) => {
-                    m.insert("id".into(), json!(n));
-                    J::Object(m)
-                }
-                J::Array(items) => json!({"type": "list", "id": n, "items": items}),
-                other => json!({"type": "str", "id": n, "value": other}),
-            },
+        with_id(j, my_id)
+    }
+
+    /// Counts a value about to be written and gives it an id when it is
+    /// shared; `Err` with its node when it is a `ref` (written before) or
+    /// past `MAX_EXTRACT_NODES`.
+    pub(super) fn begin(&mut self, id: ValueId) -> Result<Option<u64>, J> {
+        if let Some(n) = self.ids.get(&id) {
+            return Err(json!({"type": "ref", "id": n}));
         }
+        self.ex.nodes += 1;
+        if self.ex.nodes > MAX_EXTRACT_NODES {
+            return Err(self.error(0, ExtractError::TooManyNodes));
+        }
+        if self.refs.get(&id).copied().unwrap_or(0) > 1 && !self.is_atom(id) {
+            // Ids are unique over the document (a companion's pickle is
+            // written inside another pickle's graph).
+            self.ex.next_id += 1;
+            self.ids.insert(id, self.ex.next_id);
+            return Ok(Some(self.ex.next_id));
+        }
+        Ok(None)
     }
 
     fn seq(&mut self, items: &[ValueId], path: &mut Vec<Seg>) -> Vec<J> {
@@ -142,14 +154,10 @@ impl Emitter<'_, '_> {
         out
     }
 
-    /// A dict's pairs: a JSON object when every key is a distinct string.
+    /// A dict's pairs (items `SETITEMS` gave an object): a JSON object
+    /// when every key is a distinct string.
     fn dict(&mut self, pairs: &[(ValueId, ValueId)], path: &mut Vec<Seg>) -> J {
-        let keys: Option<Vec<String>> = pairs.iter().map(|(k, _)| self.a.full_str(*k).map(str::to_string)).collect();
-        let distinct = keys.as_ref().is_some_and(|k| {
-            let mut seen = std::collections::HashSet::new();
-            k.iter().all(|s| seen.insert(s.as_str()))
-        });
-        if let (Some(keys), true) = (keys, distinct) {
+        if let Some(keys) = self.str_keys(pairs) {
             let mut m = Map::new();
             for (key, (_, v)) in keys.into_iter().zip(pairs) {
                 path.push(J::String(key.clone()));
@@ -157,24 +165,17 @@ impl Emitter<'_, '_> {
                 path.pop();
                 m.insert(key, j);
             }
-            return json!({"type": "dict", "items": m});
+            return node([("type", json!("dict")), ("items", J::Object(m))]);
         }
         let mut out = Vec::new();
         for (k, v) in pairs {
             let kj = self.value(*k, path);
-            let seg = match self.v(*k) {
-                Value::Int(i) => json!(i),
-                _ => match self.a.full_str(*k) {
-                    Some(s) => J::String(s.to_string()),
-                    None => J::String(crate::view::render::Renderer::new(self.a, 200).expr(*k)),
-                },
-            };
-            path.push(seg);
+            path.push(self.key_step(*k));
             let vj = self.value(*v, path);
             path.pop();
-            out.push(json!([kj, vj]));
+            out.push(J::Array(vec![kj, vj]));
         }
-        json!({"type": "dict", "pairs": out})
+        node([("type", json!("dict")), ("pairs", J::Array(out))])
     }
 
     fn inner(&mut self, id: ValueId, path: &mut Vec<Seg>) -> J {
@@ -195,22 +196,21 @@ impl Emitter<'_, '_> {
                     Blob::Part(p) => self.spilled(p.offset, p.len, ty, path),
                 }
             }
-            Value::List(_) => J::Array(self.seq(self.a.items(id), path)),
-            Value::Tuple(_) => json!({"type": "tuple", "items": self.seq(self.a.items(id), path)}),
-            Value::Set(_) => json!({"type": "set", "items": self.seq(self.a.items(id), path)}),
-            Value::FrozenSet(_) => json!({"type": "frozenset", "items": self.seq(self.a.items(id), path)}),
-            Value::Dict(r) => self.dict(self.a.dict(*r), path),
+            // value() hands containers to `containers` before this.
+            Value::List(_) | Value::Tuple(_) | Value::Set(_) | Value::FrozenSet(_) | Value::Dict(_) => {
+                self.containers(id, path)
+            }
             Value::Global(g) => json!({"type": "global", "module": &*g.module, "name": &*g.name}),
             Value::ComputedGlobal { module, name } => {
                 let (m, n) = (self.value(*module, path), self.value(*name, path));
-                json!({"type": "computed_global", "module": m, "name": n})
+                node([("type", json!("computed_global")), ("module", m), ("name", n)])
             }
             Value::Persistent { pid } => {
                 if let Some(t) = self.tar_tensor(*pid, path) {
                     return t.unwrap_or_else(|e| self.error(self.offset_of(id), e));
                 }
                 let pid = self.value(*pid, path);
-                json!({"type": "persistent", "pid": pid})
+                node([("type", json!("persistent")), ("pid", pid)])
             }
             Value::Buffer { readonly } => json!({"type": "external_buffer", "readonly": readonly}),
             Value::Unknown(why) => json!({"type": "unknown", "why": why}),
@@ -274,9 +274,12 @@ impl Emitter<'_, '_> {
             }
             "numpy.core.multiarray.scalar" | "numpy._core.multiarray.scalar" => self.scalar(args).map_err(Into::into),
             "numpy.dtype" => self.dtype_value(id).map_err(Into::into),
+            "numpy.ma.core._mareconstruct" => self.masked(id, args, path).map_err(Into::into),
             "joblib.numpy_pickle.NumpyArrayWrapper" if self.nested.contains_key(&id) => {
                 self.wrapper(id, path).map_err(Into::into)
             }
+            "joblib.numpy_pickle.NDArrayWrapper" => self.legacy_wrapper(id, false, path).map_err(Into::into),
+            "joblib.numpy_pickle.ZNDArrayWrapper" => self.legacy_wrapper(id, true, path).map_err(Into::into),
             "_codecs.encode" => return self.latin1_bytes(id).map(|b| json!({"type": "bytes", "hex": hex(&b)})),
             "builtins.set" | "builtins.frozenset" | "builtins.bytearray" | "builtins.bytes"
                 if site.kind == CallKind::Reduce =>
@@ -427,7 +430,7 @@ impl Emitter<'_, '_> {
         match (ty, items) {
             ("set" | "frozenset", []) => Some(json!({"type": ty, "items": []})),
             ("set" | "frozenset", [l]) => match self.v(*l) {
-                Value::List(xs) => Some(json!({"type": ty, "items": self.seq(xs, path)})),
+                Value::List(xs) => Some(node([("type", json!(ty)), ("items", J::Array(self.seq(xs, path)))])),
                 _ => None,
             },
             ("bytes" | "bytearray", []) => Some(json!({"type": ty, "hex": ""})),
@@ -457,6 +460,28 @@ impl Emitter<'_, '_> {
             return None;
         }
         latin1::encode(self.a.full_str(text)?)
+    }
+}
+
+/// A JSON object of `pairs`, moved in (serde_json's `json!` copies a
+/// `Value` it is given, recursively: a deep value would overflow the stack
+/// and a nested one be copied once per level).
+pub(super) fn node<const N: usize>(pairs: [(&str, J); N]) -> J {
+    J::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+}
+
+/// A node with its `"id"` when it is shared: added to an object node; a
+/// list (a JSON array, with no room for a key) becomes a `list` node and a
+/// string a `str` node.
+pub(super) fn with_id(j: J, id: Option<u64>) -> J {
+    let Some(n) = id else { return j };
+    match j {
+        J::Object(mut m) => {
+            m.insert("id".into(), json!(n));
+            J::Object(m)
+        }
+        J::Array(items) => node([("type", json!("list")), ("id", json!(n)), ("items", J::Array(items))]),
+        other => node([("type", json!("str")), ("id", json!(n)), ("value", other)]),
     }
 }
 

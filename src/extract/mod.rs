@@ -25,18 +25,21 @@
 //! [`error`] every way a value can fail.
 
 pub mod arena;
+mod containers;
 pub mod dtype;
 mod emit;
 pub mod error;
 mod json;
 pub(crate) mod layout;
+mod legacy;
+mod masked;
 mod numpy;
 pub mod store;
 mod summary;
 mod torch;
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Seek};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -63,8 +66,10 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct ArrayRecord {
     /// Relative path of the `.npy` file.
     pub file: String,
-    /// The attribute path.
+    /// The attribute path (its first [`MAX_PATH_STEPS`](crate::limits::MAX_PATH_STEPS) steps).
     pub path: Vec<J>,
+    /// The path was longer and is cut.
+    pub path_cut: bool,
     /// The descriptor.
     pub dtype: J,
     /// The shape.
@@ -82,7 +87,7 @@ pub struct ArrayRecord {
 /// What extracting one file produced.
 pub struct Extracted {
     /// The JSON document.
-    pub doc: J,
+    pub doc: Document,
     /// Arrays written.
     pub arrays: Vec<ArrayRecord>,
     /// Errors for single values (also in the document).
@@ -94,6 +99,25 @@ pub struct Extracted {
     /// The library versions the file records, over all its pickles, sorted
     /// (the scan report's [`FileReport::versions`](crate::scan::FileReport::versions)).
     pub versions: Vec<crate::scan::LibraryVersion>,
+}
+
+/// The JSON document, which nests as deep as the pickle's values: read
+/// as a [`serde_json::Value`] (it derefs to one), dropped without
+/// recursion.
+#[derive(Debug, Default)]
+pub struct Document(pub J);
+
+impl std::ops::Deref for Document {
+    type Target = J;
+    fn deref(&self) -> &J {
+        &self.0
+    }
+}
+
+impl Drop for Document {
+    fn drop(&mut self) {
+        emit::drop_deep(std::mem::take(&mut self.0));
+    }
 }
 
 impl Extracted {
@@ -137,11 +161,31 @@ pub(crate) fn extract_with_store(
     policy: &Policy,
     levels: &Levels,
 ) -> io::Result<(Extracted, Option<arena::Arena>)> {
+    // Objects nested MAX_EXTRACT_DEPTH deep recurse that deep: on a thread
+    // with the stack for it, whatever thread the caller runs on.
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("pkinspect-extract".into())
+            .stack_size(crate::limits::EXTRACT_STACK_BYTES)
+            .spawn_scoped(s, move || extract_on_this_thread(path, store, policy, levels))?
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    })
+}
+
+fn extract_on_this_thread(
+    path: &Path,
+    store: Store,
+    policy: &Policy,
+    levels: &Levels,
+) -> io::Result<(Extracted, Option<arena::Arena>)> {
     let mut file = std::fs::File::open(path)?;
     let size = file.metadata()?.len();
     let store = Rc::new(RefCell::new(store));
     let mut walker = Walker::with_sink(store.clone());
     walker.seekable(file.try_clone()?, Some(size), None);
+    // joblib < 0.10 companion files, as `scan` reads them (Walker::file).
+    walker.companions(path.parent().map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d }));
     let walked = walker.finish();
     let tar = torch::TarIndex::read(&walked, path);
     let mut ex = Extraction {
@@ -152,6 +196,7 @@ pub(crate) fn extract_with_store(
         nodes: 0,
         zip: None,
         tar,
+        next_id: 0,
     };
     let pickles = ex.pickles(&walked, policy);
     ex.npz_members(&walked, &mut file);
@@ -161,7 +206,7 @@ pub(crate) fn extract_with_store(
     let doc = emit::document(path, &report, outer, pickles, &ex.arrays, &ex.errors);
     let arena = store.borrow_mut().arena.take();
     let ex = Extracted {
-        doc,
+        doc: Document(doc),
         arrays: ex.arrays,
         errors: ex.errors,
         findings: report.findings.len(),
@@ -181,6 +226,8 @@ struct Extraction {
     zip: Option<zip::ZipArchive<std::fs::File>>,
     /// The tensors and storages of a legacy tar PyTorch checkpoint.
     tar: Option<torch::TarIndex>,
+    /// The last id given to a shared value (ids are unique in the document).
+    next_id: u64,
 }
 
 impl Extraction {
@@ -197,10 +244,26 @@ impl Extraction {
     /// the document's `pickles` entries.
     fn pickles(&mut self, walked: &Walked, policy: &Policy) -> Vec<J> {
         let mut pickles = Vec::new();
+        // joblib < 0.10 object companions are written in place of the
+        // wrappers of the file's own pickles that name them.
+        let companions: HashSet<String> = walked
+            .parts
+            .iter()
+            .filter(|p| p.member.is_none())
+            .flat_map(|p| crate::container::legacy::companions(&p.analysis))
+            .filter_map(|c| c.filename.filter(|_| !c.compressed))
+            .collect();
         for (i, part) in walked.parts.iter().enumerate() {
+            if part.member.as_ref().is_some_and(|m| companions.contains(m)) {
+                if let Some(e) = &part.analysis.error {
+                    self.error(part.member.clone(), e.offset(), ExtractError::Stream(e.kind().clone()));
+                }
+                continue;
+            }
             // One emitter per stream: its event index is built once, however many
             // pickles the stream holds.
             let mut em = Emitter::new(self, &part.analysis, i, part.member.clone(), policy);
+            em.parts = &walked.parts;
             // A zip member is read from the file by name; anything else under a
             // layer (a decompressor) has offsets in a stream, not the file.
             em.layered = part.layers.iter().any(|l| *l != "zip");
@@ -208,7 +271,7 @@ impl Extraction {
                 let Some(root) = p.root else { continue };
                 em.pickle = pickles.len();
                 let value = em.root(root);
-                pickles.push(json!({"member": part.member, "index": k, "root": value}));
+                pickles.push(json::node([("member", json!(part.member)), ("index", json!(k)), ("root", value)]));
             }
             drop(em);
             if let Some(e) = &part.analysis.error {
@@ -298,6 +361,9 @@ struct Emitter<'x, 'a> {
     layered: bool,
     /// Storage slots of a legacy PyTorch checkpoint, once read.
     legacy: Option<Result<torch::Slots, StorageError>>,
+    /// Every stream of the file (joblib < 0.10 object companions are
+    /// written from theirs).
+    parts: &'a [crate::container::Part],
 }
 
 /// The machine's analysis as a [`Graph`] with the emitter's BUILD states.
@@ -352,6 +418,7 @@ impl<'x, 'a> Emitter<'x, 'a> {
             pickle: 0,
             layered: false,
             legacy: None,
+            parts: &[],
         }
     }
 
@@ -385,7 +452,8 @@ impl<'x, 'a> Emitter<'x, 'a> {
     fn record_array(&mut self, file: String, path: &[Seg], dtype: J, shape: Vec<u64>, fortran: bool, nbytes: u64) {
         self.ex.arrays.push(ArrayRecord {
             file,
-            path: path.to_vec(),
+            path: recorded_path(path).to_vec(),
+            path_cut: path.len() > crate::limits::MAX_PATH_STEPS,
             dtype,
             shape,
             fortran,
@@ -394,6 +462,12 @@ impl<'x, 'a> Emitter<'x, 'a> {
             pickle: Some(self.pickle),
         });
     }
+}
+
+/// The steps of `path` an `arrays` entry records (see
+/// [`MAX_PATH_STEPS`](crate::limits::MAX_PATH_STEPS)).
+fn recorded_path(path: &[Seg]) -> &[Seg] {
+    &path[..path.len().min(crate::limits::MAX_PATH_STEPS)]
 }
 
 /// Small pickles run through [`extract_file`], for the unit tests of the

@@ -22,10 +22,10 @@ use crate::limits::{MAX_EXTRACT_NODES, MAX_GATHER_BYTES};
 use crate::vm::{Blob, BlobView, Graph, Value, ValueId};
 
 /// The layout of an array written to an `.npy` file.
-struct Spec {
-    dtype: Dtype,
-    shape: Vec<u64>,
-    fortran: bool,
+pub(super) struct Spec {
+    pub(super) dtype: Dtype,
+    pub(super) shape: Vec<u64>,
+    pub(super) fortran: bool,
 }
 
 impl Emitter<'_, '_> {
@@ -48,8 +48,22 @@ impl Emitter<'_, '_> {
         let shape = r.shape(shape)?;
         let dtype = r.dtype(dt)?;
         let fortran = self.a.int_or_bool(fort).unwrap_or(0) != 0;
+        self.set_state(&class, Spec { dtype, shape, fortran }, data, path)
+    }
+
+    /// What numpy's `ndarray.__setstate__((shape, dtype, is_fortran,
+    /// data))` makes: an object array of the pickled list, or the data
+    /// written as an `.npy` file (a big-endian plain array in native order).
+    pub(super) fn set_state(
+        &mut self,
+        class: &str,
+        spec: Spec,
+        data: ValueId,
+        path: &mut Vec<Seg>,
+    ) -> Result<J, ArrayError> {
+        let Spec { dtype, shape, fortran } = spec;
         if dtype.is_object() {
-            return self.object_array(&class, shape, data, path);
+            return self.object_array(class, shape, data, path);
         }
         let data = self.data_of(data)?;
         // numpy's array_setstate byte-swaps a non-native array to native
@@ -58,9 +72,9 @@ impl Emitter<'_, '_> {
         match native_order(&dtype, &shape)? {
             Some((native, unit)) => {
                 let spec = Spec { dtype: native, shape, fortran };
-                self.write_array(&class, spec, data, Some(Reorder::Swap(unit)), path)
+                self.write_array(class, spec, data, Some(Reorder::Swap(unit)), path)
             }
-            None => self.write_array(&class, Spec { dtype, shape, fortran }, data, None, path),
+            None => self.write_array(class, Spec { dtype, shape, fortran }, data, None, path),
         }
     }
 
@@ -149,7 +163,7 @@ impl Emitter<'_, '_> {
     }
 
     /// The bytes behind an array's data value: in memory, or a spilled file.
-    fn data_of(&self, id: ValueId) -> Result<Data, ArrayError> {
+    pub(super) fn data_of(&self, id: ValueId) -> Result<Data, ArrayError> {
         match self.v(id) {
             Value::Bytes(b) | Value::ByteArray(b) => match &**b {
                 Blob::Full(b) => Ok(Data::Mem(b.to_vec())),
@@ -195,7 +209,7 @@ impl Emitter<'_, '_> {
     }
 
     /// Writes an `.npy` file for an array whose data is a value of the pickle.
-    fn write_array(
+    pub(super) fn write_array(
         &mut self,
         class: &str,
         spec: Spec,
@@ -240,7 +254,7 @@ impl Emitter<'_, '_> {
     }
 
     /// Records an array written to `file` and returns its `ndarray` node.
-    fn array_node(&mut self, class: &str, spec: Spec, nbytes: u64, file: String, path: &[Seg]) -> J {
+    pub(super) fn array_node(&mut self, class: &str, spec: Spec, nbytes: u64, file: String, path: &[Seg]) -> J {
         let Spec { dtype, shape, fortran } = spec;
         let descr = dtype.json_descr();
         self.record_array(file.clone(), path, descr.clone(), shape.clone(), fortran, nbytes);
@@ -285,14 +299,20 @@ impl Emitter<'_, '_> {
             }
         }
         let nested = nest(flat, &shape);
-        Ok(json!({"type": "ndarray", "class": class, "dtype": "|O", "shape": shape, "items": nested}))
+        Ok(super::json::node([
+            ("type", json!("ndarray")),
+            ("class", json!(class)),
+            ("dtype", json!("|O")),
+            ("shape", json!(shape)),
+            ("items", nested),
+        ]))
     }
 }
 
 /// For a big-endian plain dtype, the little-endian one `_reconstruct`
 /// arrays load as and the byte unit to swap (half an item for complex
 /// numbers, 4 bytes for `U`); `None` for any other dtype.
-fn native_order(dtype: &Dtype, shape: &[u64]) -> Result<Option<(Dtype, usize)>, ArrayError> {
+pub(super) fn native_order(dtype: &Dtype, shape: &[u64]) -> Result<Option<(Dtype, usize)>, ArrayError> {
     let Dtype::Plain { descr, itemsize } = dtype else { return Ok(None) };
     let Some(rest) = descr.strip_prefix('>') else { return Ok(None) };
     let unit = match rest.as_bytes().first() {

@@ -26,6 +26,38 @@ pub fn has_object(kind: &str, flags: i64) -> bool {
     kind == "O" || flags & ITEM_HASOBJECT != 0
 }
 
+/// The kinds of plain (non-object, non-structured) dtype numpy pickles,
+/// with the item sizes each takes (`None`: any size; `U` a multiple of 4):
+/// the one table behind the scan's joblib payload lengths and extraction's
+/// dtypes.
+const KINDS: &[(&str, Option<&[u64]>)] = &[
+    ("b", Some(&[1])),
+    ("i", Some(&[1, 2, 4, 8])),
+    ("u", Some(&[1, 2, 4, 8])),
+    ("f", Some(&[2, 4, 8, 12, 16])),
+    ("c", Some(&[8, 16, 24, 32])),
+    ("M", Some(&[8])),
+    ("m", Some(&[8])),
+    ("S", None),
+    ("V", None),
+    ("U", None),
+];
+
+/// True for a kind numpy pickles a plain dtype with (`b i u f c M m S V U`).
+pub fn known_kind(kind: &str) -> bool {
+    KINDS.iter().any(|(k, _)| *k == kind)
+}
+
+/// True when numpy has a dtype of this kind and item size (`f3` is none).
+pub fn size_fits(kind: &str, size: u64) -> bool {
+    match KINDS.iter().find(|(k, _)| *k == kind) {
+        Some(("U", _)) => size % 4 == 0,
+        Some((_, Some(sizes))) => sizes.contains(&size),
+        Some((_, None)) => true,
+        None => false,
+    }
+}
+
 /// Why a dtype's item size is unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ItemsizeError {
@@ -79,5 +111,7 @@ mod tests {
         assert!(has_object("V", 27));
         assert!(has_object("O", 0));
         assert!(!has_object("f", 0));
+        assert!(size_fits("f", 8) && !size_fits("f", 3) && size_fits("U", 12) && !size_fits("U", 6));
+        assert!(size_fits("S", 7) && !size_fits("O", 8) && known_kind("M") && !known_kind("?"));
     }
 }
