@@ -142,7 +142,10 @@ NO_REAL: list[str] = []   # files no real loader could read: compared with extra
 def load_real(file: Path, loader: str):
     """The real object, as interop_extract loads it; Python 2 pickles need encoding="latin1"
     (as numpy and joblib pass it), and some joblib files are named .pkl."""
-    tries = [lambda: ix.load_real(file, loader)]
+    tries = [lambda: ix.load_real(file, loader)[0]]  # (value, read as latin1)
+    if b"NDArrayWrapper" in file.read_bytes():
+        # joblib < 0.10 files: joblib.load reads the companion files the wrappers name.
+        tries.insert(0, lambda: joblib.load(file))
     if loader == "pickle":
         tries += [lambda: pickle.load(open(file, "rb"), encoding="latin1"), lambda: joblib.load(file)]
     if loader in ("npy", "npz"):
@@ -152,10 +155,24 @@ def load_real(file: Path, loader: str):
         tries += [lambda: np.load(file, allow_pickle=True, encoding="latin1")] if loader == "npy" else [np_latin1]
     for t in tries:
         try:
-            return t()
+            value = t()
         except Exception:                             # noqa: BLE001
             continue
+        # A joblib < 0.10 file written under Python 2, which joblib.load refuses: pickle.load
+        # gives the wrappers, not the arrays; its tensors are compared with extract's .npy
+        # (which interop_extract checks against the companion files read with numpy.load).
+        return None if holds_wrapper(value) else value
     return None
+
+
+def holds_wrapper(value, depth: int = 0) -> bool:
+    if type(value).__name__ in ("NDArrayWrapper", "ZNDArrayWrapper"):
+        return True
+    if depth < 20 and isinstance(value, (list, tuple)):
+        return any(holds_wrapper(v, depth + 1) for v in value)
+    if depth < 20 and isinstance(value, dict):
+        return any(holds_wrapper(v, depth + 1) for v in value.values())
+    return False
 
 
 def real_arrays(file: Path, loader: str, manifest: dict, doc: dict, outdir: Path, fails: list):

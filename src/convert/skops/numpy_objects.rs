@@ -163,6 +163,25 @@ impl<'d> Mapper<'d> {
         Ok(m)
     }
 
+    /// A masked array as extraction writes it (`{"type": "masked_array",
+    /// "class", "data", "mask", "fill_value", ...}`, data and mask being
+    /// array nodes): `MaskedArray(data, mask)`. The fill value is not kept
+    /// (skops does not store it).
+    pub fn masked_node(&mut self, o: &'d Map<String, J>) -> Result<Map<String, J>, SkopsError> {
+        let class = o.get("class").and_then(J::as_str).unwrap_or("");
+        if !matches!(class, "numpy.ma.MaskedArray" | "numpy.ma.core.MaskedArray") {
+            return Err(self.unsupported(format!("a masked array of class {class}")));
+        }
+        let (Some(data), Some(mask)) = (o.get("data"), o.get("mask")) else {
+            return Err(self.unsupported("a masked array without its data and mask"));
+        };
+        let data = self.child("data", data)?;
+        let mask = self.child("mask", mask)?;
+        let mut m = self.head("MaskedArray", "numpy.ma", "MaskedArrayNode");
+        m.insert("content".into(), json!({"data": data, "mask": mask}));
+        Ok(m)
+    }
+
     /// An `NdArrayNode` for raw bytes (a document `bytes` value) of
     /// `dtype`/`shape`.
     fn raw_array(&mut self, dtype: &Dtype, shape: &[u64], fortran: bool, data: &J) -> Result<J, SkopsError> {

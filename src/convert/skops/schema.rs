@@ -179,6 +179,7 @@ impl<'d> Mapper<'d> {
                 "dict" => self.dict(o, "dict", "builtins"),
                 "global" => self.global(o),
                 "ndarray" => self.ndarray(o),
+                "masked_array" => self.masked_node(o),
                 "scalar" => self.scalar(o),
                 "dtype" => self.dtype(o),
                 "object" => self.object(o),
