@@ -316,3 +316,29 @@ fn errors_exit_2_and_write_nothing() {
     assert!(names_in(&dir).is_empty(), "{:?}", names_in(&dir));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Documents nest as deep as `pickle.load` takes (fixtures/deep: lists 10,000
+/// deep, objects 1,000 deep, arrays 3,000 levels down): both targets walk them
+/// without exhausting the stack, and a skops error names a cut path.
+#[test]
+fn deep_documents_convert_without_exhausting_the_stack() {
+    let dir = tmp("deep");
+    for name in ["list_10000_deep.pkl", "memo_list_10000_deep.pkl", "mixed_9999_deep.pkl", "arrays_3000_deep.pkl"] {
+        for to in ["safetensors", "skops"] {
+            let out = dir.join(format!("deep.{to}"));
+            let o = pk(&["convert", "--to", to], &fixture(&format!("deep/{name}")), &out);
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(0), "{name} --to {to}: {err}");
+            assert!(out.is_file(), "{name} --to {to}");
+        }
+    }
+    // 12,000 nested objects (past MAX_EXTRACT_DEPTH, and protocol anomalies):
+    // refused or an error, with a short message; nothing written.
+    let out = dir.join("too_deep.skops");
+    let o = pk(&["convert", "--to", "skops"], &fixture("extract_bad/deep_nesting.pkl"), &out);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(matches!(o.status.code(), Some(1 | 2)), "{err}");
+    assert!(err.len() < 4096, "a short message: {} bytes", err.len());
+    assert!(!out.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -177,7 +177,10 @@ pub fn convert_file(
     policy: &Policy,
     levels: &Levels,
 ) -> Result<Outcome, ConvertError> {
-    convert_file_sized(file, out, target, policy, levels, CONVERT_IN_PLACE_MIN_INPUT)
+    // The document is walked recursively (names, metadata, checks): on a
+    // stack for the deepest document extraction gives.
+    let run = move || Ok(convert_file_sized(file, out, target, policy, levels, CONVERT_IN_PLACE_MIN_INPUT));
+    crate::extract::on_deep_stack(run).map_err(ConvertError::Output)?
 }
 
 /// [`convert_file`] writing array data in place for inputs of at least

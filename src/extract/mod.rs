@@ -161,13 +161,20 @@ pub(crate) fn extract_with_store(
     policy: &Policy,
     levels: &Levels,
 ) -> io::Result<(Extracted, Option<arena::Arena>)> {
-    // Objects nested MAX_EXTRACT_DEPTH deep recurse that deep: on a thread
-    // with the stack for it, whatever thread the caller runs on.
+    on_deep_stack(move || extract_on_this_thread(path, store, policy, levels))
+}
+
+/// Runs `f` on a thread with [`EXTRACT_STACK_BYTES`](crate::limits::EXTRACT_STACK_BYTES)
+/// of stack, whatever thread the caller runs on: objects nested
+/// `MAX_EXTRACT_DEPTH` deep recurse that deep, in extraction and in what
+/// walks its document (`convert`). The stack is reserved, not used,
+/// unless a file nests that deep.
+pub(crate) fn on_deep_stack<T: Send>(f: impl FnOnce() -> io::Result<T> + Send) -> io::Result<T> {
     std::thread::scope(|s| {
         std::thread::Builder::new()
             .name("pkinspect-extract".into())
             .stack_size(crate::limits::EXTRACT_STACK_BYTES)
-            .spawn_scoped(s, move || extract_on_this_thread(path, store, policy, levels))?
+            .spawn_scoped(s, f)?
             .join()
             .unwrap_or_else(|e| std::panic::resume_unwind(e))
     })

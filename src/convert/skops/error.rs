@@ -86,7 +86,9 @@ impl fmt::Display for SkopsError {
                 }
                 Ok(())
             }
-            SkopsError::TooDeep(path) => write!(f, "{path}: nested deeper than the limit"),
+            SkopsError::TooDeep(path) => {
+                write!(f, "{path}: nested deeper than MAX_EXTRACT_DEPTH ({})", crate::limits::MAX_EXTRACT_DEPTH)
+            }
         }
     }
 }

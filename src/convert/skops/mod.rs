@@ -72,6 +72,12 @@ pub struct SkopsReport {
 ///
 /// See [`SkopsError`]; nothing is written at `out` when it fails.
 pub fn write_skops(input: &Path, out: &Path, policy: &Policy, levels: &Levels) -> Result<SkopsReport, SkopsError> {
+    // The mapping recurses once per level of the document: on a stack for
+    // the deepest document extraction gives.
+    crate::extract::on_deep_stack(move || Ok(write_skops_here(input, out, policy, levels)))?
+}
+
+fn write_skops_here(input: &Path, out: &Path, policy: &Policy, levels: &Levels) -> Result<SkopsReport, SkopsError> {
     let folder = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if !folder.is_dir() {
         return Err(SkopsError::Io(io::Error::new(

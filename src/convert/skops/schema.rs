@@ -69,10 +69,18 @@ impl<'d> Mapper<'d> {
 
     /// The attribute path as text (`<root>` for the root).
     pub fn path_text(&self) -> String {
-        if self.path.is_empty() {
-            "<root>".into()
-        } else {
-            self.path.join(".")
+        /// Steps shown at each end of a longer path (a message stays short
+        /// for a value nested thousands deep).
+        const SHOWN: usize = 16;
+        match self.path.len() {
+            0 => "<root>".into(),
+            n if n <= 2 * SHOWN => self.path.join("."),
+            n => format!(
+                "{}.<{} more steps>.{}",
+                self.path[..SHOWN].join("."),
+                n - 2 * SHOWN,
+                self.path[n - SHOWN..].join(".")
+            ),
         }
     }
 
