@@ -56,7 +56,7 @@ pub use emit::write_doc;
 use error::StorageError;
 pub use error::{ExtractError, ValueError};
 use store::Store;
-pub use summary::{summary_rows, summary_table, SUMMARY_COLUMNS};
+pub use summary::{kind_of, summary_rows, summary_table, SUMMARY_COLUMNS};
 
 /// The `schema_version` of the document.
 pub const SCHEMA_VERSION: u32 = 1;

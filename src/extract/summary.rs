@@ -140,14 +140,7 @@ impl<'d> Shared<'d> {
 /// whose dtype and shape say what there is).
 fn describe(name: &str, v: &J, shared: &Shared<'_>) -> [String; 6] {
     let ty = match v {
-        J::Null => "None".into(),
-        J::Bool(_) => "bool".into(),
-        J::Number(n) if n.is_f64() => "float".into(),
-        J::Number(_) => "int".into(),
-        J::String(_) => "str".into(),
-        J::Array(_) => "list".into(),
         J::Object(m) => match m.get("type").and_then(J::as_str) {
-            Some("object") => m.get("class").and_then(J::as_str).unwrap_or("object").to_string(),
             Some("call") => "call (not run)".into(),
             Some("ndarray") => m.get("class").and_then(J::as_str).unwrap_or("ndarray").to_string(),
             Some("tensor") => format!("tensor ({})", m.get("torch_dtype").and_then(J::as_str).unwrap_or("?")),
@@ -156,9 +149,10 @@ fn describe(name: &str, v: &J, shared: &Shared<'_>) -> [String; 6] {
                 m.get("module").and_then(J::as_str).unwrap_or(""),
                 m.get("name").and_then(J::as_str).unwrap_or("")
             ),
-            Some(t) => t.to_string(),
             None => "?".into(),
+            Some(_) => kind_of(v),
         },
+        _ => kind_of(v),
     };
     let dtype = match v.get("dtype") {
         Some(J::String(s)) => s.clone(),
@@ -498,5 +492,22 @@ mod tests {
         }
         assert_eq!(cut("abcdef", 4), "abc…");
         assert_eq!(cut("abc", 4), "abc");
+    }
+}
+
+/// A short name for a document value's kind, for messages.
+pub fn kind_of(v: &J) -> String {
+    match v {
+        J::Null => "None".into(),
+        J::Bool(_) => "bool".into(),
+        J::Number(n) if n.is_f64() => "float".into(),
+        J::Number(_) => "int".into(),
+        J::String(_) => "str".into(),
+        J::Array(_) => "list".into(),
+        J::Object(o) => match o.get("type").and_then(J::as_str) {
+            Some("object") => o.get("class").and_then(J::as_str).unwrap_or("object").to_string(),
+            Some(t) => t.to_string(),
+            None => "object".into(),
+        },
     }
 }

@@ -10,8 +10,9 @@
 use serde_json::{json, Map, Value as J};
 
 use super::error::SkopsError;
-use super::schema::{items_of, kind_of, Mapper};
+use super::schema::{items_of, Mapper};
 use super::trusted::trusted_by_default;
+use crate::extract::kind_of;
 
 /// Module roots whose classes may be stored as objects.
 const OBJECT_ROOTS: &[&str] = &["sklearn", "numpy", "scipy"];

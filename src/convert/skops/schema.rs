@@ -18,6 +18,7 @@ use serde_json::{json, Map, Value as J};
 use super::error::SkopsError;
 use super::npy::{dtype_from_json, npy_bytes, scalar_bytes, scalar_class};
 use super::trusted::trusted_by_default;
+use crate::extract::kind_of;
 use crate::limits::MAX_EXTRACT_DEPTH;
 
 /// Where a member of the `.skops` archive comes from.
@@ -492,23 +493,6 @@ fn collect_shared<'d>(v: &'d J, index: &mut HashMap<u64, &'d J>, depth: usize) {
             o.values().for_each(|x| collect_shared(x, index, depth + 1));
         }
         _ => {}
-    }
-}
-
-/// A short name for a document value's kind, for messages.
-pub fn kind_of(v: &J) -> String {
-    match v {
-        J::Null => "None".into(),
-        J::Bool(_) => "bool".into(),
-        J::Number(n) if n.is_f64() => "float".into(),
-        J::Number(_) => "int".into(),
-        J::String(_) => "str".into(),
-        J::Array(_) => "list".into(),
-        J::Object(o) => match o.get("type").and_then(J::as_str) {
-            Some("object") => o.get("class").and_then(J::as_str).unwrap_or("object").to_string(),
-            Some(t) => t.to_string(),
-            None => "object".into(),
-        },
     }
 }
 
