@@ -432,6 +432,23 @@ fn unhex(hex: &str, max: usize) -> Vec<u8> {
         .collect()
 }
 
+/// A short name for a document value's kind, for messages.
+pub fn kind_of(v: &J) -> String {
+    match v {
+        J::Null => "None".into(),
+        J::Bool(_) => "bool".into(),
+        J::Number(n) if n.is_f64() => "float".into(),
+        J::Number(_) => "int".into(),
+        J::String(_) => "str".into(),
+        J::Array(_) => "list".into(),
+        J::Object(o) => match o.get("type").and_then(J::as_str) {
+            Some("object") => o.get("class").and_then(J::as_str).unwrap_or("object").to_string(),
+            Some(t) => t.to_string(),
+            None => "object".into(),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -492,22 +509,5 @@ mod tests {
         }
         assert_eq!(cut("abcdef", 4), "abc…");
         assert_eq!(cut("abc", 4), "abc");
-    }
-}
-
-/// A short name for a document value's kind, for messages.
-pub fn kind_of(v: &J) -> String {
-    match v {
-        J::Null => "None".into(),
-        J::Bool(_) => "bool".into(),
-        J::Number(n) if n.is_f64() => "float".into(),
-        J::Number(_) => "int".into(),
-        J::String(_) => "str".into(),
-        J::Array(_) => "list".into(),
-        J::Object(o) => match o.get("type").and_then(J::as_str) {
-            Some("object") => o.get("class").and_then(J::as_str).unwrap_or("object").to_string(),
-            Some(t) => t.to_string(),
-            None => "object".into(),
-        },
     }
 }
