@@ -162,7 +162,7 @@ fn write_tensor(w: &mut BufWriter<&mut File>, t: &Tensor, mut f: &mut File) -> R
     let staged = |e: io::Error| staged_error(t, e);
     let (start, len) = match t.region {
         Some((s, e)) => (s, e),
-        None => (data_start(&mut f).map_err(staged)?, f.metadata().map_err(staged)?.len()),
+        None => (data_start(f).map_err(staged)?, f.metadata().map_err(staged)?.len()),
     };
     let count = t.array_shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or_else(|| too_big(t))?;
     let in_bytes = count.checked_mul(t.record).ok_or_else(|| too_big(t))?;
