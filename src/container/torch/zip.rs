@@ -75,6 +75,8 @@ pub(in crate::container) struct ZipCheckpoint {
     skipped_from: usize,
     /// Its notes, from [`begin`] to [`end`].
     notes: Notes,
+    /// How the zip crate opens the archive (as the walk found it).
+    config: ::zip::read::Config,
 }
 
 impl ZipCheckpoint {
@@ -99,6 +101,7 @@ impl ZipCheckpoint {
 pub(in crate::container) fn begin<'n, R: Read + Seek>(
     w: &mut Walker,
     r: &mut R,
+    config: ::zip::read::Config,
     records: impl Iterator<Item = (&'n str, u64, u64)>,
     member: &Option<String>,
 ) -> Option<ZipCheckpoint> {
@@ -124,6 +127,7 @@ pub(in crate::container) fn begin<'n, R: Read + Seek>(
         skipped_from: w.out.skipped_members.len(),
         notes: Notes::default(),
         prefix,
+        config,
     };
     for &(name, _, header) in &records {
         if !name.starts_with(cp.prefix.as_str()) && !name.ends_with('/') {
@@ -164,7 +168,7 @@ fn storage_refs<R: Read + Seek>(
         return;
     }
     // The walk reports what is wrong with an unreadable member.
-    let Some(bytes) = read_record(r, &pkl_name) else { return };
+    let Some(bytes) = read_record(r, cp.config, &pkl_name) else { return };
     let a = Analyzer::new().run(&bytes);
     let rend = Renderer::new(&a, SHOWN_CHARS);
     for e in &a.events {
@@ -246,9 +250,9 @@ pub(in crate::container) fn end(w: &mut Walker, cp: Option<ZipCheckpoint>, membe
 }
 
 /// A record's bytes (at most [`MAX_TORCH_PICKLE_BYTES`]) as the zip crate
-/// reads it; what was read before an error (a CRC mismatch) is kept.
-fn read_record<R: Read + Seek>(r: &mut R, name: &str) -> Option<Vec<u8>> {
-    let config = crate::container::zip::config_for(r);
+/// reads it, opened with the configuration the walk found; what was read
+/// before an error (a CRC mismatch) is kept.
+fn read_record<R: Read + Seek>(r: &mut R, config: ::zip::read::Config, name: &str) -> Option<Vec<u8>> {
     let mut archive = ::zip::ZipArchive::with_config(config, &mut *r).ok()?;
     let f = archive.by_name(name).ok()?;
     let mut buf = Vec::new();
@@ -400,7 +404,8 @@ mod tests {
                 })
                 .collect();
             let mut w = Walker::new();
-            let cp = begin(&mut w, &mut f, records.iter().map(|(n, s, h)| (n.as_str(), *s, *h)), &None);
+            let cp =
+                begin(&mut w, &mut f, Default::default(), records.iter().map(|(n, s, h)| (n.as_str(), *s, *h)), &None);
             assert!(w.out.notes.is_empty(), "{file}: {:?}", w.out.notes);
             cp.map(|c| c.kind)
         };

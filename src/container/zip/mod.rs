@@ -83,15 +83,38 @@ struct Archive<'w, 'l, R> {
 pub(crate) const AT_ZERO: ::zip::read::Config =
     ::zip::read::Config { archive_offset: ::zip::read::ArchiveOffset::Known(0) };
 
-/// The configuration that opens the archive in `r`: the crate's detection
-/// (archives behind other data), else offset 0 ([`AT_ZERO`]).
+/// Where the zip crate finds the archive in a reader, and the
+/// configuration that found it.
+struct Located {
+    config: ::zip::read::Config,
+    /// Bytes before the archive.
+    offset: u64,
+    /// Where the central directory starts.
+    dir_start: u64,
+    /// Entries the crate keeps (one per name).
+    len: usize,
+}
+
+/// Opens the archive in `r` with the crate's detection (archives behind
+/// other data), else at offset 0 ([`AT_ZERO`]); the error is detection's.
+fn locate<R: Read + Seek>(r: &mut R) -> ::zip::result::ZipResult<Located> {
+    let found = |config, a: ::zip::ZipArchive<&mut R>| Located {
+        config,
+        offset: a.offset(),
+        dir_start: a.central_directory_start(),
+        len: a.len(),
+    };
+    let detected = match ::zip::ZipArchive::new(&mut *r) {
+        Ok(a) => return Ok(found(::zip::read::Config::default(), a)),
+        Err(e) => e,
+    };
+    ::zip::ZipArchive::with_config(AT_ZERO, &mut *r).map(|a| found(AT_ZERO, a)).map_err(|_| detected)
+}
+
+/// The configuration that opens the archive in `r` ([`locate`]; the
+/// default when nothing does, so that opening reports detection's error).
 pub(crate) fn config_for<R: Read + Seek>(r: &mut R) -> ::zip::read::Config {
-    let detected = ::zip::ZipArchive::new(&mut *r).is_ok();
-    if detected || ::zip::ZipArchive::with_config(AT_ZERO, &mut *r).is_err() {
-        ::zip::read::Config::default()
-    } else {
-        AT_ZERO
-    }
+    locate(r).map(|l| l.config).unwrap_or_default()
 }
 
 /// Walks the zip archive of layer `at` (the file, or a member held in memory).
@@ -100,15 +123,7 @@ pub(super) fn walk<R: Read + Seek>(w: &mut Walker, mut r: R, at: &Layer) {
         Ok(n) => n,
         Err(e) => return w.note(&at.member, 0, Unreadable::Zip { error: e.to_string() }),
     };
-    let opened = match ::zip::ZipArchive::new(&mut r) {
-        Ok(a) => Ok((a.offset(), a.central_directory_start(), a.len())),
-        Err(e) => Err(e),
-    };
-    let opened = opened.or_else(|e| {
-        let a = ::zip::ZipArchive::with_config(AT_ZERO, &mut r).map_err(|_| e)?;
-        Ok::<_, ::zip::result::ZipError>((a.offset(), a.central_directory_start(), a.len()))
-    });
-    let (offset, dir_start, crate_len) = match opened {
+    let Located { config, offset, dir_start, len: crate_len } = match locate(&mut r) {
         Ok(found) => found,
         Err(e) => return w.note(&at.member, 0, Unreadable::Zip { error: e.to_string() }),
     };
@@ -125,7 +140,7 @@ pub(super) fn walk<R: Read + Seek>(w: &mut Walker, mut r: R, at: &Layer) {
     z.overlaps(&entries, &locals);
     // A PyTorch checkpoint: storage references checked, storage records not sniffed (torch::zip).
     let records = entries.iter().map(|e| (e.name.as_str(), e.usize, e.header_start));
-    let torch = torch::zip::begin(z.w, &mut z.r, records, &at.member);
+    let torch = torch::zip::begin(z.w, &mut z.r, config, records, &at.member);
     z.members(&entries, &locals);
     for (kind, count) in z.budget.overflow() {
         z.w.note(&at.member, dir_start, ArchiveFault::TooMany { count, kind });
