@@ -184,6 +184,14 @@ mod tests {
         vec![0x80, 0x02, b'K', n, b'.']
     }
 
+    /// Walks `data` as the tar member that holds `section`.
+    fn walk_section(data: &[u8], section: TarSection) -> crate::container::walk::Walked {
+        let mut w = Walker::new();
+        let at = Layer { member: Some(section.name().into()), layers: vec!["tar"], depth: 1 };
+        walk(&mut w, data, data.len() as u64, &at, section);
+        w.finish()
+    }
+
     #[test]
     fn tar_storages_section_is_followed() {
         let header = b"\x80\x02K\x01X\x03\x00\x00\x00cpuctorch\nFloatStorage\n\x87.";
@@ -192,29 +200,13 @@ mod tests {
         data.extend_from_slice(&2i64.to_le_bytes());
         data.extend_from_slice(&[0u8; 8]);
         data.extend_from_slice(b"\x80\x02].");
-        let mut w = Walker::new();
-        walk(
-            &mut w,
-            &data[..],
-            data.len() as u64,
-            &Layer { member: Some("storages".into()), layers: vec!["tar"], depth: 1 },
-            TarSection::Storages,
-        );
-        let w = w.finish();
+        let w = walk_section(&data, TarSection::Storages);
         assert_eq!(note_rules(&w), Vec::<&str>::new(), "{:?}", w.notes);
         assert_eq!(w.parts[0].analysis.pickles.len(), 3);
         assert!(w.parts[0].analysis.error.is_none());
         // The same with the storage cut short.
         let cut = &data[..data.len() - 6];
-        let mut w = Walker::new();
-        walk(
-            &mut w,
-            cut,
-            cut.len() as u64,
-            &Layer { member: Some("storages".into()), layers: vec!["tar"], depth: 1 },
-            TarSection::Storages,
-        );
-        let w = w.finish();
+        let w = walk_section(cut, TarSection::Storages);
         assert_eq!(note_rules(&w), vec!["PK304"]);
     }
 
@@ -225,45 +217,21 @@ mod tests {
         data.extend_from_slice(header);
         data.extend_from_slice(&2i32.to_le_bytes());
         data.extend_from_slice(&[0u8; 4 + 2 * 16 + 8]);
-        let mut w = Walker::new();
-        walk(
-            &mut w,
-            &data[..],
-            data.len() as u64,
-            &Layer { member: Some("tensors".into()), layers: vec!["tar"], depth: 1 },
-            TarSection::Tensors,
-        );
-        let w = w.finish();
+        let w = walk_section(&data, TarSection::Tensors);
         assert_eq!(note_rules(&w), Vec::<&str>::new(), "{:?}", w.notes);
         assert_eq!(w.parts[0].analysis.pickles.len(), 2);
         // A negative dimension count.
         let mut bad = pickled_int(1);
         bad.extend_from_slice(header);
         bad.extend_from_slice(&(-1i32).to_le_bytes());
-        let mut w = Walker::new();
-        walk(
-            &mut w,
-            &bad[..],
-            bad.len() as u64,
-            &Layer { member: Some("tensors".into()), layers: vec!["tar"], depth: 1 },
-            TarSection::Tensors,
-        );
-        let w = w.finish();
+        let w = walk_section(&bad, TarSection::Tensors);
         assert!(w.notes.iter().any(|n| n.problem.to_string().contains("-1 dimensions")), "{:?}", w.notes);
     }
 
     #[test]
     fn a_member_named_storages_that_is_not_a_pickle_is_walked_as_usual() {
         let data = b"just text\n".to_vec();
-        let mut w = Walker::new();
-        walk(
-            &mut w,
-            &data[..],
-            data.len() as u64,
-            &Layer { member: Some("storages".into()), layers: vec!["tar"], depth: 1 },
-            TarSection::Storages,
-        );
-        let w = w.finish();
+        let w = walk_section(&data, TarSection::Storages);
         assert!(w.notes.is_empty());
     }
 }
