@@ -61,18 +61,16 @@ impl Target {
     }
 }
 
-/// What a target writer reads: the input file and its extraction, whose
-/// `.npy` files lie under `staged`, or whose array data lies in an arena.
+/// What a target writer reads: the input file, its extraction, and the
+/// arena that holds the extraction's array data.
 pub struct Source<'a> {
     /// The input file.
     pub file: &'a Path,
-    /// The staging folder (`arrays/`, `blobs/` as `extract` writes them).
-    pub staged: &'a Path,
     /// The extraction: document, arrays, findings.
     pub ex: &'a Extracted,
-    /// Where the array data is when it was written into one file (the
-    /// output's own temporary file) instead of `.npy` files.
-    pub arena: Option<ArenaData<'a>>,
+    /// The array data, back to back in one file: the output's own
+    /// temporary file (written in place) or the staging folder's.
+    pub arena: ArenaData<'a>,
 }
 
 /// Array data written back to back into one file, without `.npy` headers.
@@ -83,13 +81,6 @@ pub struct ArenaData<'a> {
     pub regions: &'a std::collections::HashMap<String, (u64, u64)>,
     /// Bytes reserved before the data (for a header written in place).
     pub reserved: u64,
-}
-
-impl Source<'_> {
-    /// The path of a file the extraction wrote (`arrays/x.npy`).
-    pub fn staged_file(&self, rel: &str) -> PathBuf {
-        self.staged.join(rel)
-    }
 }
 
 /// Something the target format cannot hold, left out of the output.
@@ -238,23 +229,19 @@ pub(crate) fn convert_file_sized(
     if !ex.errors.is_empty() {
         return Err(ConvertError::Values(ex.errors));
     }
-    let arena_data = match (&arena_out, &arena) {
-        (Some((tmp, reserved)), Some(a)) => {
-            Some(ArenaData { path: tmp.path.clone(), regions: &a.regions, reserved: *reserved })
-        }
-        (None, Some(a)) => Some(ArenaData { path: staged_arena.clone(), regions: &a.regions, reserved: 0 }),
-        _ => None,
+    // The store was made with an arena, so the extraction hands it back.
+    let arena = arena.ok_or_else(|| ConvertError::Output(io::Error::other("the extraction kept no arena")))?;
+    let arena_data = match &arena_out {
+        Some((tmp, reserved)) => ArenaData { path: tmp.path.clone(), regions: &arena.regions, reserved: *reserved },
+        None => ArenaData { path: staged_arena.clone(), regions: &arena.regions, reserved: 0 },
     };
-    let arrays = match &arena_data {
-        Some(a) => check::Arrays::Arena { path: &a.path, regions: a.regions },
-        None => check::Arrays::Staged(&staging.dir),
-    };
+    let arrays = check::Arrays::Arena { path: &arena_data.path, regions: arena_data.regions };
     let pickles = ex.doc.get("pickles").and_then(J::as_array).map(Vec::as_slice).unwrap_or(&[]);
     let found: Vec<_> = pickles.iter().flat_map(|p| check::check(&p["root"], arrays)).collect();
     if !found.is_empty() {
         return Ok(Outcome::Inconsistent(found));
     }
-    let src = Source { file, staged: &staging.dir, ex: &ex, arena: arena_data };
+    let src = Source { file, ex: &ex, arena: arena_data };
     let written = match target {
         Target::Safetensors => match arena_out {
             Some((tmp, _)) => safetensors::write_in_place(&src, tmp, out)?,

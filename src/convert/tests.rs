@@ -86,7 +86,7 @@ fn inconsistent_state_is_refused_both_ways() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     for name in ["sklearn_dtree_bad_child.pkl", "sklearn_dtree_bad_feature.pkl", "sklearn_dtree_negative_samples.pkl"] {
         let file = root.join("fixtures/convert").join(name);
-        // 0: the arrays go to the output's own file (read back from its regions); MAX: `.npy` files.
+        // 0: the arrays go to the output's own file; MAX: to a staging file (read back from its regions).
         for in_place_min in [0, u64::MAX] {
             let out = dir.join("bad.safetensors");
             let r = convert_file_sized(

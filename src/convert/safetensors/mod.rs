@@ -33,10 +33,10 @@ pub struct Tensor {
     pub st: St,
     /// The shape (the array's, then the field's subarray shape).
     pub shape: Vec<u64>,
-    /// The staged `.npy` file, or the arena.
+    /// The arena holding the data.
     pub src: PathBuf,
-    /// The region of the arena holding the data (`None`: a `.npy` file).
-    pub region: Option<(u64, u64)>,
+    /// The region of the arena holding the data (`[start, end)`).
+    pub region: (u64, u64),
     /// The array's shape in its file.
     pub array_shape: Vec<u64>,
     /// The array's data is in Fortran order.
@@ -81,7 +81,7 @@ pub fn write(src: &Source<'_>, out: &mut File) -> Result<Written, ConvertError> 
 /// As [`write`].
 pub fn write_in_place(src: &Source<'_>, mut tmp: TmpOut, out: &Path) -> Result<Written, ConvertError> {
     let (mut plan, metadata) = plan(src);
-    let reserved = src.arena.as_ref().map_or(0, |a| a.reserved);
+    let reserved = src.arena.reserved;
     if let Some(bytes) = write::header_in_place(&mut tmp.file, reserved, &mut plan.tensors, &metadata)? {
         tmp.persist(out).map_err(ConvertError::Output)?;
         return Ok(Written { items: plan.tensors.len(), bytes, left_out: plan.left_out });
@@ -157,9 +157,11 @@ impl Plan {
             base = "root".into();
         }
         let base = cut(&base);
-        let (file, region) = match &src.arena {
-            Some(a) => (a.path.clone(), a.regions.get(&rec.file).copied()),
-            None => (src.staged_file(&rec.file), None),
+        let file = src.arena.path.clone();
+        let Some(&region) = src.arena.regions.get(&rec.file) else {
+            // Every array file the extraction names is written to the arena.
+            let why = "the extraction wrote no data for it".to_string();
+            return self.leave_out(rec, base, rec.dtype.to_string(), why);
         };
         let tensor = |st: St, shape: Vec<u64>, record: u64, field_offset: u64, field_size: u64, swap: usize| Tensor {
             name: String::new(),

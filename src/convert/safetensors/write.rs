@@ -109,11 +109,11 @@ pub(super) fn header_in_place(
     metadata: &[(String, String)],
 ) -> Result<Option<u64>, ConvertError> {
     let end = file.metadata().map_err(ConvertError::Output)?.len();
-    tensors.sort_by_key(|t| t.region.map_or(0, |r| r.0));
+    tensors.sort_by_key(|t| t.region.0);
     let mut spans = Vec::with_capacity(tensors.len());
     let mut at = reserved;
     for t in tensors.iter() {
-        let Some((s, e)) = t.region else { return Ok(None) };
+        let (s, e) = t.region;
         let fits = as_stored(t) && s == at && Some(e - s) == t.nbytes() && (s - reserved) % t.st.size() == 0;
         if !fits {
             return Ok(None);
@@ -141,29 +141,10 @@ fn too_big(t: &Tensor) -> ConvertError {
     ConvertError::Unsupported(format!("tensor {}: its size overflows", t.name))
 }
 
-/// Where the data of a staged `.npy` file starts (after its header).
-fn data_start(f: &mut File) -> io::Result<u64> {
-    let mut pre = [0u8; 12];
-    f.read_exact(&mut pre[..10])?;
-    if &pre[..6] != b"\x93NUMPY" {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a .npy file"));
-    }
-    Ok(match pre[6] {
-        1 => 10 + u64::from(u16::from_le_bytes([pre[8], pre[9]])),
-        _ => {
-            f.read_exact(&mut pre[10..12])?;
-            12 + u64::from(u32::from_le_bytes([pre[8], pre[9], pre[10], pre[11]]))
-        }
-    })
-}
-
-/// Streams one tensor's bytes from its staged file into `w`.
+/// Streams one tensor's bytes from its region of the arena into `w`.
 fn write_tensor(w: &mut BufWriter<&mut File>, t: &Tensor, mut f: &mut File) -> Result<(), ConvertError> {
     let staged = |e: io::Error| staged_error(t, e);
-    let (start, len) = match t.region {
-        Some((s, e)) => (s, e),
-        None => (data_start(f).map_err(staged)?, f.metadata().map_err(staged)?.len()),
-    };
+    let (start, len) = t.region;
     let count = t.array_shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or_else(|| too_big(t))?;
     let in_bytes = count.checked_mul(t.record).ok_or_else(|| too_big(t))?;
     if start.checked_add(in_bytes) != Some(len) || t.field_offset + t.field_size > t.record {
