@@ -5,15 +5,18 @@
 //!
 //! 1. the file is read by the same static walk as `scan` and `extract`
 //!    ([`crate::extract::extract_file_with`]): nothing is imported or
-//!    called, and the arrays are written as `.npy` files into a staging
-//!    folder next to the output (so the final rename stays on one file
-//!    system), removed whatever happens;
+//!    called; `safetensors` has the arrays' data written back to back
+//!    into one file (an arena: the output's temporary file for a large
+//!    input, else a file in a staging folder next to the output), `skops`
+//!    one `.npy` per array into such a folder, removed whatever happens;
 //! 2. a file the scan does not pass (a finding at or above `warning`,
 //!    under the policy that applies to it) is refused: nothing is written
 //!    ([`Outcome::Refused`]); a file that cannot be read, or holds values
 //!    that cannot be extracted, is an error ([`ConvertError`]), and nothing
 //!    is written either;
-//! 3. the target writes its file from the extraction ([`Source`]) into a
+//! 3. state that would load but is inconsistent ([`check`]) is refused
+//!    ([`Outcome::Inconsistent`]);
+//! 4. the target writes its file from the extraction ([`Source`]) into a
 //!    temporary file in the output's folder ([`atomic`]), renamed over the
 //!    output only once it is complete, so no half-written output is ever
 //!    left behind.
