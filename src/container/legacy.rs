@@ -177,7 +177,7 @@ pub type Counter = std::rc::Rc<std::cell::Cell<u64>>;
 /// The raw array bytes of a `ZNDArrayWrapper` companion (`ZF` + 19 bytes
 /// of hex length (+ one optional space) + a zlib stream), decompressed
 /// under the limits of every decompressor (a limit hit is a
-/// [`LimitHit`] error); `None` when the header is cut short. The count is
+/// `LimitHit` error); `None` when the header is cut short. The count is
 /// the compressed bytes read so far.
 pub fn zf_data<'a, R: Read + 'a>(r: R) -> Option<(Box<dyn Read + 'a>, Counter)> {
     let rest = zf_body(r)?;

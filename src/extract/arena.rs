@@ -4,7 +4,7 @@
 //! (or its decompressor) to where the output needs it (docs/convert.md,
 //! "Speed and memory").
 //!
-//! In this mode a `.npy` header is never written: [`NpySkip`] drops it
+//! In this mode a `.npy` header is never written: `NpySkip` drops it
 //! from what a writer produces, and the store records, for each array file
 //! name it hands out, the region of the arena that holds its data.
 
