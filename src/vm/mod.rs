@@ -106,7 +106,7 @@ impl Analyzer {
         self
     }
 
-    /// Analyses every pickle in `src`: any [`ByteSource`](crate::pickle::source::ByteSource),
+    /// Analyses every pickle in `src`: any [`ByteSource`],
     /// or bytes in memory, whose first byte is then offset 0 (for another
     /// base, pass a [`SliceSource`](crate::pickle::source::SliceSource)).
     pub fn run<I: IntoByteSource>(&self, src: I) -> Analysis {

@@ -75,10 +75,10 @@ pub fn write(src: &Source<'_>, out: &mut File) -> Result<Written, ConvertError> 
 /// the header, as `out`: the header is written into that room when every
 /// array is a tensor as it stands (little-endian, C order) and the header
 /// fits, so the data is written once; otherwise the tensors are copied
-/// into a new file as [`write`] does.
+/// into a new file as [`write()`] does.
 ///
 /// # Errors
-/// As [`write`].
+/// As [`write()`].
 pub fn write_in_place(src: &Source<'_>, mut tmp: TmpOut, out: &Path) -> Result<Written, ConvertError> {
     let (mut plan, metadata) = plan(src);
     let reserved = src.arena.reserved;

@@ -44,11 +44,11 @@
 //!   and for the few texts the reader's `int(x, 0)`-style parse rejects);
 //! * arguments longer than [`crate::limits::MAX_INLINE_ARG`] are not held in
 //!   memory and print as `<N bytes at offset X>`;
-//! * indentation stops growing after [`MAX_INDENT_LEVELS`] open MARKs: the
+//! * indentation stops growing after [`MAX_INDENT_LEVELS`](crate::limits::MAX_INDENT_LEVELS) open MARKs: the
 //!   line then shows `(…N levels)` before the opcode name (pickletools would
 //!   print gigabytes of blanks for a 100,000-deep nest);
 //! * the stack printed after `stack not empty after STOP:` is cut after
-//!   [`MAX_STACK_REPR_ITEMS`] items.
+//!   [`MAX_STACK_REPR_ITEMS`](crate::limits::MAX_STACK_REPR_ITEMS) items.
 //!
 //! Nothing from the file is printed raw: arguments go through Python's
 //! `repr()` ([`crate::py::repr`]), error texts through
