@@ -256,12 +256,13 @@ pub(crate) fn convert_file_sized(
 
 /// A folder beside the output that the extraction writes into, removed
 /// when dropped.
-struct Staging {
-    dir: PathBuf,
+pub(crate) struct Staging {
+    pub(crate) dir: PathBuf,
 }
 
 impl Staging {
-    fn new(out: &Path) -> io::Result<Staging> {
+    /// A new, empty folder beside `out` (never one that exists).
+    pub(crate) fn new(out: &Path) -> io::Result<Staging> {
         let parent = atomic::parent_of(out);
         let stem = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let stem = crate::extract::store::safe_name(&stem);

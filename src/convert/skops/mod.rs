@@ -32,7 +32,7 @@ mod trusted;
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{json, Value as J};
 
@@ -85,8 +85,8 @@ fn write_skops_here(input: &Path, out: &Path, policy: &Policy, levels: &Levels) 
             format!("output folder {} does not exist", folder.display()),
         )));
     }
-    let scratch = Scratch::new(out, "x")?;
-    let ex = crate::extract::extract_file_with(input, Some(&scratch.0), policy, levels)?;
+    let scratch = super::Staging::new(out)?;
+    let ex = crate::extract::extract_file_with(input, Some(&scratch.dir), policy, levels)?;
     if ex.max_severity.is_some_and(|s| s >= super::REFUSE_AT) {
         let errors: Vec<&J> = ex.doc["findings"]
             .as_array()
@@ -109,11 +109,11 @@ fn write_skops_here(input: &Path, out: &Path, policy: &Policy, levels: &Levels) 
     let pickles = ex.doc["pickles"].as_array().map(Vec::as_slice).unwrap_or(&[]);
     let [pickle] = pickles else { return Err(SkopsError::Pickles(pickles.len())) };
     let root = &pickle["root"];
-    let found = super::check::check(root, super::check::Arrays::Staged(&scratch.0));
+    let found = super::check::check(root, super::check::Arrays::Staged(&scratch.dir));
     if !found.is_empty() {
         return Err(SkopsError::Inconsistent(found));
     }
-    let mut mapper = Mapper::new(scratch.0.clone(), root);
+    let mut mapper = Mapper::new(scratch.dir.clone(), root);
     let mut schema = mapper.node(root)?;
     schema["protocol"] = json!(SKOPS_PROTOCOL);
     schema["_skops_version"] = json!(SKOPS_VERSION);
@@ -129,10 +129,10 @@ fn write_skops_here(input: &Path, out: &Path, policy: &Policy, levels: &Levels) 
 
 /// Writes the archive to a temporary file beside `out`, then renames it.
 fn write_archive(out: &Path, schema: &J, members: &[(String, Source)]) -> Result<u64, SkopsError> {
-    let tmp = sibling(out, "tmp");
+    // Removed when dropped, unless renamed over `out` at the end.
+    let mut tmp = super::atomic::TmpOut::create(out)?;
     let r = (|| -> io::Result<u64> {
-        let file = File::create(&tmp)?;
-        let mut zip = zip::ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
+        let mut zip = zip::ZipWriter::new(BufWriter::with_capacity(1 << 20, &mut tmp.file));
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored)
             .large_file(false);
@@ -156,39 +156,9 @@ fn write_archive(out: &Path, schema: &J, members: &[(String, Source)]) -> Result
         let f = w.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
         Ok(f.metadata()?.len())
-    })();
-    match r.and_then(|n| std::fs::rename(&tmp, out).map(|_| n)) {
-        Ok(n) => Ok(n),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e.into())
-        }
-    }
-}
-
-/// A hidden path beside `out`: `.<name>.pkinspect-<tag>-<pid>`.
-fn sibling(out: &Path, tag: &str) -> PathBuf {
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
-    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    dir.join(format!(".{name}.pkinspect-{tag}-{}", std::process::id()))
-}
-
-/// The extraction folder, removed when dropped (also on every error).
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(out: &Path, tag: &str) -> io::Result<Scratch> {
-        let p = sibling(out, tag);
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p)?;
-        Ok(Scratch(p))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    })()?;
+    tmp.persist(out)?;
+    Ok(r)
 }
 
 /// The severity of one of the document's findings.
