@@ -23,13 +23,13 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
-use std::path::Path;
+use std::io::{self, BufReader, Read};
 
 use serde_json::{Map, Value as J};
 
-use super::skops::npy::{data_offset, dtype_from_json};
+use super::skops::npy::{dtype_from_json, skip_header};
 pub use super::skops::Inconsistency;
+use crate::extract::arena::RegionReader;
 use crate::extract::dtype::Dtype;
 use crate::limits::MAX_EXTRACT_DEPTH;
 
@@ -48,19 +48,17 @@ const PER_FEATURE_1D: &[&str] =
 /// Arrays (or ints) of counts, never negative.
 const COUNTS: &[&str] = &["class_count_", "n_samples_seen_", "n_support_", "feature_count_", "counts_"];
 
-/// Where the extraction put the arrays' data.
+/// Where the extraction put the arrays: one arena file
+/// ([`crate::extract::arena::Arena`]), each array file name's `[start,
+/// end)` region holding its data alone or its whole `.npy` file.
 #[derive(Clone, Copy)]
-pub enum Arrays<'a> {
-    /// One `.npy` file per array under this folder (`arrays/x.npy`).
-    Staged(&'a Path),
-    /// Back to back in one file, without `.npy` headers: each array file
-    /// name's `[start, end)` region ([`crate::extract::arena::Arena`]).
-    Arena {
-        /// The file.
-        path: &'a Path,
-        /// Regions by array file name.
-        regions: &'a HashMap<String, (u64, u64)>,
-    },
+pub struct Arrays<'a> {
+    /// The arena, open for reading.
+    pub file: &'a File,
+    /// Regions by array file name (`arrays/x.npy`).
+    pub regions: &'a HashMap<String, (u64, u64)>,
+    /// Whether a region starts with the `.npy` header.
+    pub headers: bool,
 }
 
 /// Runs every check on the document value `root`, reading arrays from
@@ -291,22 +289,16 @@ impl FieldAt {
 impl Checker<'_> {
     /// Calls `f(index, item bytes)` for every item of an extracted array.
     fn each_item(&self, a: &Arr<'_>, mut f: impl FnMut(u64, &[u8])) -> std::io::Result<()> {
-        let mut r = match self.arrays {
-            Arrays::Staged(dir) => {
-                let mut r = BufReader::with_capacity(1 << 16, File::open(dir.join(a.file))?);
-                let off = data_offset(&mut r)?;
-                r.seek(SeekFrom::Start(off))?;
-                r
-            }
-            Arrays::Arena { path, regions } => {
-                let Some(&(start, _)) = regions.get(a.file) else {
-                    return Err(io::Error::new(io::ErrorKind::NotFound, format!("{} was not written", a.file)));
-                };
-                let mut r = BufReader::with_capacity(1 << 16, File::open(path)?);
-                r.seek(SeekFrom::Start(start))?;
-                r
-            }
+        let arrays = self.arrays;
+        let Some(&region) = arrays.regions.get(a.file) else {
+            return Err(io::Error::new(io::ErrorKind::NotFound, format!("{} was not written", a.file)));
         };
+        let region = RegionReader::new(arrays.file, region);
+        let cap = usize::try_from(region.remaining()).unwrap_or(usize::MAX).clamp(1, 1 << 16);
+        let mut r = BufReader::with_capacity(cap, region);
+        if arrays.headers {
+            skip_header(&mut r)?;
+        }
         let size = a.dtype.itemsize() as usize;
         let Some(n) = a.shape.iter().try_fold(1u64, |x, &d| x.checked_mul(d)) else { return Ok(()) };
         if size > MAX_CHECKED_ITEM {

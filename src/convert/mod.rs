@@ -5,10 +5,11 @@
 //!
 //! 1. the file is read by the same static walk as `scan` and `extract`
 //!    ([`crate::extract::extract_file_with`]): nothing is imported or
-//!    called; `safetensors` has the arrays' data written back to back
-//!    into one file (an arena: the output's temporary file for a large
-//!    input, else a file in a staging folder next to the output), `skops`
-//!    one `.npy` per array into such a folder, removed whatever happens;
+//!    called; the arrays are written back to back into one file (an
+//!    arena: for `safetensors` their data alone, into the output's
+//!    temporary file for a large input, else into a file in a staging
+//!    folder next to the output; for `skops` whole `.npy` files, into
+//!    such a staging file), removed whatever happens;
 //! 2. a file the scan does not pass (a finding at or above `warning`,
 //!    under the policy that applies to it) is refused: nothing is written
 //!    ([`Outcome::Refused`]); a file that cannot be read, or holds values
@@ -238,7 +239,8 @@ pub(crate) fn convert_file_sized(
         Some((tmp, reserved)) => ArenaData { path: tmp.path.clone(), regions: &arena.regions, reserved: *reserved },
         None => ArenaData { path: staged_arena.clone(), regions: &arena.regions, reserved: 0 },
     };
-    let arrays = check::Arrays::Arena { path: &arena_data.path, regions: arena_data.regions };
+    let arena_file = File::open(&arena_data.path).map_err(ConvertError::Output)?;
+    let arrays = check::Arrays { file: &arena_file, regions: arena_data.regions, headers: false };
     let pickles = ex.doc.get("pickles").and_then(J::as_array).map(Vec::as_slice).unwrap_or(&[]);
     let found: Vec<_> = pickles.iter().flat_map(|p| check::check(&p["root"], arrays)).collect();
     if !found.is_empty() {

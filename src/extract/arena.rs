@@ -4,13 +4,17 @@
 //! (or its decompressor) to where the output needs it (docs/convert.md,
 //! "Speed and memory").
 //!
-//! In this mode a `.npy` header is never written: `NpySkip` drops it
-//! from what a writer produces, and the store records, for each array file
-//! name it hands out, the region of the arena that holds its data.
+//! An arena holds either the arrays' data alone (`safetensors`, which
+//! writes its own header: `NpySkip` drops the `.npy` header from what a
+//! writer produces) or whole `.npy` files (`skops`, whose archive members
+//! are `.npy` files, header included). The store records, for each array
+//! file name it hands out, the region of the arena that holds it;
+//! [`RegionReader`] reads one back.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use crate::limits::MAX_NPY_HEADER;
@@ -19,6 +23,9 @@ use crate::limits::MAX_NPY_HEADER;
 #[derive(Debug)]
 pub struct Arena {
     file: File,
+    /// Whether a region holds the whole `.npy` file (header included) or
+    /// only its data.
+    headers: bool,
     /// The region being written: its temporary key and where it starts.
     open: Option<(PathBuf, u64)>,
     /// Closed regions by temporary key: `[start, end)`.
@@ -28,10 +35,20 @@ pub struct Arena {
 }
 
 impl Arena {
-    /// An arena appending to `file` (whose current length is where the
-    /// first region starts).
+    /// An arena appending the arrays' data, without `.npy` headers, to
+    /// `file` (whose current length is where the first region starts).
     pub fn new(file: File) -> Arena {
-        Arena { file, open: None, written: HashMap::new(), regions: HashMap::new() }
+        Arena { file, headers: false, open: None, written: HashMap::new(), regions: HashMap::new() }
+    }
+
+    /// An arena appending whole `.npy` files, header included, to `file`.
+    pub fn with_headers(file: File) -> Arena {
+        Arena { headers: true, ..Arena::new(file) }
+    }
+
+    /// Whether regions hold whole `.npy` files ([`Arena::with_headers`]).
+    pub fn keeps_headers(&self) -> bool {
+        self.headers
     }
 
     /// Starts a region for `key`; returns a handle on the file positioned
@@ -122,6 +139,41 @@ impl Write for NpySkip<'_> {
     }
 }
 
+/// Reads the region `[pos, end)` of a file by position (`pread`), so any
+/// number of readers share one handle without a shared cursor.
+pub struct RegionReader<'f> {
+    file: &'f File,
+    pos: u64,
+    end: u64,
+}
+
+impl<'f> RegionReader<'f> {
+    /// A reader of `file`'s bytes `[start, end)`.
+    pub fn new(file: &'f File, (start, end): (u64, u64)) -> RegionReader<'f> {
+        RegionReader { file, pos: start, end: end.max(start) }
+    }
+
+    /// Bytes left to read.
+    pub fn remaining(&self) -> u64 {
+        self.end - self.pos
+    }
+}
+
+impl Read for RegionReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = buf.len().min(usize::try_from(self.remaining()).unwrap_or(usize::MAX));
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the arena ends before the region does"));
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,5 +194,23 @@ mod tests {
         }
         let mut out = Vec::new();
         assert!(NpySkip::new(&mut out).write_all(b"not an npy file").is_err());
+    }
+
+    #[test]
+    fn a_region_reads_its_bytes_and_no_more() {
+        let dir = std::env::temp_dir().join(format!("pkinspect-region-{}", std::process::id()));
+        std::fs::write(&dir, b"0123456789").unwrap();
+        let f = File::open(&dir).unwrap();
+        let mut s = String::new();
+        RegionReader::new(&f, (2, 6)).read_to_string(&mut s).unwrap();
+        assert_eq!(s, "2345");
+        let mut both = (RegionReader::new(&f, (0, 3)), RegionReader::new(&f, (7, 10)));
+        let (mut a, mut b) = (String::new(), String::new());
+        both.1.read_to_string(&mut b).unwrap();
+        both.0.read_to_string(&mut a).unwrap();
+        assert_eq!((a.as_str(), b.as_str()), ("012", "789"));
+        let mut past = Vec::new();
+        assert!(RegionReader::new(&f, (8, 20)).read_to_end(&mut past).is_err(), "a region past the end");
+        let _ = std::fs::remove_file(&dir);
     }
 }

@@ -21,6 +21,13 @@ use crate::vm::{Sink, ValueId, View};
 /// Prefix of temporary names; never produced by [`Names::claim`].
 const TMP_PREFIX: &str = ".pkinspect-tmp-";
 
+/// The write buffer of one array or blob file. Small enough to come from
+/// the system allocator's heap (a block of [`crate::limits`]-sized
+/// megabytes would be a fresh mapping per array: a model of 1,200 small
+/// arrays paid about 10 ms for them); a write larger than the buffer goes
+/// straight to the file.
+const WRITE_BUFFER: usize = 64 << 10;
+
 /// A joblib payload written during the scan.
 #[derive(Debug, Clone)]
 pub struct Payload {
@@ -82,8 +89,8 @@ impl Store {
         })
     }
 
-    /// A store writing array data into `arena` (without `.npy` headers) and
-    /// anything else under `dir`.
+    /// A store writing arrays into `arena` (data alone or whole `.npy`
+    /// files, as the arena was made) and anything else under `dir`.
     pub fn with_arena(dir: PathBuf, arena: super::arena::Arena) -> io::Result<Store> {
         let mut s = Store::new(Some(dir))?;
         s.arena = Some(arena);
@@ -108,12 +115,12 @@ impl Store {
             self.seq += 1;
             let key = dir.join(sub).join(format!("{TMP_PREFIX}arena-{}", self.seq));
             let f = arena.start(key.clone())?;
-            return Ok(Some((key, BufWriter::with_capacity(1 << 20, f))));
+            return Ok(Some((key, BufWriter::with_capacity(WRITE_BUFFER, f))));
         }
         match self.tmp_path(sub)? {
             Some(p) => {
                 let f = File::create(&p)?;
-                Ok(Some((p, BufWriter::with_capacity(1 << 20, f))))
+                Ok(Some((p, BufWriter::with_capacity(WRITE_BUFFER, f))))
             }
             None => Ok(None),
         }
@@ -145,7 +152,7 @@ impl Store {
     ) -> io::Result<String> {
         match self.create_tmp(sub)? {
             Some((tmp, mut w)) => {
-                let r = if self.arena.is_some() && sub == "arrays" {
+                let r = if self.arena.as_ref().is_some_and(|a| !a.keeps_headers()) && sub == "arrays" {
                     fill(&mut super::arena::NpySkip::new(&mut w))
                 } else {
                     fill(&mut w)
@@ -201,7 +208,7 @@ impl Store {
         match self.create_tmp("arrays")? {
             Some((tmp, w)) => {
                 let mut f = w.into_inner().map_err(|e| e.into_error())?;
-                if self.arena.is_none() {
+                if self.arena.as_ref().is_none_or(super::arena::Arena::keeps_headers) {
                     f.write_all(&npy_header(&dtype, fortran, &shape))?;
                 }
                 let n = src.copy_to_file(len, &mut f)?;

@@ -4,7 +4,8 @@
 //!
 //! The file is extracted ([`crate::extract`]) into a scratch folder next to
 //! the output: the object graph as a document, every array as a `.npy`
-//! whose header and bytes are numpy's own. Then:
+//! whose header and bytes are numpy's own, back to back in one arena file
+//! ([`crate::extract::arena`]). Then:
 //!
 //! 1. a file the scan judges dangerous (a finding at `error`), or one with
 //!    values that could not be extracted, is refused;
@@ -24,6 +25,7 @@
 //! saved with ([`SkopsReport::versions`]).
 
 mod error;
+mod json_text;
 pub(super) mod npy;
 mod numpy_objects;
 mod objects;
@@ -34,11 +36,14 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use serde_json::{json, Value as J};
+use serde_json::Value as J;
 
 pub use error::{Inconsistency, SkopsError};
 use schema::{Mapper, Source};
 
+use super::check::Arrays;
+use crate::extract::arena::{Arena, RegionReader};
+use crate::extract::store::Store;
 use crate::policy::Policy;
 use crate::rules::{Levels, Severity};
 use crate::scan::LibraryVersion;
@@ -86,7 +91,14 @@ fn write_skops_here(input: &Path, out: &Path, policy: &Policy, levels: &Levels) 
         )));
     }
     let scratch = super::Staging::new(out)?;
-    let ex = crate::extract::extract_file_with(input, Some(&scratch.dir), policy, levels)?;
+    // Every array as a whole `.npy` file, back to back in one arena file:
+    // an archive member is then one region of it, copied as it is.
+    let arena_path = scratch.dir.join("arrays.arena");
+    let arena = File::options().read(true).write(true).create_new(true).open(&arena_path)?;
+    let store = Store::with_arena(scratch.dir.clone(), Arena::with_headers(arena))?;
+    let (ex, arena) = crate::extract::extract_with_store(input, store, policy, levels)?;
+    let arena = arena.ok_or_else(|| io::Error::other("the extraction kept no arena"))?;
+    let arrays = Arrays { file: &File::open(&arena_path)?, regions: &arena.regions, headers: true };
     if ex.max_severity.is_some_and(|s| s >= super::REFUSE_AT) {
         let errors: Vec<&J> = ex.doc["findings"]
             .as_array()
@@ -109,26 +121,33 @@ fn write_skops_here(input: &Path, out: &Path, policy: &Policy, levels: &Levels) 
     let pickles = ex.doc["pickles"].as_array().map(Vec::as_slice).unwrap_or(&[]);
     let [pickle] = pickles else { return Err(SkopsError::Pickles(pickles.len())) };
     let root = &pickle["root"];
-    let found = super::check::check(root, super::check::Arrays::Staged(&scratch.dir));
+    let found = super::check::check(root, arrays);
     if !found.is_empty() {
         return Err(SkopsError::Inconsistent(found));
     }
-    let mut mapper = Mapper::new(scratch.dir.clone(), root);
-    let mut schema = mapper.node(root)?;
-    schema["protocol"] = json!(SKOPS_PROTOCOL);
-    schema["_skops_version"] = json!(SKOPS_VERSION);
-    let bytes = write_archive(out, &schema, &mapper.members)?;
+    let mut mapper = Mapper::new(scratch.dir.clone(), arrays, root);
+    mapper.node(root)?;
+    // The root node, reopened for the file's own keys.
+    if !mapper.out.pop_if(b'}') {
+        return Err(SkopsError::Io(io::Error::other("the schema's root is not an object")));
+    }
+    mapper.out.raw(&format!(",\"protocol\":{SKOPS_PROTOCOL},\"_skops_version\":"));
+    mapper.out.string(SKOPS_VERSION);
+    mapper.out.raw("}");
+    let Mapper { out: schema, members, untrusted, .. } = mapper;
+    let bytes = write_archive(out, &schema.into_bytes(), &members, arrays.file)?;
     Ok(SkopsReport {
         root_class: objects::class_of(root),
-        untrusted: mapper.untrusted.into_iter().collect(),
+        untrusted: untrusted.into_iter().collect(),
         versions: ex.versions,
-        members: mapper.members.len(),
+        members: members.len(),
         bytes,
     })
 }
 
-/// Writes the archive to a temporary file beside `out`, then renames it.
-fn write_archive(out: &Path, schema: &J, members: &[(String, Source)]) -> Result<u64, SkopsError> {
+/// Writes the archive to a temporary file beside `out`, then renames it;
+/// `Source::Region`s are read from `arena`.
+fn write_archive(out: &Path, schema: &[u8], members: &[(String, Source)], arena: &File) -> Result<u64, SkopsError> {
     // Removed when dropped, unless renamed over `out` at the end.
     let mut tmp = super::atomic::TmpOut::create(out)?;
     let r = (|| -> io::Result<u64> {
@@ -139,18 +158,27 @@ fn write_archive(out: &Path, schema: &J, members: &[(String, Source)]) -> Result
         for (name, src) in members {
             let size = match src {
                 Source::File(p) => std::fs::metadata(p)?.len(),
+                Source::Region(start, end) => end.saturating_sub(*start),
                 Source::Bytes(b) => b.len() as u64,
             };
             zip.start_file(name.as_str(), opts.large_file(size >= u32::MAX as u64)).map_err(io::Error::other)?;
-            match src {
-                Source::File(p) => {
-                    io::copy(&mut File::open(p)?, &mut zip)?;
+            let copied = match src {
+                Source::File(p) => io::copy(&mut File::open(p)?, &mut zip)?,
+                Source::Region(start, end) => io::copy(&mut RegionReader::new(arena, (*start, *end)), &mut zip)?,
+                Source::Bytes(b) => {
+                    zip.write_all(b)?;
+                    size
                 }
-                Source::Bytes(b) => zip.write_all(b)?,
+            };
+            if copied != size {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("{name} changed while it was copied"),
+                ));
             }
         }
         zip.start_file("schema.json", opts).map_err(io::Error::other)?;
-        serde_json::to_writer(&mut zip, schema).map_err(io::Error::other)?;
+        zip.write_all(schema)?;
         let mut w = zip.finish().map_err(io::Error::other)?;
         w.flush()?;
         let f = w.into_inner().map_err(|e| e.into_error())?;

@@ -162,28 +162,32 @@ pub fn npy_bytes(dtype: &Dtype, shape: &[u64], data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Reads an `.npy` header; returns the offset of its data.
+/// Reads past an `.npy` preamble and header, leaving `r` at the data.
 ///
 /// # Errors
 ///
 /// When the file is not an `.npy` file or its header is over
 /// [`MAX_NPY_HEADER`].
-pub fn data_offset(r: &mut impl Read) -> io::Result<u64> {
+pub fn skip_header(r: &mut impl Read) -> io::Result<()> {
     let mut head = [0u8; 12];
     r.read_exact(&mut head[..10])?;
     if &head[..6] != b"\x93NUMPY" {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "not an .npy file"));
     }
-    let (len, fixed) = if head[6] == 1 {
-        (u64::from(u16::from_le_bytes([head[8], head[9]])), 10)
+    let len = if head[6] == 1 {
+        u64::from(u16::from_le_bytes([head[8], head[9]]))
     } else {
         r.read_exact(&mut head[10..12])?;
-        (u64::from(u32::from_le_bytes([head[8], head[9], head[10], head[11]])), 12)
+        u64::from(u32::from_le_bytes([head[8], head[9], head[10], head[11]]))
     };
     if len > MAX_NPY_HEADER as u64 {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "npy header too long"));
     }
-    Ok(fixed + len)
+    let skipped = io::copy(&mut r.take(len), &mut io::sink())?;
+    if skipped != len {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the .npy header is cut short"));
+    }
+    Ok(())
 }
 
 /// Writes an `.npz` archive (stored members, as scipy's `save_npz` with

@@ -15,6 +15,7 @@ use super::npy::{dtype_from_json, hex_decode, write_npz};
 use super::objects::{global_path, split_class, Obj};
 use super::schema::{items_of, Mapper, Source};
 use super::trusted::bit_generator_trusted;
+use crate::extract::arena::RegionReader;
 use crate::extract::dtype::{npy_header, Dtype};
 
 /// The field names of `SeedSequence`'s Cython state tuple, in order
@@ -49,7 +50,7 @@ impl<'d> Mapper<'d> {
 
     /// `RandomState`: `RandomState()` then `set_state(state)`; only over
     /// MT19937, the bit generator `RandomState()` makes.
-    pub fn random_state(&mut self, ob: &Obj<'d>) -> Result<Map<String, J>, SkopsError> {
+    pub fn random_state(&mut self, ob: &Obj<'d>) -> Result<(), SkopsError> {
         let (name, _) = self
             .bit_generator_of(ob.args.first())
             .ok_or_else(|| self.unsupported("a RandomState without its bit generator"))?;
@@ -62,13 +63,13 @@ impl<'d> Mapper<'d> {
             .state
             .filter(|s| kind(s) == Some("dict"))
             .ok_or_else(|| self.unsupported("a RandomState without its state"))?;
-        let mut m = self.head("RandomState", "numpy.random.mtrand", "RandomStateNode");
-        m.insert("content".into(), self.state_node(state)?);
-        Ok(m)
+        self.open("RandomState", "numpy.random.mtrand", "RandomStateNode");
+        self.key("content");
+        self.state_node(state)
     }
 
     /// `Generator`: its bit generator's state dict and its `SeedSequence`.
-    pub fn generator(&mut self, ob: &Obj<'d>) -> Result<Map<String, J>, SkopsError> {
+    pub fn generator(&mut self, ob: &Obj<'d>) -> Result<(), SkopsError> {
         let (name, state) = self
             .bit_generator_of(ob.args.first())
             .ok_or_else(|| self.unsupported("a Generator without its bit generator"))?;
@@ -92,20 +93,24 @@ impl<'d> Mapper<'d> {
         if !bit_generator_trusted(&name) {
             self.untrusted.insert(format!("numpy.random.{name}"));
         }
-        let mut m = self.head("Generator", "numpy.random._generator", "RandomGeneratorNode");
-        let bg = self.child("bit_generator", dict)?;
+        self.open("Generator", "numpy.random._generator", "RandomGeneratorNode");
+        self.key("content");
+        self.out.raw("{\"bit_generator\":");
+        self.child("bit_generator", dict)?;
+        self.out.raw(",\"seed_seq\":");
         self.path.push("seed_seq".into());
         let ss = self.seed_sequence(seed);
         self.path.pop();
-        m.insert("content".into(), json!({"bit_generator": bg, "seed_seq": ss?}));
-        Ok(m)
+        ss?;
+        self.out.raw("}");
+        Ok(())
     }
 
     /// `SeedSequence.state` (`entropy`, `spawn_key`, `pool_size`,
     /// `n_children_spawned`) from its pickled Cython state; `{}` when the
     /// file has none (numpy then draws fresh entropy, which only a
     /// `spawn` would show: the bit generator's state is set after).
-    fn seed_sequence(&mut self, seed: Option<&'d J>) -> Result<J, SkopsError> {
+    fn seed_sequence(&mut self, seed: Option<&'d J>) -> Result<(), SkopsError> {
         let fields = seed.and_then(|s| s.get("state")).and_then(J::as_object).map(items_of).unwrap_or(&[]);
         let mut entries = Vec::new();
         if fields.len() == SEED_SEQUENCE_FIELDS.len() {
@@ -117,15 +122,13 @@ impl<'d> Mapper<'d> {
         } else if seed.is_some() {
             return Err(self.unsupported("a SeedSequence whose state is not the 5 fields numpy pickles"));
         }
-        let id = self.fresh_id();
-        let d = self.dict_entries(entries, "dict", "builtins")?;
-        Ok(self.finish(d, id, None))
+        self.closed(|m| m.dict_entries(entries, "dict", "builtins"))
     }
 
     /// A masked array (`_mareconstruct` + BUILD `(1, shape, dtype,
     /// is_fortran, data, mask, fill_value)`): `MaskedArray(data, mask)`.
     /// The fill value is not kept (skops does not store it).
-    pub fn masked(&mut self, ob: &Obj<'d>) -> Result<Map<String, J>, SkopsError> {
+    pub fn masked(&mut self, ob: &Obj<'d>) -> Result<(), SkopsError> {
         let class = ob.args.first().and_then(global_path).unwrap_or_default();
         if !matches!(class.as_str(), "numpy.ma.MaskedArray" | "numpy.ma.core.MaskedArray") {
             return Err(self.unsupported(format!("a masked array of class {class}")));
@@ -141,33 +144,36 @@ impl<'d> Mapper<'d> {
         if matches!(dt, Dtype::Struct { .. }) {
             return Err(self.unsupported("a structured masked array"));
         }
+        self.open("MaskedArray", "numpy.ma", "MaskedArrayNode");
+        self.key("content");
+        self.out.raw("{\"data\":");
         self.path.push("data".into());
         let data_node = match (&dt, data) {
-            (Dtype::Object, J::Array(items)) if shape.len() == 1 => {
-                let id = self.fresh_id();
-                let head = self.head("ndarray", "numpy", "NdArrayNode");
+            (Dtype::Object, J::Array(items)) if shape.len() == 1 => self.closed(|m| {
+                m.open("ndarray", "numpy", "NdArrayNode");
                 let dims: Vec<J> = shape.iter().map(|&d| json!(d)).collect();
-                self.object_array(head, items, &dims).map(|m| self.finish(m, id, None))
-            }
+                m.object_array(items, &dims)
+            }),
             (Dtype::Plain { .. }, d) => self.raw_array(&dt, &shape, fortran, d),
             _ => Err(self.unsupported("a masked array whose data is not bytes (or a 1-d object list)")),
         };
         self.path.pop();
-        let data_node = data_node?;
+        data_node?;
+        self.out.raw(",\"mask\":");
         self.path.push("mask".into());
         let bool_dt = Dtype::Plain { descr: "|b1".into(), itemsize: 1 };
         let mask_node = self.raw_array(&bool_dt, &shape, fortran, mask);
         self.path.pop();
-        let mut m = self.head("MaskedArray", "numpy.ma", "MaskedArrayNode");
-        m.insert("content".into(), json!({"data": data_node, "mask": mask_node?}));
-        Ok(m)
+        mask_node?;
+        self.out.raw("}");
+        Ok(())
     }
 
     /// A masked array as extraction writes it (`{"type": "masked_array",
     /// "class", "data", "mask", "fill_value", ...}`, data and mask being
     /// array nodes): `MaskedArray(data, mask)`. The fill value is not kept
     /// (skops does not store it).
-    pub fn masked_node(&mut self, o: &'d Map<String, J>) -> Result<Map<String, J>, SkopsError> {
+    pub fn masked_node(&mut self, o: &'d Map<String, J>) -> Result<(), SkopsError> {
         let class = o.get("class").and_then(J::as_str).unwrap_or("");
         if !matches!(class, "numpy.ma.MaskedArray" | "numpy.ma.core.MaskedArray") {
             return Err(self.unsupported(format!("a masked array of class {class}")));
@@ -175,16 +181,19 @@ impl<'d> Mapper<'d> {
         let (Some(data), Some(mask)) = (o.get("data"), o.get("mask")) else {
             return Err(self.unsupported("a masked array without its data and mask"));
         };
-        let data = self.child("data", data)?;
-        let mask = self.child("mask", mask)?;
-        let mut m = self.head("MaskedArray", "numpy.ma", "MaskedArrayNode");
-        m.insert("content".into(), json!({"data": data, "mask": mask}));
-        Ok(m)
+        self.open("MaskedArray", "numpy.ma", "MaskedArrayNode");
+        self.key("content");
+        self.out.raw("{\"data\":");
+        self.child("data", data)?;
+        self.out.raw(",\"mask\":");
+        self.child("mask", mask)?;
+        self.out.raw("}");
+        Ok(())
     }
 
-    /// An `NdArrayNode` for raw bytes (a document `bytes` value) of
-    /// `dtype`/`shape`.
-    fn raw_array(&mut self, dtype: &Dtype, shape: &[u64], fortran: bool, data: &J) -> Result<J, SkopsError> {
+    /// An `NdArrayNode` (closed) for raw bytes (a document `bytes` value)
+    /// of `dtype`/`shape`.
+    fn raw_array(&mut self, dtype: &Dtype, shape: &[u64], fortran: bool, data: &J) -> Result<(), SkopsError> {
         let bytes = match (kind(data), data.get("hex").and_then(J::as_str), data.get("file").and_then(J::as_str)) {
             (Some("bytes" | "bytearray"), Some(h), _) => hex_decode(h),
             (Some("bytes" | "bytearray"), None, Some(f)) => Some(std::fs::read(self.dir.join(f))?),
@@ -199,11 +208,14 @@ impl<'d> Mapper<'d> {
         file.extend_from_slice(&bytes);
         let member = self.member_name("npy");
         self.members.push((member.clone(), Source::Bytes(file)));
-        let id = self.fresh_id();
-        let mut m = self.head("ndarray", "numpy", "NdArrayNode");
-        m.insert("type".into(), json!("numpy"));
-        m.insert("file".into(), json!(member));
-        Ok(self.finish(m, id, None))
+        self.closed(|m| {
+            m.open("ndarray", "numpy", "NdArrayNode");
+            m.key("type");
+            m.out.raw("\"numpy\"");
+            m.key("file");
+            m.out.string(&member);
+            Ok(())
+        })
     }
 
     /// True for a scipy sparse matrix or array pickled as NEWOBJ + BUILD
@@ -217,7 +229,7 @@ impl<'d> Mapper<'d> {
     }
 
     /// A sparse matrix: an `.npz` member with the arrays `save_npz` writes.
-    pub fn sparse(&mut self, ob: &Obj<'d>) -> Result<Map<String, J>, SkopsError> {
+    pub fn sparse(&mut self, ob: &Obj<'d>) -> Result<(), SkopsError> {
         let (module, name) = split_class(ob.class);
         let format = name.split('_').next().unwrap_or("");
         let state = ob.state.expect("checked by is_sparse");
@@ -251,7 +263,8 @@ impl<'d> Mapper<'d> {
                 .get("file")
                 .and_then(J::as_str)
                 .ok_or_else(|| self.unsupported(format!("sparse {key} that is not a numeric array")))?;
-            members.push((key.to_string(), Box::new(std::fs::File::open(self.dir.join(file))?)));
+            let region = self.array_region(file)?;
+            members.push((key.to_string(), Box::new(RegionReader::new(self.arrays.file, region))));
         }
         let s3 = Dtype::Plain { descr: "|S3".into(), itemsize: 3 };
         let fmt = [npy_header(&s3, false, &[]), format.as_bytes().to_vec()].concat();
@@ -271,9 +284,11 @@ impl<'d> Mapper<'d> {
         let tmp = self.dir.join(format!("sparse-{member}"));
         write_npz(std::fs::File::create(&tmp)?, members)?;
         self.members.push((member.clone(), Source::File(tmp)));
-        let mut m = self.head(name, module, "SparseMatrixNode");
-        m.insert("type".into(), json!("scipy"));
-        m.insert("file".into(), json!(member));
-        Ok(m)
+        self.open(name, module, "SparseMatrixNode");
+        self.key("type");
+        self.out.raw("\"scipy\"");
+        self.key("file");
+        self.out.string(&member);
+        Ok(())
     }
 }

@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value as J};
 
 use super::error::SkopsError;
 use super::schema::{items_of, Mapper};
-use super::trusted::trusted_by_default;
+use super::trusted::trusted_path;
 use crate::extract::kind_of;
 
 /// Module roots whose classes may be stored as objects.
@@ -53,8 +53,8 @@ pub fn global_path(v: &J) -> Option<String> {
 }
 
 impl<'d> Mapper<'d> {
-    /// An `object` node of the document.
-    pub fn object(&mut self, o: &'d Map<String, J>) -> Result<Map<String, J>, SkopsError> {
+    /// Opens the node of an `object` of the document.
+    pub fn object(&mut self, o: &'d Map<String, J>) -> Result<(), SkopsError> {
         let ob = Obj::of(o);
         if o.contains_key("states") {
             return Err(self.unsupported(format!("{}, given several BUILD states", ob.class)));
@@ -68,20 +68,20 @@ impl<'d> Mapper<'d> {
             "sklearn.tree._tree.Tree" => self.reduce_node(ob.class, ob.args, ob.state, "TreeNode"),
             c if c.starts_with("scipy.sparse.") && self.is_sparse(&ob) => self.sparse(&ob),
             c if c.ends_with(".newObj") || c.contains(".__pyx_unpickle_") => self.factory(&ob),
-            c if trusted_by_default("LossNode", c) => self.reduce_node(c, ob.args, ob.state, "LossNode"),
+            c if trusted_path("LossNode", c) => self.reduce_node(c, ob.args, ob.state, "LossNode"),
             _ => self.plain_object(&ob),
         }
     }
 
-    /// A `call` node: a slice or a loss made by calling its class; any
-    /// other call cannot be stored.
-    pub fn call(&mut self, o: &'d Map<String, J>) -> Result<Map<String, J>, SkopsError> {
+    /// Opens the node of a `call`: a slice or a loss made by calling its
+    /// class; any other call cannot be stored.
+    pub fn call(&mut self, o: &'d Map<String, J>) -> Result<(), SkopsError> {
         let func = o.get("func").and_then(global_path).unwrap_or_default();
         let args = o.get("args").and_then(J::as_array).map(Vec::as_slice).unwrap_or(&[]);
         if func == "builtins.slice" {
             return self.slice(args);
         }
-        if trusted_by_default("LossNode", &func) {
+        if trusted_path("LossNode", &func) {
             return self.reduce_node(&func, args, o.get("state"), "LossNode");
         }
         let at = o.get("offset").and_then(J::as_u64).map(|n| format!(" at offset {n}")).unwrap_or_default();
@@ -100,7 +100,7 @@ impl<'d> Mapper<'d> {
     /// scikit-learn's `Bunch`): a `DictNode` of that class, as skops writes
     /// one. Its instance state must be what the class's constructor makes
     /// (`Bunch`: an empty `_deprecated_key_to_warnings`).
-    fn dict_object(&mut self, ob: &Obj<'d>) -> Result<Map<String, J>, SkopsError> {
+    fn dict_object(&mut self, ob: &Obj<'d>) -> Result<(), SkopsError> {
         let default_state = match ob.state {
             None | Some(J::Null) => true,
             Some(s) => s.get("items").and_then(J::as_object).is_some_and(|m| {
@@ -127,7 +127,7 @@ impl<'d> Mapper<'d> {
     }
 
     /// `slice(start, stop, step)`: skops keeps the three values as they are.
-    fn slice(&mut self, args: &'d [J]) -> Result<Map<String, J>, SkopsError> {
+    fn slice(&mut self, args: &'d [J]) -> Result<(), SkopsError> {
         let ok = args.len() <= 3 && args.iter().all(|a| a.is_null() || a.is_i64());
         if !ok {
             return Err(self.unsupported("a slice whose bounds are not ints"));
@@ -138,14 +138,15 @@ impl<'d> Mapper<'d> {
             [a, b, c] => (a, b, c),
             _ => (&J::Null, &J::Null, &J::Null),
         };
-        let mut m = self.head("slice", "builtins", "SliceNode");
-        m.insert("content".into(), json!({"start": start, "stop": stop, "step": step}));
-        Ok(m)
+        self.open("slice", "builtins", "SliceNode");
+        self.key("content");
+        self.out.value(&json!({"start": start, "stop": stop, "step": step}))?;
+        Ok(())
     }
 
     /// An object whose state skops sets with `__setstate__` or
     /// `__dict__.update` after `cls.__new__(cls)`.
-    fn plain_object(&mut self, ob: &Obj<'d>) -> Result<Map<String, J>, SkopsError> {
+    fn plain_object(&mut self, ob: &Obj<'d>) -> Result<(), SkopsError> {
         let via_reconstructor = ob.raw.get("via").and_then(J::as_str) == Some("copyreg._reconstructor");
         if !ob.args.is_empty() && !via_reconstructor {
             return Err(self.unsupported(format!(
@@ -170,17 +171,15 @@ impl<'d> Mapper<'d> {
         self.object_node(ob.class, ob.state)
     }
 
-    /// An `ObjectNode` of class `class` with `state` (a dict, a tuple for
-    /// `__setstate__`, or `(dict, None)`).
-    fn object_node(&mut self, class: &str, state: Option<&'d J>) -> Result<Map<String, J>, SkopsError> {
+    /// Opens an `ObjectNode` of class `class` with `state` (a dict, a tuple
+    /// for `__setstate__`, or `(dict, None)`).
+    fn object_node(&mut self, class: &str, state: Option<&'d J>) -> Result<(), SkopsError> {
         let root = class.split('.').next().unwrap_or("");
         if !OBJECT_ROOTS.contains(&root) {
             return Err(self.unsupported(format!(
                 "an object of class {class}, outside scikit-learn, numpy and scipy (a custom class cannot be stored)"
             )));
         }
-        let (module, name) = split_class(class);
-        let mut m = self.head(name, module, "ObjectNode");
         let state = match state {
             // (dict, None): the slot state of a class with `__slots__` and a `__dict__`.
             Some(s) if s.get("type").and_then(J::as_str) == Some("tuple") => {
@@ -194,16 +193,19 @@ impl<'d> Mapper<'d> {
             }
             other => other,
         };
+        let (module, name) = split_class(class);
+        self.open(name, module, "ObjectNode");
         if let Some(s) = state {
-            m.insert("content".into(), self.state_node(s)?);
+            self.key("content");
+            self.state_node(s)?;
         }
-        Ok(m)
+        Ok(())
     }
 
     /// An object made by a factory function that takes its class first:
     /// `newObj(cls)` (KDTree, BallTree, DistanceMetric) or
     /// `__pyx_unpickle_X(cls, checksum, state)` (Cython classes).
-    fn factory(&mut self, ob: &Obj<'d>) -> Result<Map<String, J>, SkopsError> {
+    fn factory(&mut self, ob: &Obj<'d>) -> Result<(), SkopsError> {
         let class = ob
             .args
             .first()
@@ -212,11 +214,10 @@ impl<'d> Mapper<'d> {
         let pyx = ob.class.contains(".__pyx_unpickle_");
         // __pyx_unpickle_X(cls, checksum, state): the state is the third argument or the BUILD's.
         let state = if pyx { ob.state.or(ob.args.get(2).filter(|s| !s.is_null())) } else { ob.state };
-        if trusted_by_default("LossNode", &class) {
+        if trusted_path("LossNode", &class) {
             let (module, name) = split_class(&class);
-            let mut m = self.head(name, module, "LossNode");
-            self.loss_content(&mut m, &[], state)?;
-            return Ok(m);
+            self.open(name, module, "LossNode");
+            return self.loss_content(&[], state);
         }
         self.object_node(&class, state)
     }
@@ -229,17 +230,16 @@ impl<'d> Mapper<'d> {
         args: &'d [J],
         state: Option<&'d J>,
         loader: &str,
-    ) -> Result<Map<String, J>, SkopsError> {
+    ) -> Result<(), SkopsError> {
         let (module, name) = split_class(class);
-        let mut m = self.head(name, module, loader);
-        self.loss_content(&mut m, args, state)?;
-        Ok(m)
+        self.open(name, module, loader);
+        self.loss_content(args, state)
     }
 
-    /// An object's state: a dict's keys are the attribute names (no step
-    /// of its own in the path, as in the extraction document), any other
-    /// state is `__state__`.
-    pub fn state_node(&mut self, s: &'d J) -> Result<J, SkopsError> {
+    /// Writes an object's state (closed): a dict's keys are the attribute
+    /// names (no step of its own in the path, as in the extraction
+    /// document), any other state is `__state__`.
+    pub fn state_node(&mut self, s: &'d J) -> Result<(), SkopsError> {
         if s.get("type").and_then(J::as_str) == Some("dict") {
             self.node(s)
         } else {
@@ -247,24 +247,21 @@ impl<'d> Mapper<'d> {
         }
     }
 
-    /// `content` (the state; `{}` when none) and `__reduce__.args` of a
-    /// `ReduceNode`, in the order skops reads them: content first.
-    fn loss_content(&mut self, m: &mut Map<String, J>, args: &'d [J], state: Option<&'d J>) -> Result<(), SkopsError> {
-        let content = match state {
+    /// `content` (the state; `{}` when none) and `__reduce__.args` of an
+    /// open `ReduceNode`, in the order skops reads them: content first.
+    fn loss_content(&mut self, args: &'d [J], state: Option<&'d J>) -> Result<(), SkopsError> {
+        self.key("content");
+        match state {
             Some(s) => self.state_node(s)?,
-            None => {
-                let id = self.fresh_id();
-                let d = self.dict_entries(Vec::new(), "dict", "builtins")?;
-                self.finish(d, id, None)
-            }
-        };
-        m.insert("content".into(), content);
-        let id = self.fresh_id();
+            None => self.closed(|m| m.dict_entries(Vec::new(), "dict", "builtins"))?,
+        }
+        self.key("__reduce__");
+        self.out.raw("{\"args\":");
         self.path.push("__args__".into());
-        let t = self.seq("tuple", "TupleNode", args);
+        let t = self.closed(|m| m.seq("tuple", "TupleNode", args));
         self.path.pop();
-        let t = self.finish(t?, id, None);
-        m.insert("__reduce__".into(), json!({ "args": t }));
+        t?;
+        self.out.raw("}");
         Ok(())
     }
 }

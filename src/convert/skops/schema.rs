@@ -16,8 +16,10 @@ use std::path::PathBuf;
 use serde_json::{json, Map, Value as J};
 
 use super::error::SkopsError;
+use super::json_text::JsonText;
 use super::npy::{dtype_from_json, npy_bytes, scalar_bytes, scalar_class};
 use super::trusted::trusted_by_default;
+use crate::convert::check::Arrays;
 use crate::extract::kind_of;
 use crate::limits::MAX_EXTRACT_DEPTH;
 
@@ -25,6 +27,9 @@ use crate::limits::MAX_EXTRACT_DEPTH;
 pub enum Source {
     /// A file of the extraction folder, copied as it is.
     File(PathBuf),
+    /// A region `[start, end)` of the arena (a whole `.npy` file), copied
+    /// as it is.
+    Region(u64, u64),
     /// Bytes made here (scalars, dtypes, bytes values).
     Bytes(Vec<u8>),
 }
@@ -32,10 +37,21 @@ pub enum Source {
 /// Module roots whose classes and functions a `.skops` file may name.
 const LIBRARY_ROOTS: &[&str] = &["sklearn", "numpy", "scipy"];
 
-/// Builds the schema tree and the list of archive members.
+/// Writes the schema as JSON text and lists the archive members.
+///
+/// A node is written in two steps: a function that maps a value *opens*
+/// its node (`{"__class__": ..., "__module__": ..., "__loader__": ...`
+/// and its other keys, [`Mapper::open`]), and whoever reserved the node's
+/// id *closes* it (`"__id__": id}`, [`Mapper::close`]). Ids are reserved
+/// before a node's children are mapped, in the order skops' loaders
+/// visit them; the order of keys in the text does not matter to skops.
 pub struct Mapper<'d> {
     /// The extraction folder (paths in the document are relative to it).
     pub dir: PathBuf,
+    /// The arrays: `.npy` files in the arena.
+    pub arrays: Arrays<'d>,
+    /// The schema text written so far.
+    pub out: JsonText,
     /// Archive members other than `schema.json`, in order.
     pub members: Vec<(String, Source)>,
     /// Types `get_untrusted_types` will list.
@@ -46,6 +62,11 @@ pub struct Mapper<'d> {
     written: HashMap<u64, (u64, String, String)>,
     /// Shared document values being mapped (a reference to one is a cycle).
     open: HashSet<u64>,
+    /// Set by [`Mapper::node`] for a shared value: the next [`Mapper::open`]
+    /// is its node's, whose class and module go on `heads`.
+    want_head: bool,
+    /// Class and module of the shared values being mapped, innermost last.
+    heads: Vec<(String, String)>,
     next_id: u64,
     /// Attribute path of the value being mapped.
     pub path: Vec<String>,
@@ -53,16 +74,20 @@ pub struct Mapper<'d> {
 
 impl<'d> Mapper<'d> {
     /// A mapper for the document whose root is `root`.
-    pub fn new(dir: PathBuf, root: &'d J) -> Mapper<'d> {
+    pub fn new(dir: PathBuf, arrays: Arrays<'d>, root: &'d J) -> Mapper<'d> {
         let mut index = HashMap::new();
         collect_shared(root, &mut index, 0);
         Mapper {
             dir,
+            arrays,
+            out: JsonText::default(),
             members: Vec::new(),
             untrusted: BTreeSet::new(),
             index,
             written: HashMap::new(),
             open: HashSet::new(),
+            want_head: false,
+            heads: Vec::new(),
             next_id: 1,
             path: Vec::new(),
         }
@@ -90,30 +115,43 @@ impl<'d> Mapper<'d> {
         SkopsError::Unsupported { path: self.path_text(), what: what.into() }
     }
 
-    /// A node header: class, module, loader and a fresh id; records the
-    /// type as untrusted when its loader does not trust it by default.
-    pub fn head(&mut self, class: &str, module: &str, loader: &str) -> Map<String, J> {
-        let name = format!("{module}.{class}");
-        if !trusted_by_default(loader, &name) {
-            self.untrusted.insert(name);
+    /// Opens a node: class, module and loader; records the type as
+    /// untrusted when its loader does not trust it by default.
+    pub fn open(&mut self, class: &str, module: &str, loader: &str) {
+        if !trusted_by_default(loader, module, class) {
+            self.untrusted.insert(format!("{module}.{class}"));
         }
-        let mut m = Map::new();
-        m.insert("__class__".into(), json!(class));
-        m.insert("__module__".into(), json!(module));
-        m.insert("__loader__".into(), json!(loader));
-        m
+        if std::mem::take(&mut self.want_head) {
+            self.heads.push((class.to_string(), module.to_string()));
+        }
+        self.out.raw("{\"__class__\":");
+        self.out.string(class);
+        self.out.raw(",\"__module__\":");
+        self.out.string(module);
+        self.out.raw(",\"__loader__\":");
+        self.out.string(loader);
     }
 
-    /// Gives a finished node its `__id__`, remembering it for the shared
-    /// document value `doc_id` (if any).
-    pub fn finish(&mut self, mut m: Map<String, J>, id: u64, doc_id: Option<u64>) -> J {
-        if let Some(d) = doc_id {
-            let class = m.get("__class__").and_then(J::as_str).unwrap_or("").to_string();
-            let module = m.get("__module__").and_then(J::as_str).unwrap_or("").to_string();
-            self.written.insert(d, (id, class, module));
-        }
-        m.insert("__id__".into(), json!(id));
-        J::Object(m)
+    /// Starts the key `key` (a name that needs no escaping) of the open node.
+    pub fn key(&mut self, key: &str) {
+        self.out.raw(",\"");
+        self.out.raw(key);
+        self.out.raw("\":");
+    }
+
+    /// Closes the open node with its id.
+    pub fn close(&mut self, id: u64) {
+        self.out.raw(",\"__id__\":");
+        self.out.uint(id);
+        self.out.raw("}");
+    }
+
+    /// Reserves an id, lets `open` write the node (open), and closes it.
+    pub fn closed(&mut self, open: impl FnOnce(&mut Self) -> Result<(), SkopsError>) -> Result<(), SkopsError> {
+        let id = self.fresh_id();
+        open(self)?;
+        self.close(id);
+        Ok(())
     }
 
     pub fn fresh_id(&mut self) -> u64 {
@@ -123,25 +161,31 @@ impl<'d> Mapper<'d> {
     }
 
     /// Maps a child value reached through `step`.
-    pub fn child(&mut self, step: impl Into<String>, v: &'d J) -> Result<J, SkopsError> {
+    pub fn child(&mut self, step: impl Into<String>, v: &'d J) -> Result<(), SkopsError> {
         self.path.push(step.into());
         let r = self.node(v);
         self.path.pop();
         r
     }
 
-    /// Maps one value of the document to its node.
-    pub fn node(&mut self, v: &'d J) -> Result<J, SkopsError> {
+    /// Writes the node of one value of the document (closed).
+    pub fn node(&mut self, v: &'d J) -> Result<(), SkopsError> {
         if self.path.len() > MAX_EXTRACT_DEPTH {
             return Err(SkopsError::TooDeep(self.path_text()));
         }
-        let doc_id = v.get("id").and_then(J::as_u64);
-        if let Some(d) = doc_id.or_else(|| ref_id(v)) {
+        let shared = v.get("id").and_then(J::as_u64).or_else(|| ref_id(v));
+        if let Some(d) = shared {
             if let Some((id, class, module)) = self.written.get(&d) {
-                return Ok(json!({"__class__": class, "__module__": module, "__loader__": "CachedNode", "__id__": id}));
+                let id = *id;
+                self.out.raw("{\"__class__\":");
+                self.out.string(class);
+                self.out.raw(",\"__module__\":");
+                self.out.string(module);
+                self.out.raw(",\"__loader__\":\"CachedNode\"");
+                self.close(id);
+                return Ok(());
             }
         }
-        let shared = doc_id.or_else(|| ref_id(v));
         // A reference met before the full value: map the full value here.
         let v = match ref_id(v) {
             Some(d) => {
@@ -156,20 +200,26 @@ impl<'d> Mapper<'d> {
         }
         // Reserve the id first: skops memoizes a node before its children.
         let id = self.fresh_id();
-        let m = self.body(v);
+        let heads = self.heads.len();
+        self.want_head = shared.is_some();
+        self.body(v)?;
+        self.want_head = false;
         if let Some(d) = shared {
             self.open.remove(&d);
+            let (class, module) = if self.heads.len() > heads { self.heads.pop() } else { None }.unwrap_or_default();
+            self.written.insert(d, (id, class, module));
         }
-        Ok(self.finish(m?, id, shared))
+        self.close(id);
+        Ok(())
     }
 
-    /// The node of a value, without its id.
-    fn body(&mut self, v: &'d J) -> Result<Map<String, J>, SkopsError> {
+    /// Opens the node of a value.
+    fn body(&mut self, v: &'d J) -> Result<(), SkopsError> {
         match v {
-            J::Null | J::Bool(_) | J::Number(_) | J::String(_) => Ok(self.json_node(v.to_string())),
-            J::Array(items) => self.seq("list", "ListNode", items),
+            J::Null | J::Bool(_) | J::Number(_) | J::String(_) => self.json_node(&v.to_string()),
+            J::Array(items) => self.seq("list", "ListNode", items)?,
             J::Object(o) => match o.get("type").and_then(J::as_str).unwrap_or("") {
-                "int" => Ok(self.json_node(o.get("value").and_then(J::as_str).unwrap_or("0").to_string())),
+                "int" => self.json_node(o.get("value").and_then(J::as_str).unwrap_or("0")),
                 "float" => {
                     let text = match o.get("value").and_then(J::as_str) {
                         Some("nan") => "NaN",
@@ -177,58 +227,65 @@ impl<'d> Mapper<'d> {
                         Some("-inf") => "-Infinity",
                         _ => return Err(self.unsupported("a float the document does not spell")),
                     };
-                    Ok(self.json_node(text.into()))
+                    self.json_node(text);
                 }
-                "str" => self.long_str(o),
-                "list" => self.seq("list", "ListNode", items_of(o)),
-                "tuple" => self.seq("tuple", "TupleNode", items_of(o)),
-                "set" => self.seq("set", "SetNode", items_of(o)),
-                "frozenset" => self.seq("frozenset", "SetNode", items_of(o)),
-                "bytes" | "bytearray" => self.bytes(o),
-                "dict" => self.dict(o, "dict", "builtins"),
-                "global" => self.global(o),
-                "ndarray" => self.ndarray(o),
-                "masked_array" => self.masked_node(o),
-                "scalar" => self.scalar(o),
-                "dtype" => self.dtype(o),
-                "object" => self.object(o),
-                "call" => self.call(o),
-                other => Err(self.unsupported(describe_other(other, o))),
+                "str" => self.long_str(o)?,
+                "list" => self.seq("list", "ListNode", items_of(o))?,
+                "tuple" => self.seq("tuple", "TupleNode", items_of(o))?,
+                "set" => self.seq("set", "SetNode", items_of(o))?,
+                "frozenset" => self.seq("frozenset", "SetNode", items_of(o))?,
+                "bytes" | "bytearray" => self.bytes(o)?,
+                "dict" => self.dict(o, "dict", "builtins")?,
+                "global" => self.global(o)?,
+                "ndarray" => self.ndarray(o)?,
+                "masked_array" => self.masked_node(o)?,
+                "scalar" => self.scalar(o)?,
+                "dtype" => self.dtype(o)?,
+                "object" => self.object(o)?,
+                "call" => self.call(o)?,
+                other => return Err(self.unsupported(describe_other(other, o))),
             },
         }
+        Ok(())
     }
 
-    /// A `JsonNode` holding `content`, a JSON text.
-    pub fn json_node(&mut self, content: String) -> Map<String, J> {
-        let mut m = self.head("str", "builtins", "JsonNode");
-        m.insert("content".into(), J::String(content));
-        m.insert("is_json".into(), J::Bool(true));
-        m
+    /// Opens a `JsonNode` holding `content`, a JSON text.
+    pub fn json_node(&mut self, content: &str) {
+        self.open("str", "builtins", "JsonNode");
+        self.key("content");
+        self.out.string(content);
+        self.out.raw(",\"is_json\":true");
     }
 
-    fn long_str(&mut self, o: &'d Map<String, J>) -> Result<Map<String, J>, SkopsError> {
+    fn long_str(&mut self, o: &'d Map<String, J>) -> Result<(), SkopsError> {
         if let Some(s) = o.get("value") {
-            return Ok(self.json_node(s.to_string()));
+            self.json_node(&s.to_string());
+            return Ok(());
         }
         let file = o.get("file").and_then(J::as_str).ok_or_else(|| self.unsupported("a string with no value"))?;
         let bytes = std::fs::read(self.dir.join(file))?;
         let s = String::from_utf8_lossy(&bytes);
-        Ok(self.json_node(J::String(s.into_owned()).to_string()))
+        self.json_node(&J::String(s.into_owned()).to_string());
+        Ok(())
     }
 
-    /// A list, tuple or set node of `items`.
-    pub fn seq(&mut self, class: &str, loader: &str, items: &'d [J]) -> Result<Map<String, J>, SkopsError> {
-        let mut m = self.head(class, "builtins", loader);
-        let mut content = Vec::with_capacity(items.len());
+    /// Opens a list, tuple or set node of `items`.
+    pub fn seq(&mut self, class: &str, loader: &str, items: &'d [J]) -> Result<(), SkopsError> {
+        self.open(class, "builtins", loader);
+        self.key("content");
+        self.out.raw("[");
         for (i, x) in items.iter().enumerate() {
-            content.push(self.child(i.to_string(), x)?);
+            if i > 0 {
+                self.out.raw(",");
+            }
+            self.child(i.to_string(), x)?;
         }
-        m.insert("content".into(), J::Array(content));
-        Ok(m)
+        self.out.raw("]");
+        Ok(())
     }
 
-    /// A `bytes`/`bytearray` value: a `.bin` member.
-    fn bytes(&mut self, o: &'d Map<String, J>) -> Result<Map<String, J>, SkopsError> {
+    /// Opens a `bytes`/`bytearray` value: a `.bin` member.
+    fn bytes(&mut self, o: &'d Map<String, J>) -> Result<(), SkopsError> {
         let (class, loader) = match o.get("type").and_then(J::as_str) {
             Some("bytearray") => ("bytearray", "BytearrayNode"),
             _ => ("bytes", "BytesNode"),
@@ -242,9 +299,20 @@ impl<'d> Mapper<'d> {
         };
         let name = self.member_name("bin");
         self.members.push((name.clone(), src));
-        let mut m = self.head(class, "builtins", loader);
-        m.insert("file".into(), json!(name));
-        Ok(m)
+        self.open(class, "builtins", loader);
+        self.key("file");
+        self.out.string(&name);
+        Ok(())
+    }
+
+    /// The arena region (`[start, end)`) that holds the array file `file`
+    /// (`arrays/x.npy`), a whole `.npy` file.
+    pub fn array_region(&self, file: &str) -> Result<(u64, u64), SkopsError> {
+        self.arrays
+            .regions
+            .get(file)
+            .copied()
+            .ok_or_else(|| self.unsupported(format!("an array whose data was not written ({file})")))
     }
 
     /// A new archive member name with extension `ext`.
@@ -252,8 +320,8 @@ impl<'d> Mapper<'d> {
         format!("{}.{ext}", self.members.len())
     }
 
-    /// A dict node (`DictNode`) of a document dict (`items` or `pairs`).
-    pub fn dict(&mut self, o: &'d Map<String, J>, class: &str, module: &str) -> Result<Map<String, J>, SkopsError> {
+    /// Opens a dict node (`DictNode`) of a document dict (`items` or `pairs`).
+    pub fn dict(&mut self, o: &'d Map<String, J>, class: &str, module: &str) -> Result<(), SkopsError> {
         let mut entries = Vec::new();
         if let Some(J::Object(items)) = o.get("items") {
             for (k, v) in items {
@@ -276,41 +344,51 @@ impl<'d> Mapper<'d> {
         Ok(out)
     }
 
-    /// A dict node of `(key text, key type, value)` entries: str keys, or
-    /// int keys (numpy integer scalars become Python ints, as skops does);
-    /// `class`/`module` name the mapping type (`dict`,
+    /// Opens a dict node of `(key text, key type, value)` entries: str
+    /// keys, or int keys (numpy integer scalars become Python ints, as
+    /// skops does); `class`/`module` name the mapping type (`dict`,
     /// `collections.OrderedDict`).
     pub fn dict_entries(
         &mut self,
         entries: Vec<(String, &'static str, &'d J)>,
         class: &str,
         module: &str,
-    ) -> Result<Map<String, J>, SkopsError> {
-        let mut m = self.head(class, module, "DictNode");
-        // skops reads key_types before content.
-        let kt_id = self.fresh_id();
-        let mut kt = self.head("list", "builtins", "ListNode");
-        let types: Vec<J> = entries
-            .iter()
-            .map(|(_, t, _)| {
-                let mut n = self.head(t, "builtins", "TypeNode");
-                n.insert("__id__".into(), json!(self.fresh_id()));
-                J::Object(n)
-            })
-            .collect();
-        kt.insert("content".into(), J::Array(types));
-        let kt = self.finish(kt, kt_id, None);
-        let mut content = Map::new();
-        for (k, _, v) in entries {
-            if content.contains_key(&k) {
-                return Err(self.unsupported(format!("dict key {k} appears twice once written as text")));
-            }
-            let node = self.child(k.clone(), v)?;
-            content.insert(k, node);
+    ) -> Result<(), SkopsError> {
+        let mut seen = HashSet::with_capacity(entries.len());
+        if let Some((k, _, _)) = entries.iter().find(|(k, _, _)| !seen.insert(k.as_str())) {
+            return Err(self.unsupported(format!("dict key {k} appears twice once written as text")));
         }
-        m.insert("content".into(), J::Object(content));
-        m.insert("key_types".into(), kt);
-        Ok(m)
+        self.open(class, module, "DictNode");
+        // skops reads key_types before content.
+        self.key("key_types");
+        self.closed(|m| {
+            m.open("list", "builtins", "ListNode");
+            m.key("content");
+            m.out.raw("[");
+            for (i, (_, t, _)) in entries.iter().enumerate() {
+                if i > 0 {
+                    m.out.raw(",");
+                }
+                m.closed(|m| {
+                    m.open(t, "builtins", "TypeNode");
+                    Ok(())
+                })?;
+            }
+            m.out.raw("]");
+            Ok(())
+        })?;
+        self.key("content");
+        self.out.raw("{");
+        for (i, (k, _, v)) in entries.into_iter().enumerate() {
+            if i > 0 {
+                self.out.raw(",");
+            }
+            self.out.string(&k);
+            self.out.raw(":");
+            self.child(k, v)?;
+        }
+        self.out.raw("}");
+        Ok(())
     }
 
     fn dict_key(&self, k: &J) -> Result<(String, &'static str), SkopsError> {
@@ -333,10 +411,10 @@ impl<'d> Mapper<'d> {
         }
     }
 
-    /// A class or function as a value: `FunctionNode` for the numpy/scipy
-    /// functions skops knows, `TypeNode` otherwise; only from the
-    /// libraries' own modules and builtins.
-    fn global(&mut self, o: &'d Map<String, J>) -> Result<Map<String, J>, SkopsError> {
+    /// Opens a class or function as a value: `FunctionNode` for the
+    /// numpy/scipy functions skops knows, `TypeNode` otherwise; only from
+    /// the libraries' own modules and builtins.
+    fn global(&mut self, o: &'d Map<String, J>) -> Result<(), SkopsError> {
         let module = o.get("module").and_then(J::as_str).unwrap_or("");
         let name = o.get("name").and_then(J::as_str).unwrap_or("");
         let root = module.split('.').next().unwrap_or("");
@@ -346,13 +424,13 @@ impl<'d> Mapper<'d> {
                  (a custom or lambda function cannot be stored)"
             )));
         }
-        let full = format!("{module}.{name}");
-        let loader = if trusted_by_default("FunctionNode", &full) { "FunctionNode" } else { "TypeNode" };
-        Ok(self.head(name, module, loader))
+        let loader = if trusted_by_default("FunctionNode", module, name) { "FunctionNode" } else { "TypeNode" };
+        self.open(name, module, loader);
+        Ok(())
     }
 
-    /// An ndarray: its extracted `.npy` file, or (object dtype) its items.
-    fn ndarray(&mut self, o: &'d Map<String, J>) -> Result<Map<String, J>, SkopsError> {
+    /// Opens an ndarray: its extracted `.npy` file, or (object dtype) its items.
+    fn ndarray(&mut self, o: &'d Map<String, J>) -> Result<(), SkopsError> {
         let class = o.get("class").and_then(J::as_str).unwrap_or("numpy.ndarray");
         let (module, name) = match class {
             "numpy.ndarray" | "numpy.memmap" | "numpy.core.memmap.memmap" | "numpy._core.memmap.memmap" => {
@@ -361,75 +439,84 @@ impl<'d> Mapper<'d> {
             "numpy.matrix" | "numpy.matrixlib.defmatrix.matrix" => ("numpy", "matrix"),
             other => return Err(self.unsupported(format!("an array of class {other}"))),
         };
-        let mut m = self.head(name, module, "NdArrayNode");
         if let Some(file) = o.get("file").and_then(J::as_str) {
             let member = self.member_name("npy");
-            self.members.push((member.clone(), Source::File(self.dir.join(file))));
-            m.insert("type".into(), json!("numpy"));
-            m.insert("file".into(), json!(member));
-            return Ok(m);
+            let (start, end) = self.array_region(file)?;
+            self.members.push((member.clone(), Source::Region(start, end)));
+            self.open(name, module, "NdArrayNode");
+            self.key("type");
+            self.out.raw("\"numpy\"");
+            self.key("file");
+            self.out.string(&member);
+            return Ok(());
         }
         let items = o.get("items").and_then(J::as_array).ok_or_else(|| self.unsupported("an array with no data"))?;
         let shape: Vec<J> = o.get("shape").and_then(J::as_array).cloned().unwrap_or_default();
-        self.object_array(m, items, &shape)
+        self.open(name, module, "NdArrayNode");
+        self.object_array(items, &shape)
     }
 
-    /// An object array's node `m` completed with its items (`tolist()`'s
+    /// Completes an open object array's node with its items (`tolist()`'s
     /// items: nested lists for more than one axis) and shape.
-    pub fn object_array(
-        &mut self,
-        mut m: Map<String, J>,
-        items: &'d [J],
-        shape: &[J],
-    ) -> Result<Map<String, J>, SkopsError> {
+    pub fn object_array(&mut self, items: &'d [J], shape: &[J]) -> Result<(), SkopsError> {
         if shape.is_empty() {
             return Err(self.unsupported("a 0-d object array"));
         }
-        let mut content = Vec::with_capacity(items.len());
+        self.key("type");
+        self.out.raw("\"json\"");
+        self.key("content");
+        self.items(items)?;
+        self.key("shape");
+        self.closed(|m| {
+            m.open("tuple", "builtins", "TupleNode");
+            m.key("content");
+            m.out.raw("[");
+            for (i, d) in shape.iter().enumerate() {
+                if i > 0 {
+                    m.out.raw(",");
+                }
+                m.closed(|m| {
+                    m.json_node(&d.to_string());
+                    Ok(())
+                })?;
+            }
+            m.out.raw("]");
+            Ok(())
+        })
+    }
+
+    /// The items of an object array or of one of its rows, as a JSON list:
+    /// a nested list is a row (`tolist()` nesting).
+    fn items(&mut self, items: &'d [J]) -> Result<(), SkopsError> {
+        self.out.raw("[");
         for (i, x) in items.iter().enumerate() {
+            if i > 0 {
+                self.out.raw(",");
+            }
             self.path.push(i.to_string());
             let r = if x.is_array() { self.nested_list(x) } else { self.node(x) };
             self.path.pop();
-            content.push(r?);
+            r?;
         }
-        m.insert("type".into(), json!("json"));
-        m.insert("content".into(), J::Array(content));
-        let sid = self.fresh_id();
-        let mut sh = self.head("tuple", "builtins", "TupleNode");
-        let dims: Vec<J> = shape
-            .iter()
-            .map(|d| {
-                let mut n = self.json_node(d.to_string());
-                n.insert("__id__".into(), json!(self.fresh_id()));
-                J::Object(n)
-            })
-            .collect();
-        sh.insert("content".into(), J::Array(dims));
-        m.insert("shape".into(), self.finish(sh, sid, None));
-        Ok(m)
+        self.out.raw("]");
+        Ok(())
     }
 
-    /// A row of a multi-dimensional object array (`tolist()` nesting).
-    fn nested_list(&mut self, x: &'d J) -> Result<J, SkopsError> {
+    /// A row of a multi-dimensional object array (closed).
+    fn nested_list(&mut self, x: &'d J) -> Result<(), SkopsError> {
         if self.path.len() > MAX_EXTRACT_DEPTH {
             return Err(SkopsError::TooDeep(self.path_text()));
         }
-        let id = self.fresh_id();
         let items = x.as_array().map(Vec::as_slice).unwrap_or(&[]);
-        let mut m = self.head("list", "builtins", "ListNode");
-        let mut content = Vec::with_capacity(items.len());
-        for (i, y) in items.iter().enumerate() {
-            self.path.push(i.to_string());
-            let r = if y.is_array() { self.nested_list(y) } else { self.node(y) };
-            self.path.pop();
-            content.push(r?);
-        }
-        m.insert("content".into(), J::Array(content));
-        Ok(self.finish(m, id, None))
+        self.closed(|m| {
+            m.open("list", "builtins", "ListNode");
+            m.key("content");
+            m.items(items)
+        })
     }
 
-    /// A numpy scalar: a 0-d `.npy` member, class the scalar type.
-    fn scalar(&mut self, o: &'d Map<String, J>) -> Result<Map<String, J>, SkopsError> {
+    /// Opens a numpy scalar: a 0-d `.npy` member, class the scalar type.
+    fn scalar(&mut self, o: &'d Map<String, J>) -> Result<(), SkopsError> {
         let descr = o.get("dtype").and_then(J::as_str).unwrap_or("");
         let value = o.get("value").unwrap_or(&J::Null);
         let (Some(class), Some(dtype), Some(bytes)) =
@@ -442,14 +529,16 @@ impl<'d> Mapper<'d> {
         }
         let member = self.member_name("npy");
         self.members.push((member.clone(), Source::Bytes(npy_bytes(&dtype, &[], &bytes))));
-        let mut m = self.head(class, "numpy", "NdArrayNode");
-        m.insert("type".into(), json!("numpy"));
-        m.insert("file".into(), json!(member));
-        Ok(m)
+        self.open(class, "numpy", "NdArrayNode");
+        self.key("type");
+        self.out.raw("\"numpy\"");
+        self.key("file");
+        self.out.string(&member);
+        Ok(())
     }
 
-    /// A `numpy.dtype`: an empty array of it (skops' `DTypeNode`).
-    fn dtype(&mut self, o: &'d Map<String, J>) -> Result<Map<String, J>, SkopsError> {
+    /// Opens a `numpy.dtype`: an empty array of it (skops' `DTypeNode`).
+    fn dtype(&mut self, o: &'d Map<String, J>) -> Result<(), SkopsError> {
         let descr = o.get("descr").unwrap_or(&J::Null);
         let dtype = dtype_from_json(descr).ok_or_else(|| self.unsupported(format!("dtype {descr}")))?;
         if dtype.is_object() && !matches!(dtype, crate::extract::dtype::Dtype::Object) {
@@ -457,13 +546,16 @@ impl<'d> Mapper<'d> {
         }
         let member = self.member_name("npy");
         self.members.push((member.clone(), Source::Bytes(npy_bytes(&dtype, &[0], &[]))));
-        let mut m = self.head("dtype", "numpy", "DTypeNode");
-        let cid = self.fresh_id();
-        let mut c = self.head("ndarray", "numpy", "NdArrayNode");
-        c.insert("type".into(), json!("numpy"));
-        c.insert("file".into(), json!(member));
-        m.insert("content".into(), self.finish(c, cid, None));
-        Ok(m)
+        self.open("dtype", "numpy", "DTypeNode");
+        self.key("content");
+        self.closed(|m| {
+            m.open("ndarray", "numpy", "NdArrayNode");
+            m.key("type");
+            m.out.raw("\"numpy\"");
+            m.key("file");
+            m.out.string(&member);
+            Ok(())
+        })
     }
 }
 
