@@ -29,6 +29,7 @@
 
 pub mod atomic;
 pub mod check;
+mod json_text;
 pub mod safetensors;
 pub mod skops;
 #[cfg(test)]
@@ -70,8 +71,9 @@ impl Target {
 pub struct Source<'a> {
     /// The input file.
     pub file: &'a Path,
-    /// The extraction: document, arrays, findings.
-    pub ex: &'a Extracted,
+    /// The extraction: document, arrays, findings (the writer takes the
+    /// document for the output's metadata).
+    pub ex: Extracted,
     /// The array data, back to back in one file: the output's own
     /// temporary file (written in place) or the staging folder's.
     pub arena: ArenaData<'a>,
@@ -246,11 +248,11 @@ pub(crate) fn convert_file_sized(
     if !found.is_empty() {
         return Ok(Outcome::Inconsistent(found));
     }
-    let src = Source { file, ex: &ex, arena: arena_data };
+    let src = Source { file, ex, arena: arena_data };
     let written = match target {
         Target::Safetensors => match arena_out {
-            Some((tmp, _)) => safetensors::write_in_place(&src, tmp, out)?,
-            None => atomic::write_atomic(out, |f: &mut File| safetensors::write(&src, f))?,
+            Some((tmp, _)) => safetensors::write_in_place(src, tmp, out)?,
+            None => atomic::write_atomic(out, |f: &mut File| safetensors::write(src, f))?,
         },
     };
     Ok(Outcome::Written(written))

@@ -9,17 +9,19 @@ use serde_json::{json, Value as J};
 
 use super::Became;
 use crate::convert::LeftOut;
+use crate::extract::Document;
 use crate::limits::MAX_CONVERT_GRAPH_BYTES;
 
 /// The metadata entries, in order; adds the long values (blobs) the graph
-/// drops to `left_out`.
+/// drops to `left_out`. Takes the document's graph rather than copying it.
 pub(super) fn metadata(
-    doc: &J,
+    mut doc: Document,
     by_file: &HashMap<String, Became>,
     left_out: &mut Vec<LeftOut>,
 ) -> Vec<(String, String)> {
-    let mut pickles = doc.get("pickles").cloned().unwrap_or(J::Array(Vec::new()));
-    let torch = rewrite(&mut pickles, by_file, left_out);
+    let pickles = doc.0.get_mut("pickles").map(J::take).unwrap_or(J::Array(Vec::new()));
+    let mut pickles = Document(pickles);
+    let torch = rewrite(&mut pickles.0, by_file, left_out);
     let source = doc.get("source").map(|s| json!({"format": s.get("format"), "outer": s.get("outer")}));
     let mut out = vec![
         ("format".to_string(), if torch { "pt" } else { "np" }.to_string()),
@@ -43,6 +45,30 @@ pub(super) fn metadata(
     out
 }
 
+/// One step of a graph path, kept as a link to its parent's step: the
+/// path's text is only made for what is left out.
+enum Step<'a> {
+    Root,
+    Name(&'a str),
+    Index(usize),
+}
+
+/// The dotted text of the path ending at step `at`.
+fn path_text(steps: &[(usize, Step<'_>)], mut at: usize) -> String {
+    let mut parts = Vec::new();
+    loop {
+        let (parent, step) = &steps[at];
+        match step {
+            Step::Root => break,
+            Step::Name(n) => parts.push((*n).to_string()),
+            Step::Index(i) => parts.push(i.to_string()),
+        }
+        at = *parent;
+    }
+    parts.reverse();
+    parts.join(".")
+}
+
 /// Rewrites every node that names a staged file: an array names its
 /// tensor (`"tensor"`), its fields' tensors (`"tensors"`) or why it was left
 /// out (`"left_out"`); a blob is dropped and listed, and so is a tensor
@@ -50,8 +76,9 @@ pub(super) fn metadata(
 /// Returns whether the graph holds a PyTorch tensor.
 fn rewrite(root: &mut J, by_file: &HashMap<String, Became>, left_out: &mut Vec<LeftOut>) -> bool {
     let mut torch = false;
-    let mut stack: Vec<(&mut J, String)> = vec![(root, String::new())];
-    while let Some((v, path)) = stack.pop() {
+    let mut steps: Vec<(usize, Step<'_>)> = vec![(0, Step::Root)];
+    let mut stack: Vec<(&mut J, usize)> = vec![(root, 0)];
+    while let Some((v, at)) = stack.pop() {
         match v {
             J::Object(m) => {
                 let kind = m.get("type").and_then(J::as_str).unwrap_or("");
@@ -61,11 +88,14 @@ fn rewrite(root: &mut J, by_file: &HashMap<String, Became>, left_out: &mut Vec<L
                 if kind == "object" && class.starts_with("torch._utils._rebuild_") && !class.contains("parameter") {
                     torch = true;
                     let why = format!("a tensor pkinspect cannot rebuild yet ({class})");
-                    left_out.push(LeftOut { name: shown(&path), what: "tensor".into(), why: why.clone() });
+                    left_out.push(LeftOut {
+                        name: shown(&path_text(&steps, at)),
+                        what: "tensor".into(),
+                        why: why.clone(),
+                    });
                     m.insert("left_out".into(), J::String(why));
                 }
-                if let Some(J::String(file)) = m.get("file").cloned() {
-                    m.shift_remove("file");
+                if let Some(J::String(file)) = m.shift_remove("file") {
                     let note = match by_file.get(&file) {
                         Some(Became::Tensor(name)) => ("tensor", J::String(name.clone())),
                         Some(Became::Fields(fields)) => (
@@ -76,42 +106,41 @@ fn rewrite(root: &mut J, by_file: &HashMap<String, Became>, left_out: &mut Vec<L
                         None => {
                             let why = "a value over 1 MiB: not kept".to_string();
                             let what = m.get("type").and_then(J::as_str).unwrap_or("blob").to_string();
-                            left_out.push(LeftOut { name: shown(&path), what, why: why.clone() });
+                            left_out.push(LeftOut { name: shown(&path_text(&steps, at)), what, why: why.clone() });
                             ("left_out", J::String(why))
                         }
                     };
                     m.insert(note.0.into(), note.1);
                 }
-                for (k, c) in m.iter_mut() {
+                for (k, c) in m {
                     let step = match k.as_str() {
-                        "items" | "dictitems" | "state" | "root" | "pairs" | "value" => path.clone(),
-                        "args" => join(&path, "__args__"),
-                        "kwargs" => join(&path, "__kwargs__"),
-                        "listitems" | "setitems" => join(&path, "__items__"),
-                        "func" => join(&path, "__func__"),
-                        _ => join(&path, k),
+                        "items" | "dictitems" | "state" | "root" | "pairs" | "value" => None,
+                        "args" => Some("__args__"),
+                        "kwargs" => Some("__kwargs__"),
+                        "listitems" | "setitems" => Some("__items__"),
+                        "func" => Some("__func__"),
+                        other => Some(other),
                     };
-                    stack.push((c, step));
+                    let child = match step {
+                        None => at,
+                        Some(name) => {
+                            steps.push((at, Step::Name(name)));
+                            steps.len() - 1
+                        }
+                    };
+                    stack.push((c, child));
                 }
             }
             J::Array(a) => {
                 for (i, c) in a.iter_mut().enumerate() {
-                    stack.push((c, join(&path, &i.to_string())));
+                    steps.push((at, Step::Index(i)));
+                    stack.push((c, steps.len() - 1));
                 }
             }
             _ => {}
         }
     }
     torch
-}
-
-/// `path.step`.
-fn join(path: &str, step: &str) -> String {
-    if path.is_empty() {
-        step.to_string()
-    } else {
-        format!("{path}.{step}")
-    }
 }
 
 /// A graph path for messages: the document's pickles are a list, so a
@@ -137,7 +166,7 @@ mod tests {
                 "s": {"type": "str", "file": "blobs/s.bin", "nbytes": 2000000}}}}]});
         let by_file = HashMap::from([("arrays/w.npy".to_string(), Became::Tensor("w".into()))]);
         let mut left = Vec::new();
-        let m = metadata(&doc, &by_file, &mut left);
+        let m = metadata(Document(doc), &by_file, &mut left);
         let get = |k: &str| m.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap();
         assert_eq!(get("format"), "np");
         let graph: J = serde_json::from_str(&get("pkinspect.graph")).unwrap();
@@ -150,6 +179,13 @@ mod tests {
             [LeftOut { name: "s".into(), what: "str".into(), why: "a value over 1 MiB: not kept".into() }]
         );
         assert!(get("pkinspect.left_out").contains("\"name\":\"s\""));
+
+        // A path is made only for what is left out, through arguments and lists.
+        let doc = json!({"pickles": [{"root": {"type": "dict", "items": {"m": {"type": "object", "class": "x.Y",
+            "args": [[1, {"type": "bytes", "file": "blobs/b.bin"}]]}}}}]});
+        let mut left = Vec::new();
+        metadata(Document(doc), &HashMap::new(), &mut left);
+        assert_eq!(left.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["m.__args__.0.1"]);
         assert!(!get("pkinspect.source").contains("/x/"), "no local path in the output");
     }
 }

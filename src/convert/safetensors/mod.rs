@@ -7,7 +7,7 @@
 //!
 //! The format is written here, not by the `safetensors` crate: its
 //! serializer wants every tensor's bytes in memory at once, while the
-//! arrays are streamed from the staged `.npy` files (`write`).
+//! arrays are streamed from the arena the extraction wrote (`write`).
 
 pub mod dtype;
 mod meta;
@@ -65,8 +65,8 @@ impl Tensor {
 /// when an array cannot be written (a staged file that does not match its
 /// record, a Fortran-order array over [`crate::limits::MAX_GATHER_BYTES`],
 /// a header over [`crate::limits::MAX_SAFETENSORS_HEADER`]).
-pub fn write(src: &Source<'_>, out: &mut File) -> Result<Written, ConvertError> {
-    let (mut plan, metadata) = plan(src);
+pub fn write(mut src: Source<'_>, out: &mut File) -> Result<Written, ConvertError> {
+    let (mut plan, metadata) = plan(&mut src);
     let bytes = write::write(out, &mut plan.tensors, &metadata)?;
     Ok(Written { items: plan.tensors.len(), bytes, left_out: plan.left_out })
 }
@@ -79,8 +79,8 @@ pub fn write(src: &Source<'_>, out: &mut File) -> Result<Written, ConvertError> 
 ///
 /// # Errors
 /// As [`write()`].
-pub fn write_in_place(src: &Source<'_>, mut tmp: TmpOut, out: &Path) -> Result<Written, ConvertError> {
-    let (mut plan, metadata) = plan(src);
+pub fn write_in_place(mut src: Source<'_>, mut tmp: TmpOut, out: &Path) -> Result<Written, ConvertError> {
+    let (mut plan, metadata) = plan(&mut src);
     let reserved = src.arena.reserved;
     if let Some(bytes) = write::header_in_place(&mut tmp.file, reserved, &mut plan.tensors, &metadata)? {
         tmp.persist(out).map_err(ConvertError::Output)?;
@@ -98,14 +98,15 @@ pub fn reserve_for(size: u64) -> u64 {
     (size / 1024).clamp(64 << 10, 16 << 20).next_multiple_of(8)
 }
 
-/// The tensors and the metadata of `src`.
-fn plan(src: &Source<'_>) -> (Plan, Vec<(String, String)>) {
+/// The tensors and the metadata of `src` (whose document it takes).
+fn plan(src: &mut Source<'_>) -> (Plan, Vec<(String, String)>) {
     let torch = torch_dtypes(&src.ex.doc);
     let mut plan = Plan::default();
     for rec in &src.ex.arrays {
         plan.add(src, rec, torch.get(rec.file.as_str()).map(String::as_str));
     }
-    let metadata = meta::metadata(&src.ex.doc, &plan.by_file, &mut plan.left_out);
+    let doc = std::mem::take(&mut src.ex.doc);
+    let metadata = meta::metadata(doc, &plan.by_file, &mut plan.left_out);
     (plan, metadata)
 }
 

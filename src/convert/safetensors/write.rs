@@ -6,24 +6,31 @@
 //!
 //! Tensors are ordered by element size, largest first (as the
 //! `safetensors` crate orders them), so each starts at a multiple of its
-//! element size. Their bytes are streamed from the staged `.npy` files: a
-//! plain little-endian C-order array is copied as it is (by the kernel
-//! where it can); a big-endian one is swapped and a structured field
-//! gathered a chunk of records at a time; only a Fortran-order array is
-//! transposed in memory, under [`MAX_GATHER_BYTES`].
+//! element size. Their bytes come from the arena's regions: an array of
+//! up to [`SMALL`] bytes is read whole by position and kept for its next
+//! field; a larger plain little-endian C-order array is copied as it is
+//! (by the kernel where it can), a big-endian one swapped and a structured
+//! field gathered a chunk of records at a time; only a Fortran-order array
+//! is transposed in memory, under [`MAX_GATHER_BYTES`].
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 
-use serde_json::{json, Map, Value as J};
+use std::os::unix::fs::FileExt;
 
 use super::Tensor;
+use crate::convert::json_text::JsonText;
 use crate::convert::ConvertError;
 use crate::extract::layout::Reorder;
 use crate::limits::{MAX_GATHER_BYTES, MAX_SAFETENSORS_HEADER};
 
 /// Bytes read at a time when swapping or gathering fields.
 const CHUNK: u64 = 1 << 20;
+
+/// An array of at most this many bytes is read whole, by position, and
+/// kept for its next field; a larger one is copied by the kernel (as it
+/// stands) or a chunk at a time.
+const SMALL: u64 = 1 << 20;
 
 /// Writes the header and every tensor to `out`; returns the bytes of
 /// tensor data written. Sorts `tensors` into their order in the file.
@@ -40,16 +47,42 @@ pub(super) fn write(
     w.write_all(&header).map_err(out_err)?;
     // The tensors mostly share one source (the staging arena): one handle.
     let mut open: Option<(&std::path::Path, File)> = None;
+    let mut last = LastRead::default();
     for t in tensors.iter() {
         let f = match open.take() {
             Some((p, f)) if p == t.src.as_path() => f,
-            _ => File::open(&t.src).map_err(|e| staged_error(t, e))?,
+            _ => {
+                last = LastRead::default();
+                File::open(&t.src).map_err(|e| staged_error(t, e))?
+            }
         };
         let f = &mut open.insert((t.src.as_path(), f)).1;
-        write_tensor(&mut w, t, f)?;
+        write_tensor(&mut w, t, f, &mut last)?;
     }
     w.flush().map_err(out_err)?;
     Ok(total)
+}
+
+/// The last small region read whole, kept for the next tensor: a
+/// structured array's fields are tensors of their own, next to each other
+/// in the file's order, and each reads the same records.
+#[derive(Default)]
+struct LastRead {
+    region: (u64, u64),
+    data: Vec<u8>,
+}
+
+impl LastRead {
+    /// The bytes `[start, end)` of `f`, read unless they are the last read.
+    fn get(&mut self, f: &File, (start, end): (u64, u64)) -> io::Result<&[u8]> {
+        if self.region != (start, end) || self.data.len() as u64 != end - start {
+            self.region = (0, 0);
+            self.data.resize((end - start) as usize, 0);
+            f.read_exact_at(&mut self.data, start)?;
+            self.region = (start, end);
+        }
+        Ok(&self.data)
+    }
 }
 
 /// The header's bytes (padded) and the data section's length, the
@@ -66,19 +99,44 @@ fn header(tensors: &[Tensor], metadata: &[(String, String)]) -> Result<(Vec<u8>,
 }
 
 /// The header for tensors at these data offsets, padded with spaces to a
-/// multiple of 8.
+/// multiple of 8. Tensor names are unique and never `__metadata__`
+/// (`Plan::claim`).
 fn header_bytes(
     tensors: &[Tensor],
     spans: &[(u64, u64)],
     metadata: &[(String, String)],
 ) -> Result<Vec<u8>, ConvertError> {
-    let mut map = Map::new();
-    let meta: Map<String, J> = metadata.iter().map(|(k, v)| (k.clone(), J::String(v.clone()))).collect();
-    map.insert("__metadata__".into(), J::Object(meta));
-    for (t, (s, e)) in tensors.iter().zip(spans) {
-        map.insert(t.name.clone(), json!({"dtype": t.st.name(), "shape": t.shape, "data_offsets": [s, e]}));
+    let mut h = JsonText::default();
+    h.raw("{\"__metadata__\":{");
+    for (i, (k, v)) in metadata.iter().enumerate() {
+        if i > 0 {
+            h.raw(",");
+        }
+        h.string(k);
+        h.raw(":");
+        h.string(v);
     }
-    let mut bytes = serde_json::to_vec(&J::Object(map)).map_err(|e| ConvertError::Output(e.into()))?;
+    h.raw("}");
+    for (t, &(s, e)) in tensors.iter().zip(spans) {
+        h.raw(",");
+        h.string(&t.name);
+        h.raw(":{\"dtype\":");
+        h.string(t.st.name());
+        h.raw(",\"shape\":[");
+        for (i, &d) in t.shape.iter().enumerate() {
+            if i > 0 {
+                h.raw(",");
+            }
+            h.uint(d);
+        }
+        h.raw("],\"data_offsets\":[");
+        h.uint(s);
+        h.raw(",");
+        h.uint(e);
+        h.raw("]}");
+    }
+    h.raw("}");
+    let mut bytes = h.into_bytes();
     let padded = bytes.len().next_multiple_of(8);
     bytes.resize(padded, b' ');
     if bytes.len() > MAX_SAFETENSORS_HEADER {
@@ -142,7 +200,12 @@ fn too_big(t: &Tensor) -> ConvertError {
 }
 
 /// Streams one tensor's bytes from its region of the arena into `w`.
-fn write_tensor(w: &mut BufWriter<&mut File>, t: &Tensor, mut f: &mut File) -> Result<(), ConvertError> {
+fn write_tensor(
+    w: &mut BufWriter<&mut File>,
+    t: &Tensor,
+    mut f: &mut File,
+    last: &mut LastRead,
+) -> Result<(), ConvertError> {
     let staged = |e: io::Error| staged_error(t, e);
     let (start, len) = t.region;
     let count = t.array_shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or_else(|| too_big(t))?;
@@ -154,8 +217,15 @@ fn write_tensor(w: &mut BufWriter<&mut File>, t: &Tensor, mut f: &mut File) -> R
             len.saturating_sub(start)
         )));
     }
-    f.seek(SeekFrom::Start(start)).map_err(staged)?;
     let transpose = t.fortran && t.array_shape.len() > 1 && count > 1;
+    if in_bytes <= SMALL && !transpose {
+        // One positional read (kept for the array's next field), no seek.
+        let data = last.get(f, (start, len)).map_err(staged)?;
+        let mut buf = Vec::with_capacity((count * t.field_size) as usize);
+        select(data, t, &mut buf);
+        return w.write_all(&buf).map_err(ConvertError::Output);
+    }
+    f.seek(SeekFrom::Start(start)).map_err(staged)?;
     if as_stored(t) {
         // As it is: `io::copy` uses copy_file_range for a file to a file.
         let n = io::copy(&mut (&mut f).take(in_bytes), w).map_err(ConvertError::Output)?;

@@ -25,7 +25,6 @@
 //! saved with ([`SkopsReport::versions`]).
 
 mod error;
-mod json_text;
 pub(super) mod npy;
 mod numpy_objects;
 mod objects;

@@ -16,10 +16,10 @@ use std::path::PathBuf;
 use serde_json::{json, Map, Value as J};
 
 use super::error::SkopsError;
-use super::json_text::JsonText;
 use super::npy::{dtype_from_json, npy_bytes, scalar_bytes, scalar_class};
 use super::trusted::trusted_by_default;
 use crate::convert::check::Arrays;
+use crate::convert::json_text::JsonText;
 use crate::extract::kind_of;
 use crate::limits::MAX_EXTRACT_DEPTH;
 

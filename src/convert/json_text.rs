@@ -1,8 +1,8 @@
-//! JSON text written as it is made: the `.skops` schema goes straight into
-//! one buffer instead of a tree of `serde_json` values that is serialized
-//! and dropped afterwards (a 300-tree forest's schema has 18,000 nodes;
-//! the tree cost a third of the conversion's time, docs/convert.md
-//! "Speed and memory").
+//! JSON text written as it is made: the `.skops` schema and the
+//! safetensors header go straight into one buffer instead of a tree of
+//! `serde_json` values that is serialized and dropped afterwards (a
+//! 300-tree forest's schema has 18,000 nodes; the tree cost a third of
+//! the conversion's time, docs/convert.md "Speed and memory").
 
 use serde_json::Value as J;
 
