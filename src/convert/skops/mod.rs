@@ -42,7 +42,6 @@ use schema::{Mapper, Source};
 
 use super::check::Arrays;
 use crate::extract::arena::{Arena, RegionReader};
-use crate::extract::store::Store;
 use crate::policy::Policy;
 use crate::rules::{Levels, Severity};
 use crate::scan::LibraryVersion;
@@ -92,12 +91,8 @@ fn write_skops_here(input: &Path, out: &Path, policy: &Policy, levels: &Levels) 
     let scratch = super::Staging::new(out)?;
     // Every array as a whole `.npy` file, back to back in one arena file:
     // an archive member is then one region of it, copied as it is.
-    let arena_path = scratch.dir.join("arrays.arena");
-    let arena = File::options().read(true).write(true).create_new(true).open(&arena_path)?;
-    let store = Store::with_arena(scratch.dir.clone(), Arena::with_headers(arena))?;
-    let (ex, arena) = crate::extract::extract_with_store(input, store, policy, levels)?;
-    let arena = arena.ok_or_else(|| io::Error::other("the extraction kept no arena"))?;
-    let arrays = Arrays { file: &File::open(&arena_path)?, regions: &arena.regions, headers: true };
+    let (ex, arena) = scratch.extract(input, Arena::with_headers(scratch.create_arena()?), policy, levels)?;
+    let arrays = Arrays { file: &File::open(scratch.arena_path())?, regions: &arena.regions, headers: true };
     if ex.max_severity.is_some_and(|s| s >= super::REFUSE_AT) {
         let errors: Vec<&J> = ex.doc["findings"]
             .as_array()
