@@ -206,14 +206,8 @@ impl<'d> Mapper<'d> {
         }
         let mut file = npy_header(dtype, fortran, shape);
         file.extend_from_slice(&bytes);
-        let member = self.member_name("npy");
-        self.members.push((member.clone(), Source::Bytes(file)));
         self.closed(|m| {
-            m.open("ndarray", "numpy", "NdArrayNode");
-            m.key("type");
-            m.out.raw("\"numpy\"");
-            m.key("file");
-            m.out.string(&member);
+            m.npy_node("ndarray", "numpy", Source::Bytes(file));
             Ok(())
         })
     }

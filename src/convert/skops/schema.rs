@@ -315,6 +315,18 @@ impl<'d> Mapper<'d> {
             .ok_or_else(|| self.unsupported(format!("an array whose data was not written ({file})")))
     }
 
+    /// Opens an `NdArrayNode` of class `module.class` whose data is a new
+    /// `.npy` member of the archive, copied from `src`.
+    pub fn npy_node(&mut self, class: &str, module: &str, src: Source) {
+        let member = self.member_name("npy");
+        self.open(class, module, "NdArrayNode");
+        self.key("type");
+        self.out.raw("\"numpy\"");
+        self.key("file");
+        self.out.string(&member);
+        self.members.push((member, src));
+    }
+
     /// A new archive member name with extension `ext`.
     pub fn member_name(&self, ext: &str) -> String {
         format!("{}.{ext}", self.members.len())
@@ -440,14 +452,8 @@ impl<'d> Mapper<'d> {
             other => return Err(self.unsupported(format!("an array of class {other}"))),
         };
         if let Some(file) = o.get("file").and_then(J::as_str) {
-            let member = self.member_name("npy");
             let (start, end) = self.array_region(file)?;
-            self.members.push((member.clone(), Source::Region(start, end)));
-            self.open(name, module, "NdArrayNode");
-            self.key("type");
-            self.out.raw("\"numpy\"");
-            self.key("file");
-            self.out.string(&member);
+            self.npy_node(name, module, Source::Region(start, end));
             return Ok(());
         }
         let items = o.get("items").and_then(J::as_array).ok_or_else(|| self.unsupported("an array with no data"))?;
@@ -527,13 +533,7 @@ impl<'d> Mapper<'d> {
         if bytes.len() as u64 != dtype.itemsize() {
             return Err(self.unsupported(format!("a numpy scalar of dtype {descr} with {} bytes", bytes.len())));
         }
-        let member = self.member_name("npy");
-        self.members.push((member.clone(), Source::Bytes(npy_bytes(&dtype, &[], &bytes))));
-        self.open(class, "numpy", "NdArrayNode");
-        self.key("type");
-        self.out.raw("\"numpy\"");
-        self.key("file");
-        self.out.string(&member);
+        self.npy_node(class, "numpy", Source::Bytes(npy_bytes(&dtype, &[], &bytes)));
         Ok(())
     }
 
@@ -544,16 +544,10 @@ impl<'d> Mapper<'d> {
         if dtype.is_object() && !matches!(dtype, crate::extract::dtype::Dtype::Object) {
             return Err(self.unsupported("a structured dtype with object fields"));
         }
-        let member = self.member_name("npy");
-        self.members.push((member.clone(), Source::Bytes(npy_bytes(&dtype, &[0], &[]))));
         self.open("dtype", "numpy", "DTypeNode");
         self.key("content");
         self.closed(|m| {
-            m.open("ndarray", "numpy", "NdArrayNode");
-            m.key("type");
-            m.out.raw("\"numpy\"");
-            m.key("file");
-            m.out.string(&member);
+            m.npy_node("ndarray", "numpy", Source::Bytes(npy_bytes(&dtype, &[0], &[])));
             Ok(())
         })
     }
