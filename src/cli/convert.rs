@@ -7,7 +7,8 @@ use clap::{Args, ValueEnum};
 
 use super::policy::PolicyArgs;
 use super::{EXIT_CLEAN, EXIT_ERROR, EXIT_FINDINGS};
-use pkinspect::convert::skops::write_skops;
+use pkinspect::convert::check::Inconsistency;
+use pkinspect::convert::skops::{write_skops, SkopsError};
 use pkinspect::convert::{self, ConvertError, Outcome, Target};
 use pkinspect::extract::ValueError;
 use pkinspect::policy::Policy;
@@ -91,30 +92,9 @@ impl Opts {
                 }
                 Ok(EXIT_CLEAN)
             }
-            Ok(Outcome::Refused { findings, errors }) => {
-                eprintln!(
-                    "error: {shown}: refused: the scan found {} finding(s); nothing written \
-                     (run `pkinspect scan` for details)",
-                    findings.len()
-                );
-                for f in &findings {
-                    eprintln!("  {}", finding_line(f));
-                }
-                print_errors(&shown, &errors);
-                Ok(EXIT_FINDINGS)
-            }
-            Ok(Outcome::Inconsistent(found)) => {
-                eprintln!("error: {shown}: refused: {} inconsistent value(s); nothing written", found.len());
-                for f in &found {
-                    eprintln!("  {}", escape_for_terminal(&f.to_string()));
-                }
-                Ok(EXIT_FINDINGS)
-            }
-            Err(ConvertError::Values(errors)) => {
-                print_errors(&shown, &errors);
-                eprintln!("error: {shown}: {} value(s) could not be extracted; nothing written", errors.len());
-                Ok(EXIT_ERROR)
-            }
+            Ok(Outcome::Refused { findings, errors }) => Ok(print_refused(&shown, &findings, &errors)),
+            Ok(Outcome::Inconsistent(found)) => Ok(print_inconsistent(&shown, &found)),
+            Err(ConvertError::Values(errors)) => Ok(print_unextracted(&shown, &errors)),
             Err(e) => {
                 eprintln!("error: {shown}: {}; nothing written", escape_for_terminal(&e.to_string()));
                 Ok(EXIT_ERROR)
@@ -127,8 +107,12 @@ impl Opts {
     /// `--to skops`: the report says which scikit-learn version wrote the
     /// model and which types `skops.io.load` will ask to trust.
     fn run_skops(&self, policy: &Policy, levels: &Levels) -> anyhow::Result<u8> {
+        let shown = self.file.display().to_string();
         let report = match write_skops(&self.file, &self.out, policy, levels) {
             Ok(r) => r,
+            Err(SkopsError::Refused { findings, errors }) => return Ok(print_refused(&shown, &findings, &errors)),
+            Err(SkopsError::Inconsistent(found)) => return Ok(print_inconsistent(&shown, &found)),
+            Err(SkopsError::Extract(errors)) => return Ok(print_unextracted(&shown, &errors)),
             Err(e) => {
                 let msg = escape_for_terminal(&e.to_string());
                 eprintln!("error: {}: {msg}; nothing written", self.file.display());
@@ -166,6 +150,52 @@ impl Opts {
     }
 }
 
+/// Findings (or value errors) listed when a file is not converted; a file
+/// can hold thousands, and `pkinspect scan` lists them all.
+const SHOWN: usize = 10;
+
+/// A file the scan did not pass: its findings (and values that could not
+/// be extracted), the same for every target. Returns the exit status.
+fn print_refused(shown: &str, findings: &[serde_json::Value], errors: &[ValueError]) -> u8 {
+    eprintln!(
+        "error: {shown}: refused: the scan found {} finding(s); nothing written \
+         (run `pkinspect scan` for details)",
+        findings.len()
+    );
+    // The most severe first (those that refuse the file), in file order.
+    let rank = |f: &&serde_json::Value| match f.get("severity").and_then(|v| v.as_str()) {
+        Some("error") => 0,
+        Some("warning") => 1,
+        _ => 2,
+    };
+    let mut ordered: Vec<&serde_json::Value> = findings.iter().collect();
+    ordered.sort_by_key(rank);
+    for f in ordered.iter().take(SHOWN) {
+        eprintln!("  {}", finding_line(f));
+    }
+    if findings.len() > SHOWN {
+        eprintln!("  ... and {} more finding(s)", findings.len() - SHOWN);
+    }
+    print_errors(shown, errors);
+    EXIT_FINDINGS
+}
+
+/// State that would load but is inconsistent, one value a line.
+fn print_inconsistent(shown: &str, found: &[Inconsistency]) -> u8 {
+    eprintln!("error: {shown}: refused: {} inconsistent value(s); nothing written", found.len());
+    for f in found {
+        eprintln!("  {}", escape_for_terminal(&f.to_string()));
+    }
+    EXIT_FINDINGS
+}
+
+/// Values the extraction could not rebuild, each with its offset.
+fn print_unextracted(shown: &str, errors: &[ValueError]) -> u8 {
+    print_errors(shown, errors);
+    eprintln!("error: {shown}: {} value(s) could not be extracted; nothing written", errors.len());
+    EXIT_ERROR
+}
+
 /// One finding of the document, on one line.
 fn finding_line(f: &serde_json::Value) -> String {
     let text = |k: &str| f.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_string();
@@ -180,7 +210,10 @@ fn finding_line(f: &serde_json::Value) -> String {
 }
 
 fn print_errors(shown: &str, errors: &[ValueError]) {
-    for e in errors {
+    if errors.len() > SHOWN {
+        eprintln!("error: {shown}: {} value(s) could not be extracted; the first {SHOWN}:", errors.len());
+    }
+    for e in errors.iter().take(SHOWN) {
         let member = e.member.as_deref().map(|m| format!(" (member {m})")).unwrap_or_default();
         eprintln!("error: {shown}{member} at offset {}: {}", e.offset, escape_for_terminal(&e.error.to_string()));
     }

@@ -5,6 +5,10 @@
 use std::fmt;
 use std::io;
 
+use serde_json::Value as J;
+
+use crate::extract::ValueError;
+
 /// A problem found by the semantic checks: state that would load but is
 /// inconsistent (docs/convert.md "skops", "Semantic checks").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,17 +31,17 @@ impl fmt::Display for Inconsistency {
 pub enum SkopsError {
     /// Reading the input or writing the output failed.
     Io(io::Error),
-    /// The scan found something at or above `error` (a dangerous import or
-    /// call): the file is not converted.
-    Dangerous {
-        /// How many such findings.
-        count: usize,
-        /// The first one, as the scan words it.
-        first: String,
+    /// The scan did not pass the file (a finding at or above
+    /// [`REFUSE_AT`](crate::convert::REFUSE_AT)): it is not converted.
+    Refused {
+        /// The scan's findings, as in the `extract` document.
+        findings: Vec<J>,
+        /// Values that could not be extracted.
+        errors: Vec<ValueError>,
     },
     /// Values the extraction could not rebuild (each with its offset and
     /// archive member).
-    Extract(Vec<String>),
+    Extract(Vec<ValueError>),
     /// The file holds no pickle, or more than one object graph.
     Pickles(usize),
     /// A value skops cannot express (a call, a custom class, a lambda, a
@@ -59,7 +63,7 @@ impl SkopsError {
     /// inconsistent state): exit status 1, as a scan finding. Everything
     /// else is an error (exit status 2).
     pub fn is_refusal(&self) -> bool {
-        matches!(self, SkopsError::Dangerous { .. } | SkopsError::Inconsistent(_))
+        matches!(self, SkopsError::Refused { .. } | SkopsError::Inconsistent(_))
     }
 }
 
@@ -67,11 +71,16 @@ impl fmt::Display for SkopsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SkopsError::Io(e) => write!(f, "{e}"),
-            SkopsError::Dangerous { count, first } => {
-                write!(f, "refused: the scan found {count} finding(s) at or above warning, first: {first}")
+            SkopsError::Refused { findings, .. } => {
+                write!(f, "refused: the scan found {} finding(s)", findings.len())
             }
             SkopsError::Extract(errors) => {
-                write!(f, "{} value(s) could not be extracted: {}", errors.len(), errors.join("; "))
+                write!(f, "{} value(s) could not be extracted", errors.len())?;
+                for e in errors {
+                    let member = e.member.as_deref().map(|m| format!(" (member {m})")).unwrap_or_default();
+                    write!(f, "; offset {}{member}: {}", e.offset, e.error)?;
+                }
+                Ok(())
             }
             SkopsError::Pickles(0) => write!(f, "the file holds no pickle to convert"),
             SkopsError::Pickles(n) => write!(f, "the file holds {n} pickles; a .skops file holds one object"),

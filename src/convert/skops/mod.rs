@@ -43,7 +43,7 @@ use schema::{Mapper, Source};
 use super::check::Arrays;
 use crate::extract::arena::{Arena, RegionReader};
 use crate::policy::Policy;
-use crate::rules::{Levels, Severity};
+use crate::rules::Levels;
 use crate::scan::LibraryVersion;
 
 /// The skops protocol the files are written for.
@@ -94,23 +94,11 @@ fn write_skops_here(input: &Path, out: &Path, policy: &Policy, levels: &Levels) 
     let (ex, arena) = scratch.extract(input, Arena::with_headers(scratch.create_arena()?), policy, levels)?;
     let arrays = Arrays { file: &File::open(scratch.arena_path())?, regions: &arena.regions, headers: true };
     if ex.max_severity.is_some_and(|s| s >= super::REFUSE_AT) {
-        let errors: Vec<&J> = ex.doc["findings"]
-            .as_array()
-            .map(|f| f.iter().filter(|x| severity_of(x).is_some_and(|s| s >= super::REFUSE_AT)).collect())
-            .unwrap_or_default();
-        let first = errors.first().and_then(|f| f["message"].as_str()).unwrap_or("").to_string();
-        return Err(SkopsError::Dangerous { count: errors.len().max(1), first });
+        let findings = ex.doc.get("findings").and_then(J::as_array).cloned().unwrap_or_default();
+        return Err(SkopsError::Refused { findings, errors: ex.errors });
     }
     if !ex.errors.is_empty() {
-        let list = ex
-            .errors
-            .iter()
-            .map(|e| {
-                let member = e.member.as_deref().map(|m| format!(" (member {m})")).unwrap_or_default();
-                format!("offset {}{member}: {}", e.offset, e.error)
-            })
-            .collect();
-        return Err(SkopsError::Extract(list));
+        return Err(SkopsError::Extract(ex.errors));
     }
     let pickles = ex.doc["pickles"].as_array().map(Vec::as_slice).unwrap_or(&[]);
     let [pickle] = pickles else { return Err(SkopsError::Pickles(pickles.len())) };
@@ -181,9 +169,4 @@ fn write_archive(out: &Path, schema: &[u8], members: &[(String, Source)], arena:
     })()?;
     tmp.persist(out)?;
     Ok(r)
-}
-
-/// The severity of one of the document's findings.
-fn severity_of(finding: &J) -> Option<Severity> {
-    serde_json::from_value(finding["severity"].clone()).ok()
 }
