@@ -27,7 +27,7 @@ use std::io::{self, BufReader, Read};
 
 use serde_json::{Map, Value as J};
 
-use super::skops::npy::{dtype_from_json, skip_header};
+use super::skops::npy::dtype_from_json;
 pub use super::skops::Inconsistency;
 use crate::extract::arena::RegionReader;
 use crate::extract::dtype::Dtype;
@@ -50,15 +50,14 @@ const COUNTS: &[&str] = &["class_count_", "n_samples_seen_", "n_support_", "feat
 
 /// Where the extraction put the arrays: one arena file
 /// ([`crate::extract::arena::Arena`]), each array file name's `[start,
-/// end)` region holding its data alone or its whole `.npy` file.
+/// end)` region holding its data alone or its whole `.npy` file (the data
+/// last either way).
 #[derive(Clone, Copy)]
 pub struct Arrays<'a> {
     /// The arena, open for reading.
     pub file: &'a File,
     /// Regions by array file name (`arrays/x.npy`).
     pub regions: &'a HashMap<String, (u64, u64)>,
-    /// Whether a region starts with the `.npy` header.
-    pub headers: bool,
 }
 
 /// Runs every check on the document value `root`, reading arrays from
@@ -290,20 +289,23 @@ impl Checker<'_> {
     /// Calls `f(index, item bytes)` for every item of an extracted array.
     fn each_item(&self, a: &Arr<'_>, mut f: impl FnMut(u64, &[u8])) -> std::io::Result<()> {
         let arrays = self.arrays;
-        let Some(&region) = arrays.regions.get(a.file) else {
+        let Some(&(start, end)) = arrays.regions.get(a.file) else {
             return Err(io::Error::new(io::ErrorKind::NotFound, format!("{} was not written", a.file)));
         };
-        let region = RegionReader::new(arrays.file, region);
-        let cap = usize::try_from(region.remaining()).unwrap_or(usize::MAX).clamp(1, 1 << 16);
-        let mut r = BufReader::with_capacity(cap, region);
-        if arrays.headers {
-            skip_header(&mut r)?;
-        }
         let size = a.dtype.itemsize() as usize;
         let Some(n) = a.shape.iter().try_fold(1u64, |x, &d| x.checked_mul(d)) else { return Ok(()) };
         if size > MAX_CHECKED_ITEM {
             return Ok(());
         }
+        // The data is the region's last n * size bytes, whether a `.npy`
+        // header comes before it (skops' arena) or not (safetensors').
+        let data = n.checked_mul(size as u64).and_then(|len| end.checked_sub(len)).filter(|&at| at >= start);
+        let Some(at) = data else {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{} is shorter than its shape", a.file)));
+        };
+        let region = RegionReader::new(arrays.file, (at, end));
+        let cap = usize::try_from(region.remaining()).unwrap_or(usize::MAX).clamp(1, 1 << 16);
+        let mut r = BufReader::with_capacity(cap, region);
         let mut buf = vec![0u8; size.max(1)];
         for i in 0..n {
             r.read_exact(&mut buf[..size])?;

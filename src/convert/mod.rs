@@ -239,7 +239,7 @@ pub(crate) fn convert_file_sized(
         None => ArenaData { path: staged_arena.clone(), regions: &arena.regions, reserved: 0 },
     };
     let arena_file = File::open(&arena_data.path).map_err(ConvertError::Output)?;
-    let arrays = check::Arrays { file: &arena_file, regions: arena_data.regions, headers: false };
+    let arrays = check::Arrays { file: &arena_file, regions: arena_data.regions };
     let pickles = ex.doc.get("pickles").and_then(J::as_array).map(Vec::as_slice).unwrap_or(&[]);
     let found: Vec<_> = pickles.iter().flat_map(|p| check::check(&p["root"], arrays)).collect();
     if !found.is_empty() {

@@ -22,10 +22,10 @@ use crate::vm::{Sink, ValueId, View};
 const TMP_PREFIX: &str = ".pkinspect-tmp-";
 
 /// The write buffer of one array or blob file. Small enough to come from
-/// the system allocator's heap (a block of [`crate::limits`]-sized
-/// megabytes would be a fresh mapping per array: a model of 1,200 small
-/// arrays paid about 10 ms for them); a write larger than the buffer goes
-/// straight to the file.
+/// the system allocator's heap: the binary's allocator (src/hugealloc.rs)
+/// maps a block of 1 MiB or more afresh, huge-page aligned, and a model of
+/// 1,200 small arrays paid about 10 ms for 1 MiB buffers. A write larger
+/// than the buffer goes straight to the file.
 const WRITE_BUFFER: usize = 64 << 10;
 
 /// A joblib payload written during the scan.

@@ -68,18 +68,19 @@ pub(super) fn write(
 /// in the file's order, and each reads the same records.
 #[derive(Default)]
 struct LastRead {
-    region: (u64, u64),
+    /// The region `data` holds (`None` while it holds none).
+    region: Option<(u64, u64)>,
     data: Vec<u8>,
 }
 
 impl LastRead {
     /// The bytes `[start, end)` of `f`, read unless they are the last read.
     fn get(&mut self, f: &File, (start, end): (u64, u64)) -> io::Result<&[u8]> {
-        if self.region != (start, end) || self.data.len() as u64 != end - start {
-            self.region = (0, 0);
+        if self.region != Some((start, end)) {
+            self.region = None;
             self.data.resize((end - start) as usize, 0);
             f.read_exact_at(&mut self.data, start)?;
-            self.region = (start, end);
+            self.region = Some((start, end));
         }
         Ok(&self.data)
     }
@@ -221,6 +222,9 @@ fn write_tensor(
     if in_bytes <= SMALL && !transpose {
         // One positional read (kept for the array's next field), no seek.
         let data = last.get(f, (start, len)).map_err(staged)?;
+        if as_stored(t) {
+            return w.write_all(data).map_err(ConvertError::Output);
+        }
         let mut buf = Vec::with_capacity((count * t.field_size) as usize);
         select(data, t, &mut buf);
         return w.write_all(&buf).map_err(ConvertError::Output);

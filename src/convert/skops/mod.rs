@@ -92,7 +92,7 @@ fn write_skops_here(input: &Path, out: &Path, policy: &Policy, levels: &Levels) 
     // Every array as a whole `.npy` file, back to back in one arena file:
     // an archive member is then one region of it, copied as it is.
     let (ex, arena) = scratch.extract(input, Arena::with_headers(scratch.create_arena()?), policy, levels)?;
-    let arrays = Arrays { file: &File::open(scratch.arena_path())?, regions: &arena.regions, headers: true };
+    let arrays = Arrays { file: &File::open(scratch.arena_path())?, regions: &arena.regions };
     if ex.max_severity.is_some_and(|s| s >= super::REFUSE_AT) {
         let findings = ex.doc.get("findings").and_then(J::as_array).cloned().unwrap_or_default();
         return Err(SkopsError::Refused { findings, errors: ex.errors });

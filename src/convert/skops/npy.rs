@@ -1,16 +1,15 @@
 //! The `.npy` side of a `.skops` file: dtypes read back from the extraction
 //! document's descriptors (docs/extract.md "dtypes"), 0-d `.npy` files for
 //! numpy scalars and empty arrays for `numpy.dtype` values (how skops
-//! stores both, shared/FORMATS.md §5.1), `.npz` files for scipy sparse
-//! matrices, and the data offset of an extracted `.npy` so the semantic
-//! checks can read its items.
+//! stores both, shared/FORMATS.md §5.1) and `.npz` files for scipy sparse
+//! matrices.
 
 use std::io::{self, Read, Write};
 
 use serde_json::Value as J;
 
 use crate::extract::dtype::{npy_header, Dtype, Field};
-use crate::limits::{MAX_DTYPE_DEPTH, MAX_DTYPE_FIELDS, MAX_NPY_HEADER};
+use crate::limits::{MAX_DTYPE_DEPTH, MAX_DTYPE_FIELDS};
 
 /// The dtype a document descriptor names (`"<f8"`, `"|O"`, a list of
 /// `[name, descr]` / `[name, descr, shape]` fields with padding explicit).
@@ -160,34 +159,6 @@ pub fn npy_bytes(dtype: &Dtype, shape: &[u64], data: &[u8]) -> Vec<u8> {
     let mut out = npy_header(dtype, false, shape);
     out.extend_from_slice(data);
     out
-}
-
-/// Reads past an `.npy` preamble and header, leaving `r` at the data.
-///
-/// # Errors
-///
-/// When the file is not an `.npy` file or its header is over
-/// [`MAX_NPY_HEADER`].
-pub fn skip_header(r: &mut impl Read) -> io::Result<()> {
-    let mut head = [0u8; 12];
-    r.read_exact(&mut head[..10])?;
-    if &head[..6] != b"\x93NUMPY" {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "not an .npy file"));
-    }
-    let len = if head[6] == 1 {
-        u64::from(u16::from_le_bytes([head[8], head[9]]))
-    } else {
-        r.read_exact(&mut head[10..12])?;
-        u64::from(u32::from_le_bytes([head[8], head[9], head[10], head[11]]))
-    };
-    if len > MAX_NPY_HEADER as u64 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "npy header too long"));
-    }
-    let skipped = io::copy(&mut r.take(len), &mut io::sink())?;
-    if skipped != len {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the .npy header is cut short"));
-    }
-    Ok(())
 }
 
 /// Writes an `.npz` archive (stored members, as scipy's `save_npz` with
